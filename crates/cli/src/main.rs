@@ -1,0 +1,78 @@
+//! `pixseal`: the command-line entry point (SPEC §3). Parses arguments, loads the configuration
+//! and dispatches to one module per command.
+
+mod cmd;
+mod config;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes of SPEC §3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    Ok = 0,
+    Usage = 1,
+    Rejected = 2,
+    Internal = 3,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pixseal",
+    version,
+    about = "Verify and stamp photos without keeping them."
+)]
+struct Cli {
+    /// Configuration file (default: ./pixseal.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory for the embedded defaults (overrides data_dir / PIXSEAL_DATA_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// One JSON object per input, one per line, on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Decode, orient, convert to sRGB, strip all metadata and re-encode images.
+    Sanitize(cmd::sanitize::Args),
+}
+
+fn main() -> ExitCode {
+    // Panics are caught per input and reported as `internal`; the default hook's message could
+    // carry data, so it is replaced by a silent one.
+    std::panic::set_hook(Box::new(|_| {}));
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                Outcome::Usage
+            } else {
+                Outcome::Ok
+            };
+            let _ = e.print();
+            return ExitCode::from(code as u8);
+        }
+    };
+    let mut config = match config::Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error[config]: {e:#}");
+            return ExitCode::from(Outcome::Usage as u8);
+        }
+    };
+    if let Some(d) = cli.data_dir {
+        config.data_dir = d;
+    }
+    let outcome = match cli.command {
+        Command::Sanitize(args) => cmd::sanitize::run(&config, args, cli.json),
+    };
+    ExitCode::from(outcome as u8)
+}

@@ -1,0 +1,74 @@
+//! Per-input results on stdout (human or `--json` lines) and `error[code]: message` on stderr,
+//! written whole-line under a lock so parallel workers never interleave.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use indicatif::ProgressBar;
+use serde_json::{Map, Value, json};
+
+pub struct Reporter {
+    json: bool,
+    lock: Mutex<()>,
+    progress: Option<ProgressBar>,
+}
+
+impl Reporter {
+    pub fn new(json: bool, progress: Option<ProgressBar>) -> Self {
+        Reporter {
+            json,
+            lock: Mutex::new(()),
+            progress,
+        }
+    }
+
+    /// One successful input: `fields` are added to the JSON object after input/status/output.
+    pub fn ok(&self, input: &str, output: &str, human: &str, fields: Map<String, Value>) {
+        let line = if self.json {
+            let mut o = Map::new();
+            o.insert("input".into(), json!(input));
+            o.insert("status".into(), json!("ok"));
+            o.insert("output".into(), json!(output));
+            o.extend(fields);
+            Value::Object(o).to_string()
+        } else {
+            human.to_string()
+        };
+        self.emit(Some(line), None);
+    }
+
+    /// One refused or failed input.
+    pub fn error(&self, input: &str, code: &str, message: &str) {
+        let out = self.json.then(|| {
+            json!({"input": input, "status": "error", "code": code, "message": message}).to_string()
+        });
+        self.emit(out, Some(format!("error[{code}]: {input}: {message}")));
+    }
+
+    fn emit(&self, out: Option<String>, err: Option<String>) {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let write = || {
+            if let Some(l) = &out {
+                let mut s = std::io::stdout().lock();
+                let _ = writeln!(s, "{l}");
+                let _ = s.flush();
+            }
+            if let Some(l) = &err {
+                let _ = writeln!(std::io::stderr().lock(), "{l}");
+            }
+        };
+        match &self.progress {
+            Some(p) => {
+                p.suspend(write);
+                p.inc(1);
+            }
+            None => write(),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(p) = &self.progress {
+            p.finish_and_clear();
+        }
+    }
+}

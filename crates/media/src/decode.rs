@@ -1,0 +1,209 @@
+//! Bounded decoding: JPEG through libjpeg-turbo, the other formats through the `image` crate
+//! with allocation limits. Header limits are enforced before either is called.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageError};
+
+use crate::jpeg::{self, JpegHeader, check_dimensions};
+use crate::{Format, IngestError, Limits, Pixels, orient};
+
+/// The raw decode result: pixels as stored, and what must still be applied to them.
+pub struct RawDecode {
+    pub pixels: Pixels,
+    pub orientation: u8,
+    pub icc: Option<Vec<u8>>,
+    pub frames: u64,
+}
+
+/// JPEG decode into `buf` (reused), optionally shrunk on load by a DCT scaling factor so the
+/// long edge stays at or above `min_long_edge`.
+pub fn jpeg(
+    dec: &mut turbojpeg::Decompressor,
+    input: &[u8],
+    header: &JpegHeader,
+    limits: &Limits,
+    min_long_edge: Option<u32>,
+    mut buf: Vec<u8>,
+) -> Result<RawDecode, IngestError> {
+    let orientation = header
+        .exif
+        .clone()
+        .map(|r| orient::exif_orientation(&input[r]))
+        .unwrap_or(1);
+    let icc = header.icc_profile(input);
+    dec.set_scan_limit(limits.max_jpeg_scans)
+        .map_err(jpeg::map_turbo_error)?;
+    let long = header.width.max(header.height) as usize;
+    let mut factor = turbojpeg::ScalingFactor::ONE;
+    if let Some(edge) = min_long_edge {
+        for denom in [2usize, 4, 8] {
+            if long.div_ceil(denom) >= edge as usize {
+                factor = turbojpeg::ScalingFactor::new(1, denom);
+            }
+        }
+    }
+    dec.set_scaling_factor(factor)
+        .map_err(jpeg::map_turbo_error)?;
+    let th = dec.read_header(input).map_err(jpeg::map_turbo_error)?;
+    if th.width != header.width as usize || th.height != header.height as usize {
+        return Err(IngestError::corrupt(
+            "JPEG frame headers disagree about the size",
+        ));
+    }
+    let (w, h) = (factor.scale(th.width), factor.scale(th.height));
+    let cmyk = header.components == 4;
+    let (fmt, ch) = if cmyk {
+        (turbojpeg::PixelFormat::CMYK, 4)
+    } else {
+        (turbojpeg::PixelFormat::RGB, 3)
+    };
+    let len = w * h * ch;
+    if buf.len() < len {
+        buf.resize(len, 0);
+    } else {
+        buf.truncate(len);
+    }
+    let img = turbojpeg::Image {
+        pixels: &mut buf[..],
+        width: w,
+        pitch: w * ch,
+        height: h,
+        format: fmt,
+    };
+    match dec.decompress(input, img) {
+        Ok(()) => {}
+        Err(e) if jpeg::is_benign_warning(&e) => {}
+        Err(e) => return Err(jpeg::map_turbo_error(e)),
+    }
+    let mut pixels = Pixels {
+        width: w as u32,
+        height: h as u32,
+        channels: ch as u8,
+        data: buf,
+    };
+    if cmyk {
+        cmyk_to_rgb(&mut pixels, header.adobe_transform.is_some());
+    }
+    Ok(RawDecode {
+        pixels,
+        orientation,
+        icc,
+        frames: 1,
+    })
+}
+
+/// Naive CMYK → RGB (CMYK ICC profiles are not applied). Adobe files store inverted values.
+fn cmyk_to_rgb(px: &mut Pixels, adobe_inverted: bool) {
+    let n = px.width as usize * px.height as usize;
+    for i in 0..n {
+        let s = &px.data[4 * i..4 * i + 4];
+        let (c, m, y, k) = if adobe_inverted {
+            (s[0] as u32, s[1] as u32, s[2] as u32, s[3] as u32)
+        } else {
+            (
+                255 - s[0] as u32,
+                255 - s[1] as u32,
+                255 - s[2] as u32,
+                255 - s[3] as u32,
+            )
+        };
+        // Here c/m/y/k are "amount of light", 255 = no ink.
+        let (r, g, b) = (
+            (c * k / 255) as u8,
+            (m * k / 255) as u8,
+            (y * k / 255) as u8,
+        );
+        px.data[3 * i] = r;
+        px.data[3 * i + 1] = g;
+        px.data[3 * i + 2] = b;
+    }
+    px.data.truncate(3 * n);
+    px.channels = 3;
+}
+
+/// Decode PNG, GIF (first frame), WebP (first frame) or TIFF (first page) with the `image` crate.
+pub fn generic(
+    input: &[u8],
+    format: Format,
+    limits: &Limits,
+    frames: u64,
+) -> Result<RawDecode, IngestError> {
+    let image_format = match format {
+        Format::Png => image::ImageFormat::Png,
+        Format::Gif => image::ImageFormat::Gif,
+        Format::WebP => image::ImageFormat::WebP,
+        Format::Tiff => image::ImageFormat::Tiff,
+        Format::Jpeg => image::ImageFormat::Jpeg,
+    };
+    let mut reader = image::ImageReader::with_format(Cursor::new(input), image_format);
+    let mut l = image::Limits::default();
+    l.max_image_width = Some(limits.max_side);
+    l.max_image_height = Some(limits.max_side);
+    l.max_alloc = Some(limits.max_alloc());
+    reader.limits(l);
+    let mut decoder = reader.into_decoder().map_err(map_image_error)?;
+    let (w, h) = decoder.dimensions();
+    check_dimensions(w as u64, h as u64, frames, limits)?;
+    let orientation = decoder
+        .orientation()
+        .map(orient::orientation_to_u8)
+        .unwrap_or(1);
+    let icc = decoder.icc_profile().ok().flatten();
+    let img = DynamicImage::from_decoder(decoder).map_err(map_image_error)?;
+    let pixels = if img.color().has_alpha() {
+        let b = img.into_rgba8();
+        Pixels {
+            width: b.width(),
+            height: b.height(),
+            channels: 4,
+            data: b.into_raw(),
+        }
+    } else {
+        let b = img.into_rgb8();
+        Pixels {
+            width: b.width(),
+            height: b.height(),
+            channels: 3,
+            data: b.into_raw(),
+        }
+    };
+    Ok(RawDecode {
+        pixels,
+        orientation,
+        icc,
+        frames,
+    })
+}
+
+fn map_image_error(e: ImageError) -> IngestError {
+    match e {
+        ImageError::Limits(l) => match l.kind() {
+            image::error::LimitErrorKind::DimensionError => {
+                IngestError::corrupt("image dimensions rejected by the decoder limits")
+            }
+            _ => IngestError::DecodeTooCostly(format!("decoder memory limit reached: {l}")),
+        },
+        ImageError::Unsupported(u) => {
+            IngestError::UnsupportedFormat(format!("image variant not supported: {u}"))
+        }
+        ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            IngestError::truncated("image")
+        }
+        other => {
+            let msg = other.to_string();
+            let lower = msg.to_ascii_lowercase();
+            if lower.contains("eof")
+                || lower.contains("end of file")
+                || lower.contains("unexpected end")
+                || lower.contains("not enough")
+                || lower.contains("truncat")
+                || lower.contains("no more data")
+            {
+                IngestError::truncated("image")
+            } else {
+                IngestError::corrupt(msg)
+            }
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! pixseal-media: the in-memory ingest pipeline (SPEC §1 sniff → decode → orient → colour →
+//! scrub → encode). Bytes in, bytes out: this crate opens no file and writes nothing anywhere.
+
+pub mod colour;
+mod decode;
+pub mod encode;
+mod error;
+pub mod jpeg;
+mod limits;
+pub mod orient;
+mod pipeline;
+mod pixels;
+pub mod probe;
+pub mod resize;
+mod sniff;
+
+pub use colour::ColourOutcome;
+pub use encode::OutputFormat;
+pub use error::IngestError;
+pub use limits::{AnimatedPolicy, Limits};
+pub use pipeline::{Decoded, Options, Pipeline, Sanitized};
+pub use pixels::Pixels;
+pub use sniff::{Format, sniff};

@@ -1,0 +1,188 @@
+//! The whole ingest flow for one input held in memory: sniff → limits → decode → orient →
+//! colour → resize → encode. Buffers and codec handles are kept for the next input.
+
+use fast_image_resize::Resizer;
+
+use crate::colour::{self, ColourOutcome};
+use crate::decode::{self, RawDecode};
+use crate::encode::{Encoder, OutputFormat};
+use crate::{Format, IngestError, Limits, Pixels, jpeg, orient, probe, resize, sniff};
+
+/// Choices for one sanitize run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Output format; `None` picks JPEG, or PNG when the picture has real transparency.
+    pub format: Option<OutputFormat>,
+    /// Encoder quality 1–100 (JPEG, WebP).
+    pub quality: u8,
+    /// Downscale so the long edge is at most this many pixels.
+    pub max_edge: Option<u32>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            format: None,
+            quality: 85,
+            max_edge: None,
+        }
+    }
+}
+
+/// An upright, sRGB, metadata-free picture and where it came from.
+#[derive(Debug)]
+pub struct Decoded {
+    pub pixels: Pixels,
+    pub input_format: Format,
+    /// EXIF orientation that was applied (1 = none).
+    pub orientation: u8,
+    pub colour: ColourOutcome,
+    /// Frames in the input (only the first is kept).
+    pub frames: u64,
+}
+
+/// A sanitized output.
+#[derive(Debug)]
+pub struct Sanitized {
+    pub bytes: Vec<u8>,
+    pub format: OutputFormat,
+    pub width: u32,
+    pub height: u32,
+    pub input_format: Format,
+    pub orientation: u8,
+    pub colour: ColourOutcome,
+    pub frames: u64,
+}
+
+/// One worker's pipeline. Not shared between threads: give each worker its own.
+pub struct Pipeline {
+    limits: Limits,
+    jpeg: Option<turbojpeg::Decompressor>,
+    encoder: Encoder,
+    resizer: Resizer,
+    spare: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Pipeline {
+    pub fn new(limits: Limits) -> Self {
+        Pipeline {
+            limits,
+            jpeg: None,
+            encoder: Encoder::new(),
+            resizer: Resizer::new(),
+            spare: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Sniff, check limits, decode, orient, convert to sRGB and fit `max_edge`.
+    pub fn decode(&mut self, input: &[u8], max_edge: Option<u32>) -> Result<Decoded, IngestError> {
+        let limits = self.limits;
+        if input.len() as u64 > limits.max_file_bytes {
+            return Err(IngestError::FileTooLarge {
+                size: input.len() as u64,
+                limit: limits.max_file_bytes,
+            });
+        }
+        let format = sniff(input)?;
+        let raw: RawDecode = match format {
+            Format::Jpeg => {
+                let header = jpeg::walk(input, &limits)?;
+                let dec = match &mut self.jpeg {
+                    Some(d) => d,
+                    slot => slot.insert(
+                        turbojpeg::Decompressor::new()
+                            .map_err(|e| IngestError::Internal(e.to_string()))?,
+                    ),
+                };
+                let buf = std::mem::take(&mut self.spare);
+                decode::jpeg(dec, input, &header, &limits, max_edge, buf)?
+            }
+            Format::Png => {
+                let h = probe::png(input, &limits)?;
+                decode::generic(input, format, &limits, h.frames)?
+            }
+            Format::Gif => {
+                let h = probe::gif(input, &limits)?;
+                decode::generic(input, format, &limits, h.frames)?
+            }
+            Format::WebP => {
+                let h = probe::webp(input, &limits)?;
+                decode::generic(input, format, &limits, h.frames)?
+            }
+            Format::Tiff => decode::generic(input, format, &limits, 1)?,
+        };
+        let RawDecode {
+            mut pixels,
+            orientation,
+            icc,
+            frames,
+        } = raw;
+        let colour = colour::to_srgb(&mut pixels, icc.as_deref(), &mut self.scratch);
+        orient::apply(&mut pixels, orientation, &mut self.scratch);
+        if let Some(edge) = max_edge {
+            resize::fit(&mut self.resizer, &mut pixels, edge, &mut self.scratch)?;
+        }
+        Ok(Decoded {
+            pixels,
+            input_format: format,
+            orientation,
+            colour,
+            frames,
+        })
+    }
+
+    /// Encode pixels (alpha is dropped when fully opaque, flattened for JPEG).
+    pub fn encode(
+        &mut self,
+        pixels: &mut Pixels,
+        format: Option<OutputFormat>,
+        quality: u8,
+    ) -> Result<(Vec<u8>, OutputFormat), IngestError> {
+        pixels.drop_opaque_alpha();
+        let format = format.unwrap_or(if pixels.has_alpha() {
+            OutputFormat::Png
+        } else {
+            OutputFormat::Jpeg
+        });
+        let bytes = self.encoder.encode(pixels, format, quality)?;
+        Ok((bytes, format))
+    }
+
+    /// Give a finished picture's buffer back for the next decode.
+    pub fn recycle(&mut self, pixels: Pixels) {
+        if pixels.data.capacity() > self.spare.capacity() {
+            self.spare = pixels.data;
+        }
+    }
+
+    /// The whole job: input bytes in, clean output bytes out.
+    pub fn sanitize(&mut self, input: &[u8], opts: &Options) -> Result<Sanitized, IngestError> {
+        let d = self.decode(input, opts.max_edge)?;
+        let Decoded {
+            mut pixels,
+            input_format,
+            orientation,
+            colour,
+            frames,
+        } = d;
+        let (bytes, format) = self.encode(&mut pixels, opts.format, opts.quality)?;
+        let (width, height) = (pixels.width, pixels.height);
+        self.recycle(pixels);
+        Ok(Sanitized {
+            bytes,
+            format,
+            width,
+            height,
+            input_format,
+            orientation,
+            colour,
+            frames,
+        })
+    }
+}

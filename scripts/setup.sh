@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install what the build and the tests need (idempotent; quick when everything is present).
+# System: cmake + nasm (libjpeg-turbo is built from the vendored source with SIMD), exiftool
+# (metadata checks in tests). Python: Pillow + numpy (shared test tools).
+set -euo pipefail
+
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v nasm >/dev/null || need_apt+=(nasm)
+command -v exiftool >/dev/null || need_apt+=(libimage-exiftool-perl)
+if ((${#need_apt[@]})); then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null 2>&1 || {
+    $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null
+  }
+fi
+
+if ! python3 -c 'import PIL, numpy' 2>/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check pillow numpy
+fi

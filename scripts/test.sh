@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The one test command (README, CI): unit + integration tests of every crate, then the hostile
+# input check of ../shared/tools against the release binary when the shared tools are present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+cargo build --release --locked --bin pixseal
+cargo test --release --locked --workspace
+
+BIN="$CARGO_TARGET_DIR/release/pixseal"
+TOOLS="$(cd .. && pwd)/shared/tools"
+if [ -f "$TOOLS/make_bad_inputs.py" ]; then
+  BAD="$(mktemp -d /tmp/pixseal-bad.XXXXXX)"
+  trap 'rm -rf "$BAD"' EXIT
+  python3 "$TOOLS/make_bad_inputs.py" generate "$BAD" >/dev/null
+  python3 "$TOOLS/make_bad_inputs.py" check "$BAD" --batch -- "$BIN" sanitize '{in}' -o '{out}' --json
+else
+  echo "note: ../shared/tools not found; hostile-input check skipped (fixtures-based tests ran)"
+fi

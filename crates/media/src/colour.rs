@@ -17,6 +17,17 @@ pub enum ColourOutcome {
     Ignored,
 }
 
+impl ColourOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            ColourOutcome::NoProfile => "no_profile",
+            ColourOutcome::AlreadySrgb => "already_srgb",
+            ColourOutcome::Converted => "converted",
+            ColourOutcome::Ignored => "ignored",
+        }
+    }
+}
+
 fn text(t: &Option<ProfileText>) -> String {
     match t {
         Some(ProfileText::PlainString(s)) => s.clone(),

@@ -45,7 +45,9 @@ pub fn jpeg(
     }
     dec.set_scaling_factor(factor)
         .map_err(jpeg::map_turbo_error)?;
-    let th = dec.read_header(input).map_err(jpeg::map_turbo_error)?;
+    let th = dec
+        .read_header(&header.clean)
+        .map_err(jpeg::map_turbo_error)?;
     if th.width != header.width as usize || th.height != header.height as usize {
         return Err(IngestError::corrupt(
             "JPEG frame headers disagree about the size",
@@ -71,7 +73,7 @@ pub fn jpeg(
         height: h,
         format: fmt,
     };
-    match dec.decompress(input, img) {
+    match dec.decompress(&header.clean, img) {
         Ok(()) => {}
         Err(e) if jpeg::is_benign_warning(&e) => {}
         Err(e) => return Err(jpeg::map_turbo_error(e)),

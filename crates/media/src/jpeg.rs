@@ -19,6 +19,10 @@ pub struct JpegHeader {
     pub icc_chunks: Vec<(u8, Range<usize>)>,
     /// Adobe APP14 colour transform, if present.
     pub adobe_transform: Option<u8>,
+    /// The stream the decoder is given: SOI, the coding segments (DQT, DHT, SOF, DRI, DAC, SOS
+    /// and entropy data), JFIF/Adobe markers (they decide the colour transform), EOI. Metadata
+    /// segments and stray bytes between segments are left out, so the decoder never parses them.
+    pub clean: Vec<u8>,
 }
 
 impl JpegHeader {
@@ -45,7 +49,11 @@ fn be16(b: &[u8], at: usize) -> usize {
 /// is malformed, more scans than `limits.max_jpeg_scans`, or no EOI (truncated).
 pub fn walk(b: &[u8], limits: &Limits) -> Result<JpegHeader, IngestError> {
     let n = b.len();
-    let mut h = JpegHeader::default();
+    let mut h = JpegHeader {
+        clean: Vec::with_capacity(n),
+        ..JpegHeader::default()
+    };
+    h.clean.extend_from_slice(&[0xFF, 0xD8]);
     let mut saw_frame = false;
     let mut pos = 2; // after SOI
     loop {
@@ -63,7 +71,10 @@ pub fn walk(b: &[u8], limits: &Limits) -> Result<JpegHeader, IngestError> {
         let marker = b[pos];
         pos += 1;
         match marker {
-            0xD9 => break,                         // EOI
+            0xD9 => {
+                h.clean.extend_from_slice(&[0xFF, 0xD9]);
+                break;
+            }
             0xD0..=0xD7 | 0x01 | 0x00 => continue, // standalone markers (RSTn, TEM) or a stray stuffed byte
             0xD8 => {
                 return Err(IngestError::corrupt(
@@ -122,7 +133,8 @@ pub fn walk(b: &[u8], limits: &Limits) -> Result<JpegHeader, IngestError> {
                         limits.max_jpeg_scans
                     )));
                 }
-                // Skip entropy-coded data up to the next real marker.
+                // Skip entropy-coded data up to the next real marker; keep it for the decoder.
+                let seg_start = pos;
                 pos = body.end;
                 loop {
                     match b[pos..].iter().position(|&c| c == 0xFF) {
@@ -139,6 +151,8 @@ pub fn walk(b: &[u8], limits: &Limits) -> Result<JpegHeader, IngestError> {
                     }
                     break;
                 }
+                h.clean.extend_from_slice(&[0xFF, 0xDA]);
+                h.clean.extend_from_slice(&b[seg_start..pos]);
                 continue;
             }
             0xE1 if h.exif.is_none() && seg.starts_with(b"Exif\0\0") => {
@@ -151,6 +165,16 @@ pub fn walk(b: &[u8], limits: &Limits) -> Result<JpegHeader, IngestError> {
                 h.adobe_transform = Some(seg[11]);
             }
             _ => {}
+        }
+        let keep = match marker {
+            0xE0 => seg.starts_with(b"JFIF\0"),
+            0xEE => seg.starts_with(b"Adobe"),
+            0xE1..=0xED | 0xEF | 0xFE => false,
+            _ => true,
+        };
+        if keep {
+            h.clean.extend_from_slice(&[0xFF, marker]);
+            h.clean.extend_from_slice(&b[pos..body.end]);
         }
         pos = body.end;
     }
@@ -205,7 +229,7 @@ pub(crate) fn map_turbo_error(e: turbojpeg::Error) -> IngestError {
     let msg = e.to_string();
     let lower = msg.to_ascii_lowercase();
     if lower.contains("premature end") {
-        IngestError::truncated("JPEG")
+        IngestError::Truncated("JPEG entropy-coded data ends early (truncated file)".into())
     } else if lower.contains("scan") && lower.contains("limit") {
         IngestError::DecodeTooCostly("JPEG scan count over the limit".into())
     } else if lower.contains("unsupported") || lower.contains("not supported") {
@@ -222,10 +246,23 @@ fn strip_prefix(m: &str) -> &str {
     m.trim_start_matches("TurboJPEG error: ")
 }
 
-/// Whether a libjpeg warning message is harmless (the picture is complete and correct).
+/// Whether TurboJPEG's failure was only a libjpeg *warning* (the JWRN_* messages of jerror.h):
+/// the picture was fully decoded, possibly with a damaged region filled by libjpeg. The marker
+/// walk has already refused files that end before their EOI, so what remains are complete files
+/// with damaged entropy data, which Pillow and libvips also accept. Fatal errors (JERR_*) leave
+/// no picture and are refused.
 pub(crate) fn is_benign_warning(e: &turbojpeg::Error) -> bool {
+    const WARNINGS: [&str; 7] = [
+        "corrupt jpeg data",
+        "premature end of jpeg file",
+        "warning:",
+        "inconsistent progression sequence",
+        "invalid sos parameters for sequential jpeg",
+        "unknown adobe color transform",
+        "application transferred too many scanlines",
+    ];
     let m = e.to_string().to_ascii_lowercase();
-    m.contains("extraneous bytes before marker") || m.contains("unknown jfif revision")
+    WARNINGS.iter().any(|w| m.contains(w))
 }
 
 #[cfg(test)]
@@ -263,6 +300,29 @@ mod tests {
             let r = walk(&b, &Limits::default());
             assert!(r.is_err(), "cut at {cut} accepted");
         }
+    }
+
+    #[test]
+    fn clean_stream_drops_metadata_and_stray_bytes_and_still_decodes() {
+        let j = tiny_jpeg();
+        // Insert a COM segment, an APP1 and three stray bytes after SOI.
+        let mut dirty = j[..2].to_vec();
+        dirty.extend_from_slice(&[0xFF, 0xFE, 0x00, 0x08]);
+        dirty.extend_from_slice(b"SECRET");
+        dirty.extend_from_slice(&[0xFF, 0xE1, 0x00, 0x0A]);
+        dirty.extend_from_slice(b"Exif\0\0MM");
+        dirty.extend_from_slice(&[1, 2, 3]);
+        dirty.extend_from_slice(&j[2..]);
+        let h = walk(&dirty, &Limits::default()).unwrap();
+        assert!(!h.clean.windows(6).any(|w| w == b"SECRET"));
+        assert!(
+            h.clean.len() < j.len() + 1,
+            "clean {} vs original {}",
+            h.clean.len(),
+            j.len()
+        );
+        let img = turbojpeg::decompress(&h.clean, turbojpeg::PixelFormat::RGB).unwrap();
+        assert_eq!((img.width, img.height), (16, 8));
     }
 
     #[test]

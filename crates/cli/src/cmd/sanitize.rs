@@ -291,7 +291,7 @@ fn process(
         "input_format": s.input_format.name(),
         "orientation": s.orientation,
         "frames": s.frames,
-        "colour": format!("{:?}", s.colour).to_lowercase(),
+        "colour": s.colour.name(),
         "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
     });
     let serde_json::Value::Object(fields) = fields else {

@@ -23,9 +23,8 @@ pub(crate) fn orientation_to_u8(o: image::metadata::Orientation) -> u8 {
     }
 }
 
-/// Apply `orientation` to `src`, using `scratch` as the destination buffer when the pixels move;
-/// returns the upright picture (which may own `scratch`'s old allocation, `scratch` then gets
-/// `src`'s so both stay reusable).
+/// Apply `orientation` to `src`, writing into `scratch` and then swapping buffers, so both
+/// allocations stay reusable for the next picture.
 pub fn apply(src: &mut Pixels, orientation: u8, scratch: &mut Vec<u8>) {
     if !(2..=8).contains(&orientation) {
         return;
@@ -35,46 +34,79 @@ pub fn apply(src: &mut Pixels, orientation: u8, scratch: &mut Vec<u8>) {
         src.height as usize,
         src.channels as usize,
     );
-    let swap = orientation >= 5;
-    let (dw, dh) = if swap { (h, w) } else { (w, h) };
+    let (dw, dh) = if orientation >= 5 { (h, w) } else { (w, h) };
     let len = w * h * c;
     if scratch.len() < len {
         scratch.resize(len, 0);
     } else {
         scratch.truncate(len);
     }
-    let s = &src.data[..len];
-    let d = &mut scratch[..len];
-    // Destination (dx, dy) takes source (sx, sy); the mapping per orientation (EXIF 2.3, 4.6.4).
-    let map = |dx: usize, dy: usize| -> (usize, usize) {
-        match orientation {
-            2 => (w - 1 - dx, dy),
-            3 => (w - 1 - dx, h - 1 - dy),
-            4 => (dx, h - 1 - dy),
-            5 => (dy, dx),
-            6 => (dy, h - 1 - dx),
-            7 => (w - 1 - dy, h - 1 - dx),
-            _ => (w - 1 - dy, dx), // 8
-        }
+    // Destination (dx, dy) reads source pixel base + dx*step_x + dy*step_y (EXIF 2.3 §4.6.4).
+    let (wi, hi) = (w as isize, h as isize);
+    let (base, step_x, step_y) = match orientation {
+        2 => (wi - 1, -1, wi),
+        3 => ((hi - 1) * wi + wi - 1, -1, -wi),
+        4 => ((hi - 1) * wi, 1, -wi),
+        5 => (0, wi, 1),
+        6 => ((hi - 1) * wi, -wi, 1),
+        7 => ((hi - 1) * wi + wi - 1, -wi, -1),
+        _ => (wi - 1, wi, -1), // 8
     };
-    // Tiles keep both the reads and the writes within cache for the transposing cases.
-    const T: usize = 64;
-    for ty in (0..dh).step_by(T) {
-        for tx in (0..dw).step_by(T) {
-            for dy in ty..(ty + T).min(dh) {
-                let row = dy * dw;
-                for dx in tx..(tx + T).min(dw) {
-                    let (sx, sy) = map(dx, dy);
-                    let si = (sy * w + sx) * c;
-                    let di = (row + dx) * c;
-                    d[di..di + c].copy_from_slice(&s[si..si + c]);
-                }
-            }
-        }
+    let m = Mapping {
+        base,
+        step_x,
+        step_y,
+        dw,
+        dh,
+    };
+    match c {
+        3 => remap::<3>(&src.data[..len], &mut scratch[..len], m),
+        4 => remap::<4>(&src.data[..len], &mut scratch[..len], m),
+        1 => remap::<1>(&src.data[..len], &mut scratch[..len], m),
+        _ => remap_any(&src.data[..len], &mut scratch[..len], m, c),
     }
     std::mem::swap(&mut src.data, scratch);
     src.width = dw as u32;
     src.height = dh as u32;
+}
+
+#[derive(Clone, Copy)]
+struct Mapping {
+    base: isize,
+    step_x: isize,
+    step_y: isize,
+    dw: usize,
+    dh: usize,
+}
+
+/// Tiles keep both reads and writes within cache for the transposing orientations.
+const TILE: usize = 64;
+
+fn remap<const C: usize>(s: &[u8], d: &mut [u8], m: Mapping) {
+    let src: &[[u8; C]] = s.as_chunks::<C>().0;
+    let dst: &mut [[u8; C]] = d.as_chunks_mut::<C>().0;
+    for ty in (0..m.dh).step_by(TILE) {
+        for tx in (0..m.dw).step_by(TILE) {
+            for dy in ty..(ty + TILE).min(m.dh) {
+                let row = &mut dst[dy * m.dw..(dy + 1) * m.dw];
+                let mut si = m.base + dy as isize * m.step_y + tx as isize * m.step_x;
+                for px in &mut row[tx..(tx + TILE).min(m.dw)] {
+                    *px = src[si as usize];
+                    si += m.step_x;
+                }
+            }
+        }
+    }
+}
+
+fn remap_any(s: &[u8], d: &mut [u8], m: Mapping, c: usize) {
+    for dy in 0..m.dh {
+        for dx in 0..m.dw {
+            let si = (m.base + dx as isize * m.step_x + dy as isize * m.step_y) as usize * c;
+            let di = (dy * m.dw + dx) * c;
+            d[di..di + c].copy_from_slice(&s[si..si + c]);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -108,6 +140,44 @@ mod tests {
         assert_eq!(oriented(6), (2, 3, vec![4, 1, 5, 2, 6, 3]));
         assert_eq!(oriented(7), (2, 3, vec![6, 3, 5, 2, 4, 1]));
         assert_eq!(oriented(8), (2, 3, vec![3, 6, 2, 5, 1, 4]));
+    }
+
+    #[test]
+    fn wide_pixels_and_tiles_agree_with_the_definition() {
+        // 70x3 RGB (more than one tile wide): each orientation checked against the formula.
+        let (w, h) = (70usize, 3usize);
+        let data: Vec<u8> = (0..w * h)
+            .flat_map(|i| [(i % 251) as u8, (i / 251) as u8, 7])
+            .collect();
+        for o in 2..=8u8 {
+            let mut p = Pixels {
+                width: w as u32,
+                height: h as u32,
+                channels: 3,
+                data: data.clone(),
+            };
+            apply(&mut p, o, &mut Vec::new());
+            let (dw, dh) = (p.width as usize, p.height as usize);
+            for dy in 0..dh {
+                for dx in 0..dw {
+                    let (sx, sy) = match o {
+                        2 => (w - 1 - dx, dy),
+                        3 => (w - 1 - dx, h - 1 - dy),
+                        4 => (dx, h - 1 - dy),
+                        5 => (dy, dx),
+                        6 => (dy, h - 1 - dx),
+                        7 => (w - 1 - dy, h - 1 - dx),
+                        _ => (w - 1 - dy, dx),
+                    };
+                    let (a, b) = ((dy * dw + dx) * 3, (sy * w + sx) * 3);
+                    assert_eq!(
+                        p.data[a..a + 3],
+                        data[b..b + 3],
+                        "orientation {o} at ({dx},{dy})"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,28 @@
+//! pixseal-seal: sealed objects (SPEC §7) and key providers.
+//!
+//! - [`Sealer`] seals/opens objects as a versioned header followed by AES-256-GCM segments in
+//!   the STREAM construction (`aead::stream::StreamBE32`: 64 KiB segments, 32-bit counter and a
+//!   last-segment flag in the nonce). The serialized header and the object id, tenant and region
+//!   are bound as associated data of every segment. Byte layout: `docs/sealed-format.md`.
+//! - [`KeyProvider`] wraps per-object data keys with a per-region master key:
+//!   [`LocalKeyProvider`] (key file, 0600) and [`TransitKeyProvider`] (Vault/OpenBao Transit).
+//! - [`seal_field`] / [`seal_json`] seal small values with the same key hierarchy.
+//!
+//! Every failure is a typed [`SealError`] with a stable [`SealError::code`]; malformed input of
+//! any kind is `tampered`, never a panic. Only [`TransitKeyProvider`] does network I/O.
+
+pub mod error;
+pub mod field;
+pub mod header;
+pub mod local;
+pub mod provider;
+pub mod stream;
+pub mod transit;
+
+pub use error::{Result, SealError};
+pub use field::{open_field, open_json, seal_field, seal_json};
+pub use header::Header;
+pub use local::LocalKeyProvider;
+pub use provider::{DataKey, KeyProvider, KeyVersions, ProviderId, WrappedKey};
+pub use stream::{KeyPlacement, ObjectRef, SealReceipt, Sealer, read_header};
+pub use transit::{RetryPolicy, TransitConfig, TransitKeyProvider};

@@ -1,0 +1,298 @@
+//! Per-region blob storage over `object_store`: local filesystem (write-then-rename) or S3.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+/// Which kind of store holds blobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    #[default]
+    Local,
+    S3,
+}
+
+/// `[storage]` configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub backend: StorageBackend,
+    /// Local backend: root directory; each region gets `<path>/<prefix>`. Empty = `<data_dir>/blobs`.
+    pub path: String,
+    /// S3 backend: endpoint URL (empty = AWS), credentials and default bucket.
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub aws_region: String,
+    /// Allow plain-HTTP endpoints (only for a store on loopback).
+    pub allow_http: bool,
+    /// Region name → where its blobs live.
+    pub regions: BTreeMap<String, RegionStorage>,
+}
+
+/// Where one region's blobs live: a bucket (S3; default `[storage].bucket`) and a key prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegionStorage {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let regions = ["us", "eu", "ca"]
+            .into_iter()
+            .map(|r| {
+                (
+                    r.to_string(),
+                    RegionStorage {
+                        bucket: String::new(),
+                        prefix: r.to_string(),
+                    },
+                )
+            })
+            .collect();
+        StorageConfig {
+            backend: StorageBackend::Local,
+            path: String::new(),
+            endpoint: String::new(),
+            bucket: "pixseal".into(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            aws_region: "us-east-1".into(),
+            allow_http: false,
+            regions,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("region {0:?} has no blob store configured")]
+    UnknownRegion(String),
+    #[error("blob not found")]
+    NotFound,
+    #[error("invalid blob key {0:?}")]
+    InvalidKey(String),
+    #[error("blob store configuration: {0}")]
+    Config(String),
+    #[error("blob store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl BlobError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            BlobError::NotFound => "not_found",
+            BlobError::UnknownRegion(_) => "region_mismatch",
+            _ => "internal",
+        }
+    }
+}
+
+fn map_err(e: object_store::Error) -> BlobError {
+    match e {
+        object_store::Error::NotFound { .. } => BlobError::NotFound,
+        other => BlobError::Unavailable(other.to_string()),
+    }
+}
+
+/// A blob's name inside its region: restricted to `[0-9A-Za-z_.-]`, so no key can climb out of
+/// its region's prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobKey(String);
+
+impl BlobKey {
+    pub fn new(s: impl Into<String>) -> Result<Self, BlobError> {
+        let s = s.into();
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && !s.starts_with('.')
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
+        if ok {
+            Ok(BlobKey(s))
+        } else {
+            Err(BlobError::InvalidKey(s))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+struct RegionStore {
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjPath,
+}
+
+/// Blob stores by region.
+pub struct BlobStore {
+    regions: BTreeMap<String, RegionStore>,
+    backend: StorageBackend,
+}
+
+impl BlobStore {
+    /// Open every configured region's store. `data_dir` anchors the local default path.
+    pub fn open(cfg: &StorageConfig, data_dir: &Path) -> Result<Self, BlobError> {
+        if cfg.regions.is_empty() {
+            return Err(BlobError::Config(
+                "no regions configured under [storage.regions]".into(),
+            ));
+        }
+        let mut regions = BTreeMap::new();
+        for (name, r) in &cfg.regions {
+            let prefix = if r.prefix.is_empty() {
+                name.clone()
+            } else {
+                r.prefix.clone()
+            };
+            let prefix = ObjPath::parse(&prefix).map_err(|e| BlobError::Config(e.to_string()))?;
+            let store: Arc<dyn ObjectStore> = match cfg.backend {
+                StorageBackend::Local => {
+                    let root: PathBuf = if cfg.path.is_empty() {
+                        data_dir.join("blobs")
+                    } else {
+                        PathBuf::from(&cfg.path)
+                    };
+                    std::fs::create_dir_all(&root).map_err(|e| {
+                        BlobError::Config(format!("creating {}: {e}", root.display()))
+                    })?;
+                    Arc::new(
+                        LocalFileSystem::new_with_prefix(&root)
+                            .map_err(|e| BlobError::Config(e.to_string()))?
+                            .with_automatic_cleanup(true),
+                    )
+                }
+                StorageBackend::S3 => {
+                    let bucket = if r.bucket.is_empty() {
+                        &cfg.bucket
+                    } else {
+                        &r.bucket
+                    };
+                    let mut b = AmazonS3Builder::new()
+                        .with_bucket_name(bucket)
+                        .with_region(&cfg.aws_region)
+                        .with_access_key_id(&cfg.access_key_id)
+                        .with_secret_access_key(&cfg.secret_access_key)
+                        .with_allow_http(cfg.allow_http);
+                    if !cfg.endpoint.is_empty() {
+                        b = b
+                            .with_endpoint(&cfg.endpoint)
+                            .with_virtual_hosted_style_request(false);
+                    }
+                    Arc::new(b.build().map_err(|e| BlobError::Config(e.to_string()))?)
+                }
+            };
+            regions.insert(name.clone(), RegionStore { store, prefix });
+        }
+        Ok(BlobStore {
+            regions,
+            backend: cfg.backend,
+        })
+    }
+
+    pub fn backend(&self) -> StorageBackend {
+        self.backend
+    }
+
+    pub fn regions(&self) -> impl Iterator<Item = &str> {
+        self.regions.keys().map(String::as_str)
+    }
+
+    fn region(&self, region: &str) -> Result<&RegionStore, BlobError> {
+        self.regions
+            .get(region)
+            .ok_or_else(|| BlobError::UnknownRegion(region.to_string()))
+    }
+
+    fn path(rs: &RegionStore, key: &BlobKey) -> ObjPath {
+        rs.prefix.clone().join(key.as_str())
+    }
+
+    /// Store a blob atomically (local: temp file + rename; S3: single PUT).
+    pub async fn put(&self, region: &str, key: &BlobKey, data: Bytes) -> Result<(), BlobError> {
+        let rs = self.region(region)?;
+        rs.store
+            .put(&Self::path(rs, key), PutPayload::from(data))
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    pub async fn get(&self, region: &str, key: &BlobKey) -> Result<Bytes, BlobError> {
+        let rs = self.region(region)?;
+        let r = rs.store.get(&Self::path(rs, key)).await.map_err(map_err)?;
+        r.bytes().await.map_err(map_err)
+    }
+
+    /// Delete a blob; deleting one that is already gone is not an error (purges are retried).
+    pub async fn delete(&self, region: &str, key: &BlobKey) -> Result<(), BlobError> {
+        let rs = self.region(region)?;
+        match rs.store.delete(&Self::path(rs, key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    pub async fn exists(&self, region: &str, key: &BlobKey) -> Result<bool, BlobError> {
+        let rs = self.region(region)?;
+        match rs.store.head(&Self::path(rs, key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    /// Every key in a region (for repair passes after a crash).
+    pub async fn list(&self, region: &str) -> Result<Vec<BlobKey>, BlobError> {
+        let rs = self.region(region)?;
+        let mut out = Vec::new();
+        let mut s = rs.store.list(Some(&rs.prefix));
+        while let Some(item) = s.next().await {
+            let meta = item.map_err(map_err)?;
+            if let Some(name) = meta.location.filename()
+                && let Ok(k) = BlobKey::new(name)
+            {
+                out.push(k);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Readiness: every region's store answers a listing.
+    pub async fn check(&self) -> Result<(), BlobError> {
+        for (name, rs) in &self.regions {
+            let mut s = rs.store.list(Some(&rs.prefix));
+            if let Some(Err(e)) = s.next().await {
+                return Err(BlobError::Unavailable(format!("region {name}: {e}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cannot_escape_their_prefix() {
+        for bad in ["", "../x", "a/b", ".hidden", "a b", "x\0", &"a".repeat(129)] {
+            assert!(BlobKey::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(BlobKey::new("0192f0c4-7d2e-7c3a-9f00-123456789abc").is_ok());
+    }
+}

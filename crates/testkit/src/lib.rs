@@ -1,0 +1,110 @@
+//! Shared test helpers: start the real services the integration tests talk to, through the
+//! project's idempotent start scripts, once per test binary.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// Run a start script and parse its `export NAME=value` lines.
+pub fn run_start_script(script: &str) -> Result<HashMap<String, String>, String> {
+    let path = repo_root().join("scripts").join(script);
+    let out = Command::new("bash")
+        .arg(&path)
+        .output()
+        .map_err(|e| format!("running {}: {e}", path.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed ({}):\n{}",
+            path.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect())
+}
+
+/// A running SeaweedFS S3 endpoint.
+#[derive(Debug, Clone)]
+pub struct S3 {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+/// Start (or reuse) SeaweedFS. Panics with the script's output when it cannot start: a test
+/// that needs S3 must fail loudly, never pass without it.
+pub fn seaweedfs() -> &'static S3 {
+    static S3_ONCE: OnceLock<S3> = OnceLock::new();
+    S3_ONCE.get_or_init(|| {
+        let env = run_start_script("seaweedfs.sh")
+            .unwrap_or_else(|e| panic!("SeaweedFS did not start: {e}"));
+        S3 {
+            endpoint: env["PIXSEAL_TEST_S3_ENDPOINT"].clone(),
+            access_key: env["PIXSEAL_TEST_S3_ACCESS_KEY"].clone(),
+            secret_key: env["PIXSEAL_TEST_S3_SECRET_KEY"].clone(),
+        }
+    })
+}
+
+/// A running OpenBao dev server with transit enabled (scripts/openbao.sh).
+#[derive(Debug, Clone)]
+pub struct Bao {
+    pub addr: String,
+    /// The application token (least-privilege transit policy).
+    pub token: String,
+    /// The root token (admin operations only).
+    pub root_token: String,
+}
+
+/// Start (or reuse) OpenBao with one transit key per region in `regions` (space-separated).
+/// `None` only when PIXSEAL_SKIP_TRANSIT=1; any failure to start it panics with the script's
+/// output, so a test that needs it fails loudly.
+pub fn openbao(regions: &str) -> Option<&'static Bao> {
+    static BAO: OnceLock<Option<Bao>> = OnceLock::new();
+    BAO.get_or_init(|| {
+        if std::env::var("PIXSEAL_SKIP_TRANSIT").as_deref() == Ok("1") {
+            eprintln!("PIXSEAL_SKIP_TRANSIT=1: transit tests skipped");
+            return None;
+        }
+        let path = repo_root().join("scripts/openbao.sh");
+        let out = Command::new("bash")
+            .arg(&path)
+            .env("PIXSEAL_BAO_REGIONS", regions)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "scripts/openbao.sh failed ({}); set PIXSEAL_SKIP_TRANSIT=1 to skip transit tests.\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            out.status
+        );
+        let vars: HashMap<&str, &str> = stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .collect();
+        let get = |k: &str| {
+            vars.get(k)
+                .map(|v| v.trim_matches('"').to_owned())
+                .unwrap_or_else(|| panic!("scripts/openbao.sh printed no {k}:\n{stdout}\n{stderr}"))
+        };
+        Some(Bao { addr: get("BAO_ADDR"), token: get("BAO_TOKEN"), root_token: get("BAO_ROOT_TOKEN") })
+    })
+    .as_ref()
+}

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use pixseal_media::{AnimatedPolicy, Limits};
+use pixseal_seal::KeysConfig;
+use pixseal_store::StorageConfig;
 use serde::{Deserialize, Serialize};
 
 /// Every setting pixseal reads. `pixseal.example.toml` documents each key.
@@ -13,14 +15,21 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Where the embedded defaults keep their files.
     pub data_dir: PathBuf,
+    /// Regions this installation serves; each has its own master key and blob store.
+    pub regions: Vec<String>,
     pub limits: LimitsConfig,
+    pub keys: KeysConfig,
+    pub storage: StorageConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("pixseal-data"),
+            regions: vec!["us".into(), "eu".into(), "ca".into()],
             limits: LimitsConfig::default(),
+            keys: KeysConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -120,7 +129,24 @@ impl Config {
         }
         let cfg: Config = table.try_into().context("invalid configuration")?;
         cfg.limits.to_limits()?;
+        if cfg.regions.is_empty() {
+            bail!("regions must name at least one region");
+        }
+        for r in &cfg.regions {
+            pixseal_seal::provider::validate_region(r).with_context(|| format!("region {r:?}"))?;
+        }
         Ok(cfg)
+    }
+
+    pub fn region_names(&self) -> Vec<&str> {
+        self.regions.iter().map(String::as_str).collect()
+    }
+
+    /// The configured key provider (local key file under data_dir, or Transit).
+    pub fn key_provider(&self) -> Result<Box<dyn pixseal_seal::KeyProvider>> {
+        Ok(self
+            .keys
+            .open_provider(&self.data_dir, &self.region_names())?)
     }
 }
 
@@ -177,6 +203,15 @@ mod tests {
         assert_eq!(c.limits.max_file_bytes, Limits::default().max_file_bytes);
         let c = Config::load_from(None, env(&[("PIXSEAL_DATA_DIR", "123")])).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("123"));
+    }
+
+    #[test]
+    fn example_file_is_exactly_the_defaults() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pixseal.example.toml");
+        assert_eq!(
+            Config::load_from(Some(&p), env(&[])).unwrap(),
+            Config::default()
+        );
     }
 
     #[test]

@@ -43,6 +43,13 @@ struct Cli {
 enum Command {
     /// Decode, orient, convert to sRGB, strip all metadata and re-encode images.
     Sanitize(cmd::sanitize::Args),
+    /// Encrypt a file into the sealed-object format (envelope encryption, region key).
+    Seal(cmd::seal::Args),
+    /// Decrypt a sealed file; any change to it, or the wrong object/tenant/region, is `tampered`.
+    Unseal(cmd::seal::Args),
+    /// Master keys of the configured key provider.
+    #[command(subcommand)]
+    Keys(cmd::keys::Args),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +80,9 @@ fn main() -> ExitCode {
     }
     let outcome = match cli.command {
         Command::Sanitize(args) => cmd::sanitize::run(&config, args, cli.json),
+        Command::Seal(args) => cmd::seal::run(&config, args, cli.json, false),
+        Command::Unseal(args) => cmd::seal::run(&config, args, cli.json, true),
+        Command::Keys(args) => cmd::keys::run(&config, args, cli.json),
     };
     ExitCode::from(outcome as u8)
 }

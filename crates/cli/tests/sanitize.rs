@@ -197,24 +197,49 @@ fn usage_errors_exit_1_and_limits_come_from_config() {
 
 #[test]
 fn example_config_documents_the_defaults() {
+    // Loading the example must give exactly the built-in defaults (every key present, no typo).
     let r = pixseal(&[
         "--config",
         repo().join("pixseal.example.toml").to_str().unwrap(),
-        "sanitize",
+        "keys",
         "--help",
     ]);
-    assert_eq!(r.status.code(), Some(0));
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     let text = fs::read_to_string(repo().join("pixseal.example.toml")).unwrap();
     for key in [
+        "data_dir",
+        "regions",
         "max_file_bytes",
         "max_pixels",
         "max_side",
         "max_jpeg_scans",
         "max_frames",
         "animated",
-        "data_dir",
+        "provider",
+        "local_path",
+        "transit_addr",
+        "transit_token",
+        "transit_mount",
+        "transit_key_prefix",
+        "backend",
+        "path",
+        "endpoint",
+        "bucket",
+        "access_key_id",
+        "secret_access_key",
+        "aws_region",
+        "allow_http",
+        "prefix",
     ] {
-        assert!(text.contains(&format!("{key} =")), "{key} undocumented");
+        assert!(
+            text.contains(&format!("\n{key} =")),
+            "{key} undocumented in pixseal.example.toml"
+        );
     }
 }
 

@@ -3,7 +3,8 @@
 //! - [`Sealer`] seals/opens objects as a versioned header followed by AES-256-GCM segments in
 //!   the STREAM construction (`aead::stream::StreamBE32`: 64 KiB segments, 32-bit counter and a
 //!   last-segment flag in the nonce). The serialized header and the object id, tenant and region
-//!   are bound as associated data of every segment. Byte layout: `docs/sealed-format.md`.
+//!   are bound as associated data of every segment; the AES-GCM under STREAM is AWS-LC's
+//!   (through an `AeadInPlace` adapter). Byte layout: `docs/sealed-format.md`.
 //! - [`KeyProvider`] wraps per-object data keys with a per-region master key:
 //!   [`LocalKeyProvider`] (key file, 0600) and [`TransitKeyProvider`] (Vault/OpenBao Transit).
 //! - [`seal_field`] / [`seal_json`] seal small values with the same key hierarchy.
@@ -11,14 +12,17 @@
 //! Every failure is a typed [`SealError`] with a stable [`SealError::code`]; malformed input of
 //! any kind is `tampered`, never a panic. Only [`TransitKeyProvider`] does network I/O.
 
+pub mod config;
 pub mod error;
 pub mod field;
+mod gcm;
 pub mod header;
 pub mod local;
 pub mod provider;
 pub mod stream;
 pub mod transit;
 
+pub use config::{KeyProviderKind, KeysConfig};
 pub use error::{Result, SealError};
 pub use field::{open_field, open_json, seal_field, seal_json};
 pub use header::Header;

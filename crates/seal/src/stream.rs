@@ -2,9 +2,8 @@
 
 use std::io::{self, Read, Write};
 
-use aead::stream::{DecryptorBE32, EncryptorBE32};
-use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::KeyInit;
+use crate::gcm::Aes256GcmLc;
+use aead::stream::{DecryptorBE32, EncryptorBE32, NewStream, StreamBE32};
 use zeroize::Zeroizing;
 
 use crate::error::{Result, SealError};
@@ -281,7 +280,7 @@ fn read_full<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> Result<usize> 
 
 /// Incremental encryptor: header written at start, segments as plaintext arrives.
 struct StreamSealer<'w, W: Write> {
-    enc: EncryptorBE32<Aes256Gcm>,
+    enc: EncryptorBE32<Aes256GcmLc>,
     aad: [u8; 32],
     writer: &'w mut W,
     seg: usize,
@@ -315,9 +314,12 @@ impl<'w, W: Write> StreamSealer<'w, W> {
         };
         let header_bytes = header.to_bytes()?;
         let aad = segment_aad(&header_bytes, obj.object_id, obj.tenant, obj.region);
-        let cipher = Aes256Gcm::new_from_slice(&dek[..])
-            .map_err(|_| SealError::Internal("bad data key length".into()))?;
-        let enc = EncryptorBE32::from_aead(cipher, nonce_prefix.as_slice().into());
+        let cipher = Aes256GcmLc::new(&dek[..])
+            .ok_or_else(|| SealError::Internal("bad data key length".into()))?;
+        let enc = EncryptorBE32::from_stream_primitive(StreamBE32::from_aead(
+            cipher,
+            nonce_prefix.as_slice().into(),
+        ));
         writer.write_all(&header_bytes)?;
         Ok(StreamSealer {
             enc,
@@ -405,9 +407,12 @@ fn decrypt_segments<R: Read, W: Write>(
     mut reader: R,
     mut writer: W,
 ) -> Result<u64> {
-    let cipher = Aes256Gcm::new_from_slice(&dek[..])
-        .map_err(|_| SealError::Internal("bad data key length".into()))?;
-    let mut dec = DecryptorBE32::from_aead(cipher, header.nonce_prefix.as_slice().into());
+    let cipher = Aes256GcmLc::new(&dek[..])
+        .ok_or_else(|| SealError::Internal("bad data key length".into()))?;
+    let mut dec = DecryptorBE32::from_stream_primitive(StreamBE32::from_aead(
+        cipher,
+        header.nonce_prefix.as_slice().into(),
+    ));
     let cseg = header.segment_size as usize + TAG_LEN;
     let mut work = Zeroizing::new(Vec::with_capacity(cseg + 1));
     let mut carry: Option<u8> = None;

@@ -1,3 +1,5 @@
 //! One module per CLI command.
 
+pub mod keys;
 pub mod sanitize;
+pub mod seal;

@@ -28,6 +28,11 @@ pub fn corpus() -> Option<PathBuf> {
 
 /// Run `pixseal ARGS` with a clean environment for config (no stray PIXSEAL_* settings).
 pub fn pixseal(args: &[&str]) -> Output {
+    pixseal_env(args, &[])
+}
+
+/// Run `pixseal ARGS` with exactly the given PIXSEAL_* settings.
+pub fn pixseal_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(bin());
     c.args(args);
     for (k, _) in std::env::vars() {
@@ -35,6 +40,7 @@ pub fn pixseal(args: &[&str]) -> Output {
             c.env_remove(k);
         }
     }
+    c.envs(env.iter().copied());
     c.output().expect("run pixseal")
 }
 

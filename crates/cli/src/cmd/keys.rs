@@ -1,0 +1,83 @@
+//! `pixseal keys init|list|rotate`: the regions' master keys in the configured key provider.
+
+use serde_json::json;
+
+use crate::Outcome;
+use crate::config::Config;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Args {
+    /// Create the local key file (0600) with one master key per configured region, or check
+    /// that the Transit keys are reachable.
+    Init,
+    /// Key versions per region.
+    List,
+    /// Add a new master key version (one region, or all); new objects use it, old ones still open.
+    Rotate {
+        #[arg(long)]
+        region: Option<String>,
+    },
+}
+
+pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
+    let provider = match config.key_provider() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error[{}]: {e:#}", key_error_code(&e));
+            return Outcome::Internal;
+        }
+    };
+    let regions: Vec<String> = match &args {
+        Args::Rotate { region: Some(r) } => {
+            if !config.regions.contains(r) {
+                eprintln!(
+                    "error[region_mismatch]: region {r:?} is not one of {:?}",
+                    config.regions
+                );
+                return Outcome::Usage;
+            }
+            vec![r.clone()]
+        }
+        _ => config.regions.clone(),
+    };
+    let mut worst = Outcome::Ok;
+    for region in &regions {
+        let res = match args {
+            Args::Rotate { .. } => provider
+                .rotate(region)
+                .and_then(|_| provider.key_versions(region)),
+            Args::Init | Args::List => provider.key_versions(region),
+        };
+        match res {
+            Ok(v) => {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"region": region, "status": "ok", "provider": provider.id().as_str(),
+                               "key_name": v.key_name, "latest": v.latest,
+                               "min_decryption_version": v.min_decryption_version, "versions": v.versions})
+                    );
+                } else {
+                    println!(
+                        "{region}: {} key {} latest v{} (min decryption v{}, versions {:?})",
+                        provider.id().as_str(),
+                        v.key_name,
+                        v.latest,
+                        v.min_decryption_version,
+                        v.versions
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("error[{}]: region {region}: {e}", e.code());
+                worst = Outcome::Internal;
+            }
+        }
+    }
+    worst
+}
+
+fn key_error_code(e: &anyhow::Error) -> &'static str {
+    e.downcast_ref::<pixseal_seal::SealError>()
+        .map_or("config", |s| s.code())
+}

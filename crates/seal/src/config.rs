@@ -1,0 +1,98 @@
+//! `[keys]` configuration and the one place a configured key provider is built.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{KeyProvider, LocalKeyProvider, Result, SealError, TransitConfig, TransitKeyProvider};
+
+/// Which key provider holds the regions' master keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyProviderKind {
+    #[default]
+    Local,
+    Transit,
+}
+
+/// `[keys]` settings.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    pub provider: KeyProviderKind,
+    /// Local key file; empty = `<data_dir>/keys.json`. Created 0600 on first use.
+    pub local_path: String,
+    /// Vault/OpenBao address, e.g. `https://bao.internal:8200`.
+    pub transit_addr: String,
+    /// Token whose policy allows exactly the transit paths of docs/sealed-format.md.
+    pub transit_token: String,
+    pub transit_mount: String,
+    /// Key name of region R is `<transit_key_prefix><R>`.
+    pub transit_key_prefix: String,
+}
+
+impl std::fmt::Debug for KeysConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeysConfig")
+            .field("provider", &self.provider)
+            .field("local_path", &self.local_path)
+            .field("transit_addr", &self.transit_addr)
+            .field(
+                "transit_token",
+                &if self.transit_token.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("transit_mount", &self.transit_mount)
+            .field("transit_key_prefix", &self.transit_key_prefix)
+            .finish()
+    }
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig {
+            provider: KeyProviderKind::Local,
+            local_path: String::new(),
+            transit_addr: String::new(),
+            transit_token: String::new(),
+            transit_mount: "transit".into(),
+            transit_key_prefix: "pixseal-".into(),
+        }
+    }
+}
+
+impl KeysConfig {
+    /// Build the configured provider for `regions`.
+    pub fn open_provider(&self, data_dir: &Path, regions: &[&str]) -> Result<Box<dyn KeyProvider>> {
+        match self.provider {
+            KeyProviderKind::Local => {
+                let path = if self.local_path.is_empty() {
+                    data_dir.join("keys.json")
+                } else {
+                    self.local_path.clone().into()
+                };
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                Ok(Box::new(LocalKeyProvider::open(path, regions)?))
+            }
+            KeyProviderKind::Transit => {
+                if self.transit_addr.is_empty() || self.transit_token.is_empty() {
+                    return Err(SealError::Config(
+                        "keys.provider = \"transit\" needs keys.transit_addr and keys.transit_token".into(),
+                    ));
+                }
+                let mut cfg = TransitConfig::new(&self.transit_addr, &self.transit_token, regions);
+                cfg.mount = self.transit_mount.clone();
+                cfg.keys = regions
+                    .iter()
+                    .map(|r| (r.to_string(), format!("{}{r}", self.transit_key_prefix)))
+                    .collect();
+                Ok(Box::new(TransitKeyProvider::new(cfg)?))
+            }
+        }
+    }
+}

@@ -37,6 +37,16 @@ fn text(t: &Option<ProfileText>) -> String {
     }
 }
 
+/// Whether an embedded profile is one the colour stage would leave alone (it names sRGB).
+pub fn is_srgb(icc: &[u8]) -> bool {
+    std::panic::catch_unwind(|| {
+        ColorProfile::new_from_slice(icc)
+            .map(|p| p.color_space == DataColorSpace::Rgb && text(&p.description).contains("sRGB"))
+            .unwrap_or(false)
+    })
+    .unwrap_or(false)
+}
+
 /// Convert `px` from the embedded `icc` profile to sRGB, using `scratch` as the output buffer.
 pub fn to_srgb(px: &mut Pixels, icc: Option<&[u8]>, scratch: &mut Vec<u8>) -> ColourOutcome {
     let Some(icc) = icc else {

@@ -126,6 +126,30 @@ impl Encoder {
     }
 }
 
+impl Encoder {
+    /// JPEG straight from YUV planes (the fast path's encoder; same quality setting).
+    pub fn encode_yuv(
+        &mut self,
+        frame: &crate::decode::YuvFrame,
+        quality: u8,
+    ) -> Result<Vec<u8>, IngestError> {
+        let c = match &mut self.jpeg {
+            Some(c) => c,
+            slot => slot.insert(turbojpeg::Compressor::new().map_err(internal)?),
+        };
+        c.set_quality(quality.clamp(1, 100) as i32)
+            .map_err(internal)?;
+        let img = turbojpeg::YuvImage {
+            pixels: &frame.data[..],
+            width: frame.width,
+            align: 1,
+            height: frame.height,
+            subsamp: frame.subsamp,
+        };
+        c.compress_yuv_to_vec(img).map_err(internal)
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> IngestError {
     IngestError::Internal(format!("encoder: {e}"))
 }

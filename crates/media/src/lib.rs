@@ -2,7 +2,7 @@
 //! scrub → encode). Bytes in, bytes out: this crate opens no file and writes nothing anywhere.
 
 pub mod colour;
-mod decode;
+pub mod decode;
 pub mod encode;
 mod error;
 pub mod jpeg;

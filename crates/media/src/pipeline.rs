@@ -161,8 +161,72 @@ impl Pipeline {
         }
     }
 
+    /// JPEG in, JPEG out, pixels untouched (upright, sRGB, no resize): decode to YUV planes and
+    /// encode from them, skipping two colour conversions and the chroma resampling. The output
+    /// is still a fresh encode from decoded samples. `None` when the fast path does not apply.
+    fn sanitize_jpeg_yuv(
+        &mut self,
+        input: &[u8],
+        opts: &Options,
+    ) -> Result<Option<Sanitized>, IngestError> {
+        if opts.max_edge.is_some()
+            || !matches!(opts.format, None | Some(OutputFormat::Jpeg))
+            || input.len() as u64 > self.limits.max_file_bytes
+            || !input.starts_with(&[0xFF, 0xD8, 0xFF])
+        {
+            return Ok(None);
+        }
+        let header = jpeg::walk(input, &self.limits)?;
+        let orientation = header
+            .exif
+            .clone()
+            .map(|r| orient::exif_orientation(&input[r]))
+            .unwrap_or(1);
+        let icc = header.icc_profile(input);
+        if orientation != 1
+            || header.components == 4
+            || icc.as_deref().is_some_and(|p| !colour::is_srgb(p))
+        {
+            return Ok(None);
+        }
+        let dec = match &mut self.jpeg {
+            Some(d) => d,
+            slot => slot.insert(
+                turbojpeg::Decompressor::new().map_err(|e| IngestError::Internal(e.to_string()))?,
+            ),
+        };
+        let buf = std::mem::take(&mut self.spare);
+        let frame = match decode::jpeg_yuv(dec, &header, &self.limits, buf)? {
+            Ok(f) => f,
+            Err(buf) => {
+                self.spare = buf;
+                return Ok(None);
+            }
+        };
+        let bytes = self.encoder.encode_yuv(&frame, opts.quality)?;
+        let (width, height) = (frame.width as u32, frame.height as u32);
+        self.spare = frame.data;
+        Ok(Some(Sanitized {
+            bytes,
+            format: OutputFormat::Jpeg,
+            width,
+            height,
+            input_format: Format::Jpeg,
+            orientation,
+            colour: if icc.is_some() {
+                ColourOutcome::AlreadySrgb
+            } else {
+                ColourOutcome::NoProfile
+            },
+            frames: 1,
+        }))
+    }
+
     /// The whole job: input bytes in, clean output bytes out.
     pub fn sanitize(&mut self, input: &[u8], opts: &Options) -> Result<Sanitized, IngestError> {
+        if let Some(out) = self.sanitize_jpeg_yuv(input, opts)? {
+            return Ok(out);
+        }
         let d = self.decode(input, opts.max_edge)?;
         let Decoded {
             mut pixels,

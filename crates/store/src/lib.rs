@@ -1,6 +1,9 @@
 //! pixseal-store: where sealed artifacts live. Blobs go to one store per region (local
 //! directory or an S3 bucket/prefix); nothing is ever written to another region's store.
+//! Metadata (tenants, API keys, artifacts) lives in SQLite or PostgreSQL.
 
 pub mod blob;
+pub mod meta;
 
 pub use blob::{BlobError, BlobKey, BlobStore, RegionStorage, StorageBackend, StorageConfig};
+pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, SCOPES, Tenant};

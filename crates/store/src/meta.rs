@@ -1,0 +1,478 @@
+//! Metadata on SQLite (embedded default) or PostgreSQL through one `sqlx::Any` pool: tenants,
+//! API keys (stored as SHA-256 only), artifacts. The same SQL runs on both (`$n` parameters).
+
+use std::str::FromStr;
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+/// Which database the pool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => DbError::NotFound,
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                DbError::Conflict(d.message().to_string())
+            }
+            other => DbError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// API key scopes (SPEC §5).
+pub const SCOPES: [&str; 5] = [
+    "artifacts:write",
+    "artifacts:read",
+    "artifacts:delete",
+    "codes",
+    "admin",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub retention_days: i64,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    pub tenant: Tenant,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+impl ApiKey {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope || s == "admin")
+    }
+}
+
+/// A stored artifact's metadata row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    pub id: String,
+    pub tenant_id: String,
+    pub region: String,
+    pub proof_id: String,
+    pub state: String,
+    pub sha256: String,
+    pub original_sha256: String,
+    pub content_type: String,
+    pub width: i64,
+    pub height: i64,
+    pub bytes: i64,
+    /// `WrappedKey::to_bytes`, base64: deleting it crypto-shreds the blob.
+    pub wrapped_key: String,
+    pub label_sealed: Option<String>,
+    pub client_ip_sealed: Option<String>,
+    pub created_at: String,
+    pub created_ms: i64,
+    pub expires_at: String,
+    pub expires_ms: i64,
+}
+
+/// The metadata database.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    kind: DbKind,
+}
+
+/// Current time as (RFC 3339 UTC with `Z`, epoch milliseconds), to the second.
+pub fn now() -> (String, i64) {
+    at_ms(time::OffsetDateTime::now_utc().unix_timestamp() * 1000)
+}
+
+/// A millisecond timestamp as (RFC 3339, ms), truncated to the second.
+pub fn at_ms(ms: i64) -> (String, i64) {
+    let secs = ms.div_euclid(1000);
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let s = t
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    (s, secs * 1000)
+}
+
+fn random_hex(n: usize) -> Result<String, DbError> {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).map_err(|e| DbError::Unavailable(format!("OS randomness: {e}")))?;
+    Ok(hex::encode(b))
+}
+
+/// SHA-256 of an API key secret, hex: what the database keeps.
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The artifact columns, as a macro so queries stay `&'static str` (no SQL built at run time).
+macro_rules! artifact_columns {
+    () => {
+        "id, tenant_id, region, proof_id, state, sha256, original_sha256, content_type, width, height, bytes, \
+         wrapped_key, label_sealed, client_ip_sealed, created_at, created_ms, expires_at, expires_ms"
+    };
+}
+
+fn artifact_from(r: &sqlx::any::AnyRow) -> Result<Artifact, sqlx::Error> {
+    Ok(Artifact {
+        id: r.try_get("id")?,
+        tenant_id: r.try_get("tenant_id")?,
+        region: r.try_get("region")?,
+        proof_id: r.try_get("proof_id")?,
+        state: r.try_get("state")?,
+        sha256: r.try_get("sha256")?,
+        original_sha256: r.try_get("original_sha256")?,
+        content_type: r.try_get("content_type")?,
+        width: r.try_get("width")?,
+        height: r.try_get("height")?,
+        bytes: r.try_get("bytes")?,
+        wrapped_key: r.try_get("wrapped_key")?,
+        label_sealed: r.try_get("label_sealed")?,
+        client_ip_sealed: r.try_get("client_ip_sealed")?,
+        created_at: r.try_get("created_at")?,
+        created_ms: r.try_get("created_ms")?,
+        expires_at: r.try_get("expires_at")?,
+        expires_ms: r.try_get("expires_ms")?,
+    })
+}
+
+fn tenant_from(r: &sqlx::any::AnyRow) -> Result<Tenant, sqlx::Error> {
+    Ok(Tenant {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        region: r.try_get("region")?,
+        retention_days: r.try_get("retention_days")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+impl Db {
+    /// Connect (creating the SQLite file if needed) and run the migrations.
+    pub async fn connect(url: &str) -> Result<Db, DbError> {
+        install_default_drivers();
+        let kind = if url.starts_with("sqlite:") {
+            DbKind::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            DbKind::Postgres
+        } else {
+            return Err(DbError::Invalid(format!(
+                "database url must start with sqlite: or postgres: ({url:.12}…)"
+            )));
+        };
+        let mut opts =
+            AnyPoolOptions::new().max_connections(if kind == DbKind::Sqlite { 4 } else { 16 });
+        if kind == DbKind::Sqlite {
+            opts = opts.after_connect(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+                        .await?;
+                    Ok(())
+                })
+            });
+        }
+        let url = if kind == DbKind::Sqlite && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+        } else {
+            url.to_string()
+        };
+        let pool = opts.connect(&url).await?;
+        let migrator = match kind {
+            DbKind::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            DbKind::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| DbError::Unavailable(format!("migrations: {e}")))?;
+        Ok(Db { pool, kind })
+    }
+
+    pub fn kind(&self) -> DbKind {
+        self.kind
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Readiness probe.
+    pub async fn check(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        region: &str,
+        retention_days: i64,
+    ) -> Result<Tenant, DbError> {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+        {
+            return Err(DbError::Invalid(
+                "tenant name: 1–64 characters of [A-Za-z0-9-_.]".into(),
+            ));
+        }
+        let (created_at, _) = now();
+        let t = Tenant {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.into(),
+            region: region.into(),
+            retention_days,
+            created_at,
+        };
+        sqlx::query("INSERT INTO tenants (id, name, region, retention_days, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(&t.region)
+            .bind(t.retention_days)
+            .bind(&t.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match DbError::from(e) {
+                DbError::Conflict(_) => DbError::Conflict(format!("tenant {name:?} already exists")),
+                other => other,
+            })?;
+        Ok(t)
+    }
+
+    pub async fn tenant_by_name(&self, name: &str) -> Result<Tenant, DbError> {
+        let r = sqlx::query(
+            "SELECT id, name, region, retention_days, created_at FROM tenants WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(tenant_from(&r)?)
+    }
+
+    /// Create an API key; returns the row and the secret, which is shown once and never stored.
+    pub async fn create_api_key(
+        &self,
+        tenant: &Tenant,
+        scopes: &[String],
+    ) -> Result<(ApiKey, String), DbError> {
+        if scopes.is_empty() {
+            return Err(DbError::Invalid(format!(
+                "at least one scope of {SCOPES:?}"
+            )));
+        }
+        for s in scopes {
+            if !SCOPES.contains(&s.as_str()) {
+                return Err(DbError::Invalid(format!(
+                    "unknown scope {s:?} (expected one of {SCOPES:?})"
+                )));
+            }
+        }
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw)
+            .map_err(|e| DbError::Unavailable(format!("OS randomness: {e}")))?;
+        let secret = format!(
+            "pxk_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+        );
+        let id = format!("key_{}", random_hex(8)?);
+        let (created_at, _) = now();
+        sqlx::query("INSERT INTO api_keys (id, tenant_id, secret_sha256, scopes, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&id)
+            .bind(&tenant.id)
+            .bind(secret_hash(&secret))
+            .bind(scopes.join(" "))
+            .bind(&created_at)
+            .execute(&self.pool)
+            .await?;
+        let key = ApiKey {
+            id,
+            tenant: tenant.clone(),
+            scopes: scopes.to_vec(),
+            created_at,
+            revoked_at: None,
+        };
+        Ok((key, secret))
+    }
+
+    /// The live (not revoked) key with this secret.
+    pub async fn api_key_by_secret(&self, secret: &str) -> Result<ApiKey, DbError> {
+        let r = sqlx::query(
+            "SELECT k.id AS key_id, k.scopes, k.created_at AS key_created_at, k.revoked_at, \
+             t.id, t.name, t.region, t.retention_days, t.created_at \
+             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+             WHERE k.secret_sha256 = $1 AND k.revoked_at IS NULL",
+        )
+        .bind(secret_hash(secret))
+        .fetch_one(&self.pool)
+        .await?;
+        let scopes: String = r.try_get("scopes")?;
+        Ok(ApiKey {
+            id: r.try_get("key_id")?,
+            tenant: tenant_from(&r)?,
+            scopes: scopes.split_whitespace().map(String::from).collect(),
+            created_at: r.try_get("key_created_at")?,
+            revoked_at: r.try_get("revoked_at")?,
+        })
+    }
+
+    pub async fn list_api_keys(&self, tenant: &Tenant) -> Result<Vec<ApiKey>, DbError> {
+        let rows = sqlx::query("SELECT id, scopes, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id")
+            .bind(&tenant.id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let scopes: String = r.try_get("scopes")?;
+                Ok(ApiKey {
+                    id: r.try_get("id")?,
+                    tenant: tenant.clone(),
+                    scopes: scopes.split_whitespace().map(String::from).collect(),
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(DbError::from)
+    }
+
+    pub async fn revoke_api_key(&self, tenant: &Tenant, key_id: &str) -> Result<(), DbError> {
+        let (at, _) = now();
+        let r = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL")
+            .bind(&at)
+            .bind(key_id)
+            .bind(&tenant.id)
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() == 0 {
+            Err(DbError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Insert an artifact row (state `pending` until its blob is stored).
+    pub async fn insert_artifact(&self, a: &Artifact) -> Result<(), DbError> {
+        sqlx::query(concat!(
+            "INSERT INTO artifacts (",
+            artifact_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+        ))
+        .bind(&a.id)
+        .bind(&a.tenant_id)
+        .bind(&a.region)
+        .bind(&a.proof_id)
+        .bind(&a.state)
+        .bind(&a.sha256)
+        .bind(&a.original_sha256)
+        .bind(&a.content_type)
+        .bind(a.width)
+        .bind(a.height)
+        .bind(a.bytes)
+        .bind(&a.wrapped_key)
+        .bind(&a.label_sealed)
+        .bind(&a.client_ip_sealed)
+        .bind(&a.created_at)
+        .bind(a.created_ms)
+        .bind(&a.expires_at)
+        .bind(a.expires_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_artifact_state(&self, id: &str, state: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE artifacts SET state = $1 WHERE id = $2")
+            .bind(state)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The tenant's own artifact in state `active`; anything else is `NotFound` (no existence oracle).
+    pub async fn artifact(&self, tenant_id: &str, id: &str) -> Result<Artifact, DbError> {
+        let r = sqlx::query(concat!(
+            "SELECT ",
+            artifact_columns!(),
+            " FROM artifacts WHERE id = $1 AND tenant_id = $2 AND state = 'active'"
+        ))
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(artifact_from(&r)?)
+    }
+
+    /// Delete an artifact row, and with it the wrapped data key (crypto-shredding).
+    pub async fn delete_artifact(&self, id: &str) -> Result<bool, DbError> {
+        let r = sqlx::query("DELETE FROM artifacts WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Rows stuck in `pending` created before `before_ms` (an upload that died mid-way).
+    pub async fn stale_pending(&self, before_ms: i64) -> Result<Vec<Artifact>, DbError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            artifact_columns!(),
+            " FROM artifacts WHERE state = 'pending' AND created_ms < $1"
+        ))
+        .bind(before_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(artifact_from)
+            .collect::<Result<_, _>>()
+            .map_err(DbError::from)
+    }
+
+    /// Whether any row (any state) names this artifact id.
+    pub async fn artifact_exists(&self, id: &str) -> Result<bool, DbError> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM artifacts WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        let n: i64 = r.try_get("n")?;
+        Ok(n > 0)
+    }
+}
+
+impl FromStr for DbKind {
+    type Err = DbError;
+    fn from_str(s: &str) -> Result<Self, DbError> {
+        match s {
+            "sqlite" => Ok(DbKind::Sqlite),
+            "postgres" => Ok(DbKind::Postgres),
+            other => Err(DbError::Invalid(format!("unknown database kind {other:?}"))),
+        }
+    }
+}

@@ -16,4 +16,4 @@ if [ -f ../../../../shared/tools/make_bad_inputs.py ]; then
 fi
 # libFuzzer needs the sanitizer runtime; RUSTC_BOOTSTRAP lets the stable toolchain build it.
 export RUSTC_BOOTSTRAP=1
-cargo fuzz run ingest "$corpus" -- -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -max_len=1048576 2>&1 | tail -n 25
+cargo fuzz run ingest "$corpus" -- -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -max_len=1048576 -print_final_stats=1 2>&1 | grep -v "^  \"" | tail -n 40

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use pixseal_media::{AnimatedPolicy, Limits};
 use pixseal_seal::KeysConfig;
+use pixseal_server::ServerConfig;
 use pixseal_store::StorageConfig;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub keys: KeysConfig,
     pub storage: StorageConfig,
+    pub server: ServerConfig,
 }
 
 impl Default for Config {
@@ -30,6 +32,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             keys: KeysConfig::default(),
             storage: StorageConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -136,6 +139,15 @@ impl Config {
             pixseal_seal::provider::validate_region(r).with_context(|| format!("region {r:?}"))?;
         }
         Ok(cfg)
+    }
+
+    /// The database URL: `[server].database_url`, or the SQLite file under data_dir.
+    pub fn database_url(&self) -> String {
+        if self.server.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("pixseal.db").display())
+        } else {
+            self.server.database_url.clone()
+        }
     }
 
     pub fn region_names(&self) -> Vec<&str> {

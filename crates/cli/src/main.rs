@@ -50,6 +50,14 @@ enum Command {
     /// Master keys of the configured key provider.
     #[command(subcommand)]
     Keys(cmd::keys::Args),
+    /// The HTTP service (embedded defaults under --data-dir when nothing is configured).
+    Serve(cmd::serve::Args),
+    /// Tenants (each pinned to one region).
+    #[command(subcommand)]
+    Tenant(cmd::admin::TenantArgs),
+    /// API keys (scoped, bound to one tenant, stored hashed).
+    #[command(subcommand)]
+    Apikey(cmd::admin::ApiKeyArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +91,9 @@ fn main() -> ExitCode {
         Command::Seal(args) => cmd::seal::run(&config, args, cli.json, false),
         Command::Unseal(args) => cmd::seal::run(&config, args, cli.json, true),
         Command::Keys(args) => cmd::keys::run(&config, args, cli.json),
+        Command::Serve(args) => cmd::serve::run(&config, args),
+        Command::Tenant(args) => cmd::admin::tenant(&config, args, cli.json),
+        Command::Apikey(args) => cmd::admin::apikey(&config, args, cli.json),
     };
     ExitCode::from(outcome as u8)
 }

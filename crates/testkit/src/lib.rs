@@ -108,3 +108,43 @@ pub fn openbao(regions: &str) -> Option<&'static Bao> {
     })
     .as_ref()
 }
+
+/// A fresh, empty PostgreSQL database on the machine's server (127.0.0.1:5432, user postgres,
+/// trust auth; override with PIXSEAL_TEST_PG_ADMIN_URL's host/port via PGHOST/PGPORT), returned
+/// as a connection URL. Panics when PostgreSQL is unreachable: tests on it must not silently pass.
+pub fn fresh_postgres_db(tag: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = format!(
+        "pixseal_test_{tag}_{}_{}",
+        std::process::id(),
+        n % 1_000_000_000
+    );
+    let host = std::env::var("PGHOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port = std::env::var("PGPORT").unwrap_or_else(|_| "5432".into());
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            &host,
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+        ])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
+    assert!(
+        out.status.success(),
+        "creating database {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!("postgres://postgres@{host}:{port}/{name}")
+}

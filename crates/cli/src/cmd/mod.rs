@@ -1,5 +1,7 @@
 //! One module per CLI command.
 
+pub mod admin;
 pub mod keys;
 pub mod sanitize;
 pub mod seal;
+pub mod serve;

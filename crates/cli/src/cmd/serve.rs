@@ -1,0 +1,90 @@
+//! `pixseal serve`: the HTTP service on the configured (or embedded default) parts.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use pixseal_server::AppState;
+use pixseal_store::{BlobStore, Db};
+
+use crate::Outcome;
+use crate::config::Config;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Listen address (overrides [server].listen).
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+pub fn run(config: &Config, args: Args) -> Outcome {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PIXSEAL_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error[internal]: cannot start the runtime: {e}");
+            return Outcome::Internal;
+        }
+    };
+    match rt.block_on(serve(config, args)) {
+        Ok(()) => Outcome::Ok,
+        Err(e) => {
+            eprintln!("error[internal]: {e:#}");
+            Outcome::Internal
+        }
+    }
+}
+
+/// Open the configured database, blob store and key provider.
+pub async fn open_state(config: &Config) -> Result<AppState> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let db = Db::connect(&config.database_url())
+        .await
+        .context("database")?;
+    let blobs = BlobStore::open(&config.storage, &config.data_dir).context("blob store")?;
+    let keys: Arc<dyn pixseal_seal::KeyProvider> =
+        Arc::from(config.key_provider().context("key provider")?);
+    let limits = config.limits.to_limits()?;
+    Ok(AppState::new(
+        config.server.clone(),
+        limits,
+        db,
+        blobs,
+        keys,
+    ))
+}
+
+async fn serve(config: &Config, args: Args) -> Result<()> {
+    let state = open_state(config).await?;
+    let listen = args.listen.unwrap_or_else(|| config.server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "pixseal serving on http://{addr} (data in {})",
+        config.data_dir.display()
+    );
+    eprintln!(
+        "first API key:  pixseal tenant create demo --region {r} && pixseal apikey create --tenant demo --scope artifacts:write --scope artifacts:read --scope artifacts:delete",
+        r = config.regions.first().map(String::as_str).unwrap_or("us")
+    );
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        tracing::info!("shutting down: finishing in-flight requests");
+    };
+    pixseal_server::serve(state, listener, shutdown).await?;
+    Ok(())
+}

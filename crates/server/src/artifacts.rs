@@ -1,0 +1,334 @@
+//! `/v1/artifacts`: upload (raw or multipart) → ingest in memory → (stamp) → seal → store;
+//! metadata; content decrypted on demand; delete (blob and wrapped data key).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use pixseal_media::{Options, OutputFormat, Pipeline};
+use pixseal_proof::ProofId;
+use pixseal_seal::{KeyPlacement, ObjectRef, Sealer, WrappedKey};
+use pixseal_store::{Artifact, BlobKey, meta};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::auth::Caller;
+use crate::{ApiError, AppState};
+
+thread_local! {
+    static PIPELINE: RefCell<Option<Pipeline>> = const { RefCell::new(None) };
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// The upload's bytes: a raw body, or the first file part of a multipart form.
+async fn upload_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let is_multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let too_large = |e: &dyn std::fmt::Display| {
+        let limit = state.config.max_body_bytes;
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "file_too_large",
+            format!("request body over the max_body_bytes limit of {limit} ({e})"),
+        )
+    };
+    if is_multipart {
+        let mut mp = Multipart::from_request(req, state).await.map_err(|e| {
+            ApiError::bad_request("corrupt", format!("multipart body: {}", e.body_text()))
+        })?;
+        loop {
+            match mp.next_field().await {
+                Ok(Some(field)) if field.file_name().is_some() || field.name() == Some("file") => {
+                    return field.bytes().await.map_err(|e| {
+                        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                            too_large(&e.body_text())
+                        } else {
+                            ApiError::bad_request("corrupt", e.body_text())
+                        }
+                    });
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => {
+                    return Err(ApiError::bad_request(
+                        "unsupported_format",
+                        "multipart form has no file part",
+                    ));
+                }
+                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    return Err(too_large(&e.body_text()));
+                }
+                Err(e) => {
+                    return Err(ApiError::bad_request(
+                        "corrupt",
+                        format!("multipart body: {}", e.body_text()),
+                    ));
+                }
+            }
+        }
+    }
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(&e.body_text())
+        } else {
+            ApiError::bad_request("corrupt", e.body_text())
+        }
+    })
+}
+
+fn public(a: &Artifact, verify_base: &str) -> Value {
+    json!({
+        "id": a.id, "proof_id": a.proof_id, "sha256": a.sha256, "original_sha256": a.original_sha256,
+        "region": a.region, "content_type": a.content_type, "width": a.width, "height": a.height,
+        "bytes": a.bytes, "created_at": a.created_at, "expires_at": a.expires_at,
+        "verify_url": format!("{}/v/{}", verify_base.trim_end_matches('/'), a.proof_id),
+    })
+}
+
+/// `POST /v1/artifacts`.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    caller.require("artifacts:write")?;
+    let tenant = caller.0.tenant.clone();
+    let retention = match q.get("retention_days") {
+        None => tenant.retention_days,
+        Some(v) => {
+            let allowed = &state.config.retention_days_allowed;
+            match v.parse::<i64>() {
+                Ok(d) if allowed.contains(&d) => d,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "retention_not_allowed",
+                        format!("retention_days must be one of {allowed:?}"),
+                    ));
+                }
+            }
+        }
+    };
+    let label = q.get("label").cloned().filter(|l| !l.is_empty());
+    if label.as_ref().is_some_and(|l| l.len() > 200) {
+        return Err(ApiError::bad_request(
+            "corrupt",
+            "label longer than 200 bytes",
+        ));
+    }
+    if !state.blobs.regions().any(|r| r == tenant.region) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "region_mismatch",
+            "the tenant's region is not served here",
+        ));
+    }
+    let body = upload_bytes(req, &state).await?;
+    let original_sha256 = hex::encode(Sha256::digest(&body));
+
+    // Everything CPU-bound or blocking (decode, encode, key service calls) runs on the blocking
+    // pool, at most `decode_concurrency` at once. The upload's bytes never leave memory.
+    let _slot = state
+        .decode_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::internal("decode slots closed"))?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let proof_id = ProofId::random()
+        .map_err(|e| ApiError::internal(&e.to_string()))?
+        .to_string();
+    let (keys, limits, region, tenant_id) = (
+        state.keys.clone(),
+        state.limits,
+        tenant.region.clone(),
+        tenant.id.clone(),
+    );
+    let (id2, ip) = (id.clone(), peer.ip().to_string());
+    let work = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let out = PIPELINE.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let p = slot.get_or_insert_with(|| Pipeline::new(limits));
+            p.sanitize(
+                &body,
+                &Options {
+                    format: Some(OutputFormat::WebP),
+                    quality: 85,
+                    max_edge: None,
+                },
+            )
+        })?;
+        drop(body);
+        // Stamp stage: the watermark and provenance issues plug in here.
+        let obj = ObjectRef {
+            object_id: &id2,
+            tenant: &tenant_id,
+            region: &region,
+        };
+        let (sealed, receipt) =
+            Sealer::new(keys.as_ref(), KeyPlacement::Detached).seal_bytes(&out.bytes, &obj)?;
+        let label_sealed = match &label {
+            Some(l) => Some(pixseal_seal::seal_field(
+                keys.as_ref(),
+                &region,
+                &format!("artifacts.label.{id2}"),
+                l.as_bytes(),
+            )?),
+            None => None,
+        };
+        let ip_sealed = pixseal_seal::seal_field(
+            keys.as_ref(),
+            &region,
+            &format!("artifacts.client_ip.{id2}"),
+            ip.as_bytes(),
+        )?;
+        Ok((out, sealed, receipt.wrapped_key, label_sealed, ip_sealed))
+    })
+    .await
+    .map_err(|_| ApiError::internal("ingest task failed"))?;
+    let (out, sealed, wrapped, label_sealed, ip_sealed) = work?;
+
+    let (created_at, created_ms) = meta::now();
+    let (expires_at, expires_ms) = meta::at_ms(created_ms + retention * DAY_MS);
+    let artifact = Artifact {
+        id: id.clone(),
+        tenant_id: tenant.id.clone(),
+        region: tenant.region.clone(),
+        proof_id,
+        state: "pending".into(),
+        sha256: hex::encode(Sha256::digest(&out.bytes)),
+        original_sha256,
+        content_type: out.format.media_type().into(),
+        width: out.width as i64,
+        height: out.height as i64,
+        bytes: out.bytes.len() as i64,
+        wrapped_key: base64::Engine::encode(&b64(), wrapped.to_bytes()),
+        label_sealed,
+        client_ip_sealed: Some(ip_sealed),
+        created_at,
+        created_ms,
+        expires_at,
+        expires_ms,
+    };
+    // Row first (pending), then blob, then active: a crash in between leaves a pending row that
+    // the repair pass removes (with its blob, if any) — never a visible half-stored artifact.
+    state.db.insert_artifact(&artifact).await?;
+    let key = BlobKey::new(&id).map_err(|e| ApiError::internal(&e.to_string()))?;
+    if let Err(e) = state
+        .blobs
+        .put(&artifact.region, &key, Bytes::from(sealed))
+        .await
+    {
+        let _ = state.db.delete_artifact(&id).await;
+        return Err(e.into());
+    }
+    state.db.set_artifact_state(&id, "active").await?;
+    let mut body = public(&artifact, &state.config.public_url);
+    body["label"] = json!(label_present(&artifact));
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+fn label_present(a: &Artifact) -> bool {
+    a.label_sealed.is_some()
+}
+
+fn unwrap_key(a: &Artifact) -> Result<WrappedKey, ApiError> {
+    let raw = base64::Engine::decode(&b64(), &a.wrapped_key)
+        .map_err(|_| ApiError::internal("stored wrapped key is not base64"))?;
+    WrappedKey::from_bytes(&raw).map_err(|e| ApiError::internal(&e.to_string()))
+}
+
+/// `GET /v1/artifacts/{id}`: the caller's own artifact; anyone else's is 404.
+pub async fn metadata(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("artifacts:read")?;
+    let a = state.db.artifact(&caller.0.tenant.id, &id).await?;
+    let mut body = public(&a, &state.config.public_url);
+    if let Some(sealed) = a.label_sealed.clone() {
+        let (keys, region, ctx) = (
+            state.keys.clone(),
+            a.region.clone(),
+            format!("artifacts.label.{}", a.id),
+        );
+        let label = tokio::task::spawn_blocking(move || {
+            pixseal_seal::open_field(keys.as_ref(), &region, &ctx, &sealed)
+        })
+        .await
+        .map_err(|_| ApiError::internal("label task failed"))??;
+        body["label"] = json!(String::from_utf8_lossy(&label));
+    }
+    Ok(Json(body))
+}
+
+/// `GET /v1/artifacts/{id}/content`: decrypted on demand, never cached.
+pub async fn content(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require("artifacts:read")?;
+    let a = state.db.artifact(&caller.0.tenant.id, &id).await?;
+    let key = BlobKey::new(&a.id).map_err(|_| ApiError::not_found())?;
+    let sealed = state.blobs.get(&a.region, &key).await?;
+    let wrapped = unwrap_key(&a)?;
+    let (keys, a2) = (state.keys.clone(), a.clone());
+    let plain = tokio::task::spawn_blocking(move || {
+        let obj = ObjectRef {
+            object_id: &a2.id,
+            tenant: &a2.tenant_id,
+            region: &a2.region,
+        };
+        Sealer::new(keys.as_ref(), KeyPlacement::Detached).open_bytes(&sealed, &obj, Some(&wrapped))
+    })
+    .await
+    .map_err(|_| ApiError::internal("unseal task failed"))??;
+    let mut resp = plain.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&a.content_type).unwrap_or(HeaderValue::from_static("image/webp")),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("inline"),
+    );
+    Ok(resp)
+}
+
+/// `DELETE /v1/artifacts/{id}`: blob deleted, wrapped data key destroyed with the row.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("artifacts:delete")?;
+    let a = state.db.artifact(&caller.0.tenant.id, &id).await?;
+    let key = BlobKey::new(&a.id).map_err(|_| ApiError::not_found())?;
+    state.blobs.delete(&a.region, &key).await?;
+    state.db.delete_artifact(&a.id).await?;
+    let (deleted_at, _) = meta::now();
+    Ok(Json(json!({
+        "artifact_id": a.id, "proof_id": a.proof_id, "sha256": a.sha256, "original_sha256": a.original_sha256,
+        "region": a.region, "created_at": a.created_at, "deleted_at": deleted_at, "reason": "deleted_by_owner",
+    })))
+}

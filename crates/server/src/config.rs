@@ -1,0 +1,39 @@
+//! `[server]` settings.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Public base URL used in `verify_url` (e.g. https://pixseal.example).
+    pub public_url: String,
+    /// Database URL: `sqlite://…` or `postgres://…`; empty = SQLite file `<data_dir>/pixseal.db`.
+    pub database_url: String,
+    /// Largest request body (the file limit plus room for multipart framing).
+    pub max_body_bytes: u64,
+    /// Requests taking longer are answered 408.
+    pub request_timeout_secs: u64,
+    /// Decodes running at once (each on the blocking pool); 0 = number of cores.
+    pub decode_concurrency: usize,
+    /// Retention choices (days) an upload may ask for.
+    pub retention_days_allowed: Vec<i64>,
+    /// Retention of a new tenant when none is given.
+    pub default_retention_days: i64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            database_url: String::new(),
+            max_body_bytes: 51 * 1024 * 1024,
+            request_timeout_secs: 30,
+            decode_concurrency: 0,
+            retention_days_allowed: vec![7, 15, 30, 60, 90],
+            default_retention_days: 30,
+        }
+    }
+}

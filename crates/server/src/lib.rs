@@ -1,0 +1,69 @@
+//! pixseal-server: the HTTP service of SPEC §5. Uploads go through the ingest pipeline in memory
+//! (on a bounded blocking pool), are sealed with a fresh data key and stored in the tenant's
+//! region; content is decrypted only on demand, for its owner.
+
+mod artifacts;
+mod auth;
+mod config;
+mod error;
+mod state;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue};
+use axum::routing::get;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+pub use config::ServerConfig;
+pub use error::ApiError;
+pub use state::AppState;
+
+/// The service's routes and edge limits.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes as usize;
+    let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    Router::new()
+        .route("/healthz", get(state::healthz))
+        .route("/readyz", get(state::readyz))
+        .route("/v1/artifacts", axum::routing::post(artifacts::create))
+        .route(
+            "/v1/artifacts/{id}",
+            get(artifacts::metadata).delete(artifacts::delete),
+        )
+        .route("/v1/artifacts/{id}/content", get(artifacts::content))
+        .fallback(|| async { ApiError::not_found() })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("cache-control"),
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("referrer-policy"),
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .with_state(state)
+}
+
+/// Serve until `shutdown` completes; in-flight requests finish first (graceful shutdown).
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

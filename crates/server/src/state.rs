@@ -1,0 +1,83 @@
+//! Shared state of the service, and the liveness / readiness probes.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use pixseal_media::Limits;
+use pixseal_seal::KeyProvider;
+use pixseal_store::{BlobStore, Db};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::ServerConfig;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<ServerConfig>,
+    pub limits: Limits,
+    pub db: Db,
+    pub blobs: Arc<BlobStore>,
+    pub keys: Arc<dyn KeyProvider>,
+    /// Bounds the decode work running at once (each decode is on the blocking pool).
+    pub decode_slots: Arc<Semaphore>,
+}
+
+impl AppState {
+    pub fn new(
+        config: ServerConfig,
+        limits: Limits,
+        db: Db,
+        blobs: BlobStore,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Self {
+        let n = if config.decode_concurrency == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            config.decode_concurrency
+        };
+        AppState {
+            config: Arc::new(config),
+            limits,
+            db,
+            blobs: Arc::new(blobs),
+            keys,
+            decode_slots: Arc::new(Semaphore::new(n)),
+        }
+    }
+}
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready when the database, every region's blob store and the key provider all answer.
+pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
+    let db = s.db.check().await.map_err(|e| e.to_string());
+    let blobs = s.blobs.check().await.map_err(|e| e.to_string());
+    let keys = {
+        let k = s.keys.clone();
+        let region = s.blobs.regions().next().unwrap_or("us").to_string();
+        tokio::task::spawn_blocking(move || {
+            k.key_versions(&region)
+                .map(|_| ())
+                .map_err(|e| e.code().to_string())
+        })
+        .await
+        .unwrap_or_else(|_| Err("internal".into()))
+    };
+    let status = |r: &Result<(), String>| if r.is_ok() { "ok" } else { "unavailable" };
+    let ok = db.is_ok() && blobs.is_ok() && keys.is_ok();
+    let body = json!({"status": if ok { "ok" } else { "unavailable" },
+                      "database": status(&db), "blob_store": status(&blobs), "key_provider": status(&keys)});
+    (
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(body),
+    )
+}

@@ -1,0 +1,345 @@
+//! The service end to end over real HTTP: an in-process server on a random port per test, on
+//! SQLite and on PostgreSQL (fresh database), and once with Transit (OpenBao) + S3 (SeaweedFS).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pixseal_seal::{KeyProvider, KeyProviderKind, KeysConfig};
+use pixseal_server::{AppState, ServerConfig};
+use pixseal_store::{BlobStore, Db, StorageBackend, StorageConfig};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+struct TestServer {
+    url: String,
+    db: Db,
+    data: tempfile::TempDir,
+    client: reqwest::Client,
+}
+
+enum Parts {
+    Embedded,
+    Postgres,
+    TransitS3,
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+async fn spawn(parts: Parts) -> TestServer {
+    let data = tempfile::tempdir().unwrap();
+    let db_url = match parts {
+        Parts::Embedded => format!("sqlite://{}", data.path().join("pixseal.db").display()),
+        Parts::Postgres | Parts::TransitS3 => pixseal_testkit::fresh_postgres_db("api"),
+    };
+    let db = Db::connect(&db_url).await.unwrap();
+    let mut storage = StorageConfig::default();
+    let mut keys_cfg = KeysConfig::default();
+    if let Parts::TransitS3 = parts {
+        let s3 = pixseal_testkit::seaweedfs();
+        storage.backend = StorageBackend::S3;
+        storage.endpoint = s3.endpoint.clone();
+        storage.access_key_id = s3.access_key.clone();
+        storage.secret_access_key = s3.secret_key.clone();
+        storage.allow_http = true;
+        for (name, r) in storage.regions.iter_mut() {
+            r.bucket = format!("pixseal-{name}");
+        }
+        let bao = pixseal_testkit::openbao("us eu rot shred")
+            .expect("OpenBao (PIXSEAL_SKIP_TRANSIT unset)");
+        keys_cfg.provider = KeyProviderKind::Transit;
+        keys_cfg.transit_addr = bao.addr.clone();
+        keys_cfg.transit_token = bao.token.clone();
+    }
+    let regions = ["us", "eu"];
+    storage.regions.retain(|k, _| regions.contains(&k.as_str()));
+    let blobs = BlobStore::open(&storage, data.path()).unwrap();
+    let keys: Arc<dyn KeyProvider> =
+        Arc::from(keys_cfg.open_provider(data.path(), &regions).unwrap());
+    let state = AppState::new(
+        ServerConfig::default(),
+        pixseal_media::Limits::default(),
+        db.clone(),
+        blobs,
+        keys,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(pixseal_server::serve(
+        state,
+        listener,
+        std::future::pending(),
+    ));
+    TestServer {
+        url,
+        db,
+        data,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl TestServer {
+    /// A tenant with a key holding `scopes`; returns the secret.
+    async fn key(&self, tenant: &str, region: &str, scopes: &[&str]) -> String {
+        let t = match self.db.tenant_by_name(tenant).await {
+            Ok(t) => t,
+            Err(_) => self.db.create_tenant(tenant, region, 30).await.unwrap(),
+        };
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        self.db.create_api_key(&t, &scopes).await.unwrap().1
+    }
+
+    async fn upload(&self, key: &str, body: Vec<u8>, query: &str) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .post(format!("{}/v1/artifacts{query}", self.url))
+            .bearer_auth(key)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, key: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+const ALL: &[&str] = &["artifacts:write", "artifacts:read", "artifacts:delete"];
+
+async fn lifecycle(s: &TestServer) {
+    let key = s.key("acme", "us", ALL).await;
+    let input = std::fs::read(fixtures().join("metadata/jpeg-all.jpg")).unwrap();
+    let (st, up) = s
+        .upload(
+            &key,
+            input.clone(),
+            "?label=Jane%20Doe%20PXCANARY-LABEL&retention_days=7",
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let id = up["id"].as_str().unwrap().to_string();
+    assert!(up["proof_id"].as_str().unwrap().starts_with("px_"));
+    assert_eq!(up["region"], "us");
+    assert_eq!(up["original_sha256"].as_str().unwrap().len(), 64);
+    let created = up["created_at"].as_str().unwrap();
+    assert!(created.ends_with('Z'));
+
+    let meta: Value = s
+        .get(&key, &format!("/v1/artifacts/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["label"], "Jane Doe PXCANARY-LABEL");
+    assert_eq!(meta["sha256"], up["sha256"]);
+
+    let r = s.get(&key, &format!("/v1/artifacts/{id}/content")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/webp");
+    assert_eq!(r.headers()["cache-control"], "private, no-store");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    let webp = r.bytes().await.unwrap();
+    let img = image::load_from_memory(&webp).unwrap();
+    assert_eq!((img.width(), img.height()), (160, 120));
+    assert!(
+        !webp.windows(8).any(|w| w == b"PXCANARY"),
+        "metadata survived into the artifact"
+    );
+
+    // Nothing identifying or plaintext at rest: no canary, no label, no original bytes.
+    for f in walk(s.data.path()) {
+        let bytes = std::fs::read(&f).unwrap();
+        for needle in [
+            &b"PXCANARY"[..],
+            b"Jane Doe",
+            &input[200..264],
+            &webp[100..164],
+        ] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} holds {:?}",
+                f.display(),
+                String::from_utf8_lossy(&needle[..8])
+            );
+        }
+    }
+
+    // Another tenant: 404, never 403. No key / bad key: 401. Missing scope: 403.
+    let other = s.key("globex", "us", ALL).await;
+    assert_eq!(
+        s.get(&other, &format!("/v1/artifacts/{id}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get(&other, &format!("/v1/artifacts/{id}/content"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let r = s
+        .client
+        .get(format!("{}/v1/artifacts/{id}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert_eq!(
+        s.get("pxk_not-a-key", &format!("/v1/artifacts/{id}"))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let read_only = s.key("acme", "us", &["artifacts:read"]).await;
+    let (st, body) = s.upload(&read_only, input.clone(), "").await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let r = s
+        .client
+        .delete(format!("{}/v1/artifacts/{id}", s.url))
+        .bearer_auth(&read_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // Retention outside the allowed set.
+    let (st, body) = s.upload(&key, input.clone(), "?retention_days=5").await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("retention_not_allowed"))
+    );
+
+    // Delete: 200, then gone for everyone.
+    let r = s
+        .client
+        .delete(format!("{}/v1/artifacts/{id}", s.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let receipt: Value = r.json().await.unwrap();
+    assert_eq!(receipt["artifact_id"], id.as_str());
+    assert_eq!(
+        s.get(&key, &format!("/v1/artifacts/{id}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get(&key, &format!("/v1/artifacts/{id}/content"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn hostile_inputs(s: &TestServer) {
+    let key = s.key("hostile", "eu", ALL).await;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty", vec![], "unsupported_format"),
+        (
+            "html",
+            b"<html><script>PXCANARY-HTML</script></html>".to_vec(),
+            "unsupported_format",
+        ),
+        (
+            "truncated",
+            std::fs::read(fixtures().join("photos/garden.jpg")).unwrap()[..5000].to_vec(),
+            "truncated",
+        ),
+        ("bomb", png_header(100_000, 100_000), "dimensions_too_large"),
+    ];
+    for (name, body, code) in cases {
+        let (st, v) = s.upload(&key, body, "").await;
+        assert!(st.is_client_error(), "{name}: {st}");
+        assert_eq!(v["error"]["code"], code, "{name}: {v}");
+        assert!(!v.to_string().contains("PXCANARY"), "{name}: input echoed");
+    }
+    // Over the body limit: 413 with a JSON body.
+    let big = vec![0u8; ServerConfig::default().max_body_bytes as usize + 10];
+    let (st, v) = s.upload(&key, big, "").await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(v["error"]["code"], "file_too_large");
+    // Multipart works too, and the server is still healthy afterwards.
+    let part = reqwest::multipart::Part::bytes(
+        std::fs::read(fixtures().join("photos/alpha.png")).unwrap(),
+    )
+    .file_name("a.png");
+    let r = s
+        .client
+        .post(format!("{}/v1/artifacts", s.url))
+        .bearer_auth(&key)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = s
+        .client
+        .get(format!("{}/readyz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{:?}", r.text().await);
+}
+
+fn png_header(w: u32, h: u32) -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    b.extend_from_slice(&13u32.to_be_bytes());
+    b.extend_from_slice(b"IHDR");
+    b.extend_from_slice(&ihdr);
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    b.extend_from_slice(&[0, 0, 0, 4]);
+    b.extend_from_slice(b"IDAT\0\0\0\0\0\0\0\0");
+    b
+}
+
+fn walk(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn embedded_sqlite_local_keys_local_blobs() {
+    let s = spawn(Parts::Embedded).await;
+    lifecycle(&s).await;
+    hostile_inputs(&s).await;
+}
+
+#[tokio::test]
+async fn postgres_local_keys_local_blobs() {
+    let s = spawn(Parts::Postgres).await;
+    lifecycle(&s).await;
+    hostile_inputs(&s).await;
+}
+
+#[tokio::test]
+async fn postgres_transit_keys_s3_blobs() {
+    let s = spawn(Parts::TransitS3).await;
+    lifecycle(&s).await;
+}

@@ -235,7 +235,16 @@ pub async fn create(
         let _ = state.db.delete_artifact(&id).await;
         return Err(e.into());
     }
-    state.db.set_artifact_state(&id, "active").await?;
+    if let Err(e) = state.db.set_artifact_state(&id, "active").await {
+        let _ = state.blobs.delete(&artifact.region, &key).await;
+        let _ = state.db.delete_artifact(&id).await;
+        return Err(match e {
+            pixseal_store::DbError::NotFound => {
+                ApiError::internal("upload row vanished before activation")
+            }
+            other => other.into(),
+        });
+    }
     let mut body = public(&artifact, &state.config.public_url);
     body["label"] = json!(label_present(&artifact));
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -324,6 +333,9 @@ pub async fn delete(
     caller.require("artifacts:delete")?;
     let a = state.db.artifact(&caller.0.tenant.id, &id).await?;
     let key = BlobKey::new(&a.id).map_err(|_| ApiError::not_found())?;
+    // Row `deleting` first (no longer served), then the blob, then the row with its wrapped
+    // key: a crash anywhere leaves a state the repair pass finishes.
+    state.db.set_artifact_state(&a.id, "deleting").await?;
     state.blobs.delete(&a.region, &key).await?;
     state.db.delete_artifact(&a.id).await?;
     let (deleted_at, _) = meta::now();

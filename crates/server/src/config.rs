@@ -21,6 +21,9 @@ pub struct ServerConfig {
     pub retention_days_allowed: Vec<i64>,
     /// Retention of a new tenant when none is given.
     pub default_retention_days: i64,
+    /// At start-up, `pending` uploads older than this are taken as dead and removed (uploads
+    /// still running on another instance are younger).
+    pub repair_grace_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -34,6 +37,7 @@ impl Default for ServerConfig {
             decode_concurrency: 0,
             retention_days_allowed: vec![7, 15, 30, 60, 90],
             default_retention_days: 30,
+            repair_grace_secs: 120,
         }
     }
 }

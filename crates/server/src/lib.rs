@@ -6,6 +6,7 @@ mod artifacts;
 mod auth;
 mod config;
 mod error;
+mod repair;
 mod state;
 
 use std::future::Future;
@@ -20,6 +21,7 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use config::ServerConfig;
 pub use error::ApiError;
+pub use repair::{RepairReport, repair};
 pub use state::AppState;
 
 /// The service's routes and edge limits.

@@ -343,3 +343,162 @@ async fn postgres_transit_keys_s3_blobs() {
     let s = spawn(Parts::TransitS3).await;
     lifecycle(&s).await;
 }
+
+/// The repair pass removes exactly what crashes leave: stale `pending` and `deleting` rows with
+/// their blobs, blobs without rows, temporary files; live artifacts are untouched.
+#[tokio::test]
+async fn repair_pass_removes_only_leftovers() {
+    let data = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("sqlite://{}", data.path().join("p.db").display()))
+        .await
+        .unwrap();
+    let mut storage = StorageConfig::default();
+    storage.regions.retain(|k, _| k == "us");
+    let blobs = BlobStore::open(&storage, data.path()).unwrap();
+    let keys: Arc<dyn KeyProvider> = Arc::from(
+        KeysConfig::default()
+            .open_provider(data.path(), &["us"])
+            .unwrap(),
+    );
+    let state = AppState::new(
+        ServerConfig::default(),
+        pixseal_media::Limits::default(),
+        db.clone(),
+        blobs,
+        keys,
+    );
+    let t = db.create_tenant("t", "us", 30).await.unwrap();
+    let (_, now) = pixseal_store::meta::now();
+    let row = |id: &str, st: &str, created_ms: i64| pixseal_store::Artifact {
+        id: id.into(),
+        tenant_id: t.id.clone(),
+        region: "us".into(),
+        proof_id: format!("px_{id}"),
+        state: st.into(),
+        sha256: "0".repeat(64),
+        original_sha256: "0".repeat(64),
+        content_type: "image/webp".into(),
+        width: 1,
+        height: 1,
+        bytes: 1,
+        wrapped_key: String::new(),
+        label_sealed: None,
+        client_ip_sealed: None,
+        created_at: String::new(),
+        created_ms,
+        expires_at: String::new(),
+        expires_ms: now + 1,
+    };
+    let put = |name: &str| {
+        let p = data.path().join("blobs/us").join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b"x").unwrap();
+    };
+    for (id, st, age) in [
+        ("live", "active", 999_999),
+        ("stale", "pending", 999_999),
+        ("young", "pending", 0),
+        ("dying", "deleting", 0),
+    ] {
+        db.insert_artifact(&row(id, st, now - age)).await.unwrap();
+        put(id);
+    }
+    put("orphan");
+    put("live#1234");
+    let report = pixseal_server::repair(&state, 60_000).await.unwrap();
+    assert_eq!(
+        report,
+        pixseal_server::RepairReport {
+            unfinished_rows: 2,
+            orphan_blobs: 2
+        }
+    );
+    let mut left: Vec<String> = std::fs::read_dir(data.path().join("blobs/us"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["live", "young"]);
+    assert!(
+        db.artifact_exists("live").await.unwrap() && db.artifact_exists("young").await.unwrap()
+    );
+    assert!(
+        !db.artifact_exists("stale").await.unwrap() && !db.artifact_exists("dying").await.unwrap()
+    );
+    // A second pass finds nothing.
+    assert_eq!(
+        pixseal_server::repair(&state, 60_000).await.unwrap(),
+        pixseal_server::RepairReport::default()
+    );
+}
+
+/// Every case of ../shared/tools/make_bad_inputs.py over HTTP: refusals are 4xx JSON with an
+/// allowed code, acceptances are 201, nothing is a 5xx, and the server is healthy afterwards.
+#[tokio::test]
+async fn shared_bad_input_families_over_http() {
+    let tool =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/make_bad_inputs.py");
+    if !tool.exists() {
+        eprintln!(
+            "../shared/tools absent: skipped (the fixture-based hostile cases above still ran)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(&tool)
+        .arg("generate")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    let s = spawn(Parts::Embedded).await;
+    let key = s.key("bad", "us", ALL).await;
+    let mut failures = Vec::new();
+    for case in manifest["cases"].as_array().unwrap() {
+        let file = case["file"].as_str().unwrap();
+        let body = std::fs::read(dir.path().join(file)).unwrap();
+        let (st, v) = s.upload(&key, body, "").await;
+        let code = v["error"]["code"].as_str().unwrap_or("");
+        let allowed: Vec<&str> = case["codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.as_str())
+            .collect();
+        let ok = match case["expect"].as_str().unwrap() {
+            "accept" => st == StatusCode::CREATED,
+            "reject" => {
+                st.is_client_error()
+                    && (allowed.is_empty() || allowed.contains(&code) || code == "file_too_large")
+            }
+            _ => {
+                st == StatusCode::CREATED
+                    || (st.is_client_error() && (allowed.is_empty() || allowed.contains(&code)))
+            }
+        };
+        for canary in case["canaries"].as_array().unwrap() {
+            if v.to_string().contains(canary.as_str().unwrap()) {
+                failures.push(format!("{file}: canary echoed"));
+            }
+        }
+        if !ok {
+            failures.push(format!("{file}: {st} {v}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let r = s
+        .client
+        .get(format!("{}/readyz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}

@@ -135,6 +135,9 @@ impl BlobKey {
 struct RegionStore {
     store: Arc<dyn ObjectStore>,
     prefix: ObjPath,
+    /// Local backend: the region's directory (listing it directly also shows the temporary
+    /// `name#n` files an interrupted write leaves, which `object_store` hides).
+    local_dir: Option<PathBuf>,
 }
 
 /// Blob stores by region.
@@ -159,6 +162,7 @@ impl BlobStore {
                 r.prefix.clone()
             };
             let prefix = ObjPath::parse(&prefix).map_err(|e| BlobError::Config(e.to_string()))?;
+            let mut local_dir = None;
             let store: Arc<dyn ObjectStore> = match cfg.backend {
                 StorageBackend::Local => {
                     let root: PathBuf = if cfg.path.is_empty() {
@@ -166,6 +170,7 @@ impl BlobStore {
                     } else {
                         PathBuf::from(&cfg.path)
                     };
+                    local_dir = Some(root.join(prefix.as_ref()));
                     std::fs::create_dir_all(&root).map_err(|e| {
                         BlobError::Config(format!("creating {}: {e}", root.display()))
                     })?;
@@ -195,7 +200,14 @@ impl BlobStore {
                     Arc::new(b.build().map_err(|e| BlobError::Config(e.to_string()))?)
                 }
             };
-            regions.insert(name.clone(), RegionStore { store, prefix });
+            regions.insert(
+                name.clone(),
+                RegionStore {
+                    store,
+                    prefix,
+                    local_dir,
+                },
+            );
         }
         Ok(BlobStore {
             regions,
@@ -270,6 +282,55 @@ impl BlobStore {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// Every object name in a region, including ones that are not valid keys (e.g. temporary
+    /// files a crash left behind), for the repair pass.
+    pub async fn list_names(&self, region: &str) -> Result<Vec<String>, BlobError> {
+        let rs = self.region(region)?;
+        let mut out = Vec::new();
+        if let Some(dir) = &rs.local_dir {
+            match std::fs::read_dir(dir) {
+                Ok(rd) => {
+                    for e in rd.flatten() {
+                        if e.file_type().is_ok_and(|t| t.is_file()) {
+                            out.push(e.file_name().to_string_lossy().into_owned());
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(BlobError::Unavailable(e.to_string())),
+            }
+        } else {
+            let mut s = rs.store.list(Some(&rs.prefix));
+            while let Some(item) = s.next().await {
+                let meta = item.map_err(map_err)?;
+                if let Some(name) = meta.location.filename() {
+                    out.push(name.to_string());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Delete an object by raw name (repair only; names cannot contain a separator).
+    pub async fn delete_name(&self, region: &str, name: &str) -> Result<(), BlobError> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(BlobError::InvalidKey(name.to_string()));
+        }
+        let rs = self.region(region)?;
+        if let Some(dir) = &rs.local_dir {
+            return match std::fs::remove_file(dir.join(name)) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(BlobError::Unavailable(e.to_string())),
+            };
+        }
+        match rs.store.delete(&rs.prefix.clone().join(name)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(map_err(e)),
+        }
     }
 
     /// Readiness: every region's store answers a listing.

@@ -439,6 +439,23 @@ impl Db {
         Ok(r.rows_affected() > 0)
     }
 
+    /// Rows an interrupted upload or delete left behind: `pending` ones created before
+    /// `before_ms`, and every `deleting` one.
+    pub async fn unfinished(&self, before_ms: i64) -> Result<Vec<Artifact>, DbError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            artifact_columns!(),
+            " FROM artifacts WHERE (state = 'pending' AND created_ms < $1) OR state = 'deleting'"
+        ))
+        .bind(before_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(artifact_from)
+            .collect::<Result<_, _>>()
+            .map_err(DbError::from)
+    }
+
     /// Rows stuck in `pending` created before `before_ms` (an upload that died mid-way).
     pub async fn stale_pending(&self, before_ms: i64) -> Result<Vec<Artifact>, DbError> {
         let rows = sqlx::query(concat!(

@@ -65,6 +65,17 @@ pub async fn open_state(config: &Config) -> Result<AppState> {
 
 async fn serve(config: &Config, args: Args) -> Result<()> {
     let state = open_state(config).await?;
+    // Uploads that died with a previous process are at least this old.
+    let grace_ms = config.server.repair_grace_secs as i64 * 1000;
+    let report = pixseal_server::repair(&state, grace_ms)
+        .await
+        .map_err(|e| anyhow::anyhow!("repair pass: {}", e.message))?;
+    if report.unfinished_rows + report.orphan_blobs > 0 {
+        eprintln!(
+            "repair: removed {} unfinished artifact(s), {} orphan blob(s)",
+            report.unfinished_rows, report.orphan_blobs
+        );
+    }
     let listen = args.listen.unwrap_or_else(|| config.server.listen.clone());
     let listener = tokio::net::TcpListener::bind(&listen)
         .await

@@ -22,7 +22,7 @@ fn free_port() -> u16 {
 }
 
 fn start(data: &Path, port: u16) -> Child {
-    let child = Command::new(bin())
+    let mut child = Command::new(bin())
         .args([
             "--data-dir",
             data.to_str().unwrap(),
@@ -44,6 +44,8 @@ fn start(data: &Path, port: u16) -> Child {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("server did not become ready");
 }
 

@@ -6,6 +6,7 @@ mod artifacts;
 mod auth;
 mod config;
 mod error;
+mod observe;
 mod repair;
 mod state;
 
@@ -37,7 +38,12 @@ pub fn router(state: AppState) -> Router {
             get(artifacts::metadata).delete(artifacts::delete),
         )
         .route("/v1/artifacts/{id}/content", get(artifacts::content))
+        .route("/metrics", get(observe::metrics))
         .fallback(|| async { ApiError::not_found() })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::track,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -23,6 +23,7 @@ pub struct AppState {
     pub keys: Arc<dyn KeyProvider>,
     /// Bounds the decode work running at once (each decode is on the blocking pool).
     pub decode_slots: Arc<Semaphore>,
+    pub metrics: crate::observe::SharedMetrics,
 }
 
 impl AppState {
@@ -45,6 +46,7 @@ impl AppState {
             blobs: Arc::new(blobs),
             keys,
             decode_slots: Arc::new(Semaphore::new(n)),
+            metrics: Arc::default(),
         }
     }
 }

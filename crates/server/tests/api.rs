@@ -329,6 +329,50 @@ async fn embedded_sqlite_local_keys_local_blobs() {
     let s = spawn(Parts::Embedded).await;
     lifecycle(&s).await;
     hostile_inputs(&s).await;
+    // Every response carries a request id; /metrics counts requests by route and status.
+    let r = s
+        .client
+        .get(format!("{}/healthz", s.url))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+    let r = s
+        .client
+        .get(format!("{}/healthz", s.url))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["x-request-id"].len(),
+        32,
+        "malformed ids are replaced"
+    );
+    let m = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains(
+            r#"pixseal_http_requests_total{method="POST",route="/v1/artifacts",status="201"} 2"#
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"route="/v1/artifacts/{id}",status="404""#),
+        "{m}"
+    );
+    assert!(
+        m.contains("pixseal_http_request_duration_seconds_bucket"),
+        "{m}"
+    );
 }
 
 #[tokio::test]

@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/artifacts/{id}/content", get(artifacts::content))
         .route("/metrics", get(observe::metrics))
+        .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -63,6 +64,28 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state)
 }
+
+/// The OpenAPI 3 document of these routes (kept in step with the router by a test).
+pub const OPENAPI: &str = include_str!("../api/openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
+/// The routes the router serves, as (method, path), for the OpenAPI drift test.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("post", "/v1/artifacts"),
+    ("get", "/v1/artifacts/{id}"),
+    ("delete", "/v1/artifacts/{id}"),
+    ("get", "/v1/artifacts/{id}/content"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
 
 /// Serve until `shutdown` completes; in-flight requests finish first (graceful shutdown).
 pub async fn serve(

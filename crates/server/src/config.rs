@@ -24,6 +24,16 @@ pub struct ServerConfig {
     /// At start-up, `pending` uploads older than this are taken as dead and removed (uploads
     /// still running on another instance are younger).
     pub repair_grace_secs: u64,
+    /// PEM certificate chain and private key: when both are set the service speaks TLS
+    /// (rustls) and sends HSTS. Empty = plain HTTP (behind a TLS proxy, or on loopback).
+    pub tls_cert: String,
+    pub tls_key: String,
+}
+
+impl ServerConfig {
+    pub fn tls(&self) -> bool {
+        !self.tls_cert.is_empty() && !self.tls_key.is_empty()
+    }
 }
 
 impl Default for ServerConfig {
@@ -38,6 +48,8 @@ impl Default for ServerConfig {
             retention_days_allowed: vec![7, 15, 30, 60, 90],
             default_retention_days: 30,
             repair_grace_secs: 120,
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }

@@ -29,6 +29,10 @@ pub use state::AppState;
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes as usize;
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    let hsts = state
+        .config
+        .tls()
+        .then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
     Router::new()
         .route("/healthz", get(state::healthz))
         .route("/readyz", get(state::readyz))
@@ -62,6 +66,10 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("referrer-policy"),
             HeaderValue::from_static("no-referrer"),
         ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("strict-transport-security"),
+            move |_: &axum::response::Response| hsts.clone(),
+        ))
         .with_state(state)
 }
 
@@ -88,13 +96,31 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 /// Serve until `shutdown` completes; in-flight requests finish first (graceful shutdown).
+/// With `[server].tls_cert` / `tls_key` set, TLS (rustls) terminates here.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = state
+        .config
+        .tls()
+        .then(|| (state.config.tls_cert.clone(), state.config.tls_key.clone()));
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let Some((cert, key)) = tls else {
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+    };
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key).await?;
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(Some(Duration::from_secs(30)));
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, config)?
+        .handle(handle)
+        .serve(app)
         .await
 }

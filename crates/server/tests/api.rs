@@ -28,6 +28,10 @@ fn fixtures() -> PathBuf {
 }
 
 async fn spawn(parts: Parts) -> TestServer {
+    spawn_with(parts, ServerConfig::default()).await
+}
+
+async fn spawn_with(parts: Parts, server_config: ServerConfig) -> TestServer {
     let data = tempfile::tempdir().unwrap();
     let db_url = match parts {
         Parts::Embedded => format!("sqlite://{}", data.path().join("pixseal.db").display()),
@@ -57,15 +61,21 @@ async fn spawn(parts: Parts) -> TestServer {
     let blobs = BlobStore::open(&storage, data.path()).unwrap();
     let keys: Arc<dyn KeyProvider> =
         Arc::from(keys_cfg.open_provider(data.path(), &regions).unwrap());
+    let tls = server_config.tls();
     let state = AppState::new(
-        ServerConfig::default(),
+        server_config,
         pixseal_media::Limits::default(),
         db.clone(),
         blobs,
         keys,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let addr = listener.local_addr().unwrap();
+    let url = if tls {
+        format!("https://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    };
     tokio::spawn(pixseal_server::serve(
         state,
         listener,
@@ -596,4 +606,51 @@ async fn openapi_matches_the_router() {
             "{m} {p} fell through to the fallback"
         );
     }
+}
+
+/// With a certificate configured, the service speaks TLS itself and sends HSTS; plain HTTP
+/// answers carry no HSTS.
+#[tokio::test]
+async fn tls_with_hsts_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let cfg = ServerConfig {
+        tls_cert: cert.display().to_string(),
+        tls_key: key.display().to_string(),
+        ..ServerConfig::default()
+    };
+    let s = spawn_with(Parts::Embedded, cfg).await;
+    let port: u16 = s.url.rsplit(':').next().unwrap().parse().unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap())
+        .resolve(
+            "localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("{}/healthz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["strict-transport-security"],
+        "max-age=63072000; includeSubDomains"
+    );
+    // Plain HTTP to the TLS port gets no answer as HTTP.
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    let p = spawn(Parts::Embedded).await;
+    let r = p
+        .client
+        .get(format!("{}/healthz", p.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("strict-transport-security").is_none());
 }

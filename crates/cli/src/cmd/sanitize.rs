@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use pixseal_media::{IngestError, Limits, Options, OutputFormat, Pipeline};
+use pixseal_media::{Decoded, IngestError, Limits, Options, OutputFormat, Pipeline, Sanitized};
 use rayon::prelude::*;
 use serde_json::json;
 
@@ -97,6 +97,21 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
         .jobs
         .map(usize::from)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 1 && jobs.len() > 1 {
+        raise(overlapped(&jobs, &args.out, &limits, &opts, &reporter));
+        reporter.finish();
+        return match worst.load(Ordering::Relaxed) {
+            0 => Outcome::Ok,
+            2 => Outcome::Rejected,
+            _ => Outcome::Internal,
+        };
+    }
+    // Largest inputs first: with dynamic scheduling this keeps the last worker from finishing
+    // alone on a big picture (longest-processing-time-first).
+    let mut jobs = jobs;
+    jobs.sort_by_cached_key(|j| {
+        std::cmp::Reverse(fs::metadata(&j.path).map(|m| m.len()).unwrap_or(0))
+    });
     let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
         Ok(p) => p,
         Err(e) => {
@@ -254,6 +269,17 @@ fn process(
         p.sanitize(&input, opts)
     });
     drop(input);
+    finish(job, out_dir, result, started, reporter)
+}
+
+/// Report a result and write its output.
+fn finish(
+    job: &Job,
+    out_dir: &Path,
+    result: Result<Sanitized, IngestError>,
+    started: Instant,
+    reporter: &Reporter,
+) -> Outcome {
     let s = match result {
         Ok(s) => s,
         Err(e) => {
@@ -299,6 +325,98 @@ fn process(
     };
     reporter.ok(&job.shown, &shown_out, &human, fields);
     Outcome::Ok
+}
+
+/// `--jobs 1` on a batch: one image at a time, but the decode of the next image overlaps the
+/// encode (and write) of the previous one on a second thread, as libvips does. Decoded buffers
+/// travel back to the decoder for reuse, so memory stays at about two pictures.
+fn overlapped(
+    jobs: &[Job],
+    out_dir: &Path,
+    limits: &Limits,
+    opts: &Options,
+    reporter: &Reporter,
+) -> Outcome {
+    use std::sync::mpsc::sync_channel;
+    type Item<'a> = (&'a Job, Instant, Result<Decoded, IngestError>);
+    // A rendezvous channel: at most one picture being decoded and one being encoded.
+    let (tx, rx) = sync_channel::<Item<'_>>(0);
+    let (back_tx, back_rx) = sync_channel::<pixseal_media::Pixels>(1);
+    let worst = AtomicU8::new(Outcome::Ok as u8);
+    let raise = |o: Outcome| {
+        worst.fetch_max(o as u8, Ordering::Relaxed);
+    };
+    let raise = &raise;
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut p = Pipeline::new(*limits);
+            for job in jobs {
+                while let Ok(px) = back_rx.try_recv() {
+                    p.recycle(px);
+                }
+                let started = Instant::now();
+                let input = match read_input(&job.path, limits.max_file_bytes) {
+                    Ok(b) => b,
+                    Err((code, msg)) => {
+                        reporter.error(&job.shown, &code, &msg);
+                        raise(Outcome::Rejected);
+                        continue;
+                    }
+                };
+                let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    p.decode(&input, opts.max_edge)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(IngestError::Internal(
+                        "unexpected failure while decoding".into(),
+                    ))
+                });
+                drop(input);
+                if tx.send((job, started, decoded)).is_err() {
+                    break;
+                }
+            }
+            drop(tx);
+        });
+        let mut enc = Pipeline::new(*limits);
+        for (job, started, decoded) in rx {
+            let result = decoded.and_then(|d| {
+                let Decoded {
+                    mut pixels,
+                    input_format,
+                    orientation,
+                    colour,
+                    frames,
+                } = d;
+                let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    enc.encode(&mut pixels, opts.format, opts.quality)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(IngestError::Internal(
+                        "unexpected failure while encoding".into(),
+                    ))
+                });
+                let (width, height) = (pixels.width, pixels.height);
+                let _ = back_tx.try_send(pixels);
+                encoded.map(|(bytes, format)| Sanitized {
+                    bytes,
+                    format,
+                    width,
+                    height,
+                    input_format,
+                    orientation,
+                    colour,
+                    frames,
+                })
+            });
+            raise(finish(job, out_dir, result, started, reporter));
+        }
+    });
+    match worst.load(Ordering::Relaxed) {
+        0 => Outcome::Ok,
+        2 => Outcome::Rejected,
+        _ => Outcome::Internal,
+    }
 }
 
 /// Write to a hidden temporary name in the same directory, then rename: readers never see a

@@ -58,6 +58,9 @@ enum Command {
     /// API keys (scoped, bound to one tenant, stored hashed).
     #[command(subcommand)]
     Apikey(cmd::admin::ApiKeyArgs),
+    /// Deletion receipts.
+    #[command(subcommand)]
+    Receipt(cmd::receipt::Args),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(&config, args),
         Command::Tenant(args) => cmd::admin::tenant(&config, args, cli.json),
         Command::Apikey(args) => cmd::admin::apikey(&config, args, cli.json),
+        Command::Receipt(args) => cmd::receipt::run(&config, args, cli.json),
     };
     ExitCode::from(outcome as u8)
 }

@@ -170,7 +170,21 @@ fn local_keys_seal_unseal_rotate() {
         "{}",
         String::from_utf8_lossy(&r.stderr)
     );
-    assert_eq!(json_lines(&r).len(), 3, "one key per default region");
+    let lines = json_lines(&r);
+    assert_eq!(
+        lines.iter().filter(|l| l.get("region").is_some()).count(),
+        3,
+        "one key per default region"
+    );
+    assert!(
+        lines.iter().any(|l| l["key"] == "receipt-signing"),
+        "{lines:?}"
+    );
+    let mode = fs::metadata(data.path().join("receipt-signing.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
     let mode = fs::metadata(data.path().join("keys.json"))
         .unwrap()
         .permissions()

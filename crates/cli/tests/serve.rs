@@ -245,3 +245,73 @@ fn sigterm_lets_in_flight_uploads_finish() {
         "no temporary files"
     );
 }
+
+#[test]
+fn deletion_receipt_verifies_offline_and_tampering_is_caught() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = start(data.path(), port);
+    let key = key_for(data.path());
+    let photo = std::fs::read(fixtures().join("photos/tiny.gif")).unwrap();
+    let (st, body) = http(port, "POST", "/v1/artifacts", Some(&key), &photo).unwrap();
+    assert_eq!(st, 201);
+    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, receipt) = http(
+        port,
+        "DELETE",
+        &format!("/v1/artifacts/{id}"),
+        Some(&key),
+        b"",
+    )
+    .unwrap();
+    assert_eq!(st, 200);
+    let (_, key_doc) = http(port, "GET", "/v1/keys/receipts", None, b"").unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let rpath = work.path().join("receipt.json");
+    let kpath = work.path().join("receipts.pem");
+    std::fs::write(&rpath, &receipt).unwrap();
+    let kd: serde_json::Value = serde_json::from_slice(&key_doc).unwrap();
+    std::fs::write(&kpath, kd["public_key_pem"].as_str().unwrap()).unwrap();
+    // Offline, with the published key (no data dir at all), and with the installation's own key.
+    let r = pixseal(&[
+        "receipt",
+        "verify",
+        rpath.to_str().unwrap(),
+        "--pubkey",
+        kpath.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert_eq!(json_lines(&r)[0]["verdict"], "valid");
+    let r = pixseal(&[
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "receipt",
+        "verify",
+        rpath.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(0));
+    // Any edited field: exit 2, tampered.
+    let mut v: serde_json::Value = serde_json::from_slice(&receipt).unwrap();
+    v["receipt"]["reason"] = "retention_expired".into();
+    std::fs::write(&rpath, v.to_string()).unwrap();
+    let r = pixseal(&[
+        "receipt",
+        "verify",
+        rpath.to_str().unwrap(),
+        "--pubkey",
+        kpath.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("error[tampered]"));
+}

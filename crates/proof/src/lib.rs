@@ -1,6 +1,8 @@
-//! pixseal-proof: what proves a stamp. Today the proof id (SPEC §2); stamps, manifests, codes
-//! and receipts join it.
+//! pixseal-proof: what proves a stamp and what proves a deletion: proof ids (SPEC §2) and
+//! signed deletion receipts (SPEC §8); stamps, manifests and codes join them.
 
 pub mod proof_id;
+pub mod receipt;
 
 pub use proof_id::ProofId;
+pub use receipt::{Receipt, ReceiptError, ReceiptSigner, SignedReceipt};

@@ -29,6 +29,9 @@ pub struct KeysConfig {
     pub transit_mount: String,
     /// Key name of region R is `<transit_key_prefix><R>`.
     pub transit_key_prefix: String,
+    /// Ed25519 key that signs deletion receipts (PKCS#8 PEM, created 0600 on first use);
+    /// empty = `<data_dir>/receipt-signing.pem`.
+    pub receipt_key_path: String,
 }
 
 impl std::fmt::Debug for KeysConfig {
@@ -47,6 +50,7 @@ impl std::fmt::Debug for KeysConfig {
             )
             .field("transit_mount", &self.transit_mount)
             .field("transit_key_prefix", &self.transit_key_prefix)
+            .field("receipt_key_path", &self.receipt_key_path)
             .finish()
     }
 }
@@ -60,11 +64,21 @@ impl Default for KeysConfig {
             transit_token: String::new(),
             transit_mount: "transit".into(),
             transit_key_prefix: "pixseal-".into(),
+            receipt_key_path: String::new(),
         }
     }
 }
 
 impl KeysConfig {
+    /// Where the receipt-signing key lives.
+    pub fn receipt_key(&self, data_dir: &Path) -> std::path::PathBuf {
+        if self.receipt_key_path.is_empty() {
+            data_dir.join("receipt-signing.pem")
+        } else {
+            self.receipt_key_path.clone().into()
+        }
+    }
+
     /// Build the configured provider for `regions`.
     pub fn open_provider(&self, data_dir: &Path, regions: &[&str]) -> Result<Box<dyn KeyProvider>> {
         match self.provider {

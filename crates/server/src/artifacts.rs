@@ -324,23 +324,87 @@ pub async fn content(
     Ok(resp)
 }
 
-/// `DELETE /v1/artifacts/{id}`: blob deleted, wrapped data key destroyed with the row.
+/// `DELETE /v1/artifacts/{id}`: blob deleted, wrapped data key destroyed with the row, and a
+/// signed deletion receipt returned (and kept, for `GET /v1/receipts/{id}`).
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<pixseal_proof::SignedReceipt>, ApiError> {
     caller.require("artifacts:delete")?;
     let a = state.db.artifact(&caller.0.tenant.id, &id).await?;
+    let signed = erase(&state, &a, "deleted_by_owner").await?;
+    Ok(Json(signed))
+}
+
+/// Delete one artifact for `reason` and return its signed receipt. Row `deleting` first (no
+/// longer served), then the blob, then receipt + row removal in one transaction: a crash
+/// anywhere leaves a state the repair pass finishes.
+pub async fn erase(
+    state: &AppState,
+    a: &Artifact,
+    reason: &str,
+) -> Result<pixseal_proof::SignedReceipt, ApiError> {
     let key = BlobKey::new(&a.id).map_err(|_| ApiError::not_found())?;
-    // Row `deleting` first (no longer served), then the blob, then the row with its wrapped
-    // key: a crash anywhere leaves a state the repair pass finishes.
     state.db.set_artifact_state(&a.id, "deleting").await?;
     state.blobs.delete(&a.region, &key).await?;
-    state.db.delete_artifact(&a.id).await?;
     let (deleted_at, _) = meta::now();
-    Ok(Json(json!({
-        "artifact_id": a.id, "proof_id": a.proof_id, "sha256": a.sha256, "original_sha256": a.original_sha256,
-        "region": a.region, "created_at": a.created_at, "deleted_at": deleted_at, "reason": "deleted_by_owner",
-    })))
+    let mut rid = [0u8; 16];
+    getrandom_fill(&mut rid)?;
+    let receipt = pixseal_proof::Receipt {
+        receipt_id: format!("rcpt_{}", hex::encode(rid)),
+        artifact_id: a.id.clone(),
+        proof_id: a.proof_id.clone(),
+        sha256: a.sha256.clone(),
+        original_sha256: a.original_sha256.clone(),
+        region: a.region.clone(),
+        created_at: a.created_at.clone(),
+        deleted_at: deleted_at.clone(),
+        reason: reason.into(),
+    };
+    let signed = state.receipts.sign(receipt);
+    let json = serde_json::to_string(&signed).map_err(|e| ApiError::internal(&e.to_string()))?;
+    state
+        .db
+        .record_deletion(
+            &a.id,
+            &signed.receipt.receipt_id,
+            &a.proof_id,
+            &a.tenant_id,
+            &json,
+            &deleted_at,
+        )
+        .await?;
+    Ok(signed)
+}
+
+fn getrandom_fill(b: &mut [u8]) -> Result<(), ApiError> {
+    // Reuse the proof-id source of randomness: the OS CSPRNG.
+    for chunk in b.chunks_mut(8) {
+        let v = ProofId::random()
+            .map_err(|e| ApiError::internal(&e.to_string()))?
+            .0
+            .to_be_bytes();
+        chunk.copy_from_slice(&v[..chunk.len()]);
+    }
+    Ok(())
+}
+
+/// `GET /v1/receipts/{id}` (public: receipt ids are 128 random bits and hold nothing personal).
+pub async fn receipt(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if !id.starts_with("rcpt_") || id.len() > 64 {
+        return Err(ApiError::not_found());
+    }
+    let json = state.db.receipt(&id).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+}
+
+/// `GET /v1/keys/receipts`: the public key that verifies this installation's receipts.
+pub async fn receipt_key(State(state): State<AppState>) -> Json<Value> {
+    Json(
+        json!({"alg": "Ed25519", "key_id": state.receipts.key_id(), "public_key_pem": state.receipts.public_key_pem()}),
+    )
 }

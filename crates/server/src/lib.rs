@@ -42,9 +42,17 @@ pub fn router(state: AppState) -> Router {
             get(artifacts::metadata).delete(artifacts::delete),
         )
         .route("/v1/artifacts/{id}/content", get(artifacts::content))
+        .route("/v1/receipts/{id}", get(artifacts::receipt))
+        .route("/v1/keys/receipts", get(artifacts::receipt_key))
         .route("/metrics", get(observe::metrics))
         .route("/openapi.json", get(openapi))
-        .fallback(|| async { ApiError::not_found() })
+        .fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route",
+            )
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::track,
@@ -91,6 +99,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/artifacts/{id}"),
     ("delete", "/v1/artifacts/{id}"),
     ("get", "/v1/artifacts/{id}/content"),
+    ("get", "/v1/receipts/{id}"),
+    ("get", "/v1/keys/receipts"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];

@@ -24,6 +24,8 @@ pub struct AppState {
     /// Bounds the decode work running at once (each decode is on the blocking pool).
     pub decode_slots: Arc<Semaphore>,
     pub metrics: crate::observe::SharedMetrics,
+    /// Signs deletion receipts.
+    pub receipts: Arc<pixseal_proof::ReceiptSigner>,
 }
 
 impl AppState {
@@ -33,6 +35,7 @@ impl AppState {
         db: Db,
         blobs: BlobStore,
         keys: Arc<dyn KeyProvider>,
+        receipts: pixseal_proof::ReceiptSigner,
     ) -> Self {
         let n = if config.decode_concurrency == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -47,6 +50,7 @@ impl AppState {
             keys,
             decode_slots: Arc::new(Semaphore::new(n)),
             metrics: Arc::default(),
+            receipts: Arc::new(receipts),
         }
     }
 }

@@ -68,6 +68,7 @@ async fn spawn_with(parts: Parts, server_config: ServerConfig) -> TestServer {
         db.clone(),
         blobs,
         keys,
+        pixseal_proof::ReceiptSigner::open(&data.path().join("receipt.pem")).unwrap(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -241,8 +242,44 @@ async fn lifecycle(s: &TestServer) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let receipt: Value = r.json().await.unwrap();
-    assert_eq!(receipt["artifact_id"], id.as_str());
+    let signed: pixseal_proof::SignedReceipt = r.json().await.unwrap();
+    assert_eq!(signed.receipt.artifact_id, id);
+    assert_eq!(signed.receipt.proof_id, up["proof_id"].as_str().unwrap());
+    assert_eq!(
+        signed.receipt.original_sha256,
+        up["original_sha256"].as_str().unwrap()
+    );
+    assert_eq!(signed.receipt.created_at, created);
+    assert!(signed.receipt.deleted_at.ends_with('Z'));
+    // Verifiable with the published key, served again by id, and any change breaks it.
+    let key_doc: Value = s
+        .client
+        .get(format!("{}/v1/keys/receipts", s.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pem = key_doc["public_key_pem"].as_str().unwrap();
+    assert_eq!(key_doc["key_id"], signed.key_id.as_str());
+    signed.verify_pem(pem).unwrap();
+    let again: pixseal_proof::SignedReceipt = s
+        .client
+        .get(format!(
+            "{}/v1/receipts/{}",
+            s.url, signed.receipt.receipt_id
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again, signed);
+    let mut forged = signed.clone();
+    forged.receipt.deleted_at = "2030-01-01T00:00:00Z".into();
+    assert!(forged.verify_pem(pem).is_err());
     assert_eq!(
         s.get(&key, &format!("/v1/artifacts/{id}")).await.status(),
         StatusCode::NOT_FOUND
@@ -420,6 +457,7 @@ async fn repair_pass_removes_only_leftovers() {
         db.clone(),
         blobs,
         keys,
+        pixseal_proof::ReceiptSigner::open(&data.path().join("receipt.pem")).unwrap(),
     );
     let t = db.create_tenant("t", "us", 30).await.unwrap();
     let (_, now) = pixseal_store::meta::now();
@@ -602,7 +640,7 @@ async fn openapi_matches_the_router() {
         let body = r.text().await.unwrap_or_default();
         // Unauthenticated calls to protected routes are 401 (route exists), public ones 200.
         assert!(
-            !body.contains("no such resource"),
+            !body.contains("no such route"),
             "{m} {p} fell through to the fallback"
         );
     }

@@ -472,6 +472,46 @@ impl Db {
             .map_err(DbError::from)
     }
 
+    /// Store a signed receipt and delete the artifact row (with its wrapped data key) in one
+    /// transaction: the receipt exists exactly when the artifact no longer does.
+    pub async fn record_deletion(
+        &self,
+        artifact_id: &str,
+        receipt_id: &str,
+        proof_id: &str,
+        tenant_id: &str,
+        signed_json: &str,
+        deleted_at: &str,
+    ) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO receipts (receipt_id, artifact_id, proof_id, tenant_id, signed_json, deleted_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(receipt_id)
+        .bind(artifact_id)
+        .bind(proof_id)
+        .bind(tenant_id)
+        .bind(signed_json)
+        .bind(deleted_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM artifacts WHERE id = $1")
+            .bind(artifact_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A stored receipt's signed JSON.
+    pub async fn receipt(&self, receipt_id: &str) -> Result<String, DbError> {
+        let r = sqlx::query("SELECT signed_json FROM receipts WHERE receipt_id = $1")
+            .bind(receipt_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("signed_json")?)
+    }
+
     /// Whether any row (any state) names this artifact id.
     pub async fn artifact_exists(&self, id: &str) -> Result<bool, DbError> {
         let r = sqlx::query("SELECT COUNT(*) AS n FROM artifacts WHERE id = $1")

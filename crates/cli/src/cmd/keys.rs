@@ -41,6 +41,19 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
         _ => config.regions.clone(),
     };
     let mut worst = Outcome::Ok;
+    if matches!(args, Args::Init | Args::List) {
+        match pixseal_proof::ReceiptSigner::open(&config.keys.receipt_key(&config.data_dir)) {
+            Ok(s) if json => println!(
+                "{}",
+                json!({"key": "receipt-signing", "status": "ok", "alg": "Ed25519", "key_id": s.key_id()})
+            ),
+            Ok(s) => println!("receipts: Ed25519 key {}", s.key_id()),
+            Err(e) => {
+                eprintln!("error[key_unavailable]: receipt-signing key: {e}");
+                worst = Outcome::Internal;
+            }
+        }
+    }
     for region in &regions {
         let res = match args {
             Args::Rotate { .. } => provider

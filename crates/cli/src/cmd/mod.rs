@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod keys;
+pub mod receipt;
 pub mod sanitize;
 pub mod seal;
 pub mod serve;

@@ -54,12 +54,14 @@ pub async fn open_state(config: &Config) -> Result<AppState> {
     let keys: Arc<dyn pixseal_seal::KeyProvider> =
         Arc::from(config.key_provider().context("key provider")?);
     let limits = config.limits.to_limits()?;
+    let receipts = pixseal_proof::ReceiptSigner::open(&config.keys.receipt_key(&config.data_dir))?;
     Ok(AppState::new(
         config.server.clone(),
         limits,
         db,
         blobs,
         keys,
+        receipts,
     ))
 }
 

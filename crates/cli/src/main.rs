@@ -61,6 +61,9 @@ enum Command {
     /// Deletion receipts.
     #[command(subcommand)]
     Receipt(cmd::receipt::Args),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(cmd::audit::Args),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         Command::Tenant(args) => cmd::admin::tenant(&config, args, cli.json),
         Command::Apikey(args) => cmd::admin::apikey(&config, args, cli.json),
         Command::Receipt(args) => cmd::receipt::run(&config, args, cli.json),
+        Command::Audit(args) => cmd::audit::run(&config, args, cli.json),
     };
     ExitCode::from(outcome as u8)
 }

@@ -314,4 +314,21 @@ fn deletion_receipt_verifies_offline_and_tampering_is_caught() {
     ]);
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("error[tampered]"));
+    // The audit chain holds the CLI's and the service's actions, intact.
+    let r = pixseal(&[
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "audit",
+        "verify",
+        "--json",
+    ]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let v = &json_lines(&r)[0];
+    assert_eq!(v["verdict"], "intact");
+    assert!(v["entries"].as_u64().unwrap() >= 4, "{v}");
 }

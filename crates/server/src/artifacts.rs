@@ -199,7 +199,16 @@ pub async fn create(
     })
     .await
     .map_err(|_| ApiError::internal("ingest task failed"))?;
-    let (out, sealed, wrapped, label_sealed, ip_sealed) = work?;
+    let actor = format!("key:{}", caller.0.id);
+    let (out, sealed, wrapped, label_sealed, ip_sealed) = match work {
+        Ok(v) => v,
+        Err(e) => {
+            state
+                .audit(&actor, "artifact.create", &id, "refused", e.code)
+                .await;
+            return Err(e);
+        }
+    };
 
     let (created_at, created_ms) = meta::now();
     let (expires_at, expires_ms) = meta::at_ms(created_ms + retention * DAY_MS);
@@ -245,6 +254,7 @@ pub async fn create(
             other => other.into(),
         });
     }
+    state.audit(&actor, "artifact.create", &id, "ok", "").await;
     let mut body = public(&artifact, &state.config.public_url);
     body["label"] = json!(label_present(&artifact));
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -268,6 +278,15 @@ pub async fn metadata(
 ) -> Result<Json<Value>, ApiError> {
     caller.require("artifacts:read")?;
     let a = state.db.artifact(&caller.0.tenant.id, &id).await?;
+    state
+        .audit(
+            &format!("key:{}", caller.0.id),
+            "artifact.read",
+            &a.id,
+            "ok",
+            "",
+        )
+        .await;
     let mut body = public(&a, &state.config.public_url);
     if let Some(sealed) = a.label_sealed.clone() {
         let (keys, region, ctx) = (
@@ -293,6 +312,15 @@ pub async fn content(
 ) -> Result<Response, ApiError> {
     caller.require("artifacts:read")?;
     let a = state.db.artifact(&caller.0.tenant.id, &id).await?;
+    state
+        .audit(
+            &format!("key:{}", caller.0.id),
+            "artifact.content",
+            &a.id,
+            "ok",
+            "",
+        )
+        .await;
     let key = BlobKey::new(&a.id).map_err(|_| ApiError::not_found())?;
     let sealed = state.blobs.get(&a.region, &key).await?;
     let wrapped = unwrap_key(&a)?;
@@ -334,6 +362,15 @@ pub async fn delete(
     caller.require("artifacts:delete")?;
     let a = state.db.artifact(&caller.0.tenant.id, &id).await?;
     let signed = erase(&state, &a, "deleted_by_owner").await?;
+    state
+        .audit(
+            &format!("key:{}", caller.0.id),
+            "artifact.delete",
+            &a.id,
+            "ok",
+            &signed.receipt.receipt_id,
+        )
+        .await;
     Ok(Json(signed))
 }
 

@@ -43,6 +43,16 @@ where
         match state.db.api_key_by_secret(secret).await {
             Ok(k) => Ok(Caller(k)),
             Err(pixseal_store::DbError::NotFound) => {
+                let route = parts.uri.path().to_string();
+                state
+                    .audit(
+                        "anonymous",
+                        "auth",
+                        &route,
+                        "denied",
+                        "unknown_or_revoked_key",
+                    )
+                    .await;
                 Err(ApiError::unauthorized("unknown or revoked API key"))
             }
             Err(e) => Err(e.into()),

@@ -55,6 +55,23 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Append to the audit log. A failed append is logged loudly but does not fail the
+    /// request (the action already happened); `/readyz` reports the database if it is down.
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        object: &str,
+        outcome: &str,
+        detail: &str,
+    ) {
+        if let Err(e) = self.db.audit(actor, action, object, outcome, detail).await {
+            tracing::error!(action, error = %e, "audit append failed");
+        }
+    }
+}
+
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }

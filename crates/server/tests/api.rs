@@ -376,6 +376,27 @@ async fn embedded_sqlite_local_keys_local_blobs() {
     let s = spawn(Parts::Embedded).await;
     lifecycle(&s).await;
     hostile_inputs(&s).await;
+    // The audit chain recorded the actions and is intact; it names no label, IP or secret.
+    let (n, broken) = s.db.audit_verify().await.unwrap();
+    assert!(n >= 8 && broken.is_none(), "{n} {broken:?}");
+    let entries = s.db.audit_entries().await.unwrap();
+    for action in [
+        "artifact.create",
+        "artifact.read",
+        "artifact.content",
+        "artifact.delete",
+        "auth",
+    ] {
+        assert!(
+            entries.iter().any(|e| e.action == action),
+            "no {action} entry"
+        );
+    }
+    assert!(
+        entries
+            .iter()
+            .all(|e| !format!("{e:?}").contains("Jane") && !format!("{e:?}").contains("pxk_"))
+    );
     // Every response carries a request id; /metrics counts requests by route and status.
     let r = s
         .client

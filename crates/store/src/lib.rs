@@ -2,8 +2,10 @@
 //! directory or an S3 bucket/prefix); nothing is ever written to another region's store.
 //! Metadata (tenants, API keys, artifacts) lives in SQLite or PostgreSQL.
 
+pub mod audit;
 pub mod blob;
 pub mod meta;
 
+pub use audit::{AuditEntry, BrokenLink};
 pub use blob::{BlobError, BlobKey, BlobStore, RegionStorage, StorageBackend, StorageConfig};
 pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, SCOPES, Tenant};

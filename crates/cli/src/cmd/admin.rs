@@ -92,10 +92,9 @@ pub fn tenant(config: &Config, args: TenantArgs, json: bool) -> Outcome {
                 config.server.retention_days_allowed
             )));
         }
-        let t = db(config)
-            .await?
-            .create_tenant(&name, &region, days)
-            .await?;
+        let db = db(config).await?;
+        let t = db.create_tenant(&name, &region, days).await?;
+        super::audit::record(&db, "tenant.create", &t.id, "ok", &t.region).await;
         if json {
             println!(
                 "{}",
@@ -118,6 +117,7 @@ pub fn apikey(config: &Config, args: ApiKeyArgs, json: bool) -> Outcome {
             ApiKeyArgs::Create { tenant, scopes } => {
                 let t = db.tenant_by_name(&tenant).await?;
                 let (k, secret) = db.create_api_key(&t, &scopes).await?;
+                super::audit::record(&db, "apikey.create", &k.id, "ok", &k.scopes.join(" ")).await;
                 if json {
                     println!(
                         "{}",
@@ -156,6 +156,7 @@ pub fn apikey(config: &Config, args: ApiKeyArgs, json: bool) -> Outcome {
             ApiKeyArgs::Revoke { tenant, id } => {
                 let t = db.tenant_by_name(&tenant).await?;
                 db.revoke_api_key(&t, &id).await?;
+                super::audit::record(&db, "apikey.revoke", &id, "ok", "").await;
                 if json {
                     println!("{}", json!({"id": id, "status": "revoked"}));
                 } else {

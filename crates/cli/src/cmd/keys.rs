@@ -54,6 +54,7 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             }
         }
     }
+    let mut rotated = Vec::new();
     for region in &regions {
         let res = match args {
             Args::Rotate { .. } => provider
@@ -63,6 +64,9 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
         };
         match res {
             Ok(v) => {
+                if matches!(args, Args::Rotate { .. }) {
+                    rotated.push((region.clone(), v.latest));
+                }
                 if json {
                     println!(
                         "{}",
@@ -86,6 +90,24 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
                 worst = Outcome::Internal;
             }
         }
+    }
+    if !rotated.is_empty() {
+        // Key rotation is audited in the installation's database (best effort: the keys CLI
+        // also works on machines without one).
+        let url = config.database_url();
+        let _ = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|rt| {
+                rt.block_on(async {
+                    if let Ok(db) = pixseal_store::Db::connect(&url).await {
+                        for (region, v) in &rotated {
+                            super::audit::record(&db, "key.rotate", region, "ok", &format!("v{v}"))
+                                .await;
+                        }
+                    }
+                })
+            });
     }
     worst
 }

@@ -1,6 +1,7 @@
 //! One module per CLI command.
 
 pub mod admin;
+pub mod audit;
 pub mod keys;
 pub mod receipt;
 pub mod sanitize;

@@ -1,5 +1,6 @@
 //! Metadata on SQLite (embedded default) or PostgreSQL through one `sqlx::Any` pool: tenants,
-//! API keys (stored as SHA-256 only), artifacts. The same SQL runs on both (`$n` parameters).
+//! API keys (stored as SHA-256 only), artifacts. The same SQL and the same migrations run on
+//! both (`$n` parameters, portable types).
 
 use std::str::FromStr;
 
@@ -202,11 +203,8 @@ impl Db {
             url.to_string()
         };
         let pool = opts.connect(&url).await?;
-        let migrator = match kind {
-            DbKind::Sqlite => sqlx::migrate!("migrations/sqlite"),
-            DbKind::Postgres => sqlx::migrate!("migrations/postgres"),
-        };
-        migrator
+        // One set of migrations: the schema uses only types both databases share.
+        sqlx::migrate!("./migrations")
             .run(&pool)
             .await
             .map_err(|e| DbError::Unavailable(format!("migrations: {e}")))?;

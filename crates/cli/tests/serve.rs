@@ -332,3 +332,64 @@ fn deletion_receipt_verifies_offline_and_tampering_is_caught() {
     assert_eq!(v["verdict"], "intact");
     assert!(v["entries"].as_u64().unwrap() >= 4, "{v}");
 }
+
+#[test]
+fn rotate_then_rewrap_moves_every_stored_data_key_and_content_still_opens() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let port = free_port();
+    let mut server = start(data.path(), port);
+    let key = key_for(data.path());
+    let photo = std::fs::read(fixtures().join("photos/tiny.gif")).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (st, body) = http(port, "POST", "/v1/artifacts", Some(&key), &photo).unwrap();
+        assert_eq!(st, 201);
+        ids.push(
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let r = pixseal(&["--data-dir", d, "keys", "rewrap", "--json"]);
+    assert_eq!(
+        json_lines(&r)[0]["already_current"],
+        2,
+        "nothing to move before a rotation"
+    );
+    let r = pixseal(&["--data-dir", d, "keys", "rotate", "--region", "us"]);
+    assert_eq!(r.status.code(), Some(0));
+    let r = pixseal(&["--data-dir", d, "keys", "rewrap", "--json"]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let v = &json_lines(&r)[0];
+    assert_eq!(
+        (v["rewrapped"].as_u64(), v["failed"].as_u64()),
+        (Some(2), Some(0)),
+        "{v}"
+    );
+    let r = pixseal(&["--data-dir", d, "keys", "rewrap", "--json"]);
+    assert_eq!(json_lines(&r)[0]["already_current"], 2);
+    let mut server = start(data.path(), port);
+    for id in &ids {
+        let (st, body) = http(
+            port,
+            "GET",
+            &format!("/v1/artifacts/{id}/content"),
+            Some(&key),
+            b"",
+        )
+        .unwrap();
+        assert_eq!(st, 200);
+        assert!(body.starts_with(b"RIFF"));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -510,6 +510,41 @@ impl Db {
         Ok(r.try_get("signed_json")?)
     }
 
+    /// Every stored wrapped data key: (artifact id, region, wrapped key), for rewrapping.
+    pub async fn wrapped_keys(&self) -> Result<Vec<(String, String, String)>, DbError> {
+        let rows = sqlx::query("SELECT id, region, wrapped_key FROM artifacts ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("region")?,
+                    r.try_get("wrapped_key")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(DbError::from)
+    }
+
+    /// Replace one artifact's wrapped data key, only if it is still the one that was read
+    /// (a concurrent delete or rewrap wins).
+    pub async fn replace_wrapped_key(
+        &self,
+        id: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, DbError> {
+        let r =
+            sqlx::query("UPDATE artifacts SET wrapped_key = $1 WHERE id = $2 AND wrapped_key = $3")
+                .bind(new)
+                .bind(id)
+                .bind(old)
+                .execute(&self.pool)
+                .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Whether any row (any state) names this artifact id.
     pub async fn artifact_exists(&self, id: &str) -> Result<bool, DbError> {
         let r = sqlx::query("SELECT COUNT(*) AS n FROM artifacts WHERE id = $1")

@@ -17,6 +17,9 @@ pub enum Args {
         #[arg(long)]
         region: Option<String>,
     },
+    /// Re-wrap every stored artifact's data key under its region's latest master key version
+    /// (the blobs are untouched), so older versions can then be retired.
+    Rewrap,
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
@@ -27,6 +30,9 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             return Outcome::Internal;
         }
     };
+    if matches!(args, Args::Rewrap) {
+        return rewrap(config, provider.as_ref(), json);
+    }
     let regions: Vec<String> = match &args {
         Args::Rotate { region: Some(r) } => {
             if !config.regions.contains(r) {
@@ -60,7 +66,7 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             Args::Rotate { .. } => provider
                 .rotate(region)
                 .and_then(|_| provider.key_versions(region)),
-            Args::Init | Args::List => provider.key_versions(region),
+            Args::Init | Args::List | Args::Rewrap => provider.key_versions(region),
         };
         match res {
             Ok(v) => {
@@ -115,4 +121,74 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
 fn key_error_code(e: &anyhow::Error) -> &'static str {
     e.downcast_ref::<pixseal_seal::SealError>()
         .map_or("config", |s| s.code())
+}
+
+/// `keys rewrap`: every wrapped data key in the artifact database, moved to the latest version.
+fn rewrap(config: &Config, provider: &dyn pixseal_seal::KeyProvider, json: bool) -> Outcome {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let res = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let db = pixseal_store::Db::connect(&config.database_url()).await?;
+                let (mut moved, mut current, mut failed) = (0u64, 0u64, 0u64);
+                for (id, region, stored) in db.wrapped_keys().await? {
+                    let old = pixseal_seal::WrappedKey::from_bytes(&b64.decode(&stored)?)?;
+                    let latest = provider.key_versions(&region)?.latest;
+                    if old.version >= latest {
+                        current += 1;
+                        continue;
+                    }
+                    match provider.rewrap(&old, &region) {
+                        Ok(new) => {
+                            if db
+                                .replace_wrapped_key(&id, &stored, &b64.encode(new.to_bytes()))
+                                .await?
+                            {
+                                moved += 1;
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("error[{}]: artifact {id}: {e}", e.code());
+                            failed += 1;
+                        }
+                    }
+                }
+                super::audit::record(
+                    &db,
+                    "key.rewrap",
+                    "artifacts",
+                    if failed == 0 { "ok" } else { "partial" },
+                    &format!("moved {moved}, failed {failed}"),
+                )
+                .await;
+                Ok::<_, anyhow::Error>((moved, current, failed))
+            })
+        });
+    match res {
+        Ok((moved, current, failed)) => {
+            if json {
+                println!(
+                    "{}",
+                    json!({"status": if failed == 0 { "ok" } else { "error" }, "rewrapped": moved, "already_current": current, "failed": failed})
+                );
+            } else {
+                println!(
+                    "rewrapped {moved} data key(s); {current} already on the latest version; {failed} failed"
+                );
+            }
+            if failed == 0 {
+                Outcome::Ok
+            } else {
+                Outcome::Internal
+            }
+        }
+        Err(e) => {
+            eprintln!("error[internal]: {e:#}");
+            Outcome::Internal
+        }
+    }
 }

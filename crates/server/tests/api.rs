@@ -226,6 +226,23 @@ async fn lifecycle(s: &TestServer) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
+    // A revoked key stops working at once.
+    let doomed = s.key("acme", "us", &["artifacts:read"]).await;
+    assert_eq!(
+        s.get(&doomed, &format!("/v1/artifacts/{id}"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let k = s.db.api_key_by_secret(&doomed).await.unwrap();
+    s.db.revoke_api_key(&k.tenant, &k.id).await.unwrap();
+    assert_eq!(
+        s.get(&doomed, &format!("/v1/artifacts/{id}"))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
     // Retention outside the allowed set.
     let (st, body) = s.upload(&key, input.clone(), "?retention_days=5").await;
     assert_eq!(

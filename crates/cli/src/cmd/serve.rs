@@ -19,6 +19,7 @@ pub struct Args {
 pub fn run(config: &Config, args: Args) -> Outcome {
     tracing_subscriber::fmt()
         .json()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PIXSEAL_LOG")
                 .unwrap_or_else(|_| "info".into()),

@@ -64,6 +64,8 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(cmd::audit::Args),
+    /// One retention purge pass now.
+    Purge(cmd::purge::Args),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
         Command::Apikey(args) => cmd::admin::apikey(&config, args, cli.json),
         Command::Receipt(args) => cmd::receipt::run(&config, args, cli.json),
         Command::Audit(args) => cmd::audit::run(&config, args, cli.json),
+        Command::Purge(args) => cmd::purge::run(&config, args, cli.json),
     };
     ExitCode::from(outcome as u8)
 }

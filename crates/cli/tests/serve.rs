@@ -393,3 +393,54 @@ fn rotate_then_rewrap_moves_every_stored_data_key_and_content_still_opens() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn purge_command_runs_a_pass_and_dry_run_deletes_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let port = free_port();
+    let mut server = start(data.path(), port);
+    let key = key_for(data.path());
+    let photo = std::fs::read(fixtures().join("photos/tiny.gif")).unwrap();
+    let (st, body) = http(
+        port,
+        "POST",
+        "/v1/artifacts?retention_days=7",
+        Some(&key),
+        &photo,
+    )
+    .unwrap();
+    assert_eq!(st, 201);
+    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    for args in [
+        &["purge", "--dry-run", "--json"][..],
+        &["purge", "--json"][..],
+    ] {
+        let r = pixseal(&[&["--data-dir", d][..], args].concat());
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let v = &json_lines(&r)[0];
+        assert_eq!(
+            (v["due"].as_u64(), v["purged"].as_u64()),
+            (Some(0), Some(0)),
+            "nothing is due yet: {v}"
+        );
+    }
+    let mut server = start(data.path(), port);
+    let (st, _) = http(port, "GET", &format!("/v1/artifacts/{id}"), Some(&key), b"").unwrap();
+    assert_eq!(
+        st, 200,
+        "an artifact within its retention survives a purge pass"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -28,6 +28,8 @@ pub struct ServerConfig {
     /// (rustls) and sends HSTS. Empty = plain HTTP (behind a TLS proxy, or on loopback).
     pub tls_cert: String,
     pub tls_key: String,
+    /// Seconds between purge passes in `pixseal serve` (0 = no purge worker).
+    pub purge_interval_secs: u64,
 }
 
 impl ServerConfig {
@@ -50,6 +52,7 @@ impl Default for ServerConfig {
             repair_grace_secs: 120,
             tls_cert: String::new(),
             tls_key: String::new(),
+            purge_interval_secs: 60,
         }
     }
 }

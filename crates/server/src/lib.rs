@@ -7,6 +7,7 @@ mod auth;
 mod config;
 mod error;
 mod observe;
+mod purge;
 mod repair;
 mod state;
 
@@ -22,6 +23,7 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use config::ServerConfig;
 pub use error::ApiError;
+pub use purge::{IP_RETENTION_MS, PurgeReport, purge_due};
 pub use repair::{RepairReport, repair};
 pub use state::AppState;
 

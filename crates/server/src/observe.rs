@@ -33,6 +33,7 @@ pub struct Metrics {
     registry: Registry,
     pub requests: Family<RouteLabels, Counter>,
     pub latency: Family<RouteOnly, Histogram>,
+    pub purged: Counter,
 }
 
 impl Default for Metrics {
@@ -52,10 +53,17 @@ impl Default for Metrics {
             "HTTP request latency by route",
             latency.clone(),
         );
+        let purged = Counter::default();
+        registry.register(
+            "artifacts_purged",
+            "Artifacts deleted by the retention purge",
+            purged.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
+            purged,
         }
     }
 }

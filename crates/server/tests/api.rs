@@ -13,6 +13,7 @@ use serde_json::Value;
 struct TestServer {
     url: String,
     db: Db,
+    state: AppState,
     data: tempfile::TempDir,
     client: reqwest::Client,
 }
@@ -78,13 +79,14 @@ async fn spawn_with(parts: Parts, server_config: ServerConfig) -> TestServer {
         format!("http://{addr}")
     };
     tokio::spawn(pixseal_server::serve(
-        state,
+        state.clone(),
         listener,
         std::future::pending(),
     ));
     TestServer {
         url,
         db,
+        state,
         data,
         client: reqwest::Client::new(),
     }
@@ -729,4 +731,174 @@ async fn tls_with_hsts_when_configured() {
         .await
         .unwrap();
     assert!(r.headers().get("strict-transport-security").is_none());
+}
+
+const DAY: i64 = 86_400_000;
+
+/// Retention ends exactly at `expires_at`: not a millisecond before. After the purge the
+/// artifact, its blob and its wrapped key are gone, and a retention receipt exists.
+#[tokio::test]
+async fn artifacts_expire_exactly_at_their_date() {
+    let s = spawn(Parts::Embedded).await;
+    let key = s.key("ret", "us", ALL).await;
+    let photo = std::fs::read(fixtures().join("photos/tiny.gif")).unwrap();
+    let (st, up) = s.upload(&key, photo, "?retention_days=7").await;
+    assert_eq!(st, StatusCode::CREATED);
+    let id = up["id"].as_str().unwrap().to_string();
+    let t = s.db.tenant_by_name("ret").await.unwrap();
+    let a = s.db.artifact(&t.id, &id).await.unwrap();
+    assert_eq!(a.expires_ms - a.created_ms, 7 * DAY);
+    let state = s.state.clone();
+    let r = pixseal_server::purge_due(&state, a.expires_ms - 1, 100, 600_000)
+        .await
+        .unwrap();
+    assert_eq!(r.purged, 0, "purged early");
+    assert_eq!(
+        s.get(&key, &format!("/v1/artifacts/{id}")).await.status(),
+        StatusCode::OK
+    );
+    let r = pixseal_server::purge_due(&state, a.expires_ms, 100, 600_000)
+        .await
+        .unwrap();
+    assert_eq!(r.purged, 1);
+    assert_eq!(
+        s.get(&key, &format!("/v1/artifacts/{id}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        !s.db.artifact_exists(&id).await.unwrap(),
+        "row (and wrapped key) gone"
+    );
+    assert!(
+        !s.data.path().join("blobs/us").join(&id).exists(),
+        "blob gone"
+    );
+    assert_eq!(s.db.receipt_count().await.unwrap(), 1);
+    // Idempotent: a second pass finds nothing.
+    assert_eq!(
+        pixseal_server::purge_due(&state, a.expires_ms + DAY, 100, 600_000)
+            .await
+            .unwrap()
+            .purged,
+        0
+    );
+}
+
+/// Two purge workers on one PostgreSQL purge everything exactly once; a claim left by a dead
+/// worker is taken over after the stale period; client IPs are forgotten after 30 days.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_purge_workers_on_postgres_never_double_delete() {
+    let s = spawn(Parts::Postgres).await;
+    let t = s.db.create_tenant("bulk", "us", 30).await.unwrap();
+    let (_, now) = pixseal_store::meta::now();
+    let n = 120;
+    for i in 0..n {
+        let id = format!("bulk-{i:04}");
+        let a = pixseal_store::Artifact {
+            id: id.clone(),
+            tenant_id: t.id.clone(),
+            region: "us".into(),
+            proof_id: format!("px_bulk{i:04}"),
+            state: "active".into(),
+            sha256: "0".repeat(64),
+            original_sha256: "1".repeat(64),
+            content_type: "image/webp".into(),
+            width: 1,
+            height: 1,
+            bytes: 1,
+            wrapped_key: String::new(),
+            label_sealed: None,
+            client_ip_sealed: Some("sealed-ip".into()),
+            created_at: String::new(),
+            created_ms: now - 40 * DAY,
+            expires_at: String::new(),
+            expires_ms: now - 1 - i as i64,
+        };
+        s.db.insert_artifact(&a).await.unwrap();
+        let p = s.data.path().join("blobs/us").join(&id);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b"sealed").unwrap();
+    }
+    // One more, not yet due, whose IP is older than 30 days: kept, but its IP forgotten.
+    let keep = pixseal_store::Artifact {
+        id: "keep".into(),
+        tenant_id: t.id.clone(),
+        region: "us".into(),
+        proof_id: "px_keep".into(),
+        state: "active".into(),
+        sha256: "0".repeat(64),
+        original_sha256: "1".repeat(64),
+        content_type: "image/webp".into(),
+        width: 1,
+        height: 1,
+        bytes: 1,
+        wrapped_key: String::new(),
+        label_sealed: None,
+        client_ip_sealed: Some("sealed-ip".into()),
+        created_at: String::new(),
+        created_ms: now - 31 * DAY,
+        expires_at: String::new(),
+        expires_ms: now + DAY,
+    };
+    s.db.insert_artifact(&keep).await.unwrap();
+    let (a, b) = (s.state.clone(), s.state.clone());
+    let (ra, rb) = tokio::join!(
+        tokio::spawn(async move {
+            pixseal_server::purge_due(&a, now, 7, 600_000)
+                .await
+                .unwrap()
+        }),
+        tokio::spawn(async move {
+            pixseal_server::purge_due(&b, now, 7, 600_000)
+                .await
+                .unwrap()
+        }),
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.purged + rb.purged, n as u64, "{ra:?} {rb:?}");
+    assert!(
+        ra.purged > 0 && rb.purged > 0,
+        "both workers took part: {ra:?} {rb:?}"
+    );
+    assert_eq!(ra.failed + rb.failed, 0);
+    assert_eq!(
+        s.db.receipt_count().await.unwrap(),
+        n as i64,
+        "exactly one receipt per artifact"
+    );
+    assert!(s.db.artifact_exists("keep").await.unwrap());
+    let kept = s.db.artifact(&t.id, "keep").await.unwrap();
+    assert_eq!(
+        kept.client_ip_sealed, None,
+        "IP older than 30 days forgotten"
+    );
+
+    // A worker that claimed a row and died: taken over only once the claim is stale.
+    let mut dead = keep.clone();
+    dead.id = "dead".into();
+    dead.proof_id = "px_dead".into();
+    dead.expires_ms = now - DAY;
+    s.db.insert_artifact(&dead).await.unwrap();
+    assert_eq!(
+        s.db.claim_due(now, 600_000, 10).await.unwrap().len(),
+        1,
+        "first worker claims it, then dies"
+    );
+    assert_eq!(
+        pixseal_server::purge_due(&s.state, now + 1000, 10, 600_000)
+            .await
+            .unwrap()
+            .purged,
+        0,
+        "fresh claim respected"
+    );
+    assert_eq!(
+        pixseal_server::purge_due(&s.state, now + 700_000, 10, 600_000)
+            .await
+            .unwrap()
+            .purged,
+        1,
+        "stale claim taken over"
+    );
+    assert!(!s.db.artifact_exists("dead").await.unwrap());
 }

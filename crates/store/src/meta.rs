@@ -545,6 +545,67 @@ impl Db {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Claim up to `limit` artifacts due for purge at `now_ms` (active and expired, or claimed
+    /// by a worker whose claim is older than `stale_ms`), marking them `purging`. On PostgreSQL
+    /// the candidate rows are locked `FOR UPDATE SKIP LOCKED`, so concurrent workers never
+    /// claim the same row; SQLite has a single writer.
+    pub async fn claim_due(
+        &self,
+        now_ms: i64,
+        stale_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Artifact>, DbError> {
+        let sql = match self.kind {
+            DbKind::Postgres => concat!(
+                "UPDATE artifacts SET state = 'purging', claimed_ms = $1 WHERE id IN (",
+                "SELECT id FROM artifacts WHERE expires_ms <= $1 AND (state = 'active' OR (state = 'purging' AND claimed_ms < $2)) ",
+                "ORDER BY expires_ms LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING ",
+                artifact_columns!()
+            ),
+            DbKind::Sqlite => concat!(
+                "UPDATE artifacts SET state = 'purging', claimed_ms = $1 WHERE id IN (",
+                "SELECT id FROM artifacts WHERE expires_ms <= $1 AND (state = 'active' OR (state = 'purging' AND claimed_ms < $2)) ",
+                "ORDER BY expires_ms LIMIT $3) RETURNING ",
+                artifact_columns!()
+            ),
+        };
+        let rows = sqlx::query(sql)
+            .bind(now_ms)
+            .bind(now_ms - stale_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(artifact_from)
+            .collect::<Result<_, _>>()
+            .map_err(DbError::from)
+    }
+
+    /// How many artifacts are due at `now_ms` (for `purge --dry-run`).
+    pub async fn count_due(&self, now_ms: i64) -> Result<i64, DbError> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM artifacts WHERE expires_ms <= $1 AND state IN ('active', 'purging')")
+            .bind(now_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("n")?)
+    }
+
+    /// Forget client IPs of artifacts created before `before_ms` (abuse-handling window over).
+    pub async fn forget_ips(&self, before_ms: i64) -> Result<u64, DbError> {
+        let r = sqlx::query("UPDATE artifacts SET client_ip_sealed = NULL WHERE created_ms < $1 AND client_ip_sealed IS NOT NULL")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub async fn receipt_count(&self) -> Result<i64, DbError> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM receipts")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("n")?)
+    }
+
     /// Whether any row (any state) names this artifact id.
     pub async fn artifact_exists(&self, id: &str) -> Result<bool, DbError> {
         let r = sqlx::query("SELECT COUNT(*) AS n FROM artifacts WHERE id = $1")

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod keys;
+pub mod purge;
 pub mod receipt;
 pub mod sanitize;
 pub mod seal;

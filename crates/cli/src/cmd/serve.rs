@@ -9,6 +9,9 @@ use pixseal_store::{BlobStore, Db};
 use crate::Outcome;
 use crate::config::Config;
 
+/// A purge claim older than this belongs to a worker that died.
+pub const PURGE_STALE_MS: i64 = 10 * 60_000;
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Listen address (overrides [server].listen).
@@ -99,6 +102,31 @@ async fn serve(config: &Config, args: Args) -> Result<()> {
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
         tracing::info!("shutting down: finishing in-flight requests");
     };
+    if config.server.purge_interval_secs > 0 {
+        let (st, every) = (
+            state.clone(),
+            std::time::Duration::from_secs(config.server.purge_interval_secs),
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let (_, now) = pixseal_store::meta::now();
+                match pixseal_server::purge_due(&st, now, 500, PURGE_STALE_MS).await {
+                    Ok(r) if r.purged + r.failed + r.ips_forgotten > 0 => {
+                        tracing::info!(
+                            purged = r.purged,
+                            failed = r.failed,
+                            ips_forgotten = r.ips_forgotten,
+                            "purge pass"
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(code = e.code, "purge pass failed"),
+                }
+            }
+        });
+    }
     pixseal_server::serve(state, listener, shutdown).await?;
     Ok(())
 }

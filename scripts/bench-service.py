@@ -96,6 +96,7 @@ def bench_db(name, binary, files, bodies, seconds, clients):
     data = tempfile.mkdtemp(prefix="pixseal-bench-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIXSEAL_")}
     env["PIXSEAL_LOG"] = "warn"
+    env["PIXSEAL_SERVER_RATE_LIMIT_PER_KEY"] = "0"  # measure throughput, not the limiter
     if name == "postgres":
         db = "pixseal_bench_%d" % os.getpid()
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", "DROP DATABASE IF EXISTS %s" % db], check=True, capture_output=True)

@@ -30,6 +30,16 @@ pub struct ServerConfig {
     pub tls_key: String,
     /// Seconds between purge passes in `pixseal serve` (0 = no purge worker).
     pub purge_interval_secs: u64,
+    /// Rate limits (GCRA): `memory` (per instance) or `redis` (shared by every instance).
+    pub rate_limit_backend: String,
+    pub rate_limit_redis_url: String,
+    /// Key prefix in Redis (several installations may share one Redis).
+    pub rate_limit_prefix: String,
+    /// Requests per period per API key (authenticated) and per client IP (anonymous); each
+    /// is also the burst. 0 disables that limit.
+    pub rate_limit_per_key: u32,
+    pub rate_limit_per_ip: u32,
+    pub rate_limit_period_secs: u64,
 }
 
 impl ServerConfig {
@@ -53,6 +63,12 @@ impl Default for ServerConfig {
             tls_cert: String::new(),
             tls_key: String::new(),
             purge_interval_secs: 60,
+            rate_limit_backend: "memory".into(),
+            rate_limit_redis_url: "redis://127.0.0.1:6379".into(),
+            rate_limit_prefix: "pixseal:rl:".into(),
+            rate_limit_per_key: 600,
+            rate_limit_per_ip: 120,
+            rate_limit_period_secs: 60,
         }
     }
 }

@@ -8,6 +8,7 @@ mod config;
 mod error;
 mod observe;
 mod purge;
+pub mod ratelimit;
 mod repair;
 mod state;
 
@@ -55,6 +56,10 @@ pub fn router(state: AppState) -> Router {
                 "no such route",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::track,

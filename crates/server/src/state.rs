@@ -26,6 +26,7 @@ pub struct AppState {
     pub metrics: crate::observe::SharedMetrics,
     /// Signs deletion receipts.
     pub receipts: Arc<pixseal_proof::ReceiptSigner>,
+    pub limiter: crate::ratelimit::SharedLimiter,
 }
 
 impl AppState {
@@ -36,6 +37,7 @@ impl AppState {
         blobs: BlobStore,
         keys: Arc<dyn KeyProvider>,
         receipts: pixseal_proof::ReceiptSigner,
+        limiter: crate::ratelimit::SharedLimiter,
     ) -> Self {
         let n = if config.decode_concurrency == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -51,6 +53,7 @@ impl AppState {
             decode_slots: Arc::new(Semaphore::new(n)),
             metrics: Arc::default(),
             receipts: Arc::new(receipts),
+            limiter,
         }
     }
 }

@@ -63,6 +63,7 @@ async fn spawn_with(parts: Parts, server_config: ServerConfig) -> TestServer {
     let keys: Arc<dyn KeyProvider> =
         Arc::from(keys_cfg.open_provider(data.path(), &regions).unwrap());
     let tls = server_config.tls();
+    let limiter = Arc::new(pixseal_server::ratelimit::Limiter::new(&server_config).await);
     let state = AppState::new(
         server_config,
         pixseal_media::Limits::default(),
@@ -70,6 +71,7 @@ async fn spawn_with(parts: Parts, server_config: ServerConfig) -> TestServer {
         blobs,
         keys,
         pixseal_proof::ReceiptSigner::open(&data.path().join("receipt.pem")).unwrap(),
+        limiter,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -498,6 +500,7 @@ async fn repair_pass_removes_only_leftovers() {
         blobs,
         keys,
         pixseal_proof::ReceiptSigner::open(&data.path().join("receipt.pem")).unwrap(),
+        Arc::new(pixseal_server::ratelimit::Limiter::new(&ServerConfig::default()).await),
     );
     let t = db.create_tenant("t", "us", 30).await.unwrap();
     let (_, now) = pixseal_store::meta::now();
@@ -901,4 +904,111 @@ async fn two_purge_workers_on_postgres_never_double_delete() {
         "stale claim taken over"
     );
     assert!(!s.db.artifact_exists("dead").await.unwrap());
+}
+
+fn limited(
+    backend: &str,
+    redis_url: &str,
+    prefix: &str,
+    per_key: u32,
+    period: u64,
+) -> ServerConfig {
+    ServerConfig {
+        rate_limit_backend: backend.into(),
+        rate_limit_redis_url: redis_url.into(),
+        rate_limit_prefix: prefix.into(),
+        rate_limit_per_key: per_key,
+        rate_limit_per_ip: per_key,
+        rate_limit_period_secs: period,
+        ..ServerConfig::default()
+    }
+}
+
+async fn status_of(s: &TestServer, key: &str) -> (StatusCode, Option<String>, Value) {
+    let r = s
+        .get(key, "/v1/artifacts/00000000-0000-7000-8000-000000000000")
+        .await;
+    let st = r.status();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (st, retry, r.json().await.unwrap_or(Value::Null))
+}
+
+/// In-process limits: the burst passes, the next request is 429 with Retry-After and the JSON
+/// error body; health is never limited; another key has its own budget.
+#[tokio::test]
+async fn rate_limits_in_process() {
+    let s = spawn_with(Parts::Embedded, limited("memory", "", "", 3, 60)).await;
+    let key = s.key("rl", "us", ALL).await;
+    for _ in 0..3 {
+        assert_eq!(status_of(&s, &key).await.0, StatusCode::NOT_FOUND);
+    }
+    let (st, retry, body) = status_of(&s, &key).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let other = s.key("rl", "us", ALL).await;
+    assert_eq!(status_of(&s, &other).await.0, StatusCode::NOT_FOUND);
+    for _ in 0..5 {
+        assert_eq!(
+            s.client
+                .get(format!("{}/healthz", s.url))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+    }
+}
+
+/// Redis limits hold across two instances sharing one Redis and reset when the period has
+/// passed; with Redis down the service falls back to in-process limits (no 500s).
+#[tokio::test]
+async fn rate_limits_shared_through_redis_and_redis_outage() {
+    let prefix = format!(
+        "pixseal:test:{}:{}:",
+        std::process::id(),
+        pixseal_store::meta::now().1
+    );
+    let cfg = limited("redis", "redis://127.0.0.1:6379", &prefix, 4, 2);
+    let a = spawn_with(Parts::Embedded, cfg.clone()).await;
+    let key = a.key("shared", "us", ALL).await;
+    // The second instance shares Redis (its own database here; the key secret is what counts).
+    let b = spawn_with(Parts::Embedded, cfg).await;
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        codes.push(status_of(s, &key).await.0.as_u16());
+    }
+    // a's key is unknown to b's database (401 there), but every request spends the shared budget.
+    assert_eq!(codes.iter().filter(|c| **c == 429).count(), 2, "{codes:?}");
+    assert!(codes[..4].iter().all(|c| *c != 429), "{codes:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_ne!(
+        status_of(&a, &key).await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "budget refilled after the period"
+    );
+
+    let down = spawn_with(
+        Parts::Embedded,
+        limited("redis", "redis://127.0.0.1:1", &prefix, 2, 60),
+    )
+    .await;
+    let k = down.key("down", "us", ALL).await;
+    let codes: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(status_of(&down, &k).await.0.as_u16());
+        }
+        v
+    };
+    assert_eq!(
+        codes,
+        vec![404, 404, 429],
+        "fallback still limits, and nothing is a 5xx"
+    );
 }

@@ -59,6 +59,8 @@ pub async fn open_state(config: &Config) -> Result<AppState> {
         Arc::from(config.key_provider().context("key provider")?);
     let limits = config.limits.to_limits()?;
     let receipts = pixseal_proof::ReceiptSigner::open(&config.keys.receipt_key(&config.data_dir))?;
+    let limiter =
+        std::sync::Arc::new(pixseal_server::ratelimit::Limiter::new(&config.server).await);
     Ok(AppState::new(
         config.server.clone(),
         limits,
@@ -66,6 +68,7 @@ pub async fn open_state(config: &Config) -> Result<AppState> {
         blobs,
         keys,
         receipts,
+        limiter,
     ))
 }
 

@@ -135,6 +135,13 @@ impl Limiter {
     }
 }
 
+impl Limiter {
+    /// One check against the per-key rule (benchmarks and tests).
+    pub async fn check_key(&self, key: &str) -> Result<(), Duration> {
+        self.check(&self.per_key, format!("k:{key}")).await
+    }
+}
+
 /// Middleware: every route but health, readiness and metrics.
 pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();

@@ -19,6 +19,18 @@ pub enum Outcome {
     Internal = 3,
 }
 
+impl Outcome {
+    /// The outcome for the highest code recorded by a batch (see `AtomicU8::fetch_max`).
+    pub fn from_worst(code: u8) -> Outcome {
+        match code {
+            0 => Outcome::Ok,
+            1 => Outcome::Usage,
+            2 => Outcome::Rejected,
+            _ => Outcome::Internal,
+        }
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "pixseal",

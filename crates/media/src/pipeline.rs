@@ -222,12 +222,13 @@ impl Pipeline {
         }))
     }
 
-    /// The whole job: input bytes in, clean output bytes out.
-    pub fn sanitize(&mut self, input: &[u8], opts: &Options) -> Result<Sanitized, IngestError> {
-        if let Some(out) = self.sanitize_jpeg_yuv(input, opts)? {
-            return Ok(out);
-        }
-        let d = self.decode(input, opts.max_edge)?;
+    /// Encode a decoded picture into a [`Sanitized`]; the pixel buffer is handed back (whatever
+    /// the outcome) so the caller can reuse it, here or on another thread's pipeline.
+    pub fn encode_decoded(
+        &mut self,
+        d: Decoded,
+        opts: &Options,
+    ) -> (Result<Sanitized, IngestError>, Pixels) {
         let Decoded {
             mut pixels,
             input_format,
@@ -235,10 +236,9 @@ impl Pipeline {
             colour,
             frames,
         } = d;
-        let (bytes, format) = self.encode(&mut pixels, opts.format, opts.quality)?;
+        let encoded = self.encode(&mut pixels, opts.format, opts.quality);
         let (width, height) = (pixels.width, pixels.height);
-        self.recycle(pixels);
-        Ok(Sanitized {
+        let out = encoded.map(|(bytes, format)| Sanitized {
             bytes,
             format,
             width,
@@ -247,6 +247,18 @@ impl Pipeline {
             orientation,
             colour,
             frames,
-        })
+        });
+        (out, pixels)
+    }
+
+    /// The whole job: input bytes in, clean output bytes out.
+    pub fn sanitize(&mut self, input: &[u8], opts: &Options) -> Result<Sanitized, IngestError> {
+        if let Some(out) = self.sanitize_jpeg_yuv(input, opts)? {
+            return Ok(out);
+        }
+        let d = self.decode(input, opts.max_edge)?;
+        let (out, pixels) = self.encode_decoded(d, opts);
+        self.recycle(pixels);
+        out
     }
 }

@@ -162,6 +162,13 @@ fn artifact_from(r: &sqlx::any::AnyRow) -> Result<Artifact, sqlx::Error> {
     })
 }
 
+fn artifacts_from(rows: &[sqlx::any::AnyRow]) -> Result<Vec<Artifact>, DbError> {
+    rows.iter()
+        .map(artifact_from)
+        .collect::<Result<_, _>>()
+        .map_err(DbError::from)
+}
+
 fn tenant_from(r: &sqlx::any::AnyRow) -> Result<Tenant, sqlx::Error> {
     Ok(Tenant {
         id: r.try_get("id")?,
@@ -448,26 +455,7 @@ impl Db {
         .bind(before_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(artifact_from)
-            .collect::<Result<_, _>>()
-            .map_err(DbError::from)
-    }
-
-    /// Rows stuck in `pending` created before `before_ms` (an upload that died mid-way).
-    pub async fn stale_pending(&self, before_ms: i64) -> Result<Vec<Artifact>, DbError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            artifact_columns!(),
-            " FROM artifacts WHERE state = 'pending' AND created_ms < $1"
-        ))
-        .bind(before_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(artifact_from)
-            .collect::<Result<_, _>>()
-            .map_err(DbError::from)
+        artifacts_from(&rows)
     }
 
     /// Store a signed receipt and delete the artifact row (with its wrapped data key) in one
@@ -575,10 +563,7 @@ impl Db {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(artifact_from)
-            .collect::<Result<_, _>>()
-            .map_err(DbError::from)
+        artifacts_from(&rows)
     }
 
     /// How many artifacts are due at `now_ms` (for `purge --dry-run`).

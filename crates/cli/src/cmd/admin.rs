@@ -41,13 +41,6 @@ pub enum ApiKeyArgs {
     },
 }
 
-fn block<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(f)
-}
-
 fn finish(r: Result<()>) -> Outcome {
     match r {
         Ok(()) => Outcome::Ok,
@@ -73,7 +66,7 @@ async fn db(config: &Config) -> Result<Db> {
 }
 
 pub fn tenant(config: &Config, args: TenantArgs, json: bool) -> Outcome {
-    finish(block(async {
+    finish(super::block_on(async {
         let TenantArgs::Create {
             name,
             region,
@@ -111,7 +104,7 @@ pub fn tenant(config: &Config, args: TenantArgs, json: bool) -> Outcome {
 }
 
 pub fn apikey(config: &Config, args: ApiKeyArgs, json: bool) -> Outcome {
-    finish(block(async {
+    finish(super::block_on(async {
         let db = db(config).await?;
         match args {
             ApiKeyArgs::Create { tenant, scopes } => {

@@ -12,16 +12,10 @@ pub enum Args {
 }
 
 pub fn run(config: &Config, _args: Args, json: bool) -> Outcome {
-    let res = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| {
-            rt.block_on(async {
-                let db = pixseal_store::Db::connect(&config.database_url()).await?;
-                Ok::<_, anyhow::Error>(db.audit_verify().await?)
-            })
-        });
+    let res = super::block_on(async {
+        let db = pixseal_store::Db::connect(&config.database_url()).await?;
+        Ok::<_, anyhow::Error>(db.audit_verify().await?)
+    });
     match res {
         Ok((n, None)) => {
             if json {

@@ -101,19 +101,13 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
         // Key rotation is audited in the installation's database (best effort: the keys CLI
         // also works on machines without one).
         let url = config.database_url();
-        let _ = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map(|rt| {
-                rt.block_on(async {
-                    if let Ok(db) = pixseal_store::Db::connect(&url).await {
-                        for (region, v) in &rotated {
-                            super::audit::record(&db, "key.rotate", region, "ok", &format!("v{v}"))
-                                .await;
-                        }
-                    }
-                })
-            });
+        let _ = super::block_on(async {
+            let db = pixseal_store::Db::connect(&url).await?;
+            for (region, v) in &rotated {
+                super::audit::record(&db, "key.rotate", region, "ok", &format!("v{v}")).await;
+            }
+            Ok(())
+        });
     }
     worst
 }
@@ -127,47 +121,41 @@ fn key_error_code(e: &anyhow::Error) -> &'static str {
 fn rewrap(config: &Config, provider: &dyn pixseal_seal::KeyProvider, json: bool) -> Outcome {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let res = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| {
-            rt.block_on(async {
-                let db = pixseal_store::Db::connect(&config.database_url()).await?;
-                let (mut moved, mut current, mut failed) = (0u64, 0u64, 0u64);
-                for (id, region, stored) in db.wrapped_keys().await? {
-                    let old = pixseal_seal::WrappedKey::from_bytes(&b64.decode(&stored)?)?;
-                    let latest = provider.key_versions(&region)?.latest;
-                    if old.version >= latest {
-                        current += 1;
-                        continue;
-                    }
-                    match provider.rewrap(&old, &region) {
-                        Ok(new) => {
-                            if db
-                                .replace_wrapped_key(&id, &stored, &b64.encode(new.to_bytes()))
-                                .await?
-                            {
-                                moved += 1;
-                            }
-                        }
-                        Err(e) => {
-                            eprintln!("error[{}]: artifact {id}: {e}", e.code());
-                            failed += 1;
-                        }
+    let res = super::block_on(async {
+        let db = pixseal_store::Db::connect(&config.database_url()).await?;
+        let (mut moved, mut current, mut failed) = (0u64, 0u64, 0u64);
+        for (id, region, stored) in db.wrapped_keys().await? {
+            let old = pixseal_seal::WrappedKey::from_bytes(&b64.decode(&stored)?)?;
+            let latest = provider.key_versions(&region)?.latest;
+            if old.version >= latest {
+                current += 1;
+                continue;
+            }
+            match provider.rewrap(&old, &region) {
+                Ok(new) => {
+                    if db
+                        .replace_wrapped_key(&id, &stored, &b64.encode(new.to_bytes()))
+                        .await?
+                    {
+                        moved += 1;
                     }
                 }
-                super::audit::record(
-                    &db,
-                    "key.rewrap",
-                    "artifacts",
-                    if failed == 0 { "ok" } else { "partial" },
-                    &format!("moved {moved}, failed {failed}"),
-                )
-                .await;
-                Ok::<_, anyhow::Error>((moved, current, failed))
-            })
-        });
+                Err(e) => {
+                    eprintln!("error[{}]: artifact {id}: {e}", e.code());
+                    failed += 1;
+                }
+            }
+        }
+        super::audit::record(
+            &db,
+            "key.rewrap",
+            "artifacts",
+            if failed == 0 { "ok" } else { "partial" },
+            &format!("moved {moved}, failed {failed}"),
+        )
+        .await;
+        Ok::<_, anyhow::Error>((moved, current, failed))
+    });
     match res {
         Ok((moved, current, failed)) => {
             if json {

@@ -8,3 +8,11 @@ pub mod receipt;
 pub mod sanitize;
 pub mod seal;
 pub mod serve;
+
+/// Run one async job to completion on a small runtime (the commands other than `serve`).
+pub fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+}

@@ -13,28 +13,17 @@ pub struct Args {
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
-    let res = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| {
-            rt.block_on(async {
-                let state = super::serve::open_state(config).await?;
-                let (_, now) = pixseal_store::meta::now();
-                if args.dry_run {
-                    return Ok::<_, anyhow::Error>((
-                        state.db.count_due(now).await? as u64,
-                        0,
-                        0,
-                        true,
-                    ));
-                }
-                let r = pixseal_server::purge_due(&state, now, 500, super::serve::PURGE_STALE_MS)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
-                Ok((r.purged, r.failed, r.ips_forgotten, false))
-            })
-        });
+    let res = super::block_on(async {
+        let state = super::serve::open_state(config).await?;
+        let (_, now) = pixseal_store::meta::now();
+        if args.dry_run {
+            return Ok::<_, anyhow::Error>((state.db.count_due(now).await? as u64, 0, 0, true));
+        }
+        let r = pixseal_server::purge_due(&state, now, 500, super::serve::PURGE_STALE_MS)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+        Ok((r.purged, r.failed, r.ips_forgotten, false))
+    });
     match res {
         Ok((n, failed, ips, dry)) => {
             if json {

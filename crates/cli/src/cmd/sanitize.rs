@@ -100,11 +100,7 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     if threads == 1 && jobs.len() > 1 {
         raise(overlapped(&jobs, &args.out, &limits, &opts, &reporter));
         reporter.finish();
-        return match worst.load(Ordering::Relaxed) {
-            0 => Outcome::Ok,
-            2 => Outcome::Rejected,
-            _ => Outcome::Internal,
-        };
+        return Outcome::from_worst(worst.load(Ordering::Relaxed));
     }
     // Largest inputs first: with dynamic scheduling this keeps the last worker from finishing
     // alone on a big picture (longest-processing-time-first).
@@ -136,11 +132,7 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
         });
     });
     reporter.finish();
-    match worst.load(Ordering::Relaxed) {
-        0 => Outcome::Ok,
-        2 => Outcome::Rejected,
-        _ => Outcome::Internal,
-    }
+    Outcome::from_worst(worst.load(Ordering::Relaxed))
 }
 
 /// Expand directories (sorted, recursive, regular files only) and reserve a unique output stem
@@ -381,42 +373,23 @@ fn overlapped(
         let mut enc = Pipeline::new(*limits);
         for (job, started, decoded) in rx {
             let result = decoded.and_then(|d| {
-                let Decoded {
-                    mut pixels,
-                    input_format,
-                    orientation,
-                    colour,
-                    frames,
-                } = d;
                 let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    enc.encode(&mut pixels, opts.format, opts.quality)
-                }))
-                .unwrap_or_else(|_| {
-                    Err(IngestError::Internal(
+                    enc.encode_decoded(d, opts)
+                }));
+                match encoded {
+                    Ok((out, pixels)) => {
+                        let _ = back_tx.try_send(pixels);
+                        out
+                    }
+                    Err(_) => Err(IngestError::Internal(
                         "unexpected failure while encoding".into(),
-                    ))
-                });
-                let (width, height) = (pixels.width, pixels.height);
-                let _ = back_tx.try_send(pixels);
-                encoded.map(|(bytes, format)| Sanitized {
-                    bytes,
-                    format,
-                    width,
-                    height,
-                    input_format,
-                    orientation,
-                    colour,
-                    frames,
-                })
+                    )),
+                }
             });
             raise(finish(job, out_dir, result, started, reporter));
         }
     });
-    match worst.load(Ordering::Relaxed) {
-        0 => Outcome::Ok,
-        2 => Outcome::Rejected,
-        _ => Outcome::Internal,
-    }
+    Outcome::from_worst(worst.load(Ordering::Relaxed))
 }
 
 /// Write to a hidden temporary name in the same directory, then rename: readers never see a

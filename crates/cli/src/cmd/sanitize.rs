@@ -215,7 +215,7 @@ fn io_reason(e: &std::io::Error) -> String {
 }
 
 /// Read an input into memory, refusing it by size before reading when possible.
-fn read_input(path: &Path, limit: u64) -> Result<Vec<u8>, (String, String)> {
+pub(crate) fn read_input(path: &Path, limit: u64) -> Result<Vec<u8>, (String, String)> {
     let not_found = |e: std::io::Error| {
         (
             "not_found".to_string(),
@@ -394,7 +394,7 @@ fn overlapped(
 
 /// Write to a hidden temporary name in the same directory, then rename: readers never see a
 /// half-written output, and a crash leaves no file under the final name.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()

@@ -1,0 +1,199 @@
+//! The working grid: the picture's luma resampled so its short side is [`WORK_SHORT`] pixels, and the
+//! filters that turn it into a watermark residual.
+//!
+//! Working at a size fixed relative to the picture (not in source pixels) is what makes a downscaled
+//! copy land on the same grid as the original.
+
+use pixseal_media::Pixels;
+
+/// Short side of the working grid, in working pixels.
+pub const WORK_SHORT: usize = 256;
+
+/// A row-major f32 plane.
+#[derive(Debug, Clone)]
+pub struct Grid {
+    pub w: usize,
+    pub h: usize,
+    pub v: Vec<f32>,
+}
+
+impl Grid {
+    pub fn new(w: usize, h: usize) -> Self {
+        Grid {
+            w,
+            h,
+            v: vec![0.0; w * h],
+        }
+    }
+
+    /// Working size for a picture of `w`×`h`.
+    pub fn working_size(w: u32, h: u32) -> (usize, usize) {
+        let short = w.min(h) as f64;
+        let s = WORK_SHORT as f64 / short;
+        (
+            ((w as f64 * s).round() as usize).max(1),
+            ((h as f64 * s).round() as usize).max(1),
+        )
+    }
+
+    /// The picture's luma (BT.601 weights) averaged over each working pixel's footprint.
+    pub fn luma_of(px: &Pixels) -> Grid {
+        let (ww, wh) = Self::working_size(px.width, px.height);
+        let (sw, sh) = (px.width as usize, px.height as usize);
+        let ch = px.channels as usize;
+        let cols = footprints(sw, ww);
+        let rows = footprints(sh, wh);
+        // Horizontal pass per source row, then vertical accumulation into working rows.
+        let mut out = Grid::new(ww, wh);
+        let mut hrow = vec![0f32; ww];
+        let mut row_luma = vec![0f32; sw];
+        // For each source row, the working rows it contributes to (at most two when downscaling).
+        let mut contrib: Vec<Vec<(usize, f32)>> = vec![Vec::new(); sh];
+        for (wy, f) in rows.iter().enumerate() {
+            for &(sy, wgt) in &f.taps {
+                contrib[sy].push((wy, wgt));
+            }
+        }
+        for (sy, c) in contrib.iter().enumerate() {
+            if c.is_empty() {
+                continue;
+            }
+            let line = &px.data[sy * sw * ch..(sy + 1) * sw * ch];
+            for (x, l) in row_luma.iter_mut().enumerate() {
+                let p = &line[x * ch..x * ch + 3];
+                *l = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
+            }
+            for (wx, f) in cols.iter().enumerate() {
+                hrow[wx] = f.taps.iter().map(|&(sx, wgt)| row_luma[sx] * wgt).sum();
+            }
+            for &(wy, wgt) in c {
+                let dst = &mut out.v[wy * ww..(wy + 1) * ww];
+                for (d, &hv) in dst.iter_mut().zip(&hrow) {
+                    *d += hv * wgt;
+                }
+            }
+        }
+        out
+    }
+
+    /// Mean over a (2r+1)² box, edges clamped (separable running sums).
+    pub fn box_blur(&self, r: usize) -> Grid {
+        let tmp = blur_rows(self, r);
+        transpose(&blur_rows(&transpose(&tmp), r))
+    }
+
+    /// High-passed, contrast-normalised luma: what is left once the picture itself is predicted away.
+    /// Dividing by the local deviation weights calm regions (where the mark is clean) above busy ones.
+    pub fn residual(&self) -> Grid {
+        let mean = self.box_blur(4);
+        let mut r = self.clone();
+        for (a, m) in r.v.iter_mut().zip(&mean.v) {
+            *a -= m;
+        }
+        let mut sq = r.clone();
+        for a in sq.v.iter_mut() {
+            *a *= *a;
+        }
+        let var = sq.box_blur(6);
+        for (a, s) in r.v.iter_mut().zip(&var.v) {
+            *a = (*a / (s.max(0.0).sqrt() + 1.5)).clamp(-3.0, 3.0);
+        }
+        let mu = r.v.iter().sum::<f32>() / r.v.len().max(1) as f32;
+        for a in r.v.iter_mut() {
+            *a -= mu;
+        }
+        r
+    }
+}
+
+/// Which source samples (and with which weights) make one working sample, by area coverage.
+#[derive(Clone, Debug)]
+struct Footprint {
+    taps: Vec<(usize, f32)>,
+}
+
+fn footprints(src: usize, dst: usize) -> Vec<Footprint> {
+    let scale = src as f64 / dst as f64; // source pixels per working pixel
+    (0..dst)
+        .map(|i| {
+            let (a, b) = (i as f64 * scale, (i as f64 + 1.0) * scale);
+            let mut taps = Vec::new();
+            let mut s = a.floor() as usize;
+            while (s as f64) < b && s < src {
+                let lo = a.max(s as f64);
+                let hi = b.min(s as f64 + 1.0);
+                if hi > lo {
+                    taps.push((s, ((hi - lo) / scale) as f32));
+                }
+                s += 1;
+            }
+            Footprint { taps }
+        })
+        .collect()
+}
+
+fn blur_rows(g: &Grid, r: usize) -> Grid {
+    let mut out = Grid::new(g.w, g.h);
+    let n = 2 * r + 1;
+    for y in 0..g.h {
+        let row = &g.v[y * g.w..(y + 1) * g.w];
+        let at = |i: isize| row[i.clamp(0, g.w as isize - 1) as usize] as f64;
+        // f64 running sum: in f32 the drift can push a variance below zero.
+        let mut acc: f64 = (-(r as isize)..=r as isize).map(at).sum();
+        for x in 0..g.w {
+            out.v[y * g.w + x] = (acc / n as f64) as f32;
+            acc += at(x as isize + r as isize + 1) - at(x as isize - r as isize);
+        }
+    }
+    out
+}
+
+fn transpose(g: &Grid) -> Grid {
+    let mut out = Grid::new(g.h, g.w);
+    for y in 0..g.h {
+        for x in 0..g.w {
+            out.v[x * g.h + y] = g.v[y * g.w + x];
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn working_size_follows_the_short_side() {
+        assert_eq!(Grid::working_size(4000, 3000), (341, 256));
+        assert_eq!(Grid::working_size(600, 1200), (256, 512));
+        assert_eq!(Grid::working_size(128, 100), (328, 256));
+    }
+
+    #[test]
+    fn area_resampling_preserves_a_flat_grey() {
+        let px = Pixels::new(1000, 700, 3, vec![77; 1000 * 700 * 3]);
+        let g = Grid::luma_of(&px);
+        assert!(
+            g.v.iter().all(|&v| (v - 77.0).abs() < 0.01),
+            "{:?}",
+            &g.v[..4]
+        );
+    }
+
+    #[test]
+    fn blurred_squares_stay_non_negative() {
+        // Large values next to zeros are what made a running f32 sum go negative.
+        let mut g = Grid::new(500, 40);
+        for (i, v) in g.v.iter_mut().enumerate() {
+            *v = if (i / 7) % 3 == 0 { 65025.0 } else { 0.0 };
+        }
+        assert!(g.box_blur(6).v.iter().all(|&v| v >= 0.0));
+    }
+
+    #[test]
+    fn residual_of_a_flat_picture_is_zero() {
+        let px = Pixels::new(300, 300, 3, vec![200; 300 * 300 * 3]);
+        let r = Grid::luma_of(&px).residual();
+        assert!(r.v.iter().all(|v| v.abs() < 1e-3));
+    }
+}

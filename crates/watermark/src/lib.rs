@@ -1,0 +1,320 @@
+//! pixseal's invisible watermark: the 64-bit proof id, error-corrected and checked, spread over a tile
+//! of luma chips repeated across the picture; plus the visible mark (`visible`).
+//!
+//! The design and the measured figures are in docs/watermark.md.
+
+pub mod code;
+pub mod grid;
+pub mod layout;
+pub mod sync;
+
+use pixseal_media::Pixels;
+use pixseal_proof::ProofId;
+
+use crate::code::CODED_BITS;
+use crate::grid::Grid;
+use crate::layout::{CHIP, CHIPS, Layout, TILE, TILE_CHIPS};
+use crate::sync::Lattice;
+
+/// Shortest picture side the watermark is embedded into (smaller pictures cannot hold it reliably).
+pub const MIN_SIDE: u32 = 64;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WatermarkError {
+    #[error(
+        "picture too small for the watermark: {width}x{height}, the short side must be at least {MIN_SIDE} px"
+    )]
+    TooSmall { width: u32, height: u32 },
+}
+
+impl WatermarkError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            WatermarkError::TooSmall { .. } => "too_small",
+        }
+    }
+}
+
+/// How strongly to embed.
+#[derive(Debug, Clone, Copy)]
+pub struct Strength {
+    /// Root-mean-square luma change in 8-bit levels (2.55 is 40 dB PSNR).
+    pub rms: f32,
+}
+
+impl Default for Strength {
+    fn default() -> Self {
+        Strength { rms: 2.6 }
+    }
+}
+
+/// What embedding did.
+#[derive(Debug, Clone, Copy)]
+pub struct Embedded {
+    /// PSNR of the marked luma against the input luma, in dB.
+    pub psnr_luma: f64,
+}
+
+/// The outcome of a detection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// Set only when a decoded payload passed its integrity check.
+    pub proof_id: Option<ProofId>,
+    /// Strength of the pilot correlation of the best hypothesis (in standard deviations).
+    pub sync_score: f32,
+}
+
+impl Detection {
+    pub fn found(&self) -> bool {
+        self.proof_id.is_some()
+    }
+}
+
+/// Embeds `id` into the picture in place.
+pub fn embed(px: &mut Pixels, id: ProofId, strength: Strength) -> Result<Embedded, WatermarkError> {
+    if px.width.min(px.height) < MIN_SIDE {
+        return Err(WatermarkError::TooSmall {
+            width: px.width,
+            height: px.height,
+        });
+    }
+    let layout = Layout::v1();
+    let chips = layout.chips(&code::encode(id.0));
+    let luma = Grid::luma_of(px);
+    let delta = pattern(&luma, &chips, strength);
+    Ok(Embedded {
+        psnr_luma: apply(px, &delta),
+    })
+}
+
+/// The working-grid luma change: the tiled chips, scaled by a texture mask (a busy region hides a
+/// larger change than a flat sky), normalised to the requested RMS.
+///
+/// Informed embedding: the picture itself reads as noise to the detector, and on a busy photo it
+/// outvotes a fair share of chips. So the detector is run on the working-grid result, chips it reads
+/// weakly or wrongly get more of the energy budget and chips read with a wide margin give some back,
+/// for a few rounds — the RMS (and so the PSNR) stays what was asked.
+fn pattern(luma: &Grid, chips: &[f32; CHIPS], strength: Strength) -> Grid {
+    let mean = luma.box_blur(3);
+    let mut sq = luma.clone();
+    for (v, m) in sq.v.iter_mut().zip(&mean.v) {
+        *v = (*v - m) * (*v - m);
+    }
+    let dev = sq.box_blur(3);
+    let avg = dev.v.iter().map(|v| v.max(0.0).sqrt()).sum::<f32>() / dev.v.len().max(1) as f32;
+    // Base shape per working pixel (mask × sign) and the chip each pixel belongs to.
+    let mut base = Grid::new(luma.w, luma.h);
+    let mut chip_of = vec![0u16; luma.w * luma.h];
+    for y in 0..luma.h {
+        let cy = (y / CHIP) % TILE_CHIPS;
+        for x in 0..luma.w {
+            let cx = (x / CHIP) % TILE_CHIPS;
+            let i = y * luma.w + x;
+            let k = cy * TILE_CHIPS + cx;
+            let mask = ((dev.v[i].max(0.0).sqrt() + 2.0) / (avg + 2.0)).clamp(0.5, 2.0);
+            // Near black and white there is no headroom: the change would clip.
+            let l = luma.v[i];
+            let room = (l.min(255.0 - l) / 12.0).clamp(0.2, 1.0);
+            base.v[i] = chips[k] * mask * room;
+            chip_of[i] = k as u16;
+        }
+    }
+    let mut gain = [1f32; CHIPS];
+    let mut d = Grid::new(luma.w, luma.h);
+    // The rounds do not improve monotonically (energy moved to one chip is taken from the others),
+    // so the round the detector read best is kept.
+    let mut best: Option<(f32, Grid)> = None;
+    for _ in 0..INFORMED_ROUNDS {
+        for ((o, &b), &k) in d.v.iter_mut().zip(&base.v).zip(&chip_of) {
+            *o = b * gain[k as usize];
+        }
+        let rms = (d.v.iter().map(|v| v * v).sum::<f32>() / d.v.len().max(1) as f32).sqrt();
+        let g = if rms > 0.0 { strength.rms / rms } else { 0.0 };
+        for v in d.v.iter_mut() {
+            *v *= g;
+        }
+        let mut seen = luma.clone();
+        for (s, &dv) in seen.v.iter_mut().zip(&d.v) {
+            *s = (*s + dv).clamp(0.0, 255.0);
+        }
+        let read = sync::chips_at(&sync::fold(&seen.residual(), Lattice::IDENTITY), 0, 0);
+        let scale = read.iter().map(|v| v.abs()).sum::<f32>() / CHIPS as f32;
+        if scale <= 0.0 {
+            return d;
+        }
+        let margins: Vec<f32> = (0..CHIPS).map(|k| read[k] * chips[k] / scale).collect();
+        // Decoding cares about the weakest chips: score by margins capped at 1.
+        let score: f32 = margins.iter().map(|m| m.min(1.0)).sum();
+        if best.as_ref().is_none_or(|(s, _)| score > *s) {
+            best = Some((score, d.clone()));
+        }
+        for (g, &m) in gain.iter_mut().zip(&margins) {
+            *g = if m < 0.6 {
+                (*g * 2.0).min(8.0)
+            } else if m < 1.0 {
+                (*g * 1.4).min(8.0)
+            } else if m > 1.6 {
+                (*g * 0.75).max(0.25)
+            } else {
+                *g
+            };
+        }
+    }
+    best.map(|(_, d)| d).unwrap_or(d)
+}
+
+/// Rounds of informed embedding (each costs one working-grid detection, ~2 ms).
+const INFORMED_ROUNDS: usize = 6;
+
+/// Adds the working-grid change to every colour channel, bilinearly upsampled; returns luma PSNR.
+fn apply(px: &mut Pixels, d: &Grid) -> f64 {
+    let (w, h, ch) = (px.width as usize, px.height as usize, px.channels as usize);
+    let (sx, sy) = (d.w as f32 / w as f32, d.h as f32 / h as f32);
+    let taps = |n: usize, s: f32, m: usize| -> Vec<(usize, usize, f32)> {
+        (0..n)
+            .map(|i| {
+                let u = ((i as f32 + 0.5) * s - 0.5).clamp(0.0, (m - 1) as f32);
+                let i0 = u.floor() as usize;
+                (i0, (i0 + 1).min(m - 1), u - i0 as f32)
+            })
+            .collect()
+    };
+    let xt = taps(w, sx, d.w);
+    let yt = taps(h, sy, d.h);
+    let mut line = vec![0f32; d.w];
+    let mut err = 0f64;
+    for (y, &(y0, y1, fy)) in yt.iter().enumerate() {
+        let (r0, r1) = (
+            &d.v[y0 * d.w..(y0 + 1) * d.w],
+            &d.v[y1 * d.w..(y1 + 1) * d.w],
+        );
+        for ((l, &a), &b) in line.iter_mut().zip(r0).zip(r1) {
+            *l = a + (b - a) * fy;
+        }
+        let row = &mut px.data[y * w * ch..(y + 1) * w * ch];
+        let mut dither = (y as u32).wrapping_mul(0x9e37_79b9) | 1;
+        for (x, &(x0, x1, fx)) in xt.iter().enumerate() {
+            let dv = line[x0] + (line[x1] - line[x0]) * fx;
+            let p = &mut row[x * ch..x * ch + 3];
+            let before = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
+            for c in p.iter_mut() {
+                // Dithered rounding: a change of 0.3 levels still moves the mean of a chip by 0.3,
+                // where plain rounding would erase it.
+                dither ^= dither << 13;
+                dither ^= dither >> 17;
+                dither ^= dither << 5;
+                let u = (dither >> 8) as f32 / (1u32 << 24) as f32;
+                *c = (*c as f32 + dv + u).floor().clamp(0.0, 255.0) as u8;
+            }
+            let after = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
+            err += ((after - before) as f64).powi(2);
+        }
+    }
+    let mse = err / (w * h).max(1) as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
+
+/// Looks for a watermark. Never fails: a picture too small or unmarked is simply not found.
+///
+/// Cheap hypotheses first: the untouched grid (no crop, any resize), then the lattices the
+/// autocorrelation proposes, then those refined. At most [`MAX_DECODES`] payloads are decoded, which
+/// is what the false-match bound in docs/watermark.md counts.
+pub fn detect(px: &Pixels) -> Detection {
+    let mut best = Detection {
+        proof_id: None,
+        sync_score: 0.0,
+    };
+    if px.width.min(px.height) < 32 {
+        return best;
+    }
+    let layout = Layout::v1();
+    let pilots = sync::Pilots::new(&layout);
+    let r = Grid::luma_of(px).residual();
+    let mut try_decode = |folded: &[f32], ranked: &[(f32, usize, usize)]| -> Option<ProofId> {
+        for &(score, ox, oy) in ranked.iter().take(OFFSETS_TRIED) {
+            best.sync_score = best.sync_score.max(score);
+            let chips = sync::chips_at(folded, ox, oy);
+            if let Some(id) = decode_chips(&chips, &layout) {
+                return Some(ProofId(id));
+            }
+        }
+        None
+    };
+    let proposed = sync::lattices(&r, LATTICES_TRIED);
+    let mut first = vec![Lattice::IDENTITY];
+    first.extend(
+        proposed
+            .iter()
+            .copied()
+            .filter(|h| (h.period - TILE as f32).abs() > 0.5 || h.angle.abs() > 0.005),
+    );
+    for &lat in &first {
+        let folded = sync::fold(&r, lat);
+        let ranked = pilots.offsets(&folded, OFFSETS_TRIED);
+        if let Some(id) = try_decode(&folded, &ranked) {
+            best.proof_id = Some(id);
+            return best;
+        }
+    }
+    for &lat in &first[1..] {
+        let (folded, ranked) = refine(&r, lat, &pilots);
+        if let Some(id) = try_decode(&folded, &ranked) {
+            best.proof_id = Some(id);
+            return best;
+        }
+    }
+    best
+}
+
+/// Lattices proposed by the autocorrelation that are tried.
+const LATTICES_TRIED: usize = 2;
+/// Best pilot offsets decoded per lattice.
+const OFFSETS_TRIED: usize = 2;
+/// Upper bound on payload decodes per picture: (identity + proposed, raw and refined) × offsets.
+pub const MAX_DECODES: usize = (1 + 2 * LATTICES_TRIED) * OFFSETS_TRIED;
+
+/// Searches a small neighbourhood of a lattice hypothesis for the strongest pilot correlation: the
+/// autocorrelation gives period and angle to about a pixel, and the fold needs better over many tiles.
+fn refine(r: &Grid, lat: Lattice, pilots: &sync::Pilots) -> (Vec<f32>, Vec<(f32, usize, usize)>) {
+    let mut best: Option<(Lattice, Vec<f32>, Vec<(f32, usize, usize)>)> = None;
+    let mut center = lat;
+    for (dp, da) in [(0.006f32, 0.004f32), (0.002, 0.0013)] {
+        for i in -1..=1 {
+            for j in -1..=1 {
+                let cand = Lattice {
+                    period: center.period * (1.0 + dp * i as f32),
+                    angle: center.angle + da * j as f32,
+                };
+                let folded = sync::fold(r, cand);
+                let ranked = pilots.offsets(&folded, OFFSETS_TRIED);
+                if best.as_ref().is_none_or(|(_, _, rk)| ranked[0].0 > rk[0].0) {
+                    best = Some((cand, folded, ranked));
+                }
+            }
+        }
+        center = best.as_ref().expect("nine candidates").0;
+    }
+    let (_, folded, ranked) = best.expect("nine candidates");
+    (folded, ranked)
+}
+
+fn decode_chips(chips: &[f32; CHIPS], layout: &Layout) -> Option<u64> {
+    let mut soft = [0f32; CODED_BITS];
+    for k in 0..CHIPS {
+        if let Some(i) = layout.role[k] {
+            soft[i as usize] = chips[k] * layout.sign[k];
+        }
+    }
+    let sd = (soft.iter().map(|s| s * s).sum::<f32>() / CODED_BITS as f32).sqrt();
+    if sd <= 0.0 {
+        return None;
+    }
+    for s in soft.iter_mut() {
+        *s /= sd;
+    }
+    code::decode(&soft)
+}

@@ -1,0 +1,115 @@
+//! Embeds into repo fixtures, attacks the result the way a messenger or an editor would (done here,
+//! with the `image` crate), and checks the proof id comes back — and that unmarked pictures never match.
+
+use std::path::PathBuf;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::imageops::FilterType;
+use image::{DynamicImage, RgbImage};
+use pixseal_media::Pixels;
+use pixseal_proof::ProofId;
+use pixseal_watermark::{Strength, detect, embed};
+
+fn fixture(name: &str) -> RgbImage {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/photos")
+        .join(name);
+    image::open(&p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .to_rgb8()
+}
+
+fn pixels(img: &RgbImage) -> Pixels {
+    Pixels::new(img.width(), img.height(), 3, img.as_raw().clone())
+}
+
+fn image_of(px: &Pixels) -> RgbImage {
+    RgbImage::from_raw(px.width, px.height, px.data.clone()).expect("rgb buffer")
+}
+
+fn jpeg(img: &RgbImage, q: u8) -> RgbImage {
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, q)
+        .encode_image(img)
+        .expect("jpeg encode");
+    image::load_from_memory(&out)
+        .expect("jpeg decode")
+        .to_rgb8()
+}
+
+fn scale(img: &RgbImage, f: f32) -> RgbImage {
+    let (w, h) = (
+        (img.width() as f32 * f).round() as u32,
+        (img.height() as f32 * f).round() as u32,
+    );
+    image::imageops::resize(img, w, h, FilterType::Lanczos3)
+}
+
+fn crop(img: &RgbImage, x: f32, y: f32, wf: f32, hf: f32) -> RgbImage {
+    let (w, h) = (img.width() as f32, img.height() as f32);
+    DynamicImage::ImageRgb8(img.clone())
+        .crop_imm(
+            (w * x) as u32,
+            (h * y) as u32,
+            (w * wf) as u32,
+            (h * hf) as u32,
+        )
+        .to_rgb8()
+}
+
+fn marked(name: &str, id: ProofId) -> RgbImage {
+    let mut px = pixels(&fixture(name));
+    let r = embed(&mut px, id, Strength::default()).expect("embed");
+    assert!(
+        r.psnr_luma >= 40.0,
+        "{name}: luma PSNR {:.2} dB",
+        r.psnr_luma
+    );
+    image_of(&px)
+}
+
+fn found(img: &RgbImage) -> Option<ProofId> {
+    detect(&pixels(img)).proof_id
+}
+
+const PHOTOS: [&str; 2] = ["garden.jpg", "street.webp"];
+
+#[test]
+fn survives_no_attack_jpeg_downscale_and_crop() {
+    for (n, name) in PHOTOS.iter().enumerate() {
+        let id = ProofId(0x0123_4567_89ab_cdef ^ (n as u64 * 0x9e37_79b9));
+        let m = marked(name, id);
+        assert_eq!(found(&m), Some(id), "{name}: plain");
+        assert_eq!(found(&jpeg(&m, 75)), Some(id), "{name}: jpeg q75");
+        assert_eq!(found(&scale(&m, 0.5)), Some(id), "{name}: downscale 50%");
+        assert_eq!(
+            found(&crop(&m, 0.1, 0.1, 0.8, 0.8)),
+            Some(id),
+            "{name}: crop 10% per side"
+        );
+    }
+}
+
+#[test]
+fn unmarked_pictures_and_their_variants_are_never_found() {
+    for name in PHOTOS {
+        let img = fixture(name);
+        for v in [
+            img.clone(),
+            jpeg(&img, 75),
+            scale(&img, 0.5),
+            crop(&img, 0.1, 0.1, 0.8, 0.8),
+            crop(&img, 0.0, 0.3, 0.7, 0.7),
+        ] {
+            assert_eq!(found(&v), None, "{name}: false match");
+        }
+    }
+}
+
+#[test]
+fn two_ids_in_the_same_picture_are_told_apart() {
+    let a = ProofId(1);
+    let b = ProofId(u64::MAX - 1);
+    assert_eq!(found(&marked("garden.jpg", a)), Some(a));
+    assert_eq!(found(&marked("garden.jpg", b)), Some(b));
+}

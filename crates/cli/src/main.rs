@@ -78,6 +78,9 @@ enum Command {
     Audit(cmd::audit::Args),
     /// One retention purge pass now.
     Purge(cmd::purge::Args),
+    /// Content-bound verification codes: message codes, live call codes, levels.
+    #[command(subcommand)]
+    Codes(cmd::codes::Args),
 }
 
 fn main() -> ExitCode {
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
         Command::Receipt(args) => cmd::receipt::run(&config, args, cli.json),
         Command::Audit(args) => cmd::audit::run(&config, args, cli.json),
         Command::Purge(args) => cmd::purge::run(&config, args, cli.json),
+        Command::Codes(args) => cmd::codes::run(&config, args, cli.json),
     };
     ExitCode::from(outcome as u8)
 }

@@ -325,6 +325,82 @@ fn codes_commands_end_to_end() {
         (0, pk["device_key_fingerprint"].as_str())
     );
 
+    // Key rotation: `keys rewrap` moves the region's wrapped code secret to the new master key
+    // version too, and codes issued before still verify.
+    let (_, before) = run(
+        d,
+        &[
+            "issue",
+            "--tenant",
+            "acme",
+            "--signed",
+            sf.to_str().unwrap(),
+            "--message-file",
+            m,
+            "--recipient",
+            "bob@example.org",
+        ],
+    );
+    assert_eq!(
+        before["code"].as_str(),
+        Some("conflict"),
+        "a signed code is issued once"
+    );
+    let (_, s2) = run(
+        d,
+        &[
+            "sign",
+            "--device-key",
+            dks,
+            "--message",
+            "rotate",
+            "--recipient",
+            "bob@example.org",
+        ],
+    );
+    let sf2 = dir.path().join("signed2.json");
+    std::fs::write(&sf2, s2.to_string()).unwrap();
+    let (rc, _) = run(
+        d,
+        &[
+            "issue",
+            "--tenant",
+            "acme",
+            "--signed",
+            sf2.to_str().unwrap(),
+            "--message",
+            "rotate",
+            "--recipient",
+            "bob@example.org",
+        ],
+    );
+    assert_eq!(rc, 0);
+    assert!(
+        pixseal(&["--data-dir", d, "keys", "rotate", "--region", "eu"])
+            .status
+            .success()
+    );
+    let r = pixseal(&["--data-dir", d, "keys", "rewrap", "--json"]);
+    let v = &json_lines(&r)[0];
+    assert_eq!(
+        (v["rewrapped"].as_u64(), v["failed"].as_u64()),
+        (Some(1), Some(0)),
+        "{v}"
+    );
+    let (rc, v) = run(
+        d,
+        &[
+            "verify",
+            "--code",
+            s2["code"].as_str().unwrap(),
+            "--message",
+            "rotate",
+            "--recipient",
+            "bob@example.org",
+        ],
+    );
+    assert_eq!((rc, v["verdict"].as_str()), (0, Some("valid")), "{v}");
+
     // The audit chain holds it all and is intact.
     let out = pixseal(&["--data-dir", d, "audit", "verify", "--json"]);
     assert!(

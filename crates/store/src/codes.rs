@@ -135,6 +135,36 @@ impl Db {
         self.code_key(region).await?.ok_or(DbError::NotFound)
     }
 
+    /// Every region's wrapped code secret: (region, wrapped key), for rewrapping.
+    pub async fn code_keys(&self) -> Result<Vec<(String, String)>, DbError> {
+        let rows = sqlx::query("SELECT region, wrapped_key FROM code_keys ORDER BY region")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("region")?, r.try_get("wrapped_key")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(DbError::from)
+    }
+
+    /// Replace a region's wrapped code secret (same secret, newer master key version), only if
+    /// it is still the one that was read.
+    pub async fn replace_code_key(
+        &self,
+        region: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, DbError> {
+        let r = sqlx::query(
+            "UPDATE code_keys SET wrapped_key = $1 WHERE region = $2 AND wrapped_key = $3",
+        )
+        .bind(new)
+        .bind(region)
+        .bind(old)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// The account of a tenant (level 0 and the tenant's name until the system says otherwise).
     pub async fn code_account(&self, tenant_id: &str) -> Result<CodeAccount, DbError> {
         let r = sqlx::query(

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use pixseal_codes::CodesConfig;
 use pixseal_media::{AnimatedPolicy, Limits};
 use pixseal_seal::KeysConfig;
 use pixseal_server::ServerConfig;
@@ -22,6 +23,7 @@ pub struct Config {
     pub keys: KeysConfig,
     pub storage: StorageConfig,
     pub server: ServerConfig,
+    pub codes: CodesConfig,
 }
 
 impl Default for Config {
@@ -33,6 +35,7 @@ impl Default for Config {
             keys: KeysConfig::default(),
             storage: StorageConfig::default(),
             server: ServerConfig::default(),
+            codes: CodesConfig::default(),
         }
     }
 }
@@ -132,6 +135,7 @@ impl Config {
         }
         let cfg: Config = table.try_into().context("invalid configuration")?;
         cfg.limits.to_limits()?;
+        cfg.codes.validate().map_err(anyhow::Error::msg)?;
         if cfg.regions.is_empty() {
             bail!("regions must name at least one region");
         }
@@ -234,5 +238,9 @@ mod tests {
         assert!(Config::load_from(Some(&f), env(&[])).is_err());
         assert!(Config::load_from(None, env(&[("PIXSEAL_LIMITS_ANIMATED", "sometimes")])).is_err());
         assert!(Config::load_from(None, env(&[("PIXSEAL_LIMITS_MAX_SIDE", "-3")])).is_err());
+        // Message codes are never valid longer than 30 days, whatever the configuration says.
+        assert!(Config::load_from(None, env(&[("PIXSEAL_CODES_MESSAGE_TTL_DAYS", "31")])).is_err());
+        let c = Config::load_from(None, env(&[("PIXSEAL_CODES_MESSAGE_TTL_DAYS", "7")])).unwrap();
+        assert_eq!(c.codes.message_ttl_days, 7);
     }
 }

@@ -81,6 +81,9 @@ enum Command {
     /// The invisible watermark alone (embed a proof id, detect it).
     #[command(subcommand)]
     Watermark(cmd::watermark::Args),
+    /// Content-bound verification codes: message codes, live call codes, levels.
+    #[command(subcommand)]
+    Codes(cmd::codes::Args),
 }
 
 fn main() -> ExitCode {
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => cmd::audit::run(&config, args, cli.json),
         Command::Purge(args) => cmd::purge::run(&config, args, cli.json),
         Command::Watermark(args) => cmd::watermark::run(&config, args, cli.json),
+        Command::Codes(args) => cmd::codes::run(&config, args, cli.json),
     };
     ExitCode::from(outcome as u8)
 }

@@ -39,6 +39,9 @@ pub struct ServerConfig {
     /// is also the burst. 0 disables that limit.
     pub rate_limit_per_key: u32,
     pub rate_limit_per_ip: u32,
+    /// Requests per period per client IP to the public code verification routes (a stricter
+    /// class: whatever Authorization header they carry, they are counted by IP).
+    pub rate_limit_verify_per_ip: u32,
     pub rate_limit_period_secs: u64,
 }
 
@@ -68,6 +71,7 @@ impl Default for ServerConfig {
             rate_limit_prefix: "pixseal:rl:".into(),
             rate_limit_per_key: 600,
             rate_limit_per_ip: 120,
+            rate_limit_verify_per_ip: 30,
             rate_limit_period_secs: 60,
         }
     }

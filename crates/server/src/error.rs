@@ -35,6 +35,11 @@ impl ApiError {
     pub fn bad_request(code: &'static str, msg: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, msg)
     }
+    /// The same status and message under another stable code.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
+    }
     pub fn internal(what: &str) -> Self {
         // Details go to the log, never to the client.
         tracing::error!(what, "internal error");
@@ -45,6 +50,14 @@ impl ApiError {
         )
     }
 }
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -1,9 +1,11 @@
 //! pixseal-server: the HTTP service of SPEC §5. Uploads go through the ingest pipeline in memory
 //! (on a bounded blocking pool), are sealed with a fresh data key and stored in the tenant's
-//! region; content is decrypted only on demand, for its owner.
+//! region; content is decrypted only on demand, for its owner. Verification codes (`/v1/codes`)
+//! are issued and checked by [`codes`].
 
 mod artifacts;
 mod auth;
+pub mod codes;
 mod config;
 mod error;
 mod observe;
@@ -26,7 +28,7 @@ pub use config::ServerConfig;
 pub use error::ApiError;
 pub use purge::{IP_RETENTION_MS, PurgeReport, purge_due};
 pub use repair::{RepairReport, repair};
-pub use state::AppState;
+pub use state::{AppState, Clock};
 
 /// The service's routes and edge limits.
 pub fn router(state: AppState) -> Router {
@@ -47,6 +49,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/artifacts/{id}/content", get(artifacts::content))
         .route("/v1/receipts/{id}", get(artifacts::receipt))
         .route("/v1/keys/receipts", get(artifacts::receipt_key))
+        .route(
+            "/v1/codes",
+            axum::routing::post(codes::http_issue).delete(codes::http_revoke_all),
+        )
+        .route("/v1/codes/verify", axum::routing::post(codes::http_verify))
+        .route("/v1/codes/live", axum::routing::post(codes::http_live))
+        .route(
+            "/v1/codes/live/verify",
+            axum::routing::post(codes::http_live_verify),
+        )
+        .route("/v1/codes/account", get(codes::http_account))
+        .route(
+            "/v1/codes/device-key",
+            axum::routing::put(codes::http_device_key),
+        )
         .route("/metrics", get(observe::metrics))
         .route("/openapi.json", get(openapi))
         .fallback(|| async {
@@ -108,6 +125,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/artifacts/{id}/content"),
     ("get", "/v1/receipts/{id}"),
     ("get", "/v1/keys/receipts"),
+    ("post", "/v1/codes"),
+    ("delete", "/v1/codes"),
+    ("post", "/v1/codes/verify"),
+    ("post", "/v1/codes/live"),
+    ("post", "/v1/codes/live/verify"),
+    ("get", "/v1/codes/account"),
+    ("put", "/v1/codes/device-key"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];

@@ -1,11 +1,14 @@
 //! Retention: the purge pass deletes every artifact whose retention ended (blob, wrapped data
 //! key, metadata, personal fields) and issues its signed receipt; it also forgets client IPs
-//! older than 30 days. Time is a parameter, so tests run it at any instant.
+//! older than 30 days, and verification codes 30 days after they expired. Time is a parameter,
+//! so tests run it at any instant.
 
 use crate::{ApiError, AppState, artifacts};
 
 /// Client IPs are kept this long for abuse handling (SPEC §8), then removed.
 pub const IP_RETENTION_MS: i64 = 30 * 86_400_000;
+/// Expired codes still answer `expired` this long, then are deleted (and answer `unknown`).
+pub const EXPIRED_CODE_RETENTION_MS: i64 = 30 * 86_400_000;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -13,6 +16,7 @@ pub struct PurgeReport {
     pub purged: u64,
     pub failed: u64,
     pub ips_forgotten: u64,
+    pub codes_forgotten: u64,
 }
 
 /// Purge everything due at `now_ms`, in batches of `batch`. Safe with several instances (each
@@ -58,6 +62,10 @@ pub async fn purge_due(
         }
     }
     report.ips_forgotten = state.db.forget_ips(now_ms - IP_RETENTION_MS).await?;
+    report.codes_forgotten = state
+        .db
+        .forget_expired_codes(now_ms - EXPIRED_CODE_RETENTION_MS)
+        .await?;
     state.metrics.purged.inc_by(report.purged);
     Ok(report)
 }

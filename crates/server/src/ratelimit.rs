@@ -1,4 +1,5 @@
-//! Rate limits (GCRA): per API key for authenticated calls, per client IP otherwise; in-process
+//! Rate limits (GCRA) by route class: per API key for authenticated calls, per client IP
+//! otherwise, and a stricter per-IP class for the public code verification routes; in-process
 //! (governor) or shared through Redis (one Lua script, Redis' own clock). A Redis outage
 //! degrades to the in-process limiter of each instance: still limited, never a 500.
 
@@ -52,6 +53,7 @@ impl Rule {
 pub struct Limiter {
     per_key: Rule,
     per_ip: Rule,
+    verify_per_ip: Rule,
     period: Duration,
     prefix: String,
     redis: Option<redis::aio::ConnectionManager>,
@@ -94,6 +96,7 @@ impl Limiter {
         Limiter {
             per_key: Rule::new(c.rate_limit_per_key, period),
             per_ip: Rule::new(c.rate_limit_per_ip, period),
+            verify_per_ip: Rule::new(c.rate_limit_verify_per_ip, period),
             period,
             prefix: c.rate_limit_prefix.clone(),
             redis,
@@ -142,6 +145,18 @@ impl Limiter {
     }
 }
 
+/// The public routes that answer whether a code is valid: the class guessing would target.
+pub const VERIFY_ROUTES: [&str; 2] = ["/v1/codes/verify", "/v1/codes/live/verify"];
+
+fn client_ip(req: &Request) -> String {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    hex::encode(&Sha256::digest(ip.as_bytes())[..12])
+}
+
 /// Middleware: every route but health, readiness and metrics.
 pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
@@ -154,6 +169,16 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let verdict = match bearer {
+        // Verification is public: counted by IP, so made-up bearer tokens buy no fresh budget.
+        _ if VERIFY_ROUTES.contains(&path) => {
+            state
+                .limiter
+                .check(
+                    &state.limiter.verify_per_ip,
+                    format!("v:{}", client_ip(&req)),
+                )
+                .await
+        }
         // Keyed by a hash of the presented token (valid or not): no database read before limiting.
         Some(token) => {
             state
@@ -168,17 +193,9 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
                 .await
         }
         None => {
-            let ip = req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
-                .unwrap_or_default();
             state
                 .limiter
-                .check(
-                    &state.limiter.per_ip,
-                    format!("ip:{}", hex::encode(&Sha256::digest(ip.as_bytes())[..12])),
-                )
+                .check(&state.limiter.per_ip, format!("ip:{}", client_ip(&req)))
                 .await
         }
     };

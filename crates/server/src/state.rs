@@ -1,6 +1,7 @@
 //! Shared state of the service, and the liveness / readiness probes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::Json;
 use axum::extract::State;
@@ -27,6 +28,32 @@ pub struct AppState {
     /// Signs deletion receipts.
     pub receipts: Arc<pixseal_proof::ReceiptSigner>,
     pub limiter: crate::ratelimit::SharedLimiter,
+    /// `[codes]` settings.
+    pub codes: Arc<pixseal_codes::CodesConfig>,
+    /// Unwrapped per-region code secrets.
+    pub code_keys: crate::codes::SharedCodeKeys,
+    /// The time codes are judged at (tests move it; purge takes its time as a parameter).
+    pub clock: Clock,
+}
+
+/// The service's clock: the system time plus an offset that only tests change, shared by every
+/// clone of the state, so an in-process server can be moved through time over HTTP.
+#[derive(Clone, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        let sys = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        sys + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Move this clock (and every clone of it) forward by `ms`.
+    pub fn advance(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
 }
 
 impl AppState {
@@ -54,7 +81,16 @@ impl AppState {
             metrics: Arc::default(),
             receipts: Arc::new(receipts),
             limiter,
+            codes: Arc::default(),
+            code_keys: Arc::default(),
+            clock: Clock::default(),
         }
+    }
+
+    /// With these `[codes]` settings (the defaults otherwise).
+    pub fn with_codes(mut self, codes: pixseal_codes::CodesConfig) -> Self {
+        self.codes = Arc::new(codes);
+        self
     }
 }
 

@@ -124,7 +124,20 @@ fn rewrap(config: &Config, provider: &dyn pixseal_seal::KeyProvider, json: bool)
     let res = super::block_on(async {
         let db = pixseal_store::Db::connect(&config.database_url()).await?;
         let (mut moved, mut current, mut failed) = (0u64, 0u64, 0u64);
-        for (id, region, stored) in db.wrapped_keys().await? {
+        // Artifacts' data keys, then each region's code secret (verification codes).
+        let mut all: Vec<(Option<String>, String, String)> = db
+            .wrapped_keys()
+            .await?
+            .into_iter()
+            .map(|(id, region, stored)| (Some(id), region, stored))
+            .collect();
+        all.extend(
+            db.code_keys()
+                .await?
+                .into_iter()
+                .map(|(region, stored)| (None, region, stored)),
+        );
+        for (id, region, stored) in all {
             let old = pixseal_seal::WrappedKey::from_bytes(&b64.decode(&stored)?)?;
             let latest = provider.key_versions(&region)?.latest;
             if old.version >= latest {
@@ -133,15 +146,21 @@ fn rewrap(config: &Config, provider: &dyn pixseal_seal::KeyProvider, json: bool)
             }
             match provider.rewrap(&old, &region) {
                 Ok(new) => {
-                    if db
-                        .replace_wrapped_key(&id, &stored, &b64.encode(new.to_bytes()))
-                        .await?
-                    {
+                    let new = b64.encode(new.to_bytes());
+                    let replaced = match &id {
+                        Some(id) => db.replace_wrapped_key(id, &stored, &new).await?,
+                        None => db.replace_code_key(&region, &stored, &new).await?,
+                    };
+                    if replaced {
                         moved += 1;
                     }
                 }
                 Err(e) => {
-                    eprintln!("error[{}]: artifact {id}: {e}", e.code());
+                    let what = id.map_or_else(
+                        || format!("code key of {region}"),
+                        |i| format!("artifact {i}"),
+                    );
+                    eprintln!("error[{}]: {what}: {e}", e.code());
                     failed += 1;
                 }
             }

@@ -69,7 +69,8 @@ pub async fn open_state(config: &Config) -> Result<AppState> {
         keys,
         receipts,
         limiter,
-    ))
+    )
+    .with_codes(config.codes.clone()))
 }
 
 async fn serve(config: &Config, args: Args) -> Result<()> {

@@ -1,0 +1,468 @@
+//! `pixseal codes issue|verify|revoke-all|live|sign|register-device|set-level|account`: the
+//! verification-code routes as commands against the configured database (like the other admin
+//! commands), plus the level-4 device (`sign`) and the system's level changes (`set-level`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use pixseal_codes::{DeviceKey, MessageCode, SignedCode, message_sha256, recipient_sha256};
+use pixseal_server::codes::{self, IssueRequest, LiveRequest, LiveVerifyRequest, VerifyRequest};
+use pixseal_server::{ApiError, AppState};
+use serde_json::{Value, json};
+
+use crate::Outcome;
+use crate::config::Config;
+
+/// The message a code is bound to: its text, a file, or its SHA-256.
+#[derive(clap::Args, Debug, Clone)]
+#[group(multiple = false)]
+pub struct MessageArgs {
+    /// The message text.
+    #[arg(long)]
+    message: Option<String>,
+    /// A file holding the exact message body.
+    #[arg(long, value_name = "FILE")]
+    message_file: Option<PathBuf>,
+    /// The message's SHA-256 (hex), when the message itself stays elsewhere.
+    #[arg(long, value_name = "HEX")]
+    message_sha256: Option<String>,
+}
+
+impl MessageArgs {
+    /// (message, message_sha256) as the requests take them; a file is hashed here, so a
+    /// binary body works too.
+    fn resolve(&self) -> Result<(Option<String>, Option<String>)> {
+        match (&self.message, &self.message_file, &self.message_sha256) {
+            (Some(m), None, None) => Ok((Some(m.clone()), None)),
+            (None, Some(f), None) => {
+                let b = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+                Ok((None, Some(message_sha256(&b))))
+            }
+            (None, None, Some(h)) => Ok((None, Some(h.clone()))),
+            _ => Err(usage(
+                "give one of --message, --message-file, --message-sha256",
+            )),
+        }
+    }
+
+    fn sha256(&self) -> Result<String> {
+        match self.resolve()? {
+            (Some(m), _) => Ok(message_sha256(m.as_bytes())),
+            (_, Some(h)) => pixseal_codes::parse_sha256_hex(&h)
+                .ok_or_else(|| usage("--message-sha256 must be 64 hex digits")),
+            _ => unreachable!("resolve gives one of the two"),
+        }
+    }
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Args {
+    /// Issue a message code bound to a message and a recipient (level 4: pass --signed).
+    Issue {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        message: MessageArgs,
+        #[arg(long)]
+        recipient: String,
+        /// Fewer days than [codes].message_ttl_days.
+        #[arg(long)]
+        ttl_days: Option<i64>,
+        /// The JSON printed by `pixseal codes sign` (device-minted, signed code).
+        #[arg(long, value_name = "FILE")]
+        signed: Option<PathBuf>,
+    },
+    /// Verify a message code (with --message… and --recipient) or a live code (with --session).
+    Verify {
+        #[arg(long)]
+        code: String,
+        /// A live call session id: verify a 4-digit live code.
+        #[arg(long)]
+        session: Option<String>,
+        #[command(flatten)]
+        message: MessageArgs,
+        #[arg(long)]
+        recipient: Option<String>,
+    },
+    /// Revoke every outstanding code of a tenant (message codes and live sessions).
+    RevokeAll {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// The current 4-digit live call code (a new session unless --session is given).
+    Live {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        session: Option<String>,
+    },
+    /// Play the level-4 device: mint a code and sign it with the device key (created 0600 on
+    /// first use). Prints the JSON that `codes issue --signed` and POST /v1/codes take.
+    Sign {
+        #[arg(long, value_name = "FILE")]
+        device_key: PathBuf,
+        /// Only print the device's public key (to register it).
+        #[arg(long)]
+        public_key: bool,
+        #[command(flatten)]
+        message: MessageArgs,
+        #[arg(long)]
+        recipient: Option<String>,
+        #[arg(long, default_value_t = 30)]
+        ttl_days: i64,
+    },
+    /// Register a tenant's device public key (base64 or PEM); level 4 drops to 3 until vetted.
+    RegisterDevice {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        public_key: String,
+    },
+    /// The system raises (one step) or lowers a tenant's verification level, with evidence.
+    SetLevel {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        level: i64,
+        /// What was checked and by whom (kept sealed; required).
+        #[arg(long)]
+        evidence: String,
+        /// The name verifiers are shown.
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// A tenant's level, display name and device key fingerprint.
+    Account {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+/// A usage error (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
+
+fn usage(m: &str) -> anyhow::Error {
+    Usage(m.to_string()).into()
+}
+
+fn api(e: ApiError) -> anyhow::Error {
+    anyhow::Error::new(e)
+}
+
+/// What a command printed and how it ended.
+enum Done {
+    Ok(Value, String),
+    /// A verdict other than `valid` (exit 2).
+    Refused(Value, String),
+}
+
+pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
+    let res = super::block_on(async {
+        if let Args::Sign {
+            device_key,
+            public_key,
+            message,
+            recipient,
+            ttl_days,
+        } = &args
+        {
+            return sign(
+                device_key,
+                *public_key,
+                message,
+                recipient.as_deref(),
+                *ttl_days,
+            );
+        }
+        let state = super::serve::open_state(config).await?;
+        dispatch(&state, args).await
+    });
+    match res {
+        Ok(Done::Ok(v, human)) => {
+            print(json, "ok", v, &human);
+            Outcome::Ok
+        }
+        Ok(Done::Refused(v, human)) => {
+            print(json, "error", v, &human);
+            Outcome::Rejected
+        }
+        Err(e) => {
+            let (code, outcome) = if let Some(a) = e.downcast_ref::<ApiError>() {
+                let o = if a.status.is_server_error() {
+                    Outcome::Internal
+                } else {
+                    Outcome::Rejected
+                };
+                (a.code, o)
+            } else if e.is::<Usage>() {
+                ("usage", Outcome::Usage)
+            } else if matches!(
+                e.downcast_ref::<pixseal_store::DbError>(),
+                Some(pixseal_store::DbError::NotFound)
+            ) {
+                ("not_found", Outcome::Usage)
+            } else {
+                ("internal", Outcome::Internal)
+            };
+            let message = match e.downcast_ref::<ApiError>() {
+                Some(a) => a.message.clone(),
+                None => format!("{e:#}"),
+            };
+            if json {
+                println!(
+                    "{}",
+                    json!({"status": "error", "code": code, "message": message})
+                );
+            }
+            eprintln!("error[{code}]: {message}");
+            outcome
+        }
+    }
+}
+
+fn print(json: bool, status: &str, mut v: Value, human: &str) {
+    if json {
+        let mut o = serde_json::Map::new();
+        o.insert("status".into(), json!(status));
+        if let Value::Object(m) = v.take() {
+            o.extend(m);
+        }
+        println!("{}", Value::Object(o));
+    } else {
+        println!("{human}");
+    }
+}
+
+async fn dispatch(state: &AppState, args: Args) -> Result<Done> {
+    let tenant = |name: String| async move { state.db.tenant_by_name(&name).await };
+    Ok(match args {
+        Args::Issue {
+            tenant: t,
+            message,
+            recipient,
+            ttl_days,
+            signed,
+        } => {
+            let t = tenant(t).await?;
+            let (message, message_sha256) = message.resolve()?;
+            let mut req = IssueRequest {
+                message,
+                message_sha256,
+                recipient,
+                ttl_days,
+                ..IssueRequest::default()
+            };
+            if let Some(f) = signed {
+                let text = std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading {}", f.display()))?;
+                let s: Value = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not the JSON of codes sign", f.display()))?;
+                let field = |k: &str| {
+                    s[k].as_str()
+                        .map(String::from)
+                        .ok_or_else(|| usage(&format!("{} has no {k}", f.display())))
+                };
+                req.code = Some(field("code")?);
+                req.expires_at = Some(field("expires_at")?);
+                req.signature = Some(field("signature")?);
+            }
+            let v = codes::issue(state, &t, "cli", req).await.map_err(api)?;
+            let human = format!(
+                "code {} (valid until {}, level {}{})",
+                v["code"].as_str().unwrap_or(""),
+                v["expires_at"].as_str().unwrap_or(""),
+                v["level"],
+                if v["device_signed"] == true {
+                    ", device-signed"
+                } else {
+                    ""
+                }
+            );
+            Done::Ok(v, human)
+        }
+        Args::Verify {
+            code,
+            session,
+            message,
+            recipient,
+        } => {
+            let v = match session {
+                Some(session_id) => {
+                    codes::live_verify(state, "cli", LiveVerifyRequest { session_id, code })
+                        .await
+                        .map_err(api)?
+                }
+                None => {
+                    let (message, message_sha256) = message.resolve()?;
+                    let recipient = recipient
+                        .ok_or_else(|| usage("--recipient is required for a message code"))?;
+                    codes::verify(
+                        state,
+                        "cli",
+                        VerifyRequest {
+                            code,
+                            message,
+                            message_sha256,
+                            recipient,
+                        },
+                    )
+                    .await
+                    .map_err(api)?
+                }
+            };
+            let verdict = v["verdict"].as_str().unwrap_or("").to_string();
+            let who = v["account"]["display_name"]
+                .as_str()
+                .map(|n| format!(" — {n}, level {}", v["account"]["level"]))
+                .unwrap_or_default();
+            let human = format!("{verdict}{who}");
+            if verdict == "valid" {
+                Done::Ok(v, human)
+            } else {
+                Done::Refused(v, human)
+            }
+        }
+        Args::RevokeAll { tenant: t } => {
+            let t = tenant(t).await?;
+            let v = codes::revoke_all(state, &t, "cli").await.map_err(api)?;
+            let human = format!(
+                "revoked {} message code(s) and {} live session(s)",
+                v["revoked_message_codes"], v["revoked_live_sessions"]
+            );
+            Done::Ok(v, human)
+        }
+        Args::Live { tenant: t, session } => {
+            let t = tenant(t).await?;
+            let v = codes::live_code(
+                state,
+                &t,
+                "cli",
+                LiveRequest {
+                    session_id: session,
+                },
+            )
+            .await
+            .map_err(api)?;
+            let human = format!(
+                "{} (session {}, rotates at {})",
+                v["code"].as_str().unwrap_or(""),
+                v["session_id"].as_str().unwrap_or(""),
+                v["rotates_at"].as_str().unwrap_or("")
+            );
+            Done::Ok(v, human)
+        }
+        Args::RegisterDevice {
+            tenant: t,
+            public_key,
+        } => {
+            let t = tenant(t).await?;
+            let v = codes::register_device(state, &t, "cli", &public_key)
+                .await
+                .map_err(api)?;
+            let human = format!(
+                "device key {} registered; level {}",
+                v["device_key_fingerprint"].as_str().unwrap_or(""),
+                v["level"]
+            );
+            Done::Ok(v, human)
+        }
+        Args::SetLevel {
+            tenant: t,
+            level,
+            evidence,
+            display_name,
+        } => {
+            let t = tenant(t).await?;
+            let v = codes::set_level(state, &t, level, &evidence, display_name.as_deref(), "cli")
+                .await
+                .map_err(api)?;
+            let human = format!(
+                "{}: level {} → {} ({})",
+                t.name,
+                v["from_level"],
+                v["level"],
+                v["level_name"].as_str().unwrap_or("")
+            );
+            Done::Ok(v, human)
+        }
+        Args::Account { tenant: t } => {
+            let t = tenant(t).await?;
+            let v = codes::account(state, &t).await.map_err(api)?;
+            let human = format!(
+                "{} ({}): level {} ({}), device key {}",
+                v["display_name"].as_str().unwrap_or(""),
+                v["name"].as_str().unwrap_or(""),
+                v["level"],
+                v["level_name"].as_str().unwrap_or(""),
+                v["device_key_fingerprint"].as_str().unwrap_or("none")
+            );
+            Done::Ok(v, human)
+        }
+        Args::Sign { .. } => unreachable!("handled before the state is opened"),
+    })
+}
+
+/// Load the device key, creating it (0600, never overwritten) on first use.
+fn device_key(path: &Path) -> Result<DeviceKey> {
+    match std::fs::read_to_string(path) {
+        Ok(pem) => Ok(DeviceKey::from_pkcs8_pem(&pem)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let key = DeviceKey::generate()?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            f.write_all(key.to_pkcs8_pem()?.as_bytes())?;
+            Ok(key)
+        }
+        Err(e) => Err(anyhow!("{}: {e}", path.display())),
+    }
+}
+
+fn sign(
+    path: &Path,
+    public_only: bool,
+    message: &MessageArgs,
+    recipient: Option<&str>,
+    ttl_days: i64,
+) -> Result<Done> {
+    let key = device_key(path)?;
+    let vk = key.public_key();
+    let public = pixseal_codes::public_key_text(&vk);
+    let fp = pixseal_codes::fingerprint(&vk);
+    if public_only {
+        return Ok(Done::Ok(
+            json!({"public_key": public, "device_key_fingerprint": fp}),
+            public,
+        ));
+    }
+    let recipient = recipient.ok_or_else(|| usage("--recipient is required to sign a code"))?;
+    if !(1..=pixseal_codes::config::MAX_MESSAGE_TTL_DAYS).contains(&ttl_days) {
+        return Err(usage("--ttl-days must be 1 to 30"));
+    }
+    let (_, now_ms) = pixseal_store::meta::now();
+    let (expires_at, expires_ms) = pixseal_store::meta::at_ms(now_ms + ttl_days * 86_400_000);
+    let signed = SignedCode {
+        code: MessageCode::random().map_err(|e| anyhow!("OS randomness: {e}"))?,
+        message_sha256: message.sha256()?,
+        recipient_sha256: recipient_sha256(recipient),
+        expires_s: expires_ms / 1000,
+    };
+    let signature = key.sign(&signed);
+    let code = signed.code.to_string();
+    Ok(Done::Ok(
+        json!({"code": code, "expires_at": expires_at, "message_sha256": signed.message_sha256,
+               "recipient_sha256": signed.recipient_sha256, "signature": signature,
+               "public_key": public, "device_key_fingerprint": fp}),
+        format!("code {code} signed by device {fp} (valid until {expires_at})"),
+    ))
+}

@@ -1,0 +1,74 @@
+//! `[codes]` settings.
+
+use serde::{Deserialize, Serialize};
+
+/// Message codes are never valid longer than this (the contract's ceiling).
+pub const MAX_MESSAGE_TTL_DAYS: i64 = 30;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CodesConfig {
+    /// How long a message code is valid (days, 1–30); a request may ask for less, never more.
+    pub message_ttl_days: i64,
+    /// Wrong live codes a session tolerates before it locks (1–10).
+    pub live_max_failures: u32,
+    /// How long a live call session (and so its codes) lasts, in minutes.
+    pub live_session_minutes: i64,
+}
+
+impl Default for CodesConfig {
+    fn default() -> Self {
+        CodesConfig {
+            message_ttl_days: MAX_MESSAGE_TTL_DAYS,
+            live_max_failures: crate::live::MAX_FAILURES,
+            live_session_minutes: 240,
+        }
+    }
+}
+
+impl CodesConfig {
+    /// Refuse settings that would break a promise (longer codes, an unbounded failure cap).
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_MESSAGE_TTL_DAYS).contains(&self.message_ttl_days) {
+            return Err(format!(
+                "codes.message_ttl_days must be 1 to {MAX_MESSAGE_TTL_DAYS}, not {}",
+                self.message_ttl_days
+            ));
+        }
+        if !(1..=10).contains(&self.live_max_failures) {
+            return Err(format!(
+                "codes.live_max_failures must be 1 to 10, not {}",
+                self.live_max_failures
+            ));
+        }
+        if !(1..=24 * 60).contains(&self.live_session_minutes) {
+            return Err(format!(
+                "codes.live_session_minutes must be 1 to 1440, not {}",
+                self.live_session_minutes
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_never_above_thirty_days() {
+        assert_eq!(CodesConfig::default().validate(), Ok(()));
+        for bad in [0, 31, 365] {
+            let c = CodesConfig {
+                message_ttl_days: bad,
+                ..CodesConfig::default()
+            };
+            assert!(c.validate().is_err());
+        }
+        let c = CodesConfig {
+            live_max_failures: 0,
+            ..CodesConfig::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}

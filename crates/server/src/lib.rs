@@ -11,6 +11,7 @@ mod purge;
 pub mod ratelimit;
 mod repair;
 mod state;
+mod verify;
 
 use std::future::Future;
 use std::time::Duration;
@@ -26,7 +27,7 @@ pub use config::ServerConfig;
 pub use error::ApiError;
 pub use purge::{IP_RETENTION_MS, PurgeReport, purge_due};
 pub use repair::{RepairReport, repair};
-pub use state::AppState;
+pub use state::{AppState, Provenance};
 
 /// The service's routes and edge limits.
 pub fn router(state: AppState) -> Router {
@@ -47,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/artifacts/{id}/content", get(artifacts::content))
         .route("/v1/receipts/{id}", get(artifacts::receipt))
         .route("/v1/keys/receipts", get(artifacts::receipt_key))
+        .route("/v1/verify", axum::routing::post(verify::verify))
+        .route("/v1/proofs/{proof_id}", get(verify::proof))
         .route("/metrics", get(observe::metrics))
         .route("/openapi.json", get(openapi))
         .fallback(|| async {
@@ -108,6 +111,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/artifacts/{id}/content"),
     ("get", "/v1/receipts/{id}"),
     ("get", "/v1/keys/receipts"),
+    ("post", "/v1/verify"),
+    ("get", "/v1/proofs/{proof_id}"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];

@@ -8,4 +8,4 @@ pub mod meta;
 
 pub use audit::{AuditEntry, BrokenLink};
 pub use blob::{BlobError, BlobKey, BlobStore, RegionStorage, StorageBackend, StorageConfig};
-pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, SCOPES, Tenant};
+pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, ProofRecord, SCOPES, Tenant};

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the build and the tests need (idempotent; quick when everything is present).
 # System: cmake + nasm (libjpeg-turbo is built from the vendored source with SIMD), exiftool
-# (metadata checks in tests). Python: Pillow + numpy (shared test tools).
+# (metadata checks in tests). Python: Pillow + numpy (shared test tools); c2pa-python (the
+# reference C2PA implementation) and pdqhash (Meta's PDQ reference) for the provenance tests.
 set -euo pipefail
 
 need_apt=()
@@ -18,4 +19,9 @@ fi
 
 if ! python3 -c 'import PIL, numpy' 2>/dev/null; then
   python3 -m pip install -q --disable-pip-version-check pillow numpy
+fi
+
+# Pinned: the interop tests and the benchmark compare against these exact reference builds.
+if ! python3 -c 'import c2pa, pdqhash' 2>/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check 'c2pa-python==0.38.1' 'pdqhash==0.2.8'
 fi

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use pixseal_codes::CodesConfig;
 use pixseal_media::{AnimatedPolicy, Limits};
+use pixseal_provenance::ProvenanceConfig;
 use pixseal_seal::KeysConfig;
 use pixseal_server::ServerConfig;
 use pixseal_store::StorageConfig;
@@ -24,6 +25,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub server: ServerConfig,
     pub codes: CodesConfig,
+    pub provenance: ProvenanceConfig,
 }
 
 impl Default for Config {
@@ -36,6 +38,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             server: ServerConfig::default(),
             codes: CodesConfig::default(),
+            provenance: ProvenanceConfig::default(),
         }
     }
 }
@@ -152,6 +155,40 @@ impl Config {
         } else {
             self.server.database_url.clone()
         }
+    }
+
+    /// The C2PA signing identity; the development chain is made on first use (with a warning
+    /// on stderr: nobody else trusts it).
+    pub fn signing_identity(&self) -> Result<pixseal_provenance::Identity> {
+        if self.provenance.ensure_dev_chain(&self.data_dir)? {
+            eprintln!(
+                "note: created a development C2PA signing certificate under {}",
+                ProvenanceConfig::dev_dir(&self.data_dir).display()
+            );
+        }
+        let id = self.provenance.identity(&self.data_dir)?;
+        if id.development {
+            eprintln!(
+                "warning: manifests are signed with the development certificate, which no one else trusts; \
+                 verifiers must be given its root (`pixseal keys trust-anchor`), or configure [provenance].cert_chain"
+            );
+        }
+        Ok(id)
+    }
+
+    /// Trusted roots for verification: the configured anchors plus any `extra` PEM files.
+    pub fn trust_anchors(&self, extra: &[PathBuf]) -> Result<String> {
+        let mut pem = self.provenance.anchors_pem(&self.data_dir)?;
+        for p in extra {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading trust anchors {}", p.display()))?;
+            if !text.contains("-----BEGIN CERTIFICATE-----") {
+                bail!("{} holds no PEM certificate", p.display());
+            }
+            pem.push('\n');
+            pem.push_str(&text);
+        }
+        Ok(pem)
     }
 
     pub fn region_names(&self) -> Vec<&str> {

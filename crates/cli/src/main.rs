@@ -55,6 +55,10 @@ struct Cli {
 enum Command {
     /// Decode, orient, convert to sRGB, strip all metadata and re-encode images.
     Sanitize(cmd::sanitize::Args),
+    /// Sanitize, then stamp: signed C2PA manifest (and, later, watermarks); prints proof ids.
+    Stamp(cmd::stamp::Args),
+    /// Offline verdict per file: verified, untrusted, tampered, watermark_only or not_stamped.
+    Verify(cmd::verify::Args),
     /// Encrypt a file into the sealed-object format (envelope encryption, region key).
     Seal(cmd::seal::Args),
     /// Decrypt a sealed file; any change to it, or the wrong object/tenant/region, is `tampered`.
@@ -114,6 +118,8 @@ fn main() -> ExitCode {
     }
     let outcome = match cli.command {
         Command::Sanitize(args) => cmd::sanitize::run(&config, args, cli.json),
+        Command::Stamp(args) => cmd::stamp::run(&config, args, cli.json),
+        Command::Verify(args) => cmd::verify::run(&config, args, cli.json),
         Command::Seal(args) => cmd::seal::run(&config, args, cli.json, false),
         Command::Unseal(args) => cmd::seal::run(&config, args, cli.json, true),
         Command::Keys(args) => cmd::keys::run(&config, args, cli.json),

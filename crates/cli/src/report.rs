@@ -37,6 +37,20 @@ impl Reporter {
         self.emit(Some(line), None);
     }
 
+    /// One input checked (nothing written): `fields` follow input/status.
+    pub fn checked(&self, input: &str, human: &str, fields: Map<String, Value>) {
+        let line = if self.json {
+            let mut o = Map::new();
+            o.insert("input".into(), json!(input));
+            o.insert("status".into(), json!("ok"));
+            o.extend(fields);
+            Value::Object(o).to_string()
+        } else {
+            human.to_string()
+        };
+        self.emit(Some(line), None);
+    }
+
     /// One refused or failed input.
     pub fn error(&self, input: &str, code: &str, message: &str) {
         let out = self.json.then(|| {

@@ -1,4 +1,4 @@
-//! `/v1/artifacts`: upload (raw or multipart) → ingest in memory → (stamp) → seal → store;
+//! `/v1/artifacts`: upload (raw or multipart) → ingest in memory → stamp → seal → store;
 //! metadata; content decrypted on demand; delete (blob and wrapped data key).
 
 use std::cell::RefCell;
@@ -12,8 +12,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pixseal_media::{Options, OutputFormat, Pipeline};
 use pixseal_proof::ProofId;
+use pixseal_provenance::ProofAssertion;
+use pixseal_provenance::stamp::{MarkOptions, StampError, stamp};
 use pixseal_seal::{KeyPlacement, ObjectRef, Sealer, WrappedKey};
-use pixseal_store::{Artifact, BlobKey, meta};
+use pixseal_store::{Artifact, BlobKey, ProofRecord, meta};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -31,7 +33,7 @@ fn b64() -> base64::engine::GeneralPurpose {
 }
 
 /// The upload's bytes: a raw body, or the first file part of a multipart form.
-async fn upload_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+pub(crate) async fn upload_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -123,6 +125,16 @@ pub async fn create(
         }
     };
     let label = q.get("label").cloned().filter(|l| !l.is_empty());
+    let visible = match q.get("visible").map(String::as_str) {
+        None | Some("true") | Some("1") => true,
+        Some("false") | Some("0") => false,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "corrupt",
+                "visible must be true or false",
+            ));
+        }
+    };
     if label.as_ref().is_some_and(|l| l.len() > 200) {
         return Err(ApiError::bad_request(
             "corrupt",
@@ -148,9 +160,22 @@ pub async fn create(
         .await
         .map_err(|_| ApiError::internal("decode slots closed"))?;
     let id = uuid::Uuid::now_v7().to_string();
-    let proof_id = ProofId::random()
-        .map_err(|e| ApiError::internal(&e.to_string()))?
-        .to_string();
+    let proof_bits = ProofId::random().map_err(|e| ApiError::internal(&e.to_string()))?;
+    let proof_id = proof_bits.to_string();
+    let (created_at, created_ms) = meta::now();
+    let proof = ProofAssertion {
+        proof_id: proof_id.clone(),
+        issued_at: created_at.clone(),
+        verify_url: format!(
+            "{}/v/{proof_id}",
+            state.config.public_url.trim_end_matches('/')
+        ),
+    };
+    let marks = MarkOptions {
+        visible,
+        label: label.clone(),
+    };
+    let provenance = state.provenance.clone();
     let (keys, limits, region, tenant_id) = (
         state.keys.clone(),
         state.limits,
@@ -159,20 +184,28 @@ pub async fn create(
     );
     let (id2, ip) = (id.clone(), peer.ip().to_string());
     let work = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let out = PIPELINE.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let p = slot.get_or_insert_with(|| Pipeline::new(limits));
-            p.sanitize(
-                &body,
-                &Options {
-                    format: Some(OutputFormat::WebP),
-                    quality: 85,
-                    max_edge: None,
-                },
-            )
-        })?;
+        // Stamp stage: decode → watermark hook (pixseal_provenance::apply_watermarks, where the
+        // watermark issue plugs in) → PDQ → encode → signed C2PA manifest.
+        let out = PIPELINE
+            .with(|cell| {
+                let mut slot = cell.borrow_mut();
+                let p = slot.get_or_insert_with(|| Pipeline::new(limits));
+                stamp(
+                    p,
+                    &body,
+                    &Options {
+                        format: Some(OutputFormat::WebP),
+                        quality: 85,
+                        max_edge: None,
+                    },
+                    proof_bits.0,
+                    &proof,
+                    &marks,
+                    provenance.signer.as_ref(),
+                )
+            })
+            .map_err(stamp_error)?;
         drop(body);
-        // Stamp stage: the watermark and provenance issues plug in here.
         let obj = ObjectRef {
             object_id: &id2,
             tenant: &tenant_id,
@@ -210,7 +243,6 @@ pub async fn create(
         }
     };
 
-    let (created_at, created_ms) = meta::now();
     let (expires_at, expires_ms) = meta::at_ms(created_ms + retention * DAY_MS);
     let artifact = Artifact {
         id: id.clone(),
@@ -244,7 +276,17 @@ pub async fn create(
         let _ = state.db.delete_artifact(&id).await;
         return Err(e.into());
     }
-    if let Err(e) = state.db.set_artifact_state(&id, "active").await {
+    let record = ProofRecord {
+        proof_id: artifact.proof_id.clone(),
+        sha256: artifact.sha256.clone(),
+        original_sha256: artifact.original_sha256.clone(),
+        pdq: out.pdq.map(|p| p.to_string()),
+        issued_at: artifact.created_at.clone(),
+        status: "active".into(),
+        purged_at: None,
+        receipt_id: None,
+    };
+    if let Err(e) = state.db.activate_artifact(&id, &record).await {
         let _ = state.blobs.delete(&artifact.region, &key).await;
         let _ = state.db.delete_artifact(&id).await;
         return Err(match e {
@@ -258,6 +300,18 @@ pub async fn create(
     let mut body = public(&artifact, &state.config.public_url);
     body["label"] = json!(label_present(&artifact));
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+fn stamp_error(e: StampError) -> ApiError {
+    match e {
+        StampError::Ingest(e) => e.into(),
+        StampError::Provenance(e) if e.code() == "key_unavailable" => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "key_unavailable",
+            "signing key unavailable, retry later",
+        ),
+        StampError::Provenance(e) => ApiError::internal(&e.to_string()),
+    }
 }
 
 fn label_present(a: &Artifact) -> bool {

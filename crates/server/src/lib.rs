@@ -13,6 +13,7 @@ mod purge;
 pub mod ratelimit;
 mod repair;
 mod state;
+mod verify;
 
 use std::future::Future;
 use std::time::Duration;
@@ -28,7 +29,7 @@ pub use config::ServerConfig;
 pub use error::ApiError;
 pub use purge::{IP_RETENTION_MS, PurgeReport, purge_due};
 pub use repair::{RepairReport, repair};
-pub use state::{AppState, Clock};
+pub use state::{AppState, Clock, Provenance};
 
 /// The service's routes and edge limits.
 pub fn router(state: AppState) -> Router {
@@ -64,6 +65,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/codes/device-key",
             axum::routing::put(codes::http_device_key),
         )
+        .route("/v1/verify", axum::routing::post(verify::verify))
+        .route("/v1/proofs/{proof_id}", get(verify::proof))
         .route("/metrics", get(observe::metrics))
         .route("/openapi.json", get(openapi))
         .fallback(|| async {
@@ -132,6 +135,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/codes/live/verify"),
     ("get", "/v1/codes/account"),
     ("put", "/v1/codes/device-key"),
+    ("post", "/v1/verify"),
+    ("get", "/v1/proofs/{proof_id}"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];

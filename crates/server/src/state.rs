@@ -34,6 +34,8 @@ pub struct AppState {
     pub code_keys: crate::codes::SharedCodeKeys,
     /// The time codes are judged at (tests move it; purge takes its time as a parameter).
     pub clock: Clock,
+    /// C2PA signing identity, trust anchors and the near-match threshold.
+    pub provenance: Arc<Provenance>,
 }
 
 /// The service's clock: the system time plus an offset that only tests change, shared by every
@@ -53,6 +55,54 @@ impl Clock {
     /// Move this clock (and every clone of it) forward by `ms`.
     pub fn advance(&self, ms: i64) {
         self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+/// What stamping and verification need.
+pub struct Provenance {
+    /// Signs manifests (may block: called on the blocking pool).
+    pub signer: Arc<dyn pixseal_provenance::ClaimSigner>,
+    pub verifier: pixseal_provenance::Verifier,
+    /// Shown as the issuer of proofs.
+    pub issuer_name: String,
+    /// PDQ distance at or below which an upload is a `near_match`.
+    pdq_threshold: u32,
+}
+
+impl Provenance {
+    pub fn new(
+        signer: Arc<dyn pixseal_provenance::ClaimSigner>,
+        anchors_pem: &str,
+        issuer_name: &str,
+        pdq_threshold: u32,
+    ) -> Self {
+        Provenance {
+            signer,
+            verifier: pixseal_provenance::Verifier::new(anchors_pem),
+            issuer_name: issuer_name.to_string(),
+            pdq_threshold,
+        }
+    }
+
+    /// A development identity made in memory for this process only (tests, benchmarks, and
+    /// any state built without [`AppState::with_provenance`]); it trusts its own root.
+    pub fn ephemeral() -> Result<Self, pixseal_provenance::ProvenanceError> {
+        let chain = pixseal_provenance::DevChain::generate("pixseal ephemeral")?;
+        let signer = pixseal_provenance::LocalSigner::from_pem(
+            chain.chain_pem.as_bytes(),
+            chain.key_pem.as_bytes(),
+            pixseal_provenance::SignAlg::Es256,
+        )?;
+        Ok(Self::new(
+            Arc::new(signer),
+            &chain.root_pem,
+            "pixseal (ephemeral identity)",
+            pixseal_provenance::pdq::MATCH_THRESHOLD,
+        ))
+    }
+
+    pub fn pdq_threshold(&self) -> u32 {
+        self.pdq_threshold
     }
 }
 
@@ -84,12 +134,21 @@ impl AppState {
             codes: Arc::default(),
             code_keys: Arc::default(),
             clock: Clock::default(),
+            provenance: Arc::new(
+                Provenance::ephemeral().expect("an in-memory development certificate"),
+            ),
         }
     }
 
     /// With these `[codes]` settings (the defaults otherwise).
     pub fn with_codes(mut self, codes: pixseal_codes::CodesConfig) -> Self {
         self.codes = Arc::new(codes);
+        self
+    }
+
+    /// Sign with this identity and trust these anchors (what `pixseal serve` configures).
+    pub fn with_provenance(mut self, p: Provenance) -> Self {
+        self.provenance = Arc::new(p);
         self
     }
 }

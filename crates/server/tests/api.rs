@@ -1012,3 +1012,148 @@ async fn rate_limits_shared_through_redis_and_redis_outage() {
         "fallback still limits, and nothing is a 5xx"
     );
 }
+
+async fn verify_upload(s: &TestServer, body: Vec<u8>) -> Value {
+    let r = s
+        .client
+        .post(format!("{}/v1/verify", s.url))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+fn reencode(webp: &[u8], scale_pct: u32, format: image::ImageFormat) -> Vec<u8> {
+    let img = image::load_from_memory(webp).unwrap();
+    let img = if scale_pct == 100 {
+        img
+    } else {
+        img.resize(
+            img.width() * scale_pct / 100,
+            img.height() * scale_pct / 100,
+            image::imageops::FilterType::Triangle,
+        )
+    };
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.to_rgb8().write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+/// Uploads come back stamped (a C2PA manifest the service's verifier trusts); POST /v1/verify
+/// gives verified / tampered / near_match / not_stamped without storing anything; the public
+/// proof record survives the purge (with its receipt and its PDQ hash).
+#[tokio::test]
+async fn verify_and_public_proof_records() {
+    let s = spawn(Parts::Embedded).await;
+    let key = s.key("prov", "us", ALL).await;
+    let photo = std::fs::read(fixtures().join("photos/garden.jpg")).unwrap();
+    let (st, up) = s
+        .upload(&key, photo, "?retention_days=7&visible=false")
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let (id, proof_id) = (
+        up["id"].as_str().unwrap().to_string(),
+        up["proof_id"].as_str().unwrap().to_string(),
+    );
+    let webp = s
+        .get(&key, &format!("/v1/artifacts/{id}/content"))
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    assert!(
+        webp.windows(4).any(|w| w == b"C2PA"),
+        "WebP carries a C2PA chunk"
+    );
+
+    let v = verify_upload(&s, webp.clone()).await;
+    assert_eq!(v["verdict"], "verified", "{v:#}");
+    assert_eq!(v["proof_id"], proof_id.as_str());
+    assert_eq!(v["record"]["status"], "active");
+    assert_eq!(v["record"]["issuer"], "pixseal (ephemeral identity)");
+    assert!(
+        v["claim_generator"]
+            .as_str()
+            .unwrap()
+            .starts_with("pixseal/")
+    );
+
+    let mut bad = webp.clone();
+    let at = bad.windows(4).position(|w| w == b"VP8 ").unwrap() + 300;
+    bad[at] ^= 0x04;
+    let v = verify_upload(&s, bad).await;
+    assert_eq!(v["verdict"], "tampered", "{v:#}");
+    assert_eq!(v["record"], Value::Null, "an altered file gets no record");
+
+    // Metadata stripped (re-encoded), and resized too: only the perceptual hash is left.
+    for (pct, fmt) in [
+        (100, image::ImageFormat::Png),
+        (50, image::ImageFormat::Jpeg),
+    ] {
+        let v = verify_upload(&s, reencode(&webp, pct, fmt)).await;
+        assert_eq!(v["verdict"], "near_match", "{pct}% {fmt:?}: {v:#}");
+        assert_eq!(v["proof_id"], proof_id.as_str());
+        assert!(v["pdq_distance"].as_u64().unwrap() <= 31);
+    }
+    let other = std::fs::read(fixtures().join("photos/street.webp")).unwrap();
+    let v = verify_upload(&s, other).await;
+    assert_eq!(v["verdict"], "not_stamped", "{v:#}");
+
+    let r = s
+        .client
+        .get(format!("{}/v1/proofs/{proof_id}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["status"], "active");
+    assert_eq!(p["proof_id"], proof_id.as_str());
+    assert!(p.get("receipt").is_none());
+    let lower = proof_id.to_lowercase();
+    let r = s
+        .client
+        .get(format!("{}/v1/proofs/{lower}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "proof ids are case-insensitive");
+    for bogus in ["px_0000000000000", "nope", "px_0H8Z4K2M9QW3R"] {
+        let r = s
+            .client
+            .get(format!("{}/v1/proofs/{bogus}", s.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{bogus}");
+    }
+
+    // After the purge: the record says purged and carries the receipt; the PDQ hash stays.
+    let t = s.db.tenant_by_name("prov").await.unwrap();
+    let a = s.db.artifact(&t.id, &id).await.unwrap();
+    let r = pixseal_server::purge_due(&s.state, a.expires_ms, 100, 600_000)
+        .await
+        .unwrap();
+    assert_eq!(r.purged, 1);
+    let p: Value = s
+        .client
+        .get(format!("{}/v1/proofs/{proof_id}", s.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p["status"], "purged", "{p:#}");
+    assert_eq!(p["receipt"]["receipt"]["proof_id"], proof_id.as_str());
+    assert_eq!(p["receipt"]["receipt"]["reason"], "retention_expired");
+    let v = verify_upload(&s, reencode(&webp, 100, image::ImageFormat::Png)).await;
+    assert_eq!(v["verdict"], "near_match", "{v:#}");
+    assert_eq!(v["record"]["status"], "purged");
+    let v = verify_upload(&s, webp).await;
+    assert_eq!(v["verdict"], "verified");
+    assert_eq!(v["record"]["status"], "purged");
+}

@@ -10,4 +10,4 @@ pub mod meta;
 pub use audit::{AuditEntry, BrokenLink};
 pub use blob::{BlobError, BlobKey, BlobStore, RegionStorage, StorageBackend, StorageConfig};
 pub use codes::{CodeAccount, LevelEvent, LiveSession, MessageCodeRow};
-pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, SCOPES, Tenant};
+pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, ProofRecord, SCOPES, Tenant};

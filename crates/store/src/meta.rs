@@ -97,6 +97,34 @@ pub struct Artifact {
     pub expires_ms: i64,
 }
 
+/// The public proof record of one stamp (what survives the purge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofRecord {
+    pub proof_id: String,
+    pub sha256: String,
+    pub original_sha256: String,
+    /// PDQ hash, 64 hex digits (`None` for pictures too small to hash).
+    pub pdq: Option<String>,
+    pub issued_at: String,
+    /// `active` or `purged`.
+    pub status: String,
+    pub purged_at: Option<String>,
+    pub receipt_id: Option<String>,
+}
+
+fn proof_from(r: &sqlx::any::AnyRow) -> Result<ProofRecord, sqlx::Error> {
+    Ok(ProofRecord {
+        proof_id: r.try_get("proof_id")?,
+        sha256: r.try_get("sha256")?,
+        original_sha256: r.try_get("original_sha256")?,
+        pdq: r.try_get("pdq")?,
+        issued_at: r.try_get("issued_at")?,
+        status: r.try_get("status")?,
+        purged_at: r.try_get("purged_at")?,
+        receipt_id: r.try_get("receipt_id")?,
+    })
+}
+
 /// The metadata database.
 #[derive(Clone)]
 pub struct Db {
@@ -421,6 +449,75 @@ impl Db {
         Ok(())
     }
 
+    /// Make an uploaded artifact visible and publish its proof record, in one transaction: a
+    /// proof is public exactly when its artifact became active.
+    pub async fn activate_artifact(&self, id: &str, proof: &ProofRecord) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE artifacts SET state = 'active' WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Err(DbError::NotFound);
+        }
+        sqlx::query(
+            "INSERT INTO proofs (proof_id, sha256, original_sha256, pdq, issued_at, status) VALUES ($1, $2, $3, $4, $5, 'active')",
+        )
+        .bind(&proof.proof_id)
+        .bind(&proof.sha256)
+        .bind(&proof.original_sha256)
+        .bind(&proof.pdq)
+        .bind(&proof.issued_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A public proof record by proof id.
+    pub async fn proof(&self, proof_id: &str) -> Result<ProofRecord, DbError> {
+        let r = sqlx::query(
+            "SELECT proof_id, sha256, original_sha256, pdq, issued_at, status, purged_at, receipt_id FROM proofs WHERE proof_id = $1",
+        )
+        .bind(proof_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(proof_from(&r)?)
+    }
+
+    /// The proof whose stamped artifact has exactly this SHA-256, if any.
+    pub async fn proof_by_sha256(&self, sha256: &str) -> Result<Option<ProofRecord>, DbError> {
+        let r = sqlx::query(
+            "SELECT proof_id, sha256, original_sha256, pdq, issued_at, status, purged_at, receipt_id FROM proofs WHERE sha256 = $1 ORDER BY issued_at LIMIT 1",
+        )
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(r.as_ref().map(proof_from).transpose()?)
+    }
+
+    /// Every (proof id, PDQ hex) with a perceptual hash, in pages of `limit` after `after`
+    /// (proof id order), for the near-match scan.
+    pub async fn pdq_page(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT proof_id, pdq FROM proofs WHERE pdq IS NOT NULL AND proof_id > $1 ORDER BY proof_id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("proof_id")?, r.try_get("pdq")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(DbError::from)
+    }
+
     /// The tenant's own artifact in state `active`; anything else is `NotFound` (no existence oracle).
     pub async fn artifact(&self, tenant_id: &str, id: &str) -> Result<Artifact, DbError> {
         let r = sqlx::query(concat!(
@@ -485,6 +582,15 @@ impl Db {
             .bind(artifact_id)
             .execute(&mut *tx)
             .await?;
+        // The public proof record stays, marked purged, pointing at its receipt.
+        sqlx::query(
+            "UPDATE proofs SET status = 'purged', purged_at = $1, receipt_id = $2 WHERE proof_id = $3",
+        )
+        .bind(deleted_at)
+        .bind(receipt_id)
+        .bind(proof_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -148,3 +148,71 @@ pub fn fresh_postgres_db(tag: &str) -> String {
     );
     format!("postgres://postgres@{host}:{port}/{name}")
 }
+
+/// Run `scripts/c2pa_ref.py ARGS` (the reference C2PA library, pdqhash and Pillow, installed
+/// by scripts/setup.sh) and return its stdout JSON lines. Panics with its stderr when it
+/// fails: interop tests must fail, never pass, without the reference.
+pub fn c2pa_ref(args: &[&str]) -> Vec<String> {
+    let script = repo_root().join("scripts/c2pa_ref.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "c2pa_ref.py {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A deterministic synthetic "photo" (smooth gradients, a few shapes and fine texture, so it
+/// has structure at every scale), 8-bit RGB, rows packed. Different seeds give unrelated
+/// pictures.
+pub fn synthetic_photo(width: u32, height: u32, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rnd = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let shapes: Vec<(f32, f32, f32, [f32; 3])> = (0..12)
+        .map(|_| {
+            let mut r = |n: u64| (rnd() % n) as f32;
+            (
+                r(1000) / 1000.0,
+                r(1000) / 1000.0,
+                0.05 + r(250) / 1000.0,
+                [r(256), r(256), r(256)],
+            )
+        })
+        .collect();
+    let phase = (rnd() % 628) as f32 / 100.0;
+    let mut out = Vec::with_capacity(width as usize * height as usize * 3);
+    for y in 0..height {
+        for x in 0..width {
+            let (u, v) = (x as f32 / width as f32, y as f32 / height as f32);
+            let mut c = [
+                128.0 + 100.0 * (6.0 * u + phase).sin(),
+                128.0 + 100.0 * (5.0 * v - phase).cos(),
+                128.0 + 80.0 * (4.0 * (u + v) + phase).sin(),
+            ];
+            for (cx, cy, r, col) in &shapes {
+                if (u - cx).powi(2) + (v - cy).powi(2) < r * r {
+                    c = *col;
+                }
+            }
+            let t = (((x * 7 + y * 13) ^ (x * y)) % 17) as f32 - 8.0;
+            out.extend(c.iter().map(|ch| (ch + t).clamp(0.0, 255.0) as u8));
+        }
+    }
+    out
+}

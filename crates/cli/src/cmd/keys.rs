@@ -1,4 +1,5 @@
-//! `pixseal keys init|list|rotate`: the regions' master keys in the configured key provider.
+//! `pixseal keys init|list|rotate|rewrap|trust-anchor`: the regions' master keys in the
+//! configured key provider, the receipt-signing key and the C2PA signing identity.
 
 use serde_json::json;
 
@@ -7,8 +8,9 @@ use crate::config::Config;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Args {
-    /// Create the local key file (0600) with one master key per configured region, or check
-    /// that the Transit keys are reachable.
+    /// Create the local key file (0600) with one master key per configured region (or check
+    /// that the Transit keys are reachable), the receipt-signing key and, unless a production
+    /// chain is configured, the development C2PA signing certificate.
     Init,
     /// Key versions per region.
     List,
@@ -20,9 +22,15 @@ pub enum Args {
     /// Re-wrap every stored artifact's data key under its region's latest master key version
     /// (the blobs are untouched), so older versions can then be retired.
     Rewrap,
+    /// Print the PEM of the root certificate that verifiers should trust for this
+    /// installation's manifests.
+    TrustAnchor,
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
+    if matches!(args, Args::TrustAnchor) {
+        return trust_anchor(config);
+    }
     let provider = match config.key_provider() {
         Ok(p) => p,
         Err(e) => {
@@ -60,13 +68,18 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             }
         }
     }
+    if matches!(args, Args::Init | Args::List) {
+        worst = worst.max(c2pa_identity(config, json));
+    }
     let mut rotated = Vec::new();
     for region in &regions {
         let res = match args {
             Args::Rotate { .. } => provider
                 .rotate(region)
                 .and_then(|_| provider.key_versions(region)),
-            Args::Init | Args::List | Args::Rewrap => provider.key_versions(region),
+            Args::Init | Args::List | Args::Rewrap | Args::TrustAnchor => {
+                provider.key_versions(region)
+            }
         };
         match res {
             Ok(v) => {
@@ -195,6 +208,80 @@ fn rewrap(config: &Config, provider: &dyn pixseal_seal::KeyProvider, json: bool)
         }
         Err(e) => {
             eprintln!("error[internal]: {e:#}");
+            Outcome::Internal
+        }
+    }
+}
+
+/// The C2PA signing identity: made when missing (development chain), then described.
+fn c2pa_identity(config: &Config, json: bool) -> Outcome {
+    let res = config.signing_identity().map(|id| {
+        use pixseal_provenance::ClaimSigner;
+        (id.development, id.signer.cert_chain().len())
+    });
+    match res {
+        Ok((development, certs)) => {
+            let chain = if config.provenance.uses_dev_chain() {
+                pixseal_provenance::DevPaths::in_dir(
+                    &pixseal_provenance::ProvenanceConfig::dev_dir(&config.data_dir),
+                )
+                .chain
+                .display()
+                .to_string()
+            } else {
+                config.provenance.cert_chain.clone()
+            };
+            if json {
+                println!(
+                    "{}",
+                    json!({"key": "c2pa-signing", "status": "ok", "alg": config.provenance.signing_alg,
+                           "chain": chain, "certificates": certs, "development": development})
+                );
+            } else {
+                println!(
+                    "c2pa: {} signing certificate {chain}{}",
+                    if development {
+                        "development"
+                    } else {
+                        "configured"
+                    },
+                    if development {
+                        " (trusted by nobody else; see `pixseal keys trust-anchor`)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Outcome::Ok
+        }
+        Err(e) => {
+            eprintln!("error[key_unavailable]: C2PA signing identity: {e:#}");
+            Outcome::Internal
+        }
+    }
+}
+
+/// `keys trust-anchor`: the root PEM verifiers should trust.
+fn trust_anchor(config: &Config) -> Outcome {
+    if config.provenance.trust_anchors.is_empty()
+        && let Err(e) = config.provenance.ensure_dev_chain(&config.data_dir)
+    {
+        eprintln!("error[key_unavailable]: {e}");
+        return Outcome::Internal;
+    }
+    match config.provenance.anchors_pem(&config.data_dir) {
+        Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {
+            print!("{pem}");
+            Outcome::Ok
+        }
+        Ok(_) => {
+            eprintln!(
+                "error[not_found]: no trust anchor: set [provenance].trust_anchors to the root of the configured chain"
+            );
+            Outcome::Usage
+        }
+        Err(e) => {
+            eprintln!("error[key_unavailable]: {e}");
             Outcome::Internal
         }
     }

@@ -41,10 +41,10 @@ pub struct Args {
 }
 
 /// One input to process, with the output stem reserved for it.
-struct Job {
-    shown: String,
-    path: PathBuf,
-    stem: String,
+pub(crate) struct Job {
+    pub(crate) shown: String,
+    pub(crate) path: PathBuf,
+    pub(crate) stem: String,
 }
 
 thread_local! {
@@ -137,7 +137,7 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
 
 /// Expand directories (sorted, recursive, regular files only) and reserve a unique output stem
 /// per input so that `a.jpg` and `a.png` never overwrite each other.
-fn collect(inputs: &[PathBuf], out_dir: &Path) -> (Vec<Job>, Vec<(String, String)>) {
+pub(crate) fn collect(inputs: &[PathBuf], out_dir: &Path) -> (Vec<Job>, Vec<(String, String)>) {
     let mut files: Vec<(String, PathBuf)> = Vec::new();
     let mut missing = Vec::new();
     let out_canon = fs::canonicalize(out_dir).ok();
@@ -206,7 +206,7 @@ fn sanitize_stem(s: &str) -> String {
     }
 }
 
-fn io_reason(e: &std::io::Error) -> String {
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),

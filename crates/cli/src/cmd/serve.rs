@@ -74,7 +74,16 @@ pub async fn open_state(config: &Config) -> Result<AppState> {
 }
 
 async fn serve(config: &Config, args: Args) -> Result<()> {
-    let state = open_state(config).await?;
+    let identity = config.signing_identity().context("C2PA signing identity")?;
+    let anchors = config.trust_anchors(&[])?;
+    let state = open_state(config)
+        .await?
+        .with_provenance(pixseal_server::Provenance::new(
+            std::sync::Arc::new(identity.signer),
+            &anchors,
+            &config.provenance.issuer_name,
+            config.provenance.pdq_threshold,
+        ));
     // Uploads that died with a previous process are at least this old.
     let grace_ms = config.server.repair_grace_secs as i64 * 1000;
     let report = pixseal_server::repair(&state, grace_ms)

@@ -1,0 +1,155 @@
+//! The stamp stage shared by `pixseal stamp` and the upload path: decoded pixels → watermark
+//! hook → perceptual hash → encode → signed C2PA manifest embedded in the output.
+
+use pixseal_media::{Decoded, IngestError, Options, OutputFormat, Pipeline, Pixels};
+
+use crate::manifest::{ProofAssertion, StampActions, embed};
+use crate::pdq::{self, Pdq};
+use crate::{ClaimSigner, ProvenanceError};
+
+/// What the caller asked of the watermark step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MarkOptions {
+    /// Draw the visible mark (`--no-visible` / `?visible=false` turn it off).
+    pub visible: bool,
+    /// Text of the visible mark, if any (never written into the manifest: it may name a person).
+    pub label: Option<String>,
+}
+
+/// WATERMARK HOOK (stamp): embed the invisible watermark carrying `proof_id` (64 bits) and,
+/// when asked, the visible mark, into the upright sRGB pixels before they are encoded.
+///
+/// Does nothing yet: the `pixseal-watermark` crate plugs in here and reports what it did, so
+/// the manifest's actions list `c2pa.watermarked` only when a watermark was really embedded.
+pub fn apply_watermarks(_pixels: &mut Pixels, _proof_id: u64, _opts: &MarkOptions) -> StampActions {
+    StampActions::default()
+}
+
+/// WATERMARK HOOK (verify): look for the invisible watermark in a picture that has no
+/// manifest; `Some(proof id bits)` turns `not_stamped` into `watermark_only`.
+///
+/// Always `None` until `pixseal-watermark` plugs in here.
+pub fn detect_watermark(_pixels: &Pixels) -> Option<u64> {
+    None
+}
+
+/// A stamped output.
+#[derive(Debug)]
+pub struct Stamped {
+    pub bytes: Vec<u8>,
+    pub format: OutputFormat,
+    pub width: u32,
+    pub height: u32,
+    /// PDQ of the stamped pixels (`None` under 5 px a side).
+    pub pdq: Option<Pdq>,
+    pub pdq_quality: u32,
+    pub actions: StampActions,
+    /// Manifest bytes added to the encoded picture.
+    pub manifest_bytes: usize,
+    /// Time spent building, signing and embedding the manifest.
+    pub embed_ms: f64,
+    pub decoded: DecodedInfo,
+}
+
+/// Facts about the input, as sanitize reports them.
+#[derive(Debug, Clone)]
+pub struct DecodedInfo {
+    pub input_format: pixseal_media::Format,
+    pub orientation: u8,
+    pub colour: pixseal_media::ColourOutcome,
+    pub frames: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StampError {
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Provenance(#[from] ProvenanceError),
+}
+
+impl StampError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            StampError::Ingest(e) => e.code(),
+            StampError::Provenance(e) => e.code(),
+        }
+    }
+    /// True when the input itself was refused (not our failure).
+    pub fn is_input_error(&self) -> bool {
+        matches!(self, StampError::Ingest(e) if e.is_input_error())
+    }
+}
+
+/// Stamp one decoded picture. CPU-bound and possibly blocking (the signer): keep it off async
+/// threads. The pixel buffer is handed back for reuse.
+pub fn stamp_decoded(
+    pipeline: &mut Pipeline,
+    decoded: Decoded,
+    opts: &Options,
+    proof_bits: u64,
+    proof: &ProofAssertion,
+    marks: &MarkOptions,
+    signer: &dyn ClaimSigner,
+) -> (Result<Stamped, StampError>, Pixels) {
+    let Decoded {
+        mut pixels,
+        input_format,
+        orientation,
+        colour,
+        frames,
+    } = decoded;
+    let actions = apply_watermarks(&mut pixels, proof_bits, marks);
+    let ph = pdq::hash_rgb(&pixels.data, pixels.width, pixels.height, pixels.channels);
+    let decoded = Decoded {
+        pixels,
+        input_format,
+        orientation,
+        colour,
+        frames,
+    };
+    let (encoded, pixels) = pipeline.encode_decoded(decoded, opts);
+    let s = match encoded {
+        Ok(s) => s,
+        Err(e) => return (Err(e.into()), pixels),
+    };
+    let t = std::time::Instant::now();
+    let bytes = match embed(&s.bytes, proof, &actions, signer) {
+        Ok(b) => b,
+        Err(e) => return (Err(e.into()), pixels),
+    };
+    let out = Stamped {
+        manifest_bytes: bytes.len().saturating_sub(s.bytes.len()),
+        embed_ms: t.elapsed().as_secs_f64() * 1e3,
+        bytes,
+        format: s.format,
+        width: s.width,
+        height: s.height,
+        pdq: ph.map(|p| p.hash),
+        pdq_quality: ph.map_or(0, |p| p.quality),
+        actions,
+        decoded: DecodedInfo {
+            input_format: s.input_format,
+            orientation: s.orientation,
+            colour: s.colour,
+            frames: s.frames,
+        },
+    };
+    (Ok(out), pixels)
+}
+
+/// Decode and stamp one input held in memory.
+pub fn stamp(
+    pipeline: &mut Pipeline,
+    input: &[u8],
+    opts: &Options,
+    proof_bits: u64,
+    proof: &ProofAssertion,
+    marks: &MarkOptions,
+    signer: &dyn ClaimSigner,
+) -> Result<Stamped, StampError> {
+    let decoded = pipeline.decode(input, opts.max_edge)?;
+    let (out, pixels) = stamp_decoded(pipeline, decoded, opts, proof_bits, proof, marks, signer);
+    pipeline.recycle(pixels);
+    out
+}

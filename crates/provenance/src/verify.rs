@@ -1,0 +1,299 @@
+//! Reading and validating a C2PA manifest, pixseal's or anyone's, into a SPEC §6 verdict.
+//!
+//! `untrusted` and `tampered` are kept apart on purpose: a manifest whose only failures are
+//! about the signer's credential (not chaining to a trusted anchor, expired, revoked) is
+//! `untrusted`: the content still matches what was signed. Any integrity failure (a hash that
+//! no longer matches, a bad claim signature, a manifest that cannot be parsed) is `tampered`.
+
+use std::io::Cursor;
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::manifest::{PIXSEAL_ASSERTION, ProofAssertion};
+
+/// SPEC §6 verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Verified,
+    Untrusted,
+    Tampered,
+    WatermarkOnly,
+    NearMatch,
+    NotStamped,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Verified => "verified",
+            Verdict::Untrusted => "untrusted",
+            Verdict::Tampered => "tampered",
+            Verdict::WatermarkOnly => "watermark_only",
+            Verdict::NearMatch => "near_match",
+            Verdict::NotStamped => "not_stamped",
+        }
+    }
+}
+
+/// Who signed the active manifest, as its certificate says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignerInfo {
+    /// Organisation of the signing certificate.
+    pub issuer: Option<String>,
+    pub common_name: Option<String>,
+    pub cert_serial_number: Option<String>,
+}
+
+/// One validation status code reported by the C2PA validator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Code {
+    pub code: String,
+    /// `success`, `informational` or `failure`.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+}
+
+/// What verification found in one file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub verdict: Verdict,
+    /// A one-line, plain-language reason.
+    pub message: String,
+    pub signer: Option<SignerInfo>,
+    /// Signing time (RFC 3339): the signature's timestamp, else the issue time of pixseal's
+    /// signed assertion.
+    pub time: Option<String>,
+    pub claim_generator: Option<String>,
+    /// Labels of the active manifest's assertions.
+    pub assertions: Vec<String>,
+    pub validation_codes: Vec<Code>,
+    /// pixseal's assertion, when the manifest is pixseal's.
+    pub proof: Option<ProofAssertion>,
+    /// Manifests in the file (the active one and any ingredients').
+    pub manifests: usize,
+}
+
+impl Report {
+    fn bare(verdict: Verdict, message: impl Into<String>) -> Report {
+        Report {
+            verdict,
+            message: message.into(),
+            signer: None,
+            time: None,
+            claim_generator: None,
+            assertions: Vec::new(),
+            validation_codes: Vec::new(),
+            proof: None,
+            manifests: 0,
+        }
+    }
+
+    pub fn proof_id(&self) -> Option<&str> {
+        self.proof.as_ref().map(|p| p.proof_id.as_str())
+    }
+}
+
+/// Validates files against a set of trust anchors. Cheap to share between threads.
+#[derive(Clone)]
+pub struct Verifier {
+    settings: serde_json::Value,
+}
+
+/// Failure codes about the signer's credential rather than the content.
+fn is_credential_code(code: &str) -> bool {
+    code.starts_with("signingCredential.") || code.starts_with("timeStamp.")
+}
+
+/// The JUMBF superbox type and the C2PA manifest store label, which every embedded manifest
+/// store carries whatever the container.
+fn has_c2pa_marker(bytes: &[u8]) -> bool {
+    bytes.windows(4).any(|w| w == b"jumb") && bytes.windows(4).any(|w| w == b"c2pa")
+}
+
+impl Verifier {
+    /// `anchors_pem`: the PEM bundle of root certificates to trust (may be empty: then every
+    /// valid manifest is `untrusted`).
+    pub fn new(anchors_pem: &str) -> Verifier {
+        let mut trust = serde_json::Map::new();
+        if anchors_pem.contains("-----BEGIN CERTIFICATE-----") {
+            trust.insert("trust_anchors".into(), json!(anchors_pem));
+        }
+        let settings = json!({
+            "trust": trust,
+            "verify": {
+                "verify_after_reading": true,
+                "verify_trust": true,
+                // Offline by design: no OCSP, no remote manifests.
+                "ocsp_fetch": false,
+                "remote_manifest_fetch": false,
+            },
+        });
+        Verifier { settings }
+    }
+
+    /// Verify one file held in memory. Never panics: a panic inside the C2PA reader on a
+    /// hostile file is caught and reported as `tampered` (a manifest was there but unreadable).
+    pub fn verify(&self, bytes: &[u8]) -> Report {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.verify_inner(bytes))) {
+            Ok(r) => r,
+            Err(_) => {
+                let mut r = Report::bare(
+                    Verdict::Tampered,
+                    "the file's C2PA data could not be read (malformed manifest)",
+                );
+                r.validation_codes.push(Code {
+                    code: "pixseal.manifest.unreadable".into(),
+                    kind: "failure",
+                    explanation: Some("the C2PA reader stopped on this file".into()),
+                });
+                r
+            }
+        }
+    }
+
+    fn verify_inner(&self, bytes: &[u8]) -> Report {
+        let format = crate::manifest::media_type_for(bytes).unwrap_or("application/octet-stream");
+        let ctx = match c2pa::Context::new().with_settings(self.settings.clone()) {
+            Ok(c) => c,
+            Err(e) => return Report::bare(Verdict::NotStamped, format!("verifier settings: {e}")),
+        };
+        let reader = match c2pa::Reader::from_context(ctx).with_stream(format, Cursor::new(bytes)) {
+            Ok(r) => r,
+            Err(c2pa::Error::JumbfNotFound)
+            | Err(c2pa::Error::ProvenanceMissing)
+            | Err(c2pa::Error::UnsupportedType) => {
+                return Report::bare(Verdict::NotStamped, "no C2PA manifest in this file");
+            }
+            Err(e) if !has_c2pa_marker(bytes) => {
+                return Report::bare(Verdict::NotStamped, format!("no C2PA manifest found ({e})"));
+            }
+            Err(e) => {
+                let mut r = Report::bare(
+                    Verdict::Tampered,
+                    "a C2PA manifest is present but cannot be read: the file was altered or damaged",
+                );
+                r.validation_codes.push(Code {
+                    code: "pixseal.manifest.unreadable".into(),
+                    kind: "failure",
+                    explanation: Some(e.to_string()),
+                });
+                return r;
+            }
+        };
+        report_from(&reader)
+    }
+}
+
+fn report_from(reader: &c2pa::Reader) -> Report {
+    let mut codes = Vec::new();
+    if let Some(results) = reader.validation_results() {
+        if let Some(active) = results.active_manifest() {
+            for (kind, list) in [
+                ("failure", active.failure()),
+                ("informational", active.informational()),
+                ("success", active.success()),
+            ] {
+                for s in list {
+                    codes.push(Code {
+                        code: s.code().to_string(),
+                        kind,
+                        explanation: s.explanation().map(str::to_string),
+                    });
+                }
+            }
+        }
+    } else if let Some(status) = reader.validation_status() {
+        for s in status {
+            codes.push(Code {
+                code: s.code().to_string(),
+                kind: if s.passed() { "success" } else { "failure" },
+                explanation: s.explanation().map(str::to_string),
+            });
+        }
+    }
+    let failures: Vec<&str> = codes
+        .iter()
+        .filter(|c| c.kind == "failure")
+        .map(|c| c.code.as_str())
+        .collect();
+    let state = reader.validation_state();
+    let manifest = reader.active_manifest();
+    let (verdict, message) = if manifest.is_none() {
+        (
+            Verdict::Tampered,
+            "a C2PA manifest store is present but has no valid active manifest".to_string(),
+        )
+    } else if failures.is_empty() && matches!(state, c2pa::ValidationState::Trusted) {
+        (
+            Verdict::Verified,
+            "manifest valid, signed by a trusted certificate, content unchanged".to_string(),
+        )
+    } else if failures.iter().all(|c| is_credential_code(c)) {
+        (
+            Verdict::Untrusted,
+            format!(
+                "manifest valid and content unchanged, but the signer is not one you trust ({})",
+                if failures.is_empty() {
+                    "trust not checked".to_string()
+                } else {
+                    failures.join(", ")
+                }
+            ),
+        )
+    } else {
+        let integrity: Vec<&str> = failures
+            .iter()
+            .copied()
+            .filter(|c| !is_credential_code(c))
+            .collect();
+        (
+            Verdict::Tampered,
+            format!(
+                "content or manifest changed after signing ({})",
+                integrity.join(", ")
+            ),
+        )
+    };
+    let mut r = Report::bare(verdict, message);
+    r.manifests = reader.manifests().len();
+    if let Some(m) = manifest {
+        r.claim_generator = m
+            .claim_generator_info
+            .as_ref()
+            .and_then(|v| v.first())
+            .map(|g| match g.version.as_deref() {
+                Some(v) => format!("{}/{v}", g.name),
+                None => g.name.clone(),
+            })
+            .or_else(|| m.claim_generator().map(str::to_string));
+        if let Some(si) = m.signature_info() {
+            r.signer = Some(SignerInfo {
+                issuer: si.issuer.clone(),
+                common_name: si.common_name.clone(),
+                cert_serial_number: si.cert_serial_number.clone(),
+            });
+            r.time = si.time.clone();
+        }
+        r.assertions = m
+            .assertions()
+            .iter()
+            .map(|a| a.label().to_string())
+            .collect();
+        r.proof = m
+            .assertions()
+            .iter()
+            .find(|a| a.label() == PIXSEAL_ASSERTION)
+            .and_then(|a| a.value().ok())
+            .and_then(|v| serde_json::from_value::<ProofAssertion>(v.clone()).ok());
+        // Without a trusted timestamp the signature carries no time; pixseal's own assertion
+        // (covered by the signature) says when the proof was issued.
+        if r.time.is_none() {
+            r.time = r.proof.as_ref().map(|p| p.issued_at.clone());
+        }
+    }
+    r.validation_codes = codes;
+    r
+}

@@ -89,7 +89,7 @@ pub fn check(
     let in_prev = prev.as_bytes().ct_eq(typed.as_bytes());
     if bool::from(in_cur) && now >= first_counter {
         Some(now)
-    } else if bool::from(in_prev) && now - 1 >= first_counter {
+    } else if bool::from(in_prev) && now > first_counter {
         Some(now - 1)
     } else {
         None

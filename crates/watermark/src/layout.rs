@@ -52,10 +52,10 @@ impl Layout {
     /// Chip values (±1) of the tile for a coded word.
     pub fn chips(&self, coded: &[bool; CODED_BITS]) -> [f32; CHIPS] {
         let mut out = [0f32; CHIPS];
-        for k in 0..CHIPS {
-            out[k] = match self.role[k] {
-                Some(i) => self.sign[k] * if coded[i as usize] { 1.0 } else { -1.0 },
-                None => self.sign[k],
+        for ((o, role), &sign) in out.iter_mut().zip(&self.role).zip(&self.sign) {
+            *o = match role {
+                Some(i) => sign * if coded[*i as usize] { 1.0 } else { -1.0 },
+                None => sign,
             };
         }
         out

@@ -270,6 +270,9 @@ pub fn detect(px: &Pixels) -> Detection {
     best
 }
 
+/// Pilot offsets, best first: (score, ox, oy).
+type Ranked = Vec<(f32, usize, usize)>;
+
 /// Lattices proposed by the autocorrelation that are tried.
 const LATTICES_TRIED: usize = 2;
 /// Best pilot offsets decoded per lattice.
@@ -279,8 +282,8 @@ pub const MAX_DECODES: usize = (1 + 2 * LATTICES_TRIED) * OFFSETS_TRIED;
 
 /// Searches a small neighbourhood of a lattice hypothesis for the strongest pilot correlation: the
 /// autocorrelation gives period and angle to about a pixel, and the fold needs better over many tiles.
-fn refine(r: &Grid, lat: Lattice, pilots: &sync::Pilots) -> (Vec<f32>, Vec<(f32, usize, usize)>) {
-    let mut best: Option<(Lattice, Vec<f32>, Vec<(f32, usize, usize)>)> = None;
+fn refine(r: &Grid, lat: Lattice, pilots: &sync::Pilots) -> (Vec<f32>, Ranked) {
+    let mut best: Option<(Lattice, Vec<f32>, Ranked)> = None;
     let mut center = lat;
     for (dp, da) in [(0.006f32, 0.004f32), (0.002, 0.0013)] {
         for i in -1..=1 {
@@ -304,9 +307,9 @@ fn refine(r: &Grid, lat: Lattice, pilots: &sync::Pilots) -> (Vec<f32>, Vec<(f32,
 
 fn decode_chips(chips: &[f32; CHIPS], layout: &Layout) -> Option<u64> {
     let mut soft = [0f32; CODED_BITS];
-    for k in 0..CHIPS {
-        if let Some(i) = layout.role[k] {
-            soft[i as usize] = chips[k] * layout.sign[k];
+    for ((&c, role), sign) in chips.iter().zip(&layout.role).zip(&layout.sign) {
+        if let Some(i) = role {
+            soft[*i as usize] = c * sign;
         }
     }
     let sd = (soft.iter().map(|s| s * s).sum::<f32>() / CODED_BITS as f32).sqrt();

@@ -253,11 +253,11 @@ pub fn chips_at(folded: &[f32], ox: usize, oy: usize) -> [f32; CHIPS] {
     for cy in 0..TILE_CHIPS {
         for cx in 0..TILE_CHIPS {
             let mut acc = 0.0;
-            for j in 0..CHIP {
-                for i in 0..CHIP {
+            for (j, wj) in W.iter().enumerate() {
+                for (i, wi) in W.iter().enumerate() {
                     let u = (cx * CHIP + i + ox) % TILE;
                     let v = (cy * CHIP + j + oy) % TILE;
-                    acc += folded[v * TILE + u] * W[i] * W[j];
+                    acc += folded[v * TILE + u] * wi * wj;
                 }
             }
             out[cy * TILE_CHIPS + cx] = acc;

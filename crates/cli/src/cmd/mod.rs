@@ -9,9 +9,9 @@ pub mod receipt;
 pub mod sanitize;
 pub mod seal;
 pub mod serve;
-pub mod watermark;
 pub mod stamp;
 pub mod verify;
+pub mod watermark;
 
 /// Run one async job to completion on a small runtime (the commands other than `serve`).
 pub fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {

@@ -145,7 +145,7 @@ pub fn hash_luma(luma: &mut [f32], rows: usize, cols: usize) -> PdqResult {
 }
 
 fn jarosz_window(old: usize, new: usize) -> usize {
-    (old + 2 * new - 1) / (2 * new)
+    old.div_ceil(2 * new)
 }
 
 /// The reference's running-sum box filter: windows shrink at both ends instead of padding.
@@ -189,9 +189,9 @@ fn box_1d(input: &[f32], out: &mut [f32], len: usize, stride: usize, window: usi
 
 fn quality_metric(a: &[[f32; 64]; 64]) -> u32 {
     let mut sum: i64 = 0;
-    for i in 0..63 {
-        for j in 0..64 {
-            sum += (((a[i][j] - a[i + 1][j]) * 100.0 / 255.0) as i32).abs() as i64;
+    for pair in a.windows(2) {
+        for (u, v) in pair[0].iter().zip(pair[1].iter()) {
+            sum += (((u - v) * 100.0 / 255.0) as i32).abs() as i64;
         }
     }
     for row in a.iter() {

@@ -10,6 +10,7 @@ Inputs are synthetic photo-like JPEGs (q90, 4:2:0) made with numpy + Pillow, so 
 nothing but setup.sh's packages.
 """
 import argparse
+import importlib.metadata
 import io
 import json
 import os
@@ -107,7 +108,7 @@ def main():
                 "ref_overhead": med(ref_over),
                 "out_bytes": med(s["bytes"] for s in st),
             })
-        print(f"pixseal {a.bin}; c2pa-python {c2pa.version()} (c2pa-rs {c2pa.sdk_version()}); "
+        print(f"pixseal {a.bin}; c2pa-python {importlib.metadata.version('c2pa-python')} (c2pa-rs {c2pa.sdk_version()}); "
               f"{os.cpu_count()} cores; median of {a.runs} photos per size, one at a time\n")
         print("| photo | pixseal stamp (decode + sanitize + encode + sign + embed) | of which sign + embed | pixseal verify | c2pa-python sign + embed (same input) | c2pa-python read + validate | manifest bytes pixseal / c2pa-python |")
         print("|---|---:|---:|---:|---:|---:|---:|")

@@ -189,9 +189,9 @@ fn box_1d(input: &[f32], out: &mut [f32], len: usize, stride: usize, window: usi
 
 fn quality_metric(a: &[[f32; 64]; 64]) -> u32 {
     let mut sum: i64 = 0;
-    for (upper, lower) in a.iter().zip(a.iter().skip(1)) {
-        for (u, l) in upper.iter().zip(lower) {
-            sum += (((u - l) * 100.0 / 255.0) as i32).abs() as i64;
+    for pair in a.windows(2) {
+        for (u, v) in pair[0].iter().zip(pair[1].iter()) {
+            sum += (((u - v) * 100.0 / 255.0) as i32).abs() as i64;
         }
     }
     for row in a.iter() {

@@ -1,11 +1,23 @@
 //! Per-input results on stdout (human or `--json` lines) and `error[code]: message` on stderr,
 //! written whole-line under a lock so parallel workers never interleave.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
-use indicatif::ProgressBar;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
+
+/// A progress bar for a batch of `n` inputs: only on a terminal, and only for more than one input.
+pub fn progress_bar(n: usize) -> Option<ProgressBar> {
+    (std::io::stderr().is_terminal() && n > 1).then(|| {
+        let p = ProgressBar::new(n as u64);
+        p.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        p
+    })
+}
 
 pub struct Reporter {
     json: bool,

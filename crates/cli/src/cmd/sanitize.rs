@@ -4,12 +4,11 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs;
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use pixseal_media::{Decoded, IngestError, Limits, Options, OutputFormat, Pipeline, Sanitized};
 use rayon::prelude::*;
 use serde_json::json;
@@ -76,14 +75,7 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
         return Outcome::Usage;
     }
     let (jobs, missing) = collect(&args.inputs, &args.out);
-    let progress = (std::io::stderr().is_terminal() && jobs.len() > 1).then(|| {
-        let p = ProgressBar::new(jobs.len() as u64);
-        p.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        p
-    });
+    let progress = crate::report::progress_bar(jobs.len());
     let reporter = Reporter::new(json, progress);
     let worst = AtomicU8::new(Outcome::Ok as u8);
     let raise = |o: Outcome| {

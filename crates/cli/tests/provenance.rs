@@ -62,6 +62,22 @@ fn keys_stamp_and_verify_offline() {
         assert!(id.starts_with("px_") && id.len() == 16, "{l}");
         assert_eq!(l["pdq"].as_str().unwrap().len(), 64);
         assert!(l["manifest_bytes"].as_u64().unwrap() > 1000);
+        assert_eq!(l["watermarked"], true, "{l}");
+        assert!(l["watermark_psnr"].as_f64().unwrap() > 38.0, "{l}");
+        let mark = &l["visible_mark"];
+        if l["input"].as_str().unwrap().ends_with("garden.jpg") {
+            assert!(mark["contrast"].as_f64().unwrap() >= 3.0, "{l}");
+            assert!(
+                mark["text"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Jane Doe PXCANARY · px_"),
+                "{l}"
+            );
+        } else {
+            // 200×150: text that fits would be under 9 px, so no visible mark (and it says so).
+            assert!(mark.is_null(), "{l}");
+        }
         let bytes = std::fs::read(l["output"].as_str().unwrap()).unwrap();
         assert!(
             !bytes.windows(8).any(|w| w == b"PXCANARY")
@@ -161,4 +177,29 @@ fn keys_stamp_and_verify_offline() {
     assert_eq!(verdict("bad.jpg")["verdict"], "tampered");
     assert_eq!(verdict("garden.jpg")["verdict"], "not_stamped");
     assert_eq!(verdict("missing.jpg")["status"], "error");
+
+    // Metadata stripped (sanitize re-encodes the pixels and drops the manifest), even at JPEG
+    // q75: the invisible watermark still names the proof.
+    let (garden, garden_id) = outputs.iter().find(|(o, _)| o.contains("garden")).unwrap();
+    let stripped = d.path().join("stripped");
+    let s = pixseal(&[
+        "sanitize",
+        garden,
+        "-o",
+        stripped.to_str().unwrap(),
+        "--quality",
+        "75",
+    ]);
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    let name = std::path::Path::new(garden).file_name().unwrap();
+    let v = pixseal(&[
+        "--data-dir",
+        data,
+        "--json",
+        "verify",
+        stripped.join(name).to_str().unwrap(),
+    ]);
+    let l = &json_lines(&v)[0];
+    assert_eq!(l["verdict"], "watermark_only", "{l}");
+    assert_eq!(l["proof_id"], garden_id.as_str(), "{l}");
 }

@@ -3,6 +3,9 @@
 
 use pixseal_media::{Decoded, IngestError, Options, OutputFormat, Pipeline, Pixels};
 
+use pixseal_proof::ProofId;
+use pixseal_watermark::{Strength, visible};
+
 use crate::manifest::{ProofAssertion, StampActions, embed};
 use crate::pdq::{self, Pdq};
 use crate::{ClaimSigner, ProvenanceError};
@@ -16,21 +19,59 @@ pub struct MarkOptions {
     pub label: Option<String>,
 }
 
-/// WATERMARK HOOK (stamp): embed the invisible watermark carrying `proof_id` (64 bits) and,
-/// when asked, the visible mark, into the upright sRGB pixels before they are encoded.
+/// Draws the visible mark (when asked) and then embeds the invisible watermark carrying `proof_id`
+/// into the upright sRGB pixels before they are encoded. The visible mark goes first so that the
+/// invisible one covers the final pixels, text included. `date` is the proof's issue day
+/// (`YYYY-MM-DD`).
 ///
-/// Does nothing yet: the `pixseal-watermark` crate plugs in here and reports what it did, so
-/// the manifest's actions list `c2pa.watermarked` only when a watermark was really embedded.
-pub fn apply_watermarks(_pixels: &mut Pixels, _proof_id: u64, _opts: &MarkOptions) -> StampActions {
-    StampActions::default()
+/// Each part reports what it really did: a picture too small for legible text gets no visible
+/// mark, one under [`pixseal_watermark::MIN_SIDE`] no invisible watermark, and the manifest's
+/// actions say so.
+pub fn apply_watermarks(
+    pixels: &mut Pixels,
+    proof_id: u64,
+    date: &str,
+    opts: &MarkOptions,
+) -> Applied {
+    let id = ProofId(proof_id);
+    let visible = if opts.visible {
+        visible::draw(
+            pixels,
+            &visible::Mark {
+                label: opts.label.as_deref(),
+                proof_id: id,
+                date,
+            },
+        )
+    } else {
+        None
+    };
+    let embedded = pixseal_watermark::embed(pixels, id, Strength::default()).ok();
+    Applied {
+        actions: StampActions {
+            watermarked: embedded.is_some(),
+            visible_mark: visible.is_some(),
+        },
+        visible,
+        psnr_luma: embedded.map(|e| e.psnr_luma),
+    }
 }
 
-/// WATERMARK HOOK (verify): look for the invisible watermark in a picture that has no
-/// manifest; `Some(proof id bits)` turns `not_stamped` into `watermark_only`.
-///
-/// Always `None` until `pixseal-watermark` plugs in here.
-pub fn detect_watermark(_pixels: &Pixels) -> Option<u64> {
-    None
+/// What [`apply_watermarks`] did to the pixels.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    pub actions: StampActions,
+    /// Where the visible mark went, its size, colour and measured contrast.
+    pub visible: Option<visible::Drawn>,
+    /// Luma PSNR of the invisible watermark alone, in dB.
+    pub psnr_luma: Option<f64>,
+}
+
+/// Looks for the invisible watermark in a picture that has no manifest; `Some(proof id bits)`
+/// turns `not_stamped` into `watermark_only`. Found only when the payload's integrity check
+/// passes (false match rate in docs/watermark.md).
+pub fn detect_watermark(pixels: &Pixels) -> Option<u64> {
+    pixseal_watermark::detect(pixels).proof_id.map(|p| p.0)
 }
 
 /// A stamped output.
@@ -44,6 +85,10 @@ pub struct Stamped {
     pub pdq: Option<Pdq>,
     pub pdq_quality: u32,
     pub actions: StampActions,
+    /// The visible mark, when one was drawn.
+    pub visible: Option<visible::Drawn>,
+    /// Luma PSNR of the invisible watermark alone, in dB.
+    pub watermark_psnr: Option<f64>,
     /// Manifest bytes added to the encoded picture.
     pub manifest_bytes: usize,
     /// Time spent building, signing and embedding the manifest.
@@ -99,7 +144,9 @@ pub fn stamp_decoded(
         colour,
         frames,
     } = decoded;
-    let actions = apply_watermarks(&mut pixels, proof_bits, marks);
+    let date = proof.issued_at.get(..10).unwrap_or(&proof.issued_at);
+    let applied = apply_watermarks(&mut pixels, proof_bits, date, marks);
+    let actions = applied.actions;
     let ph = pdq::hash_rgb(&pixels.data, pixels.width, pixels.height, pixels.channels);
     let decoded = Decoded {
         pixels,
@@ -128,6 +175,8 @@ pub fn stamp_decoded(
         pdq: ph.map(|p| p.hash),
         pdq_quality: ph.map_or(0, |p| p.quality),
         actions,
+        visible: applied.visible,
+        watermark_psnr: applied.psnr_luma,
         decoded: DecodedInfo {
             input_format: s.input_format,
             orientation: s.orientation,

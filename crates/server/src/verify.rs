@@ -152,6 +152,8 @@ pub async fn verify(State(state): State<AppState>, req: Request) -> Result<Json<
         (None, Verdict::Verified | Verdict::Untrusted | Verdict::Tampered) => {
             report.proof_id().map(str::to_string)
         }
+        // A proof this service has no record of (another installation's): the id is still news.
+        (None, Verdict::WatermarkOnly) => watermark.map(|b| ProofId(b).to_string()),
         _ => None,
     };
     let record = match &record {

@@ -1050,7 +1050,7 @@ async fn verify_and_public_proof_records() {
     let key = s.key("prov", "us", ALL).await;
     let photo = std::fs::read(fixtures().join("photos/garden.jpg")).unwrap();
     let (st, up) = s
-        .upload(&key, photo, "?retention_days=7&visible=false")
+        .upload(&key, photo.clone(), "?retention_days=7&visible=false")
         .await;
     assert_eq!(st, StatusCode::CREATED, "{up}");
     let (id, proof_id) = (
@@ -1088,16 +1088,23 @@ async fn verify_and_public_proof_records() {
     assert_eq!(v["verdict"], "tampered", "{v:#}");
     assert_eq!(v["record"], Value::Null, "an altered file gets no record");
 
-    // Metadata stripped (re-encoded), and resized too: only the perceptual hash is left.
+    // Metadata stripped (re-encoded), and resized too: the invisible watermark still names the
+    // proof, and the public record comes with it.
     for (pct, fmt) in [
         (100, image::ImageFormat::Png),
         (50, image::ImageFormat::Jpeg),
     ] {
         let v = verify_upload(&s, reencode(&webp, pct, fmt)).await;
-        assert_eq!(v["verdict"], "near_match", "{pct}% {fmt:?}: {v:#}");
+        assert_eq!(v["verdict"], "watermark_only", "{pct}% {fmt:?}: {v:#}");
         assert_eq!(v["proof_id"], proof_id.as_str());
-        assert!(v["pdq_distance"].as_u64().unwrap() <= 31);
+        assert_eq!(v["record"]["status"], "active", "{v:#}");
     }
+    // The picture as it was before stamping (no manifest, no watermark): only the perceptual
+    // hash links it to the proof.
+    let v = verify_upload(&s, photo.clone()).await;
+    assert_eq!(v["verdict"], "near_match", "{v:#}");
+    assert_eq!(v["proof_id"], proof_id.as_str());
+    assert!(v["pdq_distance"].as_u64().unwrap() <= 31);
     let other = std::fs::read(fixtures().join("photos/street.webp")).unwrap();
     let v = verify_upload(&s, other).await;
     assert_eq!(v["verdict"], "not_stamped", "{v:#}");
@@ -1151,6 +1158,9 @@ async fn verify_and_public_proof_records() {
     assert_eq!(p["receipt"]["receipt"]["proof_id"], proof_id.as_str());
     assert_eq!(p["receipt"]["receipt"]["reason"], "retention_expired");
     let v = verify_upload(&s, reencode(&webp, 100, image::ImageFormat::Png)).await;
+    assert_eq!(v["verdict"], "watermark_only", "{v:#}");
+    assert_eq!(v["record"]["status"], "purged");
+    let v = verify_upload(&s, photo).await;
     assert_eq!(v["verdict"], "near_match", "{v:#}");
     assert_eq!(v["record"]["status"], "purged");
     let v = verify_upload(&s, webp).await;

@@ -7,6 +7,7 @@ pub mod code;
 pub mod grid;
 pub mod layout;
 pub mod sync;
+pub mod visible;
 
 use pixseal_media::Pixels;
 use pixseal_proof::ProofId;

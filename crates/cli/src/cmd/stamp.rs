@@ -218,6 +218,16 @@ fn process(job: &Job, ctx: &Ctx<'_>) -> Outcome {
         "bytes": s.bytes.len(),
         "manifest_bytes": s.manifest_bytes,
         "watermarked": s.actions.watermarked,
+        "watermark_psnr": s.watermark_psnr.map(|p| (p * 100.0).round() / 100.0),
+        "visible_mark": s.visible.as_ref().map(|v| json!({
+            "text": v.text,
+            "x": v.x, "y": v.y, "width": v.width, "height": v.height,
+            "text_px": (v.text_px * 10.0).round() / 10.0,
+            "light": v.light,
+            "alpha": (v.alpha as f64 * 100.0).round() / 100.0,
+            "background_sd": (v.background_sd * 10.0).round() / 10.0,
+            "contrast": (v.contrast * 100.0).round() / 100.0,
+        })),
         "embed_ms": (s.embed_ms * 10.0).round() / 10.0,
         "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
     });

@@ -1,5 +1,5 @@
-//! The working grid: the picture's luma resampled so its short side is [`WORK_SHORT`] pixels, and the
-//! filters that turn it into a watermark residual.
+//! The working grid: the picture's luma resampled so its short side is [`WORK_SHORT`] (or, on large
+//! pictures, [`FINE_SHORT`]) pixels, and the filters that turn it into a watermark residual.
 //!
 //! Working at a size fixed relative to the picture (not in source pixels) is what makes a downscaled
 //! copy land on the same grid as the original.
@@ -8,6 +8,21 @@ use pixseal_media::Pixels;
 
 /// Short side of the working grid, in working pixels.
 pub const WORK_SHORT: usize = 256;
+/// Short side of the fine working grid, used on pictures whose short side is at least
+/// [`FINE_MIN_SIDE`]: four times the samples, and finer texture (less host interference per sample).
+pub const FINE_SHORT: usize = 512;
+/// Smallest short side embedded on the fine grid: a 50 % downscale still holds it pixel for pixel, a
+/// 25 % one at half resolution.
+pub const FINE_MIN_SIDE: u32 = 1024;
+
+/// The working grid's short side a picture of `w`×`h` is embedded on.
+pub fn embed_short(w: u32, h: u32) -> usize {
+    if w.min(h) >= FINE_MIN_SIDE {
+        FINE_SHORT
+    } else {
+        WORK_SHORT
+    }
+}
 
 /// A row-major f32 plane.
 #[derive(Debug, Clone)]
@@ -26,10 +41,10 @@ impl Grid {
         }
     }
 
-    /// Working size for a picture of `w`×`h`.
-    pub fn working_size(w: u32, h: u32) -> (usize, usize) {
+    /// Working size for a picture of `w`×`h` on a grid whose short side is `grid_short`.
+    pub fn working_size(w: u32, h: u32, grid_short: usize) -> (usize, usize) {
         let short = w.min(h) as f64;
-        let s = WORK_SHORT as f64 / short;
+        let s = grid_short as f64 / short;
         (
             ((w as f64 * s).round() as usize).max(1),
             ((h as f64 * s).round() as usize).max(1),
@@ -37,8 +52,8 @@ impl Grid {
     }
 
     /// The picture's luma (BT.601 weights) averaged over each working pixel's footprint.
-    pub fn luma_of(px: &Pixels) -> Grid {
-        let (ww, wh) = Self::working_size(px.width, px.height);
+    pub fn luma_of(px: &Pixels, grid_short: usize) -> Grid {
+        let (ww, wh) = Self::working_size(px.width, px.height, grid_short);
         let (sw, sh) = (px.width as usize, px.height as usize);
         let ch = px.channels as usize;
         let cols = footprints(sw, ww);
@@ -164,15 +179,18 @@ mod tests {
 
     #[test]
     fn working_size_follows_the_short_side() {
-        assert_eq!(Grid::working_size(4000, 3000), (341, 256));
-        assert_eq!(Grid::working_size(600, 1200), (256, 512));
-        assert_eq!(Grid::working_size(128, 100), (328, 256));
+        assert_eq!(Grid::working_size(4000, 3000, WORK_SHORT), (341, 256));
+        assert_eq!(Grid::working_size(600, 1200, WORK_SHORT), (256, 512));
+        assert_eq!(Grid::working_size(128, 100, WORK_SHORT), (328, 256));
+        assert_eq!(Grid::working_size(4000, 3000, FINE_SHORT), (683, 512));
+        assert_eq!(embed_short(4000, 3000), FINE_SHORT);
+        assert_eq!(embed_short(1000, 3000), WORK_SHORT);
     }
 
     #[test]
     fn area_resampling_preserves_a_flat_grey() {
         let px = Pixels::new(1000, 700, 3, vec![77; 1000 * 700 * 3]);
-        let g = Grid::luma_of(&px);
+        let g = Grid::luma_of(&px, WORK_SHORT);
         assert!(
             g.v.iter().all(|&v| (v - 77.0).abs() < 0.01),
             "{:?}",
@@ -193,7 +211,7 @@ mod tests {
     #[test]
     fn residual_of_a_flat_picture_is_zero() {
         let px = Pixels::new(300, 300, 3, vec![200; 300 * 300 * 3]);
-        let r = Grid::luma_of(&px).residual();
+        let r = Grid::luma_of(&px, WORK_SHORT).residual();
         assert!(r.v.iter().all(|v| v.abs() < 1e-3));
     }
 }

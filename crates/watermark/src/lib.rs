@@ -81,7 +81,7 @@ pub fn embed(px: &mut Pixels, id: ProofId, strength: Strength) -> Result<Embedde
     }
     let layout = Layout::v1();
     let chips = layout.chips(&code::encode(id.0));
-    let luma = Grid::luma_of(px);
+    let luma = Grid::luma_of(px, grid::embed_short(px.width, px.height));
     let delta = pattern(&luma, &chips, strength);
     Ok(Embedded {
         psnr_luma: apply(px, &delta),
@@ -221,9 +221,11 @@ fn apply(px: &mut Pixels, d: &Grid) -> f64 {
 
 /// Looks for a watermark. Never fails: a picture too small or unmarked is simply not found.
 ///
-/// Cheap hypotheses first: the untouched grid (no crop, any resize), then the lattices the
-/// autocorrelation proposes, then those refined. At most [`MAX_DECODES`] payloads are decoded, which
-/// is what the false-match bound in docs/watermark.md counts.
+/// The mark may sit on either working grid (the embedder picks by the original's size, which a
+/// resized copy no longer tells): the grid this picture would be embedded on is tried first, then
+/// the other. On each, cheap hypotheses first: the untouched grid (no crop, any resize), then the
+/// lattices the autocorrelation proposes, then those refined. At most [`MAX_DECODES`] payloads are
+/// decoded, which is what the false-match bound in docs/watermark.md counts.
 pub fn detect(px: &Pixels) -> Detection {
     let mut best = Detection {
         proof_id: None,
@@ -232,9 +234,30 @@ pub fn detect(px: &Pixels) -> Detection {
     if px.width.min(px.height) < 32 {
         return best;
     }
+    let first = grid::embed_short(px.width, px.height);
+    let other = if first == grid::FINE_SHORT {
+        grid::WORK_SHORT
+    } else {
+        grid::FINE_SHORT
+    };
+    for short in [first, other] {
+        if short == grid::FINE_SHORT && px.width.min(px.height) < grid::FINE_MIN_SIDE / 4 {
+            // Smaller than a 25 % copy of the smallest picture embedded on the fine grid.
+            continue;
+        }
+        let found = detect_on(&Grid::luma_of(px, short).residual(), &mut best);
+        if found.is_some() {
+            best.proof_id = found;
+            return best;
+        }
+    }
+    best
+}
+
+/// One working grid's hypotheses (at most [`DECODES_PER_GRID`] decodes).
+fn detect_on(r: &Grid, best: &mut Detection) -> Option<ProofId> {
     let layout = Layout::v1();
     let pilots = sync::Pilots::new(&layout);
-    let r = Grid::luma_of(px).residual();
     let mut try_decode = |folded: &[f32], ranked: &[(f32, usize, usize)]| -> Option<ProofId> {
         for &(score, ox, oy) in ranked.iter().take(OFFSETS_TRIED) {
             best.sync_score = best.sync_score.max(score);
@@ -245,7 +268,7 @@ pub fn detect(px: &Pixels) -> Detection {
         }
         None
     };
-    let proposed = sync::lattices(&r, LATTICES_TRIED);
+    let proposed = sync::lattices(r, LATTICES_TRIED);
     let mut first = vec![Lattice::IDENTITY];
     first.extend(
         proposed
@@ -254,21 +277,19 @@ pub fn detect(px: &Pixels) -> Detection {
             .filter(|h| (h.period - TILE as f32).abs() > 0.5 || h.angle.abs() > 0.005),
     );
     for &lat in &first {
-        let folded = sync::fold(&r, lat);
+        let folded = sync::fold(r, lat);
         let ranked = pilots.offsets(&folded, OFFSETS_TRIED);
         if let Some(id) = try_decode(&folded, &ranked) {
-            best.proof_id = Some(id);
-            return best;
+            return Some(id);
         }
     }
     for &lat in &first[1..] {
-        let (folded, ranked) = refine(&r, lat, &pilots);
+        let (folded, ranked) = refine(r, lat, &pilots);
         if let Some(id) = try_decode(&folded, &ranked) {
-            best.proof_id = Some(id);
-            return best;
+            return Some(id);
         }
     }
-    best
+    None
 }
 
 /// Pilot offsets, best first: (score, ox, oy).
@@ -278,8 +299,10 @@ type Ranked = Vec<(f32, usize, usize)>;
 const LATTICES_TRIED: usize = 2;
 /// Best pilot offsets decoded per lattice.
 const OFFSETS_TRIED: usize = 2;
-/// Upper bound on payload decodes per picture: (identity + proposed, raw and refined) × offsets.
-pub const MAX_DECODES: usize = (1 + 2 * LATTICES_TRIED) * OFFSETS_TRIED;
+/// Upper bound on payload decodes per working grid: (identity + proposed, raw and refined) × offsets.
+pub const DECODES_PER_GRID: usize = (1 + 2 * LATTICES_TRIED) * OFFSETS_TRIED;
+/// Upper bound on payload decodes per picture: two working grids.
+pub const MAX_DECODES: usize = 2 * DECODES_PER_GRID;
 
 /// Searches a small neighbourhood of a lattice hypothesis for the strongest pilot correlation: the
 /// autocorrelation gives period and angle to about a pixel, and the fold needs better over many tiles.

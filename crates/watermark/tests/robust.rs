@@ -90,6 +90,26 @@ fn survives_no_attack_jpeg_downscale_and_crop() {
     }
 }
 
+/// A picture large enough for the fine working grid (short side ≥ 1024): found as is, after JPEG,
+/// after a 25 % downscale (which the coarse grid is tried on first) and after a crop.
+#[test]
+fn large_pictures_use_the_fine_grid_and_survive_a_quarter_downscale() {
+    let big = scale(&fixture("garden.jpg"), 3.2);
+    assert!(big.width().min(big.height()) >= pixseal_watermark::grid::FINE_MIN_SIDE);
+    let id = ProofId(0xfedc_ba98_7654_3210);
+    let mut px = pixels(&big);
+    embed(&mut px, id, Strength::default()).expect("embed");
+    let m = image_of(&px);
+    assert_eq!(found(&m), Some(id), "plain");
+    assert_eq!(found(&jpeg(&m, 75)), Some(id), "jpeg q75");
+    assert_eq!(found(&scale(&m, 0.25)), Some(id), "downscale 25%");
+    assert_eq!(
+        found(&crop(&m, 0.1, 0.1, 0.8, 0.8)),
+        Some(id),
+        "crop 10% per side"
+    );
+}
+
 #[test]
 fn unmarked_pictures_and_their_variants_are_never_found() {
     for name in PHOTOS {

@@ -21,7 +21,11 @@ fn main() {
     }
     let layout = Layout::v1();
     let truth = layout.chips(&code::encode(id.0));
-    let r = Grid::luma_of(&px, pixseal_watermark::grid::embed_short(px.width, px.height)).residual();
+    let r = Grid::luma_of(
+        &px,
+        pixseal_watermark::grid::embed_short(px.width, px.height),
+    )
+    .residual();
     let folded = sync::fold(&r, Lattice::IDENTITY);
     let chips = sync::chips_at(&folded, 0, 0);
     let agree = chips

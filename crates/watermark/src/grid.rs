@@ -9,11 +9,13 @@ use pixseal_media::Pixels;
 /// Short side of the working grid, in working pixels.
 pub const WORK_SHORT: usize = 256;
 /// Short side of the fine working grid, used on pictures whose short side is at least
-/// [`FINE_MIN_SIDE`]: four times the samples, and finer texture (less host interference per sample).
+/// [`FINE_MIN_SIDE`]: four times the tiles of the coarse grid, on finer texture, so less of the
+/// picture leaks into each chip. Measured with wm_bench (docs/watermark.md), choosing the fine grid
+/// from a short side of 1024 → 512 → 384 → 256 raised every attack's recovery at each step, even
+/// where the grid is finer than the picture.
 pub const FINE_SHORT: usize = 512;
-/// Smallest short side embedded on the fine grid: a 50 % downscale still holds it pixel for pixel, a
-/// 25 % one at half resolution.
-pub const FINE_MIN_SIDE: u32 = 1024;
+/// Smallest short side embedded on the fine grid; smaller pictures use the coarse one.
+pub const FINE_MIN_SIDE: u32 = 256;
 
 /// The working grid's short side a picture of `w`×`h` is embedded on.
 pub fn embed_short(w: u32, h: u32) -> usize {
@@ -184,7 +186,8 @@ mod tests {
         assert_eq!(Grid::working_size(128, 100, WORK_SHORT), (328, 256));
         assert_eq!(Grid::working_size(4000, 3000, FINE_SHORT), (683, 512));
         assert_eq!(embed_short(4000, 3000), FINE_SHORT);
-        assert_eq!(embed_short(1000, 3000), WORK_SHORT);
+        assert_eq!(embed_short(1000, 3000), FINE_SHORT);
+        assert_eq!(embed_short(200, 3000), WORK_SHORT);
     }
 
     #[test]

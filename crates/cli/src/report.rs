@@ -98,3 +98,12 @@ impl Reporter {
         }
     }
 }
+
+/// The fields of a `json!({...})` literal, for [`Reporter::ok`] and [`Reporter::checked`]; anything
+/// that is not an object is kept whole under `value`.
+pub fn object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        other => Map::from_iter([("value".to_string(), other)]),
+    }
+}

@@ -304,9 +304,7 @@ fn finish(
         "colour": s.colour.name(),
         "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
     });
-    let serde_json::Value::Object(fields) = fields else {
-        unreachable!("json! of an object")
-    };
+    let fields = crate::report::object(fields);
     reporter.ok(&job.shown, &shown_out, &human, fields);
     Outcome::Ok
 }

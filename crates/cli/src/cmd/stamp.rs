@@ -231,9 +231,7 @@ fn process(job: &Job, ctx: &Ctx<'_>) -> Outcome {
         "embed_ms": (s.embed_ms * 10.0).round() / 10.0,
         "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
     });
-    let serde_json::Value::Object(fields) = fields else {
-        unreachable!("json! of an object")
-    };
+    let fields = crate::report::object(fields);
     ctx.reporter.ok(&job.shown, &shown_out, &human, fields);
     Outcome::Ok
 }

@@ -133,8 +133,6 @@ fn describe(
         "proof": r.proof,
         "manifests": r.manifests,
     });
-    let Value::Object(fields) = fields else {
-        unreachable!("json! of an object")
-    };
+    let fields = crate::report::object(fields);
     (human, fields)
 }

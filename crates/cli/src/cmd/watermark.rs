@@ -139,9 +139,7 @@ fn embed(
         "psnr_luma": (report.psnr_luma * 100.0).round() / 100.0,
         "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
     });
-    let serde_json::Value::Object(fields) = fields else {
-        unreachable!("json! of an object")
-    };
+    let fields = crate::report::object(fields);
     let human = format!(
         "{shown} -> {shown_out} ({id}, luma PSNR {:.1} dB)",
         report.psnr_luma
@@ -180,9 +178,7 @@ fn detect(pipeline: &mut Pipeline, reporter: &Reporter, file: &Path) -> Outcome 
         "sync_score": (d.sync_score * 100.0).round() / 100.0,
         "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
     });
-    let serde_json::Value::Object(fields) = fields else {
-        unreachable!("json! of an object")
-    };
+    let fields = crate::report::object(fields);
     reporter.ok(&shown, "", &human, fields);
     Outcome::Ok
 }

@@ -16,8 +16,14 @@ fn main() {
         .unwrap_or(ProofId(0x1234_5678_9abc_def0));
     let marked = std::env::args().nth(3).is_some();
     if !marked {
+        let t = std::time::Instant::now();
         let e = embed(&mut px, id, Strength::default()).expect("embed");
-        println!("psnr {:.2}", e.psnr_luma);
+        let mp = (px.width as f64 * px.height as f64) / 1e6;
+        println!(
+            "psnr {:.2}, embed {:.1} ms/MP",
+            e.psnr_luma,
+            t.elapsed().as_secs_f64() * 1e3 / mp
+        );
     }
     let layout = Layout::v1();
     let truth = layout.chips(&code::encode(id.0));

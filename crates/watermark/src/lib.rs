@@ -289,18 +289,71 @@ fn detect_on(r: &Grid, best: &mut Detection) -> Option<ProofId> {
             return Some(id);
         }
     }
+    // The autocorrelation is led astray by strongly structured pictures; a crop or a rescale
+    // changes only the period, so sweep it.
+    for lat in sweep(r, &pilots) {
+        let (folded, ranked) = refine(r, lat, &pilots);
+        if let Some(id) = try_decode(&folded, &ranked) {
+            return Some(id);
+        }
+    }
     None
+}
+
+/// Periods proposed by the sweep and then refined and decoded.
+const SWEPT: usize = 2;
+/// Side of the central window the sweep folds: few enough tiles that a period step of
+/// [`SWEEP_STEP`] keeps the fold aligned to within about a working pixel.
+const SWEEP_WINDOW: usize = 256;
+/// Relative period step of the sweep.
+const SWEEP_STEP: f32 = 0.004;
+
+/// Scale sweep at angle 0 over periods from 0.98× to 2× the tile (a crop keeping half the short
+/// side, or any rescale of such a crop), scored by pilot correlation on a central window; the
+/// [`SWEPT`] best distinct periods, best first.
+fn sweep(r: &Grid, pilots: &sync::Pilots) -> Vec<Lattice> {
+    let (ww, wh) = (r.w.min(SWEEP_WINDOW), r.h.min(SWEEP_WINDOW));
+    let (x0, y0) = ((r.w - ww) / 2, (r.h - wh) / 2);
+    let mut win = Grid::new(ww, wh);
+    for y in 0..wh {
+        win.v[y * ww..(y + 1) * ww].copy_from_slice(&r.v[(y0 + y) * r.w + x0..][..ww]);
+    }
+    let mut scored: Vec<(f32, f32)> = Vec::new();
+    let mut period = 0.98 * TILE as f32;
+    while period <= 2.0 * TILE as f32 {
+        let folded = sync::fold(&win, Lattice { period, angle: 0.0 });
+        let best = pilots.offsets(&folded, 1);
+        if let Some(&(score, _, _)) = best.first() {
+            scored.push((score, period));
+        }
+        period *= 1.0 + SWEEP_STEP;
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut picked: Vec<Lattice> = Vec::new();
+    for (_, period) in scored {
+        if picked
+            .iter()
+            .all(|l| (l.period / period - 1.0).abs() > 4.0 * SWEEP_STEP)
+        {
+            picked.push(Lattice { period, angle: 0.0 });
+            if picked.len() == SWEPT {
+                break;
+            }
+        }
+    }
+    picked
 }
 
 /// Pilot offsets, best first: (score, ox, oy).
 type Ranked = Vec<(f32, usize, usize)>;
 
 /// Lattices proposed by the autocorrelation that are tried.
-const LATTICES_TRIED: usize = 2;
+const LATTICES_TRIED: usize = 4;
 /// Best pilot offsets decoded per lattice.
 const OFFSETS_TRIED: usize = 2;
-/// Upper bound on payload decodes per working grid: (identity + proposed, raw and refined) × offsets.
-pub const DECODES_PER_GRID: usize = (1 + 2 * LATTICES_TRIED) * OFFSETS_TRIED;
+/// Upper bound on payload decodes per working grid: (identity + proposed raw and refined + swept)
+/// × offsets.
+pub const DECODES_PER_GRID: usize = (1 + 2 * LATTICES_TRIED + SWEPT) * OFFSETS_TRIED;
 /// Upper bound on payload decodes per picture: two working grids.
 pub const MAX_DECODES: usize = 2 * DECODES_PER_GRID;
 

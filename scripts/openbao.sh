@@ -13,6 +13,10 @@
 #     transit/rewrap/<key>             update
 #     transit/keys/<key>/rotate        update
 #     transit/keys/<key>               read
+#   plus, for the deletion-receipt signing key pixseal-receipts (type ed25519, created here,
+#   not exportable):
+#     transit/sign/pixseal-receipts    update
+#     transit/keys/pixseal-receipts    read
 #   and no default policy. It cannot export, delete or reconfigure keys:
 #   min_decryption_version (transit/keys/<key>/config) is an ADMIN operation (BAO_ROOT_TOKEN here).
 # - Every wait is bounded; works with CI=true and no stdin. Progress goes to stderr.
@@ -105,8 +109,19 @@ if ! grep -q '"transit/"' <<<"$mounts"; then
     admin secrets enable transit >&2
 fi
 
+# The deletion-receipt signing key (Ed25519, never exportable) + its part of the policy.
+RECEIPT_KEY=pixseal-receipts
+if ! admin read -format=json "transit/keys/$RECEIPT_KEY" >/dev/null 2>&1; then
+    admin write -f "transit/keys/$RECEIPT_KEY" type=ed25519 exportable=false >/dev/null
+    log "created transit key $RECEIPT_KEY (ed25519)"
+fi
+rtype="$(admin read -field=type "transit/keys/$RECEIPT_KEY")" || die "cannot read transit/keys/$RECEIPT_KEY"
+[[ "$rtype" == ed25519 ]] || die "transit key $RECEIPT_KEY has type $rtype, not ed25519"
+policy="path \"transit/sign/$RECEIPT_KEY\" { capabilities = [\"update\"] }
+path \"transit/keys/$RECEIPT_KEY\" { capabilities = [\"read\"] }
+"
+
 # One key per region + the policy.
-policy=""
 for r in $REGIONS; do
     k="pixseal-$r"
     if ! admin read -format=json "transit/keys/$k" >/dev/null 2>&1; then

@@ -195,6 +195,13 @@ impl Config {
         self.regions.iter().map(String::as_str).collect()
     }
 
+    /// The configured receipt signer (local key file under data_dir, or Transit; blocking).
+    pub fn receipt_signer(&self) -> Result<std::sync::Arc<dyn pixseal_proof::ReceiptSigner>> {
+        Ok(self
+            .keys
+            .open_receipt_signer(&self.data_dir, &self.region_names())?)
+    }
+
     /// The configured key provider (local key file under data_dir, or Transit).
     pub fn key_provider(&self) -> Result<Box<dyn pixseal_seal::KeyProvider>> {
         Ok(self

@@ -22,7 +22,12 @@ fn free_port() -> u16 {
 }
 
 fn start(data: &Path, port: u16) -> Child {
+    start_env(data, port, &[])
+}
+
+fn start_env(data: &Path, port: u16, env: &[(&str, &str)]) -> Child {
     let mut child = Command::new(bin())
+        .envs(env.iter().copied())
         .args([
             "--data-dir",
             data.to_str().unwrap(),
@@ -331,6 +336,108 @@ fn deletion_receipt_verifies_offline_and_tampering_is_caught() {
     let v = &json_lines(&r)[0];
     assert_eq!(v["verdict"], "intact");
     assert!(v["entries"].as_u64().unwrap() >= 4, "{v}");
+}
+
+/// `keys.receipt_provider = "transit"` (set through PIXSEAL_KEYS_RECEIPT_PROVIDER): the real
+/// `pixseal serve` signs with OpenBao's ed25519 key, and `pixseal receipt verify --pubkey` with
+/// the PEM served at /v1/keys/receipts accepts the receipt offline (no configuration, no key
+/// service) and refuses it once a field is changed.
+#[test]
+fn transit_signed_receipt_verifies_offline_with_the_served_key() {
+    let Some(bao) = pixseal_testkit::openbao("us eu rot shred") else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let env = [
+        ("PIXSEAL_KEYS_RECEIPT_PROVIDER", "transit"),
+        ("PIXSEAL_KEYS_TRANSIT_ADDR", bao.addr.as_str()),
+        ("PIXSEAL_KEYS_TRANSIT_TOKEN", bao.token.as_str()),
+    ];
+    let mut server = start_env(data.path(), port, &env);
+    let key = key_for(data.path());
+    let photo = std::fs::read(fixtures().join("photos/tiny.gif")).unwrap();
+    let (st, body) = http(port, "POST", "/v1/artifacts", Some(&key), &photo).unwrap();
+    assert_eq!(st, 201);
+    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, receipt) = http(
+        port,
+        "DELETE",
+        &format!("/v1/artifacts/{id}"),
+        Some(&key),
+        b"",
+    )
+    .unwrap();
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&receipt));
+    let (_, key_doc) = http(port, "GET", "/v1/keys/receipts", None, b"").unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    // No local receipt key was made: the private key lives in OpenBao only.
+    assert!(!data.path().join("receipt-signing.pem").exists());
+    let kd: serde_json::Value = serde_json::from_slice(&key_doc).unwrap();
+    let rv: serde_json::Value = serde_json::from_slice(&receipt).unwrap();
+    assert_eq!(
+        rv["key_id"], kd["key_id"],
+        "served key id = receipt's key id"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let rpath = work.path().join("receipt.json");
+    let kpath = work.path().join("receipts.pem");
+    std::fs::write(&rpath, &receipt).unwrap();
+    std::fs::write(&kpath, kd["public_key_pem"].as_str().unwrap()).unwrap();
+    let verify = |env: &[(&str, &str)], with_pubkey: bool| {
+        let mut args = vec!["receipt", "verify", rpath.to_str().unwrap(), "--json"];
+        if with_pubkey {
+            args.extend(["--pubkey", kpath.to_str().unwrap()]);
+        }
+        pixseal_env(&args, env)
+    };
+    let r = verify(&[], true);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let v = &json_lines(&r)[0];
+    assert_eq!(v["verdict"], "valid");
+    assert_eq!(v["key_id"], kd["key_id"]);
+    // Without --pubkey, the configured (Transit) key is used.
+    let r = verify(&env, false);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    // `keys list` names the provider and the same key id.
+    let r = pixseal_env(
+        &[
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "keys",
+            "list",
+            "--json",
+        ],
+        &env,
+    );
+    let lines = json_lines(&r);
+    let rk = lines
+        .iter()
+        .find(|l| l["key"] == "receipt-signing")
+        .expect("receipt-signing line");
+    assert_eq!(rk["provider"], "transit");
+    assert_eq!(rk["key_id"], kd["key_id"]);
+    // A changed field: exit 2, tampered.
+    let mut t = rv.clone();
+    t["receipt"]["deleted_at"] = "2030-01-01T00:00:00Z".into();
+    std::fs::write(&rpath, t.to_string()).unwrap();
+    let r = verify(&[], true);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("error[tampered]"));
 }
 
 #[test]

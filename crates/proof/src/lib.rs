@@ -5,4 +5,6 @@ pub mod proof_id;
 pub mod receipt;
 
 pub use proof_id::ProofId;
-pub use receipt::{Receipt, ReceiptError, ReceiptSigner, SignedReceipt};
+pub use receipt::{
+    LocalReceiptSigner, Receipt, ReceiptError, ReceiptPublicKey, ReceiptSigner, SignedReceipt,
+};

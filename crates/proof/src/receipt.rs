@@ -1,5 +1,10 @@
 //! Signed deletion receipts (SPEC §8): the fields of the receipt, serialised in a fixed order,
 //! signed with Ed25519 (detached, base64), verifiable offline with the published public key.
+//!
+//! Who signs is behind [`ReceiptSigner`]: [`LocalReceiptSigner`] (a PKCS#8 PEM file) here, and a
+//! key held by Vault/OpenBao Transit in `pixseal-seal` (this crate does no network I/O). The key
+//! id is derived from the public key alone ([`ReceiptPublicKey`]), so it is the same whoever
+//! holds the private half, and a receipt verifies offline with nothing but the public key.
 
 use std::path::Path;
 
@@ -47,6 +52,9 @@ pub enum ReceiptError {
     Malformed(String),
     #[error("receipt signing key: {0}")]
     Key(String),
+    /// The key service holding the signing key could not be reached (after its retries).
+    #[error("receipt signing service unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl Receipt {
@@ -59,10 +67,130 @@ impl Receipt {
     }
 }
 
-/// The installation's receipt-signing key.
-pub struct ReceiptSigner {
-    key: SigningKey,
+/// The public half of a receipt-signing key: what verifiers need, and the key id derived from
+/// it (the same derivation whoever holds the private half).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptPublicKey {
+    vk: VerifyingKey,
     key_id: String,
+    pem: String,
+}
+
+impl ReceiptPublicKey {
+    pub fn new(vk: VerifyingKey) -> Self {
+        ReceiptPublicKey {
+            key_id: key_id(&vk),
+            pem: vk.to_public_key_pem(Default::default()).unwrap_or_default(),
+            vk,
+        }
+    }
+
+    /// From the 32 raw bytes of an Ed25519 public key (as a key service publishes it).
+    pub fn from_raw(bytes: &[u8]) -> Result<Self, ReceiptError> {
+        let raw: [u8; 32] = bytes.try_into().map_err(|_| {
+            ReceiptError::Key(format!(
+                "an Ed25519 public key is 32 bytes, not {}",
+                bytes.len()
+            ))
+        })?;
+        VerifyingKey::from_bytes(&raw)
+            .map(Self::new)
+            .map_err(|e| ReceiptError::Key(format!("not an Ed25519 public key: {e}")))
+    }
+
+    /// From a SubjectPublicKeyInfo PEM (as served at `/v1/keys/receipts`).
+    pub fn from_pem(pem: &str) -> Result<Self, ReceiptError> {
+        VerifyingKey::from_public_key_pem(pem.trim())
+            .map(Self::new)
+            .map_err(|e| ReceiptError::Malformed(format!("public key: {e}")))
+    }
+
+    /// First 16 hex digits of SHA-256 of the SubjectPublicKeyInfo DER.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// SubjectPublicKeyInfo PEM.
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.vk
+    }
+
+    /// Attach a detached signature made elsewhere (a key service) to `receipt`, after checking
+    /// that it verifies under this key: a signer never hands out a receipt that would not
+    /// verify offline.
+    pub fn attach(
+        &self,
+        receipt: Receipt,
+        signature: &[u8],
+    ) -> Result<SignedReceipt, ReceiptError> {
+        let signed = SignedReceipt {
+            receipt,
+            alg: "Ed25519".into(),
+            key_id: self.key_id.clone(),
+            signature: base64::engine::general_purpose::STANDARD.encode(signature),
+        };
+        signed.verify(&self.vk)?;
+        Ok(signed)
+    }
+}
+
+/// Whatever signs this installation's deletion receipts: the local key file
+/// ([`LocalReceiptSigner`]) or a key held by a key service (the Transit signer in
+/// `pixseal-seal`). Object-safe (`Arc<dyn ReceiptSigner>`).
+///
+/// [`ReceiptSigner::sign`] may block (a remote signer does network I/O): async code calls it
+/// on the blocking pool (`tokio::task::spawn_blocking`).
+pub trait ReceiptSigner: Send + Sync {
+    /// Where the private key lives, for people: `local` or `transit`.
+    fn provider(&self) -> &'static str;
+
+    /// The public key receipts verify with.
+    fn public_key(&self) -> &ReceiptPublicKey;
+
+    /// Sign `receipt` (Ed25519 over [`Receipt::signed_bytes`]). The result verifies under
+    /// [`ReceiptSigner::public_key`]; [`ReceiptError::Unavailable`] when a key service cannot
+    /// be reached.
+    fn sign(&self, receipt: Receipt) -> Result<SignedReceipt, ReceiptError>;
+
+    /// Whether signing would work now (readiness); the local key always can.
+    fn check(&self) -> Result<(), ReceiptError> {
+        Ok(())
+    }
+
+    /// The key id (same derivation for every signer: [`ReceiptPublicKey::key_id`]).
+    fn key_id(&self) -> &str {
+        self.public_key().key_id()
+    }
+
+    /// The public key as PEM (SubjectPublicKeyInfo), what verifiers need.
+    fn public_key_pem(&self) -> String {
+        self.public_key().pem().to_owned()
+    }
+}
+
+impl<T: ReceiptSigner + ?Sized> ReceiptSigner for std::sync::Arc<T> {
+    fn provider(&self) -> &'static str {
+        (**self).provider()
+    }
+    fn public_key(&self) -> &ReceiptPublicKey {
+        (**self).public_key()
+    }
+    fn sign(&self, receipt: Receipt) -> Result<SignedReceipt, ReceiptError> {
+        (**self).sign(receipt)
+    }
+    fn check(&self) -> Result<(), ReceiptError> {
+        (**self).check()
+    }
+}
+
+/// The receipt-signing key in a local PKCS#8 PEM file (the embedded default).
+pub struct LocalReceiptSigner {
+    key: SigningKey,
+    public: ReceiptPublicKey,
 }
 
 fn key_id(vk: &VerifyingKey) -> String {
@@ -73,7 +201,7 @@ fn key_id(vk: &VerifyingKey) -> String {
     hex::encode(&Sha256::digest(der)[..8])
 }
 
-impl ReceiptSigner {
+impl LocalReceiptSigner {
     /// Load the PKCS#8 PEM key at `path`, creating it (mode 0600) on first use.
     pub fn open(path: &Path) -> Result<Self, ReceiptError> {
         let key = match std::fs::read_to_string(path) {
@@ -91,30 +219,28 @@ impl ReceiptSigner {
             }
             Err(e) => return Err(ReceiptError::Key(format!("{}: {e}", path.display()))),
         };
-        let key_id = key_id(&key.verifying_key());
-        Ok(ReceiptSigner { key, key_id })
+        let public = ReceiptPublicKey::new(key.verifying_key());
+        Ok(LocalReceiptSigner { key, public })
+    }
+}
+
+impl ReceiptSigner for LocalReceiptSigner {
+    fn provider(&self) -> &'static str {
+        "local"
     }
 
-    pub fn key_id(&self) -> &str {
-        &self.key_id
+    fn public_key(&self) -> &ReceiptPublicKey {
+        &self.public
     }
 
-    /// The public key as PEM (SubjectPublicKeyInfo), what verifiers need.
-    pub fn public_key_pem(&self) -> String {
-        self.key
-            .verifying_key()
-            .to_public_key_pem(Default::default())
-            .unwrap_or_default()
-    }
-
-    pub fn sign(&self, receipt: Receipt) -> SignedReceipt {
+    fn sign(&self, receipt: Receipt) -> Result<SignedReceipt, ReceiptError> {
         let sig = self.key.sign(&receipt.signed_bytes());
-        SignedReceipt {
+        Ok(SignedReceipt {
             receipt,
             alg: "Ed25519".into(),
-            key_id: self.key_id.clone(),
+            key_id: self.public.key_id.clone(),
             signature: base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
-        }
+        })
     }
 }
 
@@ -137,9 +263,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ReceiptError> {
 impl SignedReceipt {
     /// Verify against a public key (PEM); the key id must match too.
     pub fn verify_pem(&self, public_key_pem: &str) -> Result<(), ReceiptError> {
-        let vk = VerifyingKey::from_public_key_pem(public_key_pem.trim())
-            .map_err(|e| ReceiptError::Malformed(format!("public key: {e}")))?;
-        self.verify(&vk)
+        self.verify(ReceiptPublicKey::from_pem(public_key_pem)?.verifying_key())
     }
 
     pub fn verify(&self, vk: &VerifyingKey) -> Result<(), ReceiptError> {
@@ -188,18 +312,18 @@ mod tests {
     fn signs_verifies_and_every_field_change_is_caught() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("receipt.key");
-        let signer = ReceiptSigner::open(&path).unwrap();
+        let signer = LocalReceiptSigner::open(&path).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
         assert_eq!(
-            ReceiptSigner::open(&path).unwrap().key_id(),
+            LocalReceiptSigner::open(&path).unwrap().key_id(),
             signer.key_id(),
             "key reloads"
         );
-        let signed = signer.sign(receipt());
+        let signed = signer.sign(receipt()).unwrap();
         let pem = signer.public_key_pem();
         signed.verify_pem(&pem).unwrap();
         // Round trip through JSON, then change each field in turn.
@@ -234,10 +358,42 @@ mod tests {
             "unknown fields refused"
         );
         // Another installation's key: refused by key id.
-        let other = ReceiptSigner::open(&dir.path().join("other.key")).unwrap();
+        let other = LocalReceiptSigner::open(&dir.path().join("other.key")).unwrap();
         assert!(matches!(
             signed.verify_pem(&other.public_key_pem()),
             Err(ReceiptError::WrongKey { .. })
+        ));
+    }
+
+    #[test]
+    fn key_id_is_derived_from_the_public_key_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = LocalReceiptSigner::open(&dir.path().join("k.pem")).unwrap();
+        let raw = signer.public_key().verifying_key().to_bytes();
+        let remote = ReceiptPublicKey::from_raw(&raw).unwrap();
+        assert_eq!(remote.key_id(), signer.key_id());
+        assert_eq!(remote.pem(), signer.public_key_pem());
+        assert_eq!(
+            ReceiptPublicKey::from_pem(&signer.public_key_pem()).unwrap(),
+            remote
+        );
+        assert_eq!(remote.key_id().len(), 16);
+        assert!(matches!(
+            ReceiptPublicKey::from_raw(&raw[..31]),
+            Err(ReceiptError::Key(_))
+        ));
+        // A detached signature made elsewhere is attached only when it verifies.
+        let made = signer.sign(receipt()).unwrap();
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(&made.signature)
+            .unwrap();
+        assert_eq!(remote.attach(receipt(), &sig).unwrap(), made);
+        let mut other = receipt();
+        other.reason = "deleted_by_owner".into();
+        assert_eq!(remote.attach(other, &sig), Err(ReceiptError::BadSignature));
+        assert!(matches!(
+            remote.attach(receipt(), &sig[..63]),
+            Err(ReceiptError::Malformed(_))
         ));
     }
 }

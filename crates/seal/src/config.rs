@@ -1,12 +1,20 @@
-//! `[keys]` configuration and the one place a configured key provider is built.
+//! `[keys]` configuration and the one place a configured key provider (and receipt signer) is
+//! built.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use pixseal_proof::{LocalReceiptSigner, ReceiptSigner};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{KeyProvider, LocalKeyProvider, Result, SealError, TransitConfig, TransitKeyProvider};
+use crate::{
+    KeyProvider, LocalKeyProvider, Result, SealError, TransitConfig, TransitKeyProvider,
+    TransitReceiptSigner,
+};
 
-/// Which key provider holds the regions' master keys.
+/// Which key provider holds the regions' master keys (`provider`), or the receipt-signing key
+/// (`receipt_provider`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyProviderKind {
@@ -30,8 +38,12 @@ pub struct KeysConfig {
     /// Key name of region R is `<transit_key_prefix><R>`.
     pub transit_key_prefix: String,
     /// Ed25519 key that signs deletion receipts (PKCS#8 PEM, created 0600 on first use);
-    /// empty = `<data_dir>/receipt-signing.pem`.
+    /// empty = `<data_dir>/receipt-signing.pem`. Used when `receipt_provider` is `local`.
     pub receipt_key_path: String,
+    /// Who holds the receipt-signing key: `local` (the file at `receipt_key_path`) or
+    /// `transit` (an `ed25519` Transit key named `<transit_key_prefix>receipts`, reached with
+    /// `transit_addr` / `transit_token` / `transit_mount`).
+    pub receipt_provider: KeyProviderKind,
 }
 
 impl std::fmt::Debug for KeysConfig {
@@ -51,6 +63,7 @@ impl std::fmt::Debug for KeysConfig {
             .field("transit_mount", &self.transit_mount)
             .field("transit_key_prefix", &self.transit_key_prefix)
             .field("receipt_key_path", &self.receipt_key_path)
+            .field("receipt_provider", &self.receipt_provider)
             .finish()
     }
 }
@@ -65,6 +78,7 @@ impl Default for KeysConfig {
             transit_mount: "transit".into(),
             transit_key_prefix: "pixseal-".into(),
             receipt_key_path: String::new(),
+            receipt_provider: KeyProviderKind::Local,
         }
     }
 }
@@ -76,6 +90,56 @@ impl KeysConfig {
             data_dir.join("receipt-signing.pem")
         } else {
             self.receipt_key_path.clone().into()
+        }
+    }
+
+    /// Name of the Transit receipt-signing key: `<transit_key_prefix>receipts`.
+    pub fn transit_receipt_key(&self) -> String {
+        format!("{}receipts", self.transit_key_prefix)
+    }
+
+    fn transit_config(&self, regions: &[&str]) -> Result<TransitConfig> {
+        if self.transit_addr.is_empty() || self.transit_token.is_empty() {
+            return Err(SealError::Config(
+                "keys.provider = \"transit\" (or keys.receipt_provider = \"transit\") needs keys.transit_addr and keys.transit_token".into(),
+            ));
+        }
+        let mut cfg = TransitConfig::new(&self.transit_addr, &self.transit_token, regions);
+        cfg.mount = self.transit_mount.clone();
+        cfg.keys = regions
+            .iter()
+            .map(|r| (r.to_string(), format!("{}{r}", self.transit_key_prefix)))
+            .collect();
+        Ok(cfg)
+    }
+
+    /// Build the configured receipt signer. With `transit` this talks to the key service
+    /// (blocking: from async code, call it on the blocking pool). `regions` are checked so that
+    /// no region's master key has the receipt key's name.
+    pub fn open_receipt_signer(
+        &self,
+        data_dir: &Path,
+        regions: &[&str],
+    ) -> Result<Arc<dyn ReceiptSigner>> {
+        match self.receipt_provider {
+            KeyProviderKind::Local => {
+                let path = self.receipt_key(data_dir);
+                let signer = LocalReceiptSigner::open(&path)
+                    .map_err(|e| SealError::Config(format!("receipt-signing key: {e}")))?;
+                Ok(Arc::new(signer))
+            }
+            KeyProviderKind::Transit => {
+                if regions.contains(&"receipts") {
+                    return Err(SealError::Config(
+                        "a region named \"receipts\" would share its Transit key name with the receipt-signing key".into(),
+                    ));
+                }
+                let cfg = self.transit_config(regions)?;
+                Ok(Arc::new(TransitReceiptSigner::open(
+                    &cfg,
+                    &self.transit_receipt_key(),
+                )?))
+            }
         }
     }
 
@@ -93,20 +157,9 @@ impl KeysConfig {
                 }
                 Ok(Box::new(LocalKeyProvider::open(path, regions)?))
             }
-            KeyProviderKind::Transit => {
-                if self.transit_addr.is_empty() || self.transit_token.is_empty() {
-                    return Err(SealError::Config(
-                        "keys.provider = \"transit\" needs keys.transit_addr and keys.transit_token".into(),
-                    ));
-                }
-                let mut cfg = TransitConfig::new(&self.transit_addr, &self.transit_token, regions);
-                cfg.mount = self.transit_mount.clone();
-                cfg.keys = regions
-                    .iter()
-                    .map(|r| (r.to_string(), format!("{}{r}", self.transit_key_prefix)))
-                    .collect();
-                Ok(Box::new(TransitKeyProvider::new(cfg)?))
-            }
+            KeyProviderKind::Transit => Ok(Box::new(TransitKeyProvider::new(
+                self.transit_config(regions)?,
+            )?)),
         }
     }
 }

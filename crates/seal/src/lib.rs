@@ -8,9 +8,12 @@
 //! - [`KeyProvider`] wraps per-object data keys with a per-region master key:
 //!   [`LocalKeyProvider`] (key file, 0600) and [`TransitKeyProvider`] (Vault/OpenBao Transit).
 //! - [`seal_field`] / [`seal_json`] seal small values with the same key hierarchy.
+//! - [`TransitReceiptSigner`] signs deletion receipts with an Ed25519 key held by Transit
+//!   (the `transit` [`pixseal_proof::ReceiptSigner`]); [`KeysConfig::open_receipt_signer`]
+//!   builds the configured receipt signer.
 //!
 //! Every failure is a typed [`SealError`] with a stable [`SealError::code`]; malformed input of
-//! any kind is `tampered`, never a panic. Only [`TransitKeyProvider`] does network I/O.
+//! any kind is `tampered`, never a panic. Only the Transit types do network I/O.
 
 pub mod config;
 pub mod error;
@@ -21,6 +24,7 @@ pub mod local;
 pub mod provider;
 pub mod stream;
 pub mod transit;
+pub mod transit_receipts;
 
 pub use config::{KeyProviderKind, KeysConfig};
 pub use error::{Result, SealError};
@@ -30,3 +34,4 @@ pub use local::LocalKeyProvider;
 pub use provider::{DataKey, KeyProvider, KeyVersions, ProviderId, WrappedKey};
 pub use stream::{KeyPlacement, ObjectRef, SealReceipt, Sealer, read_header};
 pub use transit::{RetryPolicy, TransitConfig, TransitKeyProvider};
+pub use transit_receipts::TransitReceiptSigner;

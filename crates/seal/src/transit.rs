@@ -12,6 +12,9 @@
 //! | key versions | `GET transit/keys/<k>` | read |
 //! | min_decryption_version | `POST transit/keys/<k>/config` | **admin only** |
 //!
+//! The deletion-receipt signer ([`crate::TransitReceiptSigner`]) shares this module's HTTP
+//! client and retry policy; its calls are listed in [`crate::transit_receipts`].
+//!
 //! Connection errors, timeouts, 429 and 5xx are retried with bounded exponential backoff (by
 //! default 3 tries within about 2 s), then reported as [`SealError::KeyUnavailable`]; there is
 //! never a fallback to another key. 403 is [`SealError::PermissionDenied`].
@@ -108,19 +111,26 @@ impl TransitConfig {
 
 /// Transit-backed key provider. See the module docs.
 pub struct TransitKeyProvider {
-    base: String,
+    client: TransitClient,
     keys: BTreeMap<String, String>,
-    retry: RetryPolicy,
-    client: Client,
 }
 
 impl std::fmt::Debug for TransitKeyProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TransitKeyProvider")
-            .field("base", &self.base)
+            .field("base", &self.client.base)
             .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
+}
+
+/// The HTTP side shared by everything that talks to Transit ([`TransitKeyProvider`] and
+/// [`crate::TransitReceiptSigner`]): one blocking client carrying the token as a sensitive
+/// header (never logged, never in an error), no redirects, no proxy, and the retry policy.
+pub(crate) struct TransitClient {
+    pub(crate) base: String,
+    retry: RetryPolicy,
+    client: Client,
 }
 
 #[derive(Deserialize)]
@@ -163,7 +173,7 @@ struct ErrorsResp {
 
 /// How a 4xx answer is interpreted.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Input {
+pub(crate) enum Input {
     /// The request carried data from a blob (a 400 means the ciphertext is not authentic).
     Untrusted,
     /// The request carried only our own parameters.
@@ -173,6 +183,46 @@ enum Input {
 impl TransitKeyProvider {
     /// Builds the provider (no network I/O until the first call).
     pub fn new(config: TransitConfig) -> Result<Self> {
+        let client = TransitClient::new(&config)?;
+        if config.keys.is_empty() {
+            return Err(SealError::Config(
+                "transit: no region keys configured".into(),
+            ));
+        }
+        for (region, key) in &config.keys {
+            validate_region(region)?;
+            validate_key_name(key)?;
+        }
+        Ok(TransitKeyProvider {
+            client,
+            keys: config.keys,
+        })
+    }
+
+    fn key_for(&self, region: &str) -> Result<&str> {
+        self.keys.get(region).map(String::as_str).ok_or_else(|| {
+            SealError::KeyNotFound(format!("no transit key configured for region {region:?}"))
+        })
+    }
+
+    fn call(
+        &self,
+        get: bool,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        input: Input,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        self.client.call(get, path, body, input)
+    }
+
+    fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
+        TransitClient::parse(body)
+    }
+}
+
+impl TransitClient {
+    /// Checks the address, mount and retry policy and builds the HTTP client (no network I/O).
+    pub(crate) fn new(config: &TransitConfig) -> Result<Self> {
         let addr = config.addr.trim_end_matches('/');
         if !(addr.starts_with("http://") || addr.starts_with("https://")) {
             return Err(SealError::Config(format!(
@@ -189,15 +239,6 @@ impl TransitKeyProvider {
                 "invalid transit mount {:?}",
                 config.mount
             )));
-        }
-        if config.keys.is_empty() {
-            return Err(SealError::Config(
-                "transit: no region keys configured".into(),
-            ));
-        }
-        for (region, key) in &config.keys {
-            validate_region(region)?;
-            validate_key_name(key)?;
         }
         if config.retry.attempts == 0 {
             return Err(SealError::Config(
@@ -218,17 +259,10 @@ impl TransitKeyProvider {
             .no_proxy()
             .build()
             .map_err(|e| SealError::Config(format!("transit HTTP client: {e}")))?;
-        Ok(TransitKeyProvider {
+        Ok(TransitClient {
             base: format!("{addr}/v1/{}", config.mount.trim_matches('/')),
-            keys: config.keys,
             retry: config.retry,
             client,
-        })
-    }
-
-    fn key_for(&self, region: &str) -> Result<&str> {
-        self.keys.get(region).map(String::as_str).ok_or_else(|| {
-            SealError::KeyNotFound(format!("no transit key configured for region {region:?}"))
         })
     }
 
@@ -248,7 +282,7 @@ impl TransitKeyProvider {
     }
 
     /// One logical call with retries. Returns the 2xx body in zeroized memory.
-    fn call(
+    pub(crate) fn call(
         &self,
         get: bool,
         path: &str,
@@ -303,12 +337,14 @@ impl TransitKeyProvider {
         )))
     }
 
-    fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
+    pub(crate) fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
         serde_json::from_slice::<Envelope<T>>(body)
             .map(|e| e.data)
             .map_err(|e| SealError::Internal(format!("unexpected transit response: {e}")))
     }
+}
 
+impl TransitKeyProvider {
     fn check_wrapped<'w>(&self, wrapped: &'w WrappedKey, region: &str) -> Result<(&str, &'w str)> {
         let key = self.key_for(region)?;
         if wrapped.provider != ProviderId::Transit || wrapped.key_name != key {

@@ -26,7 +26,7 @@ async fn state(db_url: &str, dir: &std::path::Path) -> AppState {
     storage.regions.retain(|k, _| k == "us");
     let blobs = BlobStore::open(&storage, dir).unwrap();
     let keys = Arc::from(KeysConfig::default().open_provider(dir, &["us"]).unwrap());
-    let receipts = pixseal_proof::ReceiptSigner::open(&dir.join("r.pem")).unwrap();
+    let receipts = Arc::new(pixseal_proof::LocalReceiptSigner::open(&dir.join("r.pem")).unwrap());
     let limiter = Arc::new(pixseal_server::ratelimit::Limiter::new(&cfg).await);
     AppState::new(
         cfg,

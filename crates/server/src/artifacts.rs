@@ -428,17 +428,17 @@ pub async fn delete(
     Ok(Json(signed))
 }
 
-/// Delete one artifact for `reason` and return its signed receipt. Row `deleting` first (no
-/// longer served), then the blob, then receipt + row removal in one transaction: a crash
-/// anywhere leaves a state the repair pass finishes.
+/// Delete one artifact for `reason` and return its signed receipt. The receipt is signed first
+/// (the signer may be a key service that is down: then nothing has changed, the artifact is
+/// still served and the caller gets `key_unavailable`), then the row goes `deleting` (no longer
+/// served), then the blob, then receipt + row removal in one transaction: a crash anywhere
+/// leaves a state the repair pass finishes. The receipt is published only once that commits.
 pub async fn erase(
     state: &AppState,
     a: &Artifact,
     reason: &str,
 ) -> Result<pixseal_proof::SignedReceipt, ApiError> {
     let key = BlobKey::new(&a.id).map_err(|_| ApiError::not_found())?;
-    state.db.set_artifact_state(&a.id, "deleting").await?;
-    state.blobs.delete(&a.region, &key).await?;
     let (deleted_at, _) = meta::now();
     let mut rid = [0u8; 16];
     getrandom_fill(&mut rid)?;
@@ -453,8 +453,13 @@ pub async fn erase(
         deleted_at: deleted_at.clone(),
         reason: reason.into(),
     };
-    let signed = state.receipts.sign(receipt);
+    let signer = state.receipts.clone();
+    let signed = tokio::task::spawn_blocking(move || signer.sign(receipt))
+        .await
+        .map_err(|_| ApiError::internal("receipt signing task failed"))??;
     let json = serde_json::to_string(&signed).map_err(|e| ApiError::internal(&e.to_string()))?;
+    state.db.set_artifact_state(&a.id, "deleting").await?;
+    state.blobs.delete(&a.region, &key).await?;
     state
         .db
         .record_deletion(

@@ -96,6 +96,22 @@ impl From<SealError> for ApiError {
     }
 }
 
+impl From<pixseal_proof::ReceiptError> for ApiError {
+    fn from(e: pixseal_proof::ReceiptError) -> Self {
+        match e {
+            pixseal_proof::ReceiptError::Unavailable(_) => {
+                tracing::warn!(error = %e, "receipt signer unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "key_unavailable",
+                    "key service unavailable, retry later",
+                )
+            }
+            other => ApiError::internal(&other.to_string()),
+        }
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {

@@ -25,8 +25,9 @@ pub struct AppState {
     /// Bounds the decode work running at once (each decode is on the blocking pool).
     pub decode_slots: Arc<Semaphore>,
     pub metrics: crate::observe::SharedMetrics,
-    /// Signs deletion receipts.
-    pub receipts: Arc<pixseal_proof::ReceiptSigner>,
+    /// Signs deletion receipts (local key file or Transit; `sign` may block: call it on the
+    /// blocking pool).
+    pub receipts: Arc<dyn pixseal_proof::ReceiptSigner>,
     pub limiter: crate::ratelimit::SharedLimiter,
     /// `[codes]` settings.
     pub codes: Arc<pixseal_codes::CodesConfig>,
@@ -113,7 +114,7 @@ impl AppState {
         db: Db,
         blobs: BlobStore,
         keys: Arc<dyn KeyProvider>,
-        receipts: pixseal_proof::ReceiptSigner,
+        receipts: Arc<dyn pixseal_proof::ReceiptSigner>,
         limiter: crate::ratelimit::SharedLimiter,
     ) -> Self {
         let n = if config.decode_concurrency == 0 {
@@ -129,7 +130,7 @@ impl AppState {
             keys,
             decode_slots: Arc::new(Semaphore::new(n)),
             metrics: Arc::default(),
-            receipts: Arc::new(receipts),
+            receipts,
             limiter,
             codes: Arc::default(),
             code_keys: Arc::default(),
@@ -174,7 +175,8 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the database, every region's blob store and the key provider all answer.
+/// Ready when the database, every region's blob store, the key provider and the receipt signer
+/// all answer.
 pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
     let db = s.db.check().await.map_err(|e| e.to_string());
     let blobs = s.blobs.check().await.map_err(|e| e.to_string());
@@ -189,10 +191,17 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
         .await
         .unwrap_or_else(|_| Err("internal".into()))
     };
+    let receipts = {
+        let r = s.receipts.clone();
+        tokio::task::spawn_blocking(move || r.check().map_err(|e| e.to_string()))
+            .await
+            .unwrap_or_else(|_| Err("internal".into()))
+    };
     let status = |r: &Result<(), String>| if r.is_ok() { "ok" } else { "unavailable" };
-    let ok = db.is_ok() && blobs.is_ok() && keys.is_ok();
+    let ok = db.is_ok() && blobs.is_ok() && keys.is_ok() && receipts.is_ok();
     let body = json!({"status": if ok { "ok" } else { "unavailable" },
-                      "database": status(&db), "blob_store": status(&blobs), "key_provider": status(&keys)});
+                      "database": status(&db), "blob_store": status(&blobs), "key_provider": status(&keys),
+                      "receipt_signer": status(&receipts)});
     (
         if ok {
             StatusCode::OK

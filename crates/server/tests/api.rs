@@ -21,7 +21,10 @@ struct TestServer {
 enum Parts {
     Embedded,
     Postgres,
+    /// PostgreSQL, Transit keys and Transit-signed receipts, S3 blobs (the production shape).
     TransitS3,
+    /// SQLite, local keys and blobs, receipts signed by Transit reached at this address.
+    TransitReceipts(String),
 }
 
 fn fixtures() -> PathBuf {
@@ -35,7 +38,9 @@ async fn spawn(parts: Parts) -> TestServer {
 async fn spawn_with(parts: Parts, server_config: ServerConfig) -> TestServer {
     let data = tempfile::tempdir().unwrap();
     let db_url = match parts {
-        Parts::Embedded => format!("sqlite://{}", data.path().join("pixseal.db").display()),
+        Parts::Embedded | Parts::TransitReceipts(_) => {
+            format!("sqlite://{}", data.path().join("pixseal.db").display())
+        }
         Parts::Postgres | Parts::TransitS3 => pixseal_testkit::fresh_postgres_db("api"),
     };
     let db = Db::connect(&db_url).await.unwrap();
@@ -54,7 +59,15 @@ async fn spawn_with(parts: Parts, server_config: ServerConfig) -> TestServer {
         let bao = pixseal_testkit::openbao("us eu rot shred")
             .expect("OpenBao (PIXSEAL_SKIP_TRANSIT unset)");
         keys_cfg.provider = KeyProviderKind::Transit;
+        keys_cfg.receipt_provider = KeyProviderKind::Transit;
         keys_cfg.transit_addr = bao.addr.clone();
+        keys_cfg.transit_token = bao.token.clone();
+    }
+    if let Parts::TransitReceipts(addr) = &parts {
+        let bao = pixseal_testkit::openbao("us eu rot shred")
+            .expect("OpenBao (PIXSEAL_SKIP_TRANSIT unset)");
+        keys_cfg.receipt_provider = KeyProviderKind::Transit;
+        keys_cfg.transit_addr = addr.clone();
         keys_cfg.transit_token = bao.token.clone();
     }
     let regions = ["us", "eu"];
@@ -62,6 +75,14 @@ async fn spawn_with(parts: Parts, server_config: ServerConfig) -> TestServer {
     let blobs = BlobStore::open(&storage, data.path()).unwrap();
     let keys: Arc<dyn KeyProvider> =
         Arc::from(keys_cfg.open_provider(data.path(), &regions).unwrap());
+    // Opening the Transit receipt signer is blocking HTTP: off the runtime, as `serve` does.
+    let receipts = {
+        let (k, dir) = (keys_cfg.clone(), data.path().to_path_buf());
+        tokio::task::spawn_blocking(move || k.open_receipt_signer(&dir, &regions))
+            .await
+            .unwrap()
+            .unwrap()
+    };
     let tls = server_config.tls();
     let limiter = Arc::new(pixseal_server::ratelimit::Limiter::new(&server_config).await);
     let state = AppState::new(
@@ -70,7 +91,7 @@ async fn spawn_with(parts: Parts, server_config: ServerConfig) -> TestServer {
         db.clone(),
         blobs,
         keys,
-        pixseal_proof::ReceiptSigner::open(&data.path().join("receipt.pem")).unwrap(),
+        receipts,
         limiter,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -499,7 +520,9 @@ async fn repair_pass_removes_only_leftovers() {
         db.clone(),
         blobs,
         keys,
-        pixseal_proof::ReceiptSigner::open(&data.path().join("receipt.pem")).unwrap(),
+        Arc::new(
+            pixseal_proof::LocalReceiptSigner::open(&data.path().join("receipt.pem")).unwrap(),
+        ),
         Arc::new(pixseal_server::ratelimit::Limiter::new(&ServerConfig::default()).await),
     );
     let t = db.create_tenant("t", "us", 30).await.unwrap();
@@ -1166,4 +1189,238 @@ async fn verify_and_public_proof_records() {
     let v = verify_upload(&s, webp).await;
     assert_eq!(v["verdict"], "verified");
     assert_eq!(v["record"]["status"], "purged");
+}
+
+/// A TCP relay to OpenBao that can be cut (new connections dropped, open ones aborted), to
+/// take the key service away from a running server.
+struct Relay {
+    addr: String,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(target: &str) -> Relay {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("http://{}", l.local_addr().unwrap());
+        let target = target.trim_start_matches("http://").to_string();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (u, c) = (up.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = l.accept().await else {
+                    continue;
+                };
+                if !u.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let target = target.clone();
+                c.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                }));
+            }
+        });
+        Relay { addr, up, conns }
+    }
+
+    fn set(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            for h in self.conns.lock().unwrap().drain(..) {
+                h.abort();
+            }
+        }
+    }
+}
+
+/// OpenBao's own view of the receipt key's public half (32 raw bytes, base64), PEM-encoded by
+/// our verifier type only to compare with what the server serves.
+async fn bao_receipt_key_pem(bao: &pixseal_testkit::Bao) -> String {
+    let v: Value = reqwest::Client::new()
+        .get(format!("{}/v1/transit/keys/pixseal-receipts", bao.addr))
+        .header("X-Vault-Token", &bao.root_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"]["type"], "ed25519", "{v}");
+    let latest = v["data"]["latest_version"].as_u64().unwrap().to_string();
+    let raw = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        v["data"]["keys"][&latest]["public_key"].as_str().unwrap(),
+    )
+    .unwrap();
+    pixseal_proof::ReceiptPublicKey::from_raw(&raw)
+        .unwrap()
+        .pem()
+        .to_string()
+}
+
+/// Deletion receipts signed by the Ed25519 key held in Transit: DELETE answers with a receipt
+/// that GET /v1/receipts/{id} returns unchanged and that verifies with the key served at
+/// /v1/keys/receipts (which is OpenBao's key, with the receipt's key id); a changed field fails;
+/// the purge's receipts are signed the same way. With the key service cut, DELETE is
+/// `key_unavailable` and nothing was deleted; once it is back, the same DELETE succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transit_signed_deletion_receipts_over_http() {
+    let Some(bao) = pixseal_testkit::openbao("us eu rot shred") else {
+        return;
+    };
+    let relay = Relay::start(&bao.addr).await;
+    let s = spawn(Parts::TransitReceipts(relay.addr.clone())).await;
+    let key = s.key("rcpt", "us", ALL).await;
+    let photo = std::fs::read(fixtures().join("photos/garden.jpg")).unwrap();
+    let mut ids = Vec::new();
+    // Expiry times have a resolution of one second: the third artifact expires a week later.
+    for days in [7, 7, 15] {
+        let (st, up) = s
+            .upload(&key, photo.clone(), &format!("?retention_days={days}"))
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{up}");
+        ids.push((
+            up["id"].as_str().unwrap().to_string(),
+            up["proof_id"].as_str().unwrap().to_string(),
+        ));
+    }
+
+    // The served key is OpenBao's ed25519 key.
+    let key_doc: Value = s
+        .client
+        .get(format!("{}/v1/keys/receipts", s.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pem = key_doc["public_key_pem"].as_str().unwrap().to_string();
+    assert_eq!(key_doc["alg"], "Ed25519");
+    assert_eq!(pem, bao_receipt_key_pem(bao).await);
+    let served_id = pixseal_proof::ReceiptPublicKey::from_pem(&pem).unwrap();
+    assert_eq!(
+        key_doc["key_id"],
+        served_id.key_id(),
+        "key id derived from the key"
+    );
+
+    // DELETE → receipt; verifies with the served key; served again by id; any change fails.
+    let (id, proof_id) = &ids[0];
+    let r = s
+        .client
+        .delete(format!("{}/v1/artifacts/{id}", s.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let signed: pixseal_proof::SignedReceipt = r.json().await.unwrap();
+    assert_eq!(signed.receipt.artifact_id, *id);
+    assert_eq!(signed.receipt.proof_id, *proof_id);
+    assert_eq!(signed.receipt.reason, "deleted_by_owner");
+    assert_eq!(signed.key_id, key_doc["key_id"].as_str().unwrap());
+    signed.verify_pem(&pem).unwrap();
+    let again: pixseal_proof::SignedReceipt = s
+        .client
+        .get(format!(
+            "{}/v1/receipts/{}",
+            s.url, signed.receipt.receipt_id
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again, signed);
+    again.verify_pem(&pem).unwrap();
+    let json = serde_json::to_value(&signed).unwrap();
+    for field in ["artifact_id", "proof_id", "sha256", "deleted_at", "reason"] {
+        let mut j = json.clone();
+        j["receipt"][field] = Value::String("changed".into());
+        let t: pixseal_proof::SignedReceipt = serde_json::from_value(j).unwrap();
+        assert_eq!(
+            t.verify_pem(&pem),
+            Err(pixseal_proof::ReceiptError::BadSignature),
+            "{field}"
+        );
+    }
+
+    // The purge signs through Transit too: the public proof record carries a valid receipt.
+    let t = s.db.tenant_by_name("rcpt").await.unwrap();
+    let a = s.db.artifact(&t.id, &ids[1].0).await.unwrap();
+    let purge_at = s.db.artifact(&t.id, &ids[2].0).await.unwrap().expires_ms;
+    let r = pixseal_server::purge_due(&s.state, a.expires_ms, 1, 600_000)
+        .await
+        .unwrap();
+    assert_eq!((r.purged, r.failed), (1, 0), "{r:?}");
+    let p: Value = s
+        .client
+        .get(format!("{}/v1/proofs/{}", s.url, ids[1].1))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p["status"], "purged", "{p:#}");
+    let purged: pixseal_proof::SignedReceipt =
+        serde_json::from_value(p["receipt"].clone()).unwrap();
+    assert_eq!(purged.receipt.reason, "retention_expired");
+    purged.verify_pem(&pem).unwrap();
+
+    // Key service cut: DELETE is key_unavailable (503) and the artifact is untouched.
+    let (id3, _) = &ids[2];
+    relay.set(false);
+    let r = s
+        .client
+        .delete(format!("{}/v1/artifacts/{id3}", s.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "key_unavailable", "{body}");
+    assert_eq!(
+        s.get(&key, &format!("/v1/artifacts/{id3}/content"))
+            .await
+            .status(),
+        StatusCode::OK,
+        "nothing deleted without a receipt"
+    );
+    // A purge pass due then fails for it, leaves it claimed, and deletes nothing.
+    let r = pixseal_server::purge_due(&s.state, purge_at, 10, 600_000)
+        .await
+        .unwrap();
+    assert_eq!((r.purged, r.failed), (0, 1), "{r:?}");
+    assert!(s.db.artifact_exists(id3).await.unwrap());
+    let r = s
+        .client
+        .get(format!("{}/readyz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready: Value = r.json().await.unwrap();
+    assert_eq!(ready["receipt_signer"], "unavailable", "{ready}");
+    // Back: the stale claim is taken over and the artifact purged with a valid receipt.
+    relay.set(true);
+    let r = pixseal_server::purge_due(&s.state, purge_at + 1, 10, 0)
+        .await
+        .unwrap();
+    assert_eq!((r.purged, r.failed), (1, 0), "{r:?}");
+    assert!(!s.db.artifact_exists(id3).await.unwrap());
+    assert_eq!(s.db.receipt_count().await.unwrap(), 3);
+    let r = s
+        .client
+        .get(format!("{}/readyz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
 }

@@ -62,7 +62,9 @@ async fn spawn(kind: Kind, config: ServerConfig) -> TestServer {
         db.clone(),
         blobs,
         keys,
-        pixseal_proof::ReceiptSigner::open(&data.path().join("receipt.pem")).unwrap(),
+        Arc::new(
+            pixseal_proof::LocalReceiptSigner::open(&data.path().join("receipt.pem")).unwrap(),
+        ),
         limiter,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

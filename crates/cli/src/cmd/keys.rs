@@ -56,14 +56,14 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     };
     let mut worst = Outcome::Ok;
     if matches!(args, Args::Init | Args::List) {
-        match pixseal_proof::ReceiptSigner::open(&config.keys.receipt_key(&config.data_dir)) {
+        match config.receipt_signer() {
             Ok(s) if json => println!(
                 "{}",
-                json!({"key": "receipt-signing", "status": "ok", "alg": "Ed25519", "key_id": s.key_id()})
+                json!({"key": "receipt-signing", "status": "ok", "alg": "Ed25519", "provider": s.provider(), "key_id": s.key_id()})
             ),
-            Ok(s) => println!("receipts: Ed25519 key {}", s.key_id()),
+            Ok(s) => println!("receipts: {} Ed25519 key {}", s.provider(), s.key_id()),
             Err(e) => {
-                eprintln!("error[key_unavailable]: receipt-signing key: {e}");
+                eprintln!("error[key_unavailable]: receipt-signing key: {e:#}");
                 worst = Outcome::Internal;
             }
         }

@@ -13,7 +13,8 @@ pub enum Args {
     /// Verify a receipt's Ed25519 signature (exit 0 valid, 2 invalid).
     Verify {
         receipt: PathBuf,
-        /// Public key PEM (as served at /v1/keys/receipts); default: this installation's key.
+        /// Public key PEM (as served at /v1/keys/receipts); default: this installation's key
+        /// (the local key file, or the Transit key when keys.receipt_provider = "transit").
         #[arg(long)]
         pubkey: Option<PathBuf>,
     },
@@ -55,15 +56,13 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
                 return Outcome::Usage;
             }
         },
-        None => {
-            match pixseal_proof::ReceiptSigner::open(&config.keys.receipt_key(&config.data_dir)) {
-                Ok(s) => s.public_key_pem(),
-                Err(e) => {
-                    eprintln!("error[key_unavailable]: {e}");
-                    return Outcome::Internal;
-                }
+        None => match config.receipt_signer() {
+            Ok(s) => s.public_key_pem(),
+            Err(e) => {
+                eprintln!("error[key_unavailable]: {e:#}");
+                return Outcome::Internal;
             }
-        }
+        },
     };
     match signed.verify_pem(&pem) {
         Ok(()) => {

@@ -58,7 +58,14 @@ pub async fn open_state(config: &Config) -> Result<AppState> {
     let keys: Arc<dyn pixseal_seal::KeyProvider> =
         Arc::from(config.key_provider().context("key provider")?);
     let limits = config.limits.to_limits()?;
-    let receipts = pixseal_proof::ReceiptSigner::open(&config.keys.receipt_key(&config.data_dir))?;
+    // The Transit receipt signer loads its public key over blocking HTTP: off the runtime.
+    let receipts = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || config.receipt_signer())
+            .await
+            .context("receipt signer task")?
+            .context("receipt signer")?
+    };
     let limiter =
         std::sync::Arc::new(pixseal_server::ratelimit::Limiter::new(&config.server).await);
     Ok(AppState::new(

@@ -257,23 +257,7 @@ fn deletion_receipt_verifies_offline_and_tampering_is_caught() {
     let port = free_port();
     let mut server = start(data.path(), port);
     let key = key_for(data.path());
-    let photo = std::fs::read(fixtures().join("photos/tiny.gif")).unwrap();
-    let (st, body) = http(port, "POST", "/v1/artifacts", Some(&key), &photo).unwrap();
-    assert_eq!(st, 201);
-    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (st, receipt) = http(
-        port,
-        "DELETE",
-        &format!("/v1/artifacts/{id}"),
-        Some(&key),
-        b"",
-    )
-    .unwrap();
-    assert_eq!(st, 200);
-    let (_, key_doc) = http(port, "GET", "/v1/keys/receipts", None, b"").unwrap();
+    let (receipt, key_doc) = upload_and_delete(port, &key);
     server.kill().unwrap();
     server.wait().unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -356,23 +340,7 @@ fn transit_signed_receipt_verifies_offline_with_the_served_key() {
     ];
     let mut server = start_env(data.path(), port, &env);
     let key = key_for(data.path());
-    let photo = std::fs::read(fixtures().join("photos/tiny.gif")).unwrap();
-    let (st, body) = http(port, "POST", "/v1/artifacts", Some(&key), &photo).unwrap();
-    assert_eq!(st, 201);
-    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (st, receipt) = http(
-        port,
-        "DELETE",
-        &format!("/v1/artifacts/{id}"),
-        Some(&key),
-        b"",
-    )
-    .unwrap();
-    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&receipt));
-    let (_, key_doc) = http(port, "GET", "/v1/keys/receipts", None, b"").unwrap();
+    let (receipt, key_doc) = upload_and_delete(port, &key);
     server.kill().unwrap();
     server.wait().unwrap();
     // No local receipt key was made: the private key lives in OpenBao only.
@@ -550,4 +518,27 @@ fn purge_command_runs_a_pass_and_dry_run_deletes_nothing() {
     );
     server.kill().unwrap();
     server.wait().unwrap();
+}
+
+/// Uploads tiny.gif, deletes it, and returns the DELETE body (the receipt) and the served receipt
+/// key document.
+fn upload_and_delete(port: u16, key: &str) -> (Vec<u8>, Vec<u8>) {
+    let photo = std::fs::read(fixtures().join("photos/tiny.gif")).unwrap();
+    let (st, body) = http(port, "POST", "/v1/artifacts", Some(key), &photo).unwrap();
+    assert_eq!(st, 201);
+    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, receipt) = http(
+        port,
+        "DELETE",
+        &format!("/v1/artifacts/{id}"),
+        Some(key),
+        b"",
+    )
+    .unwrap();
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&receipt));
+    let (_, key_doc) = http(port, "GET", "/v1/keys/receipts", None, b"").unwrap();
+    (receipt, key_doc)
 }

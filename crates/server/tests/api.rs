@@ -139,6 +139,18 @@ impl TestServer {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// GET a public route (no key) and parse its JSON body.
+    async fn public_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn get(&self, key: &str, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.url))
@@ -294,30 +306,13 @@ async fn lifecycle(s: &TestServer) {
     assert_eq!(signed.receipt.created_at, created);
     assert!(signed.receipt.deleted_at.ends_with('Z'));
     // Verifiable with the published key, served again by id, and any change breaks it.
-    let key_doc: Value = s
-        .client
-        .get(format!("{}/v1/keys/receipts", s.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let key_doc: Value = s.public_json("/v1/keys/receipts").await;
     let pem = key_doc["public_key_pem"].as_str().unwrap();
     assert_eq!(key_doc["key_id"], signed.key_id.as_str());
     signed.verify_pem(pem).unwrap();
     let again: pixseal_proof::SignedReceipt = s
-        .client
-        .get(format!(
-            "{}/v1/receipts/{}",
-            s.url, signed.receipt.receipt_id
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .public_json(&format!("/v1/receipts/{}", signed.receipt.receipt_id))
+        .await;
     assert_eq!(again, signed);
     let mut forged = signed.clone();
     forged.receipt.deleted_at = "2030-01-01T00:00:00Z".into();
@@ -1175,15 +1170,7 @@ async fn verify_and_public_proof_records() {
         .await
         .unwrap();
     assert_eq!(r.purged, 1);
-    let p: Value = s
-        .client
-        .get(format!("{}/v1/proofs/{proof_id}", s.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let p: Value = s.public_json(&format!("/v1/proofs/{proof_id}")).await;
     assert_eq!(p["status"], "purged", "{p:#}");
     assert_eq!(p["receipt"]["receipt"]["proof_id"], proof_id.as_str());
     assert_eq!(p["receipt"]["receipt"]["reason"], "retention_expired");
@@ -1296,15 +1283,7 @@ async fn transit_signed_deletion_receipts_over_http() {
     }
 
     // The served key is OpenBao's ed25519 key.
-    let key_doc: Value = s
-        .client
-        .get(format!("{}/v1/keys/receipts", s.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let key_doc: Value = s.public_json("/v1/keys/receipts").await;
     let pem = key_doc["public_key_pem"].as_str().unwrap().to_string();
     assert_eq!(key_doc["alg"], "Ed25519");
     assert_eq!(pem, bao_receipt_key_pem(bao).await);
@@ -1332,17 +1311,8 @@ async fn transit_signed_deletion_receipts_over_http() {
     assert_eq!(signed.key_id, key_doc["key_id"].as_str().unwrap());
     signed.verify_pem(&pem).unwrap();
     let again: pixseal_proof::SignedReceipt = s
-        .client
-        .get(format!(
-            "{}/v1/receipts/{}",
-            s.url, signed.receipt.receipt_id
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .public_json(&format!("/v1/receipts/{}", signed.receipt.receipt_id))
+        .await;
     assert_eq!(again, signed);
     again.verify_pem(&pem).unwrap();
     let json = serde_json::to_value(&signed).unwrap();
@@ -1365,15 +1335,7 @@ async fn transit_signed_deletion_receipts_over_http() {
         .await
         .unwrap();
     assert_eq!((r.purged, r.failed), (1, 0), "{r:?}");
-    let p: Value = s
-        .client
-        .get(format!("{}/v1/proofs/{}", s.url, ids[1].1))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let p: Value = s.public_json(&format!("/v1/proofs/{}", ids[1].1)).await;
     assert_eq!(p["status"], "purged", "{p:#}");
     let purged: pixseal_proof::SignedReceipt =
         serde_json::from_value(p["receipt"].clone()).unwrap();

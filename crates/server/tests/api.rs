@@ -1043,6 +1043,35 @@ async fn verify_upload(s: &TestServer, body: Vec<u8>) -> Value {
     r.json().await.unwrap()
 }
 
+/// A watermark carrying a proof this service never issued (another installation's): the verdict is
+/// still `watermark_only` and names the proof, with no record.
+#[tokio::test]
+async fn watermark_of_an_unknown_proof_is_still_named() {
+    let s = spawn(Parts::Embedded).await;
+    let img = image::open(fixtures().join("photos/garden.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let (w, h) = img.dimensions();
+    let mut px = pixseal_media::Pixels::new(w, h, 3, img.into_raw());
+    let id = pixseal_proof::ProofId(0x0bad_cafe_0123_4567);
+    let applied = pixseal_provenance::apply_watermarks(
+        &mut px,
+        id.0,
+        "2026-11-26",
+        &pixseal_provenance::MarkOptions::default(),
+    );
+    assert!(applied.actions.watermarked && !applied.actions.visible_mark);
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_raw(w, h, px.data)
+        .unwrap()
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    let v = verify_upload(&s, png.into_inner()).await;
+    assert_eq!(v["verdict"], "watermark_only", "{v:#}");
+    assert_eq!(v["proof_id"], id.to_string());
+    assert_eq!(v["record"], Value::Null);
+}
+
 fn reencode(webp: &[u8], scale_pct: u32, format: image::ImageFormat) -> Vec<u8> {
     let img = image::load_from_memory(webp).unwrap();
     let img = if scale_pct == 100 {

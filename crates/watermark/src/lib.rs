@@ -165,7 +165,7 @@ fn pattern(luma: &Grid, chips: &[f32; CHIPS], strength: Strength) -> Grid {
 }
 
 /// Rounds of informed embedding (each costs one working-grid detection, ~2 ms).
-const INFORMED_ROUNDS: usize = 6;
+const INFORMED_ROUNDS: usize = 3;
 
 /// Adds the working-grid change to every colour channel, bilinearly upsampled; returns luma PSNR.
 fn apply(px: &mut Pixels, d: &Grid) -> f64 {

@@ -130,31 +130,18 @@ impl StampError {
 /// threads. The pixel buffer is handed back for reuse.
 pub fn stamp_decoded(
     pipeline: &mut Pipeline,
-    decoded: Decoded,
+    mut decoded: Decoded,
     opts: &Options,
     proof_bits: u64,
     proof: &ProofAssertion,
     marks: &MarkOptions,
     signer: &dyn ClaimSigner,
 ) -> (Result<Stamped, StampError>, Pixels) {
-    let Decoded {
-        mut pixels,
-        input_format,
-        orientation,
-        colour,
-        frames,
-    } = decoded;
     let date = proof.issued_at.get(..10).unwrap_or(&proof.issued_at);
-    let applied = apply_watermarks(&mut pixels, proof_bits, date, marks);
+    let px = &mut decoded.pixels;
+    let applied = apply_watermarks(px, proof_bits, date, marks);
     let actions = applied.actions;
-    let ph = pdq::hash_rgb(&pixels.data, pixels.width, pixels.height, pixels.channels);
-    let decoded = Decoded {
-        pixels,
-        input_format,
-        orientation,
-        colour,
-        frames,
-    };
+    let ph = pdq::hash_rgb(&px.data, px.width, px.height, px.channels);
     let (encoded, pixels) = pipeline.encode_decoded(decoded, opts);
     let s = match encoded {
         Ok(s) => s,

@@ -240,12 +240,15 @@ pub fn detect(px: &Pixels) -> Detection {
     } else {
         grid::FINE_SHORT
     };
+    let layout = Layout::v1();
+    let pilots = sync::Pilots::new(&layout);
     for short in [first, other] {
         if short == grid::FINE_SHORT && px.width.min(px.height) < grid::FINE_MIN_SIDE / 4 {
             // Smaller than a 25 % copy of the smallest picture embedded on the fine grid.
             continue;
         }
-        let found = detect_on(&Grid::luma_of(px, short).residual(), &mut best);
+        let r = Grid::luma_of(px, short).residual();
+        let found = detect_on(&r, &layout, &pilots, &mut best);
         if found.is_some() {
             best.proof_id = found;
             return best;
@@ -255,14 +258,17 @@ pub fn detect(px: &Pixels) -> Detection {
 }
 
 /// One working grid's hypotheses (at most [`DECODES_PER_GRID`] decodes).
-fn detect_on(r: &Grid, best: &mut Detection) -> Option<ProofId> {
-    let layout = Layout::v1();
-    let pilots = sync::Pilots::new(&layout);
+fn detect_on(
+    r: &Grid,
+    layout: &Layout,
+    pilots: &sync::Pilots,
+    best: &mut Detection,
+) -> Option<ProofId> {
     let mut try_decode = |folded: &[f32], ranked: &[(f32, usize, usize)]| -> Option<ProofId> {
         for &(score, ox, oy) in ranked.iter().take(OFFSETS_TRIED) {
             best.sync_score = best.sync_score.max(score);
             let chips = sync::chips_at(folded, ox, oy);
-            if let Some(id) = decode_chips(&chips, &layout) {
+            if let Some(id) = decode_chips(&chips, layout) {
                 return Some(ProofId(id));
             }
         }
@@ -284,15 +290,15 @@ fn detect_on(r: &Grid, best: &mut Detection) -> Option<ProofId> {
         }
     }
     for &lat in &first[1..] {
-        let (folded, ranked) = refine(r, lat, &pilots);
+        let (folded, ranked) = refine(r, lat, pilots);
         if let Some(id) = try_decode(&folded, &ranked) {
             return Some(id);
         }
     }
     // The autocorrelation is led astray by strongly structured pictures; a crop or a rescale
     // changes only the period, so sweep it.
-    for lat in sweep(r, &pilots) {
-        let (folded, ranked) = refine(r, lat, &pilots);
+    for lat in sweep(r, pilots) {
+        let (folded, ranked) = refine(r, lat, pilots);
         if let Some(id) = try_decode(&folded, &ranked) {
             return Some(id);
         }

@@ -20,3 +20,14 @@ pub fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> a
         .build()?
         .block_on(f)
 }
+
+/// The configured decode limits, or a printed config error (the caller exits with `Usage`).
+pub fn limits(config: &crate::config::Config) -> Option<pixseal_media::Limits> {
+    match config.limits.to_limits() {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("error[config]: {e:#}");
+            None
+        }
+    }
+}

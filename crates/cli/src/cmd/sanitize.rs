@@ -51,12 +51,8 @@ thread_local! {
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
-    let limits = match config.limits.to_limits() {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error[config]: {e:#}");
-            return Outcome::Usage;
-        }
+    let Some(limits) = super::limits(config) else {
+        return Outcome::Usage;
     };
     let format = args
         .format

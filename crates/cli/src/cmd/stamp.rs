@@ -63,12 +63,8 @@ struct Ctx<'a> {
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
-    let limits = match config.limits.to_limits() {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error[config]: {e:#}");
-            return Outcome::Usage;
-        }
+    let Some(limits) = super::limits(config) else {
+        return Outcome::Usage;
     };
     if args.label.as_ref().is_some_and(|l| l.len() > 200) {
         eprintln!("error[usage]: --label is longer than 200 bytes");

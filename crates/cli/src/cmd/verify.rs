@@ -26,12 +26,8 @@ pub struct Args {
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
-    let limits = match config.limits.to_limits() {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error[config]: {e:#}");
-            return Outcome::Usage;
-        }
+    let Some(limits) = super::limits(config) else {
+        return Outcome::Usage;
     };
     let anchors = match config.trust_anchors(&args.trust) {
         Ok(a) => a,

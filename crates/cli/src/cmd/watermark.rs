@@ -36,12 +36,8 @@ pub enum Args {
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
-    let limits = match config.limits.to_limits() {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error[config]: {e:#}");
-            return Outcome::Usage;
-        }
+    let Some(limits) = super::limits(config) else {
+        return Outcome::Usage;
     };
     let mut pipeline = Pipeline::new(limits);
     let reporter = Reporter::new(json, None);

@@ -55,7 +55,7 @@ struct Cli {
 enum Command {
     /// Decode, orient, convert to sRGB, strip all metadata and re-encode images.
     Sanitize(cmd::sanitize::Args),
-    /// Sanitize, then stamp: signed C2PA manifest (and, later, watermarks); prints proof ids.
+    /// Sanitize, then stamp: visible mark, invisible watermark and signed C2PA manifest; prints proof ids.
     Stamp(cmd::stamp::Args),
     /// Offline verdict per file: verified, untrusted, tampered, watermark_only or not_stamped.
     Verify(cmd::verify::Args),

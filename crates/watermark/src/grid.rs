@@ -96,7 +96,7 @@ impl Grid {
     /// Mean over a (2r+1)² box, edges clamped (separable running sums).
     pub fn box_blur(&self, r: usize) -> Grid {
         let tmp = blur_rows(self, r);
-        transpose(&blur_rows(&transpose(&tmp), r))
+        blur_cols(&tmp, r)
     }
 
     /// High-passed, contrast-normalised luma: what is left once the picture itself is predicted away.
@@ -165,11 +165,33 @@ fn blur_rows(g: &Grid, r: usize) -> Grid {
     out
 }
 
-fn transpose(g: &Grid) -> Grid {
-    let mut out = Grid::new(g.h, g.w);
-    for y in 0..g.h {
-        for x in 0..g.w {
-            out.v[x * g.h + y] = g.v[y * g.w + x];
+/// Vertical box mean, edges clamped: running sums per column, so the passes run along rows (no
+/// transpose, which cost more than the blur itself).
+fn blur_cols(g: &Grid, r: usize) -> Grid {
+    let (w, h) = (g.w, g.h);
+    let mut out = Grid::new(w, h);
+    if w == 0 || h == 0 {
+        return out;
+    }
+    let row = |i: isize| &g.v[i.clamp(0, h as isize - 1) as usize * w..][..w];
+    let inv = 1.0 / (2 * r + 1) as f64;
+    // f64 running sums, as in blur_rows.
+    let mut acc = vec![0f64; w];
+    for i in -(r as isize)..=r as isize {
+        for (a, &v) in acc.iter_mut().zip(row(i)) {
+            *a += v as f64;
+        }
+    }
+    for y in 0..h {
+        for (o, &a) in out.v[y * w..(y + 1) * w].iter_mut().zip(&acc) {
+            *o = (a * inv) as f32;
+        }
+        let (add, sub) = (
+            row(y as isize + r as isize + 1),
+            row(y as isize - r as isize),
+        );
+        for ((a, &p), &m) in acc.iter_mut().zip(add).zip(sub) {
+            *a += p as f64 - m as f64;
         }
     }
     out
@@ -199,6 +221,30 @@ mod tests {
             "{:?}",
             &g.v[..4]
         );
+    }
+
+    #[test]
+    fn box_blur_is_the_clamped_box_mean() {
+        let mut g = Grid::new(23, 17);
+        for (i, v) in g.v.iter_mut().enumerate() {
+            *v = ((i * 7919) % 101) as f32;
+        }
+        let r = 3;
+        let b = g.box_blur(r);
+        for y in 0..g.h {
+            for x in 0..g.w {
+                let mut sum = 0.0;
+                for dy in -(r as isize)..=r as isize {
+                    for dx in -(r as isize)..=r as isize {
+                        let yy = (y as isize + dy).clamp(0, g.h as isize - 1) as usize;
+                        let xx = (x as isize + dx).clamp(0, g.w as isize - 1) as usize;
+                        sum += g.v[yy * g.w + xx];
+                    }
+                }
+                let want = sum / ((2 * r + 1) * (2 * r + 1)) as f32;
+                assert!((b.v[y * g.w + x] - want).abs() < 1e-3, "({x},{y})");
+            }
+        }
     }
 
     #[test]

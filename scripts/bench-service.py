@@ -3,7 +3,8 @@
 
 For SQLite and PostgreSQL (fresh database on 127.0.0.1:5432), reports uploads/s, p50/p99
 latency and the server's peak RSS, next to the bare pipeline's photos/s (`pixseal sanitize
---format webp`, the same output format as the service, all cores) on the same files.
+--format webp`, the same output format as the service, all cores) and the CLI doing an upload's
+work (`pixseal stamp --format webp`) on the same files.
 
 usage: bench-service.py [--seconds 60] [--clients 4] [--bin target/release/pixseal]
 Needs: Pillow (to make the 2 MP inputs from ../shared/corpus or the repo's fixtures), psql.
@@ -119,14 +120,17 @@ def bench_db(name, binary, files, bodies, seconds, clients):
     return {"name": name, "uploads": len(lat), "errors": errors, "per_s": len(lat) / wall, "p50": q(0.5), "p99": q(0.99), "rss": rss}
 
 
-def bench_sanitize(binary, files, seconds):
+def bench_cli(binary, command, files, seconds):
+    """Photos/s of `pixseal COMMAND FILES -o DIR --format webp` (all cores), repeated for up to 20 s."""
     out = tempfile.mkdtemp(prefix="pixseal-bench-out-")
+    data = tempfile.mkdtemp(prefix="pixseal-bench-data-")
     n, t0 = 0, time.monotonic()
     while time.monotonic() - t0 < min(seconds, 20):
-        subprocess.run([binary, "sanitize", *files, "-o", out, "--format", "webp"], check=True, capture_output=True)
+        subprocess.run([binary, "--data-dir", data, command, *files, "-o", out, "--format", "webp"], check=True, capture_output=True)
         n += len(files)
     wall = time.monotonic() - t0
     shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(data, ignore_errors=True)
     return n / wall
 
 
@@ -140,14 +144,16 @@ def main():
     files = make_inputs(work)
     bodies = [open(f, "rb").read() for f in files]
     mp = statistics.mean(Image.open(f).width * Image.open(f).height for f in files) / 1e6
-    base = bench_sanitize(a.bin, files, a.seconds)
+    base = bench_cli(a.bin, "sanitize", files, a.seconds)
+    stamp = bench_cli(a.bin, "stamp", files, a.seconds)
     rows = [bench_db(n, a.bin, files, bodies, a.seconds, a.clients) for n in ("sqlite", "postgres")]
     print("%d inputs of %.1f MP (JPEG q90), %d clients, %d s per database, %d cores\n" % (len(files), mp, a.clients, a.seconds, os.cpu_count()))
-    print("| run | uploads/s | vs bare pipeline | p50 ms | p99 ms | errors | server peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    print("| bare pipeline: `pixseal sanitize --format webp` (all cores) | %.1f | 1.00 | | | | |" % base)
+    print("| run | uploads/s | vs bare pipeline | vs `stamp` | p50 ms | p99 ms | errors | server peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| bare pipeline: `pixseal sanitize --format webp` (all cores) | %.1f | 1.00 | | | | | |" % base)
+    print("| the same work as an upload: `pixseal stamp --format webp` (all cores) | %.1f | %.2f | 1.00 | | | | |" % (stamp, stamp / base))
     for r in rows:
-        print("| `pixseal serve`, %s | %.1f | %.2f | %.0f | %.0f | %d | %.0f |" % (r["name"], r["per_s"], r["per_s"] / base, r["p50"], r["p99"], r["errors"], r["rss"]))
+        print("| `pixseal serve`, %s | %.1f | %.2f | %.2f | %.0f | %.0f | %d | %.0f |" % (r["name"], r["per_s"], r["per_s"] / base, r["per_s"] / stamp, r["p50"], r["p99"], r["errors"], r["rss"]))
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -101,16 +101,17 @@ impl Grid {
 
     /// High-passed, contrast-normalised luma: what is left once the picture itself is predicted away.
     /// Dividing by the local deviation weights calm regions (where the mark is clean) above busy ones.
-    pub fn residual(&self) -> Grid {
+    pub fn residual(self) -> Grid {
         let mean = self.box_blur(4);
-        let mut r = self.clone();
+        let mut r = self;
         for (a, m) in r.v.iter_mut().zip(&mean.v) {
             *a -= m;
         }
-        let mut sq = r.clone();
-        for a in sq.v.iter_mut() {
-            *a *= *a;
-        }
+        let sq = Grid {
+            w: r.w,
+            h: r.h,
+            v: r.v.iter().map(|a| a * a).collect(),
+        };
         let var = sq.box_blur(6);
         for (a, s) in r.v.iter_mut().zip(&var.v) {
             *a = (*a / (s.max(0.0).sqrt() + 1.5)).clamp(-3.0, 3.0);
@@ -150,7 +151,8 @@ fn footprints(src: usize, dst: usize) -> Vec<Footprint> {
 }
 
 fn blur_rows(g: &Grid, r: usize) -> Grid {
-    let mut out = Grid::new(g.w, g.h);
+    // Filled by push, not zeroed first: the blurs are a fair share of embedding time.
+    let mut v = Vec::with_capacity(g.w * g.h);
     let n = 2 * r + 1;
     for y in 0..g.h {
         let row = &g.v[y * g.w..(y + 1) * g.w];
@@ -158,34 +160,32 @@ fn blur_rows(g: &Grid, r: usize) -> Grid {
         // f64 running sum: in f32 the drift can push a variance below zero.
         let mut acc: f64 = (-(r as isize)..=r as isize).map(at).sum();
         for x in 0..g.w {
-            out.v[y * g.w + x] = (acc / n as f64) as f32;
+            v.push((acc / n as f64) as f32);
             acc += at(x as isize + r as isize + 1) - at(x as isize - r as isize);
         }
     }
-    out
+    Grid { w: g.w, h: g.h, v }
 }
 
 /// Vertical box mean, edges clamped: running sums per column, so the passes run along rows (no
 /// transpose, which cost more than the blur itself).
 fn blur_cols(g: &Grid, r: usize) -> Grid {
     let (w, h) = (g.w, g.h);
-    let mut out = Grid::new(w, h);
     if w == 0 || h == 0 {
-        return out;
+        return Grid::new(w, h);
     }
+    let mut v = Vec::with_capacity(w * h);
     let row = |i: isize| &g.v[i.clamp(0, h as isize - 1) as usize * w..][..w];
     let inv = 1.0 / (2 * r + 1) as f64;
     // f64 running sums, as in blur_rows.
     let mut acc = vec![0f64; w];
     for i in -(r as isize)..=r as isize {
-        for (a, &v) in acc.iter_mut().zip(row(i)) {
-            *a += v as f64;
+        for (a, &x) in acc.iter_mut().zip(row(i)) {
+            *a += x as f64;
         }
     }
     for y in 0..h {
-        for (o, &a) in out.v[y * w..(y + 1) * w].iter_mut().zip(&acc) {
-            *o = (a * inv) as f32;
-        }
+        v.extend(acc.iter().map(|&a| (a * inv) as f32));
         let (add, sub) = (
             row(y as isize + r as isize + 1),
             row(y as isize - r as isize),
@@ -194,7 +194,7 @@ fn blur_cols(g: &Grid, r: usize) -> Grid {
             *a += p as f64 - m as f64;
         }
     }
-    out
+    Grid { w, h, v }
 }
 
 #[cfg(test)]

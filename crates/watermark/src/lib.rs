@@ -136,10 +136,16 @@ fn pattern(luma: &Grid, chips: &[f32; CHIPS], strength: Strength) -> Grid {
         for v in d.v.iter_mut() {
             *v *= g;
         }
-        let mut seen = luma.clone();
-        for (s, &dv) in seen.v.iter_mut().zip(&d.v) {
-            *s = (*s + dv).clamp(0.0, 255.0);
-        }
+        let seen = Grid {
+            w: luma.w,
+            h: luma.h,
+            v: luma
+                .v
+                .iter()
+                .zip(&d.v)
+                .map(|(&l, &dv)| (l + dv).clamp(0.0, 255.0))
+                .collect(),
+        };
         let read = sync::chips_at(&sync::fold(&seen.residual(), Lattice::IDENTITY), 0, 0);
         let scale = read.iter().map(|v| v.abs()).sum::<f32>() / CHIPS as f32;
         if scale <= 0.0 {
@@ -223,13 +229,15 @@ fn luma_of(moved: [f32; 3]) -> f32 {
 
 /// Gain that brings the change, as it will land in the picture, to the requested RMS. The working
 /// grid's RMS is not what lands: resampling a grid finer than the picture (small pictures) smooths
-/// part of it away, and black or white pixels clip. Measured on every row: a quarter of the rows
-/// (pseudo-random) left the PSNR up to 0.3 dB off on small pictures.
+/// part of it away, and black or white pixels clip. Measured on about 512 pseudo-random rows (all
+/// of them on pictures up to 512 rows): a quarter of 480 rows left the PSNR up to 0.3 dB off.
 fn calibrate(px: &Pixels, d: &Grid, rms: f32) -> f32 {
     let (w, h, ch) = (px.width as usize, px.height as usize, px.channels as usize);
     let mut rs = Resampled::new(d, w, h);
     let (mut sum, mut n) = (0f64, 0usize);
-    for y in 0..h {
+    let keep = ((512.0 / h as f64).min(1.0) * 1024.0) as u32;
+    let sampled = |y: usize| ((y as u32).wrapping_mul(0x9e37_79b9) >> 22) < keep;
+    for y in (0..h).filter(|&y| sampled(y)) {
         let row = &px.data[y * w * ch..(y + 1) * w * ch];
         let mut acc = 0f32;
         rs.row(y, |x, dv| {

@@ -26,6 +26,11 @@ pub fn embed_short(w: u32, h: u32) -> usize {
     }
 }
 
+/// BT.601 luma of an R, G, B triple (or of a change to one): the one weighting the watermark uses.
+pub fn luma(rgb: [f32; 3]) -> f32 {
+    0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+}
+
 /// A row-major f32 plane.
 #[derive(Debug, Clone)]
 pub struct Grid {
@@ -78,7 +83,7 @@ impl Grid {
             let line = &px.data[sy * sw * ch..(sy + 1) * sw * ch];
             for (x, l) in row_luma.iter_mut().enumerate() {
                 let p = &line[x * ch..x * ch + 3];
-                *l = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
+                *l = luma([p[0] as f32, p[1] as f32, p[2] as f32]);
             }
             for (wx, f) in cols.iter().enumerate() {
                 hrow[wx] = f.taps.iter().map(|&(sx, wgt)| row_luma[sx] * wgt).sum();

@@ -91,7 +91,8 @@ pub fn embed(px: &mut Pixels, id: ProofId, strength: Strength) -> Result<Embedde
 }
 
 /// The working-grid luma change: the tiled chips, scaled by a texture mask (a busy region hides a
-/// larger change than a flat sky), normalised to the requested RMS.
+/// larger change than a flat sky), normalised to the requested RMS on the working grid ([`calibrate`]
+/// then corrects for what resampling and clipping take away in the picture).
 ///
 /// Informed embedding: the picture itself reads as noise to the detector, and on a busy photo it
 /// outvotes a fair share of chips. So the detector is run on the working-grid result, chips it reads
@@ -224,10 +225,6 @@ impl<'a> Resampled<'a> {
     }
 }
 
-fn luma_of(moved: [f32; 3]) -> f32 {
-    0.299 * moved[0] + 0.587 * moved[1] + 0.114 * moved[2]
-}
-
 /// Gain that brings the change, as it will land in the picture, to the requested RMS. The working
 /// grid's RMS is not what lands: resampling a grid finer than the picture (small pictures) smooths
 /// part of it away, and black or white pixels clip. Measured on about 512 pseudo-random rows (all
@@ -244,7 +241,7 @@ fn calibrate(px: &Pixels, d: &Grid, rms: f32) -> f32 {
         rs.row(y, |x, dv| {
             let p = &row[x * ch..x * ch + 3];
             let moved = [0, 1, 2].map(|c| (p[c] as f32 + dv).clamp(0.0, 255.0) - p[c] as f32);
-            let dl = luma_of(moved);
+            let dl = grid::luma(moved);
             acc += dl * dl;
         });
         sum += acc as f64;
@@ -285,7 +282,7 @@ fn apply(px: &mut Pixels, d: &Grid, gain: f32) -> f64 {
                 *m = new as f32 - *c as f32;
                 *c = new;
             }
-            let dl = luma_of(moved);
+            let dl = grid::luma(moved);
             row_err += dl * dl;
         });
         // Summed per row in f32, across rows in f64: no per-sample conversion, no drift.

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod batch;
 pub mod codes;
 pub mod keys;
 pub mod purge;

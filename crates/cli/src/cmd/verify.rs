@@ -9,7 +9,7 @@ use pixseal_media::Pipeline;
 use pixseal_provenance::{Report, Verdict, Verifier, detect_watermark};
 use serde_json::{Map, Value, json};
 
-use super::sanitize::read_input;
+use super::batch::read_input;
 use crate::Outcome;
 use crate::config::Config;
 use crate::report::Reporter;

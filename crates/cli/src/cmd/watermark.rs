@@ -9,7 +9,7 @@ use pixseal_watermark::Strength;
 use serde_json::json;
 
 use crate::Outcome;
-use crate::cmd::sanitize::{read_input, write_atomic};
+use crate::cmd::batch::{read_input, write_atomic};
 use crate::config::Config;
 use crate::report::Reporter;
 

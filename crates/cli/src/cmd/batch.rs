@@ -1,0 +1,418 @@
+//! The batch driver shared by `sanitize` and `stamp`, so both treat inputs and failures alike.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Instant;
+
+use pixseal_media::{IngestError, Limits, Options, OutputFormat, Pipeline, Sanitized};
+use pixseal_provenance::stamp::{StampError, Stamped};
+use rayon::prelude::*;
+use serde_json::{Value, json};
+
+use crate::Outcome;
+use crate::report::Reporter;
+
+/// Where a batch reads and writes.
+#[derive(clap::Args, Debug)]
+pub struct Files {
+    /// Input files or directories (recursed).
+    #[arg(required = true, value_name = "IN")]
+    pub inputs: Vec<PathBuf>,
+    /// Output directory (created if missing); outputs are DIR/<stem>.<ext>.
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+// `--jobs` sits with the encoder settings only to keep the order of `--help` as it was.
+/// How outputs are encoded, and by how many workers.
+#[derive(clap::Args, Debug)]
+pub struct Encoding {
+    /// Output format; default: jpeg, or png for pictures with transparency.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["jpeg", "webp", "png"]))]
+    format: Option<String>,
+    /// Encoder quality, 1–100 (jpeg, webp).
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
+    quality: u8,
+    /// Downscale so the long edge is at most PX pixels.
+    #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(1..))]
+    max_edge: Option<u32>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+}
+
+impl Encoding {
+    pub fn options(&self) -> Options {
+        Options {
+            format: self
+                .format
+                .as_deref()
+                .map(|f| f.parse::<OutputFormat>().expect("clap checked the value")),
+            quality: self.quality,
+            max_edge: self.max_edge,
+        }
+    }
+}
+
+/// One input to process, with the output stem reserved for it.
+pub(crate) struct Job {
+    pub(crate) shown: String,
+    pub(crate) path: PathBuf,
+    pub(crate) stem: String,
+}
+
+/// A batch under way: its jobs, the reporter every result goes through, and the worst outcome
+/// so far, which becomes the exit code.
+pub(crate) struct Batch {
+    jobs: Vec<Job>,
+    threads: usize,
+    reporter: Reporter,
+    worst: AtomicU8,
+}
+
+impl Batch {
+    /// Create the output directory, collect the jobs and report the inputs that cannot be read;
+    /// `Err` is the exit code when the output directory cannot be created.
+    pub(crate) fn open(
+        inputs: &[PathBuf],
+        out_dir: &Path,
+        jobs: Option<u16>,
+        json: bool,
+    ) -> Result<Batch, Outcome> {
+        if let Err(e) = fs::create_dir_all(out_dir) {
+            eprintln!(
+                "error[usage]: cannot create output directory {}: {e}",
+                out_dir.display()
+            );
+            return Err(Outcome::Usage);
+        }
+        let (found, missing) = collect(inputs, out_dir);
+        let progress = crate::report::progress_bar(found.len());
+        let batch = Batch {
+            jobs: found,
+            threads: jobs
+                .map(usize::from)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            reporter: Reporter::new(json, progress),
+            worst: AtomicU8::new(Outcome::Ok as u8),
+        };
+        for (shown, why) in missing {
+            batch.reporter.error(&shown, "not_found", &why);
+            batch.raise(Outcome::Rejected);
+        }
+        Ok(batch)
+    }
+
+    pub(crate) fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
+    }
+
+    pub(crate) fn reporter(&self) -> &Reporter {
+        &self.reporter
+    }
+
+    /// Record one input's outcome; safe from any worker.
+    pub(crate) fn raise(&self, o: Outcome) {
+        self.worst.fetch_max(o as u8, Ordering::Relaxed);
+    }
+
+    /// Run `work` on every job on `threads()` workers and return the exit code. A panic costs
+    /// only its own input, reported as `internal` with `on_panic`.
+    pub(crate) fn run<F>(mut self, on_panic: &str, work: F) -> Outcome
+    where
+        F: Fn(&Job, &Reporter) -> Outcome + Sync,
+    {
+        // Largest inputs first: with dynamic scheduling this keeps the last worker from finishing
+        // alone on a big picture (longest-processing-time-first).
+        self.jobs.sort_by_cached_key(|j| {
+            std::cmp::Reverse(fs::metadata(&j.path).map(|m| m.len()).unwrap_or(0))
+        });
+        let pool = match rayon::ThreadPoolBuilder::new()
+            .num_threads(self.threads)
+            .build()
+        {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error[internal]: cannot start worker threads: {e}");
+                return Outcome::Internal;
+            }
+        };
+        pool.install(|| {
+            self.jobs.par_iter().with_max_len(1).for_each(|job| {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    work(job, &self.reporter)
+                }))
+                .unwrap_or_else(|_| {
+                    self.reporter.error(&job.shown, "internal", on_panic);
+                    Outcome::Internal
+                });
+                self.raise(outcome);
+            });
+        });
+        self.finish()
+    }
+
+    /// Close the progress bar; the exit code is the worst outcome recorded.
+    pub(crate) fn finish(self) -> Outcome {
+        self.reporter.finish();
+        Outcome::from_worst(self.worst.load(Ordering::Relaxed))
+    }
+}
+
+thread_local! {
+    static PIPELINE: RefCell<Option<Pipeline>> = const { RefCell::new(None) };
+}
+
+/// Run `f` on this worker's pipeline, so that its buffers are reused from one input to the next.
+pub(crate) fn with_pipeline<R>(limits: Limits, f: impl FnOnce(&mut Pipeline) -> R) -> R {
+    PIPELINE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        f(slot.get_or_insert_with(|| Pipeline::new(limits)))
+    })
+}
+
+/// A failed input: its `error[code]`, and whether the input rather than pixseal is at fault.
+pub(crate) trait Failure: std::fmt::Display {
+    fn code(&self) -> &str;
+    fn is_input_error(&self) -> bool;
+}
+
+impl Failure for IngestError {
+    fn code(&self) -> &str {
+        IngestError::code(self)
+    }
+    fn is_input_error(&self) -> bool {
+        IngestError::is_input_error(self)
+    }
+}
+
+impl Failure for StampError {
+    fn code(&self) -> &str {
+        StampError::code(self)
+    }
+    fn is_input_error(&self) -> bool {
+        StampError::is_input_error(self)
+    }
+}
+
+/// What a successful input leaves behind: the encoded output and its format.
+pub(crate) trait Output {
+    fn format(&self) -> OutputFormat;
+    fn bytes(&self) -> &[u8];
+}
+
+impl Output for Sanitized {
+    fn format(&self) -> OutputFormat {
+        self.format
+    }
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Output for Stamped {
+    fn format(&self) -> OutputFormat {
+        self.format
+    }
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Read a job's input, reporting it when it cannot be read or is too large (the caller's
+/// outcome is then `Rejected`).
+pub(crate) fn read_job(job: &Job, limit: u64, reporter: &Reporter) -> Option<Vec<u8>> {
+    read_input(&job.path, limit)
+        .map_err(|(code, msg)| reporter.error(&job.shown, &code, &msg))
+        .ok()
+}
+
+/// Conclude one job. A failure is reported as `Rejected` when the input is at fault, else
+/// `Internal`. An output is written as DIR/<stem>.<ext> before it is reported, so that an `ok`
+/// line always names a complete file; `describe` gives the human line and the JSON fields from
+/// the output and its shown path, and `ms` (the time since `started`) ends the fields.
+pub(crate) fn deliver<T: Output, E: Failure>(
+    job: &Job,
+    out_dir: &Path,
+    started: Instant,
+    result: Result<T, E>,
+    reporter: &Reporter,
+    describe: impl FnOnce(&T, &str) -> (String, Value),
+) -> Outcome {
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            reporter.error(&job.shown, e.code(), &e.to_string());
+            return if e.is_input_error() {
+                Outcome::Rejected
+            } else {
+                Outcome::Internal
+            };
+        }
+    };
+    let out_path = out_dir.join(format!("{}.{}", job.stem, out.format().extension()));
+    if let Err(e) = write_atomic(&out_path, out.bytes()) {
+        reporter.error(
+            &job.shown,
+            "internal",
+            &format!("cannot write {}: {e}", out_path.display()),
+        );
+        return Outcome::Internal;
+    }
+    let shown_out = out_path.display().to_string();
+    let (human, fields) = describe(&out, &shown_out);
+    let mut fields = crate::report::object(fields);
+    let ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+    fields.insert("ms".into(), json!(ms));
+    reporter.ok(&job.shown, &shown_out, &human, fields);
+    Outcome::Ok
+}
+
+/// Expand directories (sorted, recursive, regular files only) and reserve a unique output stem
+/// per input so that `a.jpg` and `a.png` never overwrite each other.
+pub(crate) fn collect(inputs: &[PathBuf], out_dir: &Path) -> (Vec<Job>, Vec<(String, String)>) {
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    let mut missing = Vec::new();
+    let out_canon = fs::canonicalize(out_dir).ok();
+    for input in inputs {
+        let shown = input.display().to_string();
+        match fs::metadata(input) {
+            Ok(m) if m.is_dir() => {
+                let walker = walkdir::WalkDir::new(input)
+                    .follow_links(false)
+                    .sort_by_file_name();
+                for entry in walker.into_iter().filter_map(Result::ok) {
+                    if !entry.file_type().is_file() {
+                        continue;
+                    }
+                    // Never feed our own outputs back in when -o lies inside an input directory.
+                    if let (Some(oc), Some(parent)) = (&out_canon, entry.path().parent())
+                        && fs::canonicalize(parent).ok().as_ref() == Some(oc)
+                    {
+                        continue;
+                    }
+                    files.push((
+                        entry.path().display().to_string(),
+                        entry.path().to_path_buf(),
+                    ));
+                }
+            }
+            Ok(_) => files.push((shown, input.clone())),
+            Err(e) => missing.push((shown, format!("cannot read input: {}", io_reason(&e)))),
+        }
+    }
+    let mut used: HashMap<String, u32> = HashMap::new();
+    let jobs = files
+        .into_iter()
+        .map(|(shown, path)| {
+            let base = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into());
+            let base = sanitize_stem(&base);
+            let n = used.entry(base.to_lowercase()).or_insert(0);
+            *n += 1;
+            let stem = if *n == 1 { base } else { format!("{base}-{n}") };
+            Job { shown, path, stem }
+        })
+        .collect();
+    (jobs, missing)
+}
+
+/// Output names never start with a dot (hidden) and never contain path separators.
+fn sanitize_stem(s: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_start_matches('.');
+    if trimmed.is_empty() {
+        "image".into()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Read an input into memory, refusing it by size before reading when possible.
+pub(crate) fn read_input(path: &Path, limit: u64) -> Result<Vec<u8>, (String, String)> {
+    let not_found = |e: std::io::Error| {
+        (
+            "not_found".to_string(),
+            format!("cannot read input: {}", io_reason(&e)),
+        )
+    };
+    let f = fs::File::open(path).map_err(not_found)?;
+    let size = f.metadata().map_err(not_found)?.len();
+    if size > limit {
+        let e = IngestError::FileTooLarge { size, limit };
+        return Err((e.code().into(), e.to_string()));
+    }
+    let mut buf = Vec::with_capacity(size as usize);
+    f.take(limit + 1).read_to_end(&mut buf).map_err(not_found)?;
+    if buf.len() as u64 > limit {
+        let e = IngestError::FileTooLarge {
+            size: buf.len() as u64,
+            limit,
+        };
+        return Err((e.code().into(), e.to_string()));
+    }
+    Ok(buf)
+}
+
+/// Write to a hidden temporary name in the same directory, then rename: readers never see a
+/// half-written output, and a crash leaves no file under the final name.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
+    let res = fs::write(&tmp, bytes).and_then(|_| fs::rename(&tmp, path));
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems_are_unique_and_safe() {
+        let d = tempfile::tempdir().unwrap();
+        for n in ["a.jpg", "a.png", "A.gif", ".hidden.jpg"] {
+            fs::write(d.path().join(n), b"x").unwrap();
+        }
+        let out = d.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let (jobs, missing) = collect(&[d.path().to_path_buf(), d.path().join("nope.jpg")], &out);
+        let mut stems: Vec<_> = jobs.iter().map(|j| j.stem.clone()).collect();
+        stems.sort();
+        assert_eq!(stems, vec!["A", "a-2", "a-3", "hidden"]);
+        assert_eq!(missing.len(), 1);
+    }
+}

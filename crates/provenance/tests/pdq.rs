@@ -23,53 +23,100 @@ fn hash(px: &Pixels) -> pdq::PdqResult {
     pdq::hash_rgb(&px.data, px.width, px.height, px.channels).expect("hashable")
 }
 
-/// Photos: the repo fixtures plus, when present, the shared corpus' JPEGs of at least
-/// 400 px a side that decode. Each gets a group: the orientation samples are one picture
-/// under eight EXIF orientations (two pictures in all), so pairs inside a group are not
-/// "unrelated".
-fn photos() -> Vec<(PathBuf, String)> {
+/// The photo fixtures, always present: every assertion below must hold on them alone.
+const FIXTURES: &[&str] = &["garden.jpg", "street.webp", "scan.tif", "alpha.png"];
+
+/// Fixtures under QUALITY_MIN by design (scan.tif: a 120×90 scan with little detail), so the
+/// comparison with the reference skips them; every other fixture must be compared.
+const FLAT_FIXTURES: &[&str] = &["scan.tif"];
+
+/// The transforms of `c2pa_ref.py variants` a match must survive (its crop is only reported).
+const MATCHING_TRANSFORMS: &[&str] = &["resize50", "resize25", "jpeg60", "webp70"];
+
+struct Photo {
+    path: PathBuf,
+    /// Photos of one group are versions of one picture: the orientation samples are one picture
+    /// under eight EXIF orientations (two pictures in all), so pairs inside a group are not
+    /// "unrelated".
+    group: String,
+    /// The fixture's file name; `None` for a corpus photo.
+    fixture: Option<&'static str>,
+}
+
+struct Photos {
+    list: Vec<Photo>,
+    /// Whether `../shared/corpus` was there: only then do the tests require more photos than
+    /// the fixtures.
+    corpus: bool,
+}
+
+/// The fixtures first (each must decode), then, when present, the shared corpus' JPEGs of at
+/// least 400 px a side that decode.
+fn photos() -> Photos {
     let root = repo_root();
-    let mut out: Vec<(PathBuf, String)> = ["garden.jpg", "street.webp", "scan.tif", "alpha.png"]
+    let mut list: Vec<Photo> = FIXTURES
         .iter()
-        .map(|n| (root.join("fixtures/photos").join(n), n.to_string()))
-        .collect();
-    let corpus = root.join("../shared/corpus/manifest.tsv");
-    if let Ok(tsv) = std::fs::read_to_string(&corpus) {
-        for line in tsv.lines().skip(1) {
-            let f: Vec<&str> = line.split('\t').collect();
-            let (path, format, w, h) = (f[0], f[2], f[3], f[4]);
-            let (w, h) = (w.parse::<u32>().unwrap_or(0), h.parse::<u32>().unwrap_or(0));
-            if format != "JPEG" || w.min(h) < 400 || w as u64 * h as u64 > 13_000_000 {
-                continue;
+        .map(|&n| {
+            let path = root.join("fixtures/photos").join(n);
+            assert!(decode(&path).is_some(), "fixture {n} does not decode");
+            Photo {
+                path,
+                group: n.to_string(),
+                fixture: Some(n),
             }
-            let name = Path::new(path)
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .to_lowercase();
-            let group = if name.starts_with("landscape") {
-                "landscape".to_string()
-            } else if name.starts_with("portrait") {
-                "portrait".to_string()
-            } else {
-                name.clone()
-            };
-            out.push((root.join("../shared/corpus").join(path), group));
+        })
+        .collect();
+    let manifest = root.join("../shared/corpus/manifest.tsv");
+    let Ok(tsv) = std::fs::read_to_string(&manifest) else {
+        eprintln!(
+            "note: ../shared/corpus not found; fixtures only (the corpus-sized minimums are skipped)"
+        );
+        return Photos {
+            list,
+            corpus: false,
+        };
+    };
+    for line in tsv.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (path, format, w, h) = (f[0], f[2], f[3], f[4]);
+        let (w, h) = (w.parse::<u32>().unwrap_or(0), h.parse::<u32>().unwrap_or(0));
+        if format != "JPEG" || w.min(h) < 400 || w as u64 * h as u64 > 13_000_000 {
+            continue;
         }
-    } else {
-        eprintln!("note: ../shared/corpus not found; fixtures only");
+        let name = Path::new(path)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_lowercase();
+        let group = if name.starts_with("landscape") {
+            "landscape".to_string()
+        } else if name.starts_with("portrait") {
+            "portrait".to_string()
+        } else {
+            name.clone()
+        };
+        let path = root.join("../shared/corpus").join(path);
+        if decode(&path).is_some() {
+            list.push(Photo {
+                path,
+                group,
+                fixture: None,
+            });
+        }
     }
-    out.retain(|(p, _)| decode(p).is_some());
-    out
+    Photos { list, corpus: true }
 }
 
 #[test]
 fn pdq_agrees_with_the_reference_implementation() {
+    let Photos { list, corpus } = photos();
+    // The fixtures come first, so all of them are among the 24.
+    let list: Vec<&Photo> = list.iter().take(24).collect();
     let d = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     let mut ours = Vec::new();
-    for (i, (p, _)) in photos().iter().take(24).enumerate() {
-        let mut px = decode(p).unwrap();
+    for (i, photo) in list.iter().enumerate() {
+        let mut px = decode(&photo.path).unwrap();
         let h = hash(&px);
         // Hand the reference exactly our pixels (lossless PNG), so only the algorithm differs.
         px.drop_opaque_alpha();
@@ -86,8 +133,11 @@ fn pdq_agrees_with_the_reference_implementation() {
     let lines = c2pa_ref(&args);
     assert_eq!(lines.len(), ours.len());
     let (mut exact, mut compared, mut flat) = (0, 0, 0);
-    for (line, o) in lines.iter().zip(&ours) {
+    let (mut fixtures_compared, mut fixtures_flat) = (Vec::new(), Vec::new());
+    for (((line, o), photo), file) in lines.iter().zip(&ours).zip(&list).zip(&files) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        // The fixture bookkeeping below relies on the reference answering in input order.
+        assert_eq!(v["file"].as_str(), Some(file.as_str()));
         let reference: Pdq = v["pdq"].as_str().unwrap().parse().unwrap();
         let q = v["quality"].as_u64().unwrap() as i64;
         assert!(
@@ -99,14 +149,16 @@ fn pdq_agrees_with_the_reference_implementation() {
             // Flat pictures: many DCT coefficients tie with the median, so float rounding
             // decides bits; the reference itself says not to trust such hashes.
             flat += 1;
+            fixtures_flat.extend(photo.fixture);
             continue;
         }
         compared += 1;
+        fixtures_compared.extend(photo.fixture);
         let dist = reference.distance(&o.hash);
         assert!(
             dist <= 2,
             "{}: ours {} reference {reference} ({dist} bits)",
-            v["file"],
+            photo.path.display(),
             o.hash
         );
         if dist == 0 {
@@ -116,7 +168,29 @@ fn pdq_agrees_with_the_reference_implementation() {
     eprintln!(
         "pdq vs reference: {exact}/{compared} identical, the rest within 2 bits; {flat} flat pictures (quality < {QUALITY_MIN}) not compared"
     );
-    assert!(compared >= 10, "too few photos compared");
+    // Without the corpus the fixtures are all there is: a fixture silently turning flat would
+    // leave the agreement checked on almost nothing.
+    assert_eq!(
+        fixtures_flat, FLAT_FIXTURES,
+        "fixtures under quality {QUALITY_MIN}"
+    );
+    let expected: Vec<&str> = FIXTURES
+        .iter()
+        .copied()
+        .filter(|n| !FLAT_FIXTURES.contains(n))
+        .collect();
+    assert_eq!(
+        fixtures_compared, expected,
+        "fixtures compared with the reference"
+    );
+    if corpus {
+        assert!(compared >= 10, "too few photos compared");
+    } else {
+        eprintln!(
+            "note: ../shared/corpus absent: minimum of 10 photos compared skipped ({} fixtures compared)",
+            expected.len()
+        );
+    }
     assert!(
         exact * 10 >= compared * 8,
         "most hashes must be bit-identical"
@@ -125,18 +199,34 @@ fn pdq_agrees_with_the_reference_implementation() {
 
 #[test]
 fn pdq_survives_resize_and_reencode_by_pillow() {
+    let Photos { list, corpus } = photos();
     let d = tempfile::tempdir().unwrap();
-    let photos: Vec<_> = photos()
+    let photos: Vec<Photo> = list
         .into_iter()
         // alpha.png is a transparency test pattern (flat shapes over a gradient), not a photo.
-        .filter(|(p, _)| !p.ends_with("alpha.png"))
-        .filter(|(p, _)| hash(&decode(p).unwrap()).quality as i64 >= QUALITY_MIN)
+        .filter(|p| p.fixture != Some("alpha.png"))
+        .filter(|p| hash(&decode(&p.path).unwrap()).quality as i64 >= QUALITY_MIN)
         .take(30)
         .collect();
+    let fixtures: Vec<&str> = photos.iter().filter_map(|p| p.fixture).collect();
+    let expected: Vec<&str> = FIXTURES
+        .iter()
+        .copied()
+        .filter(|n| *n != "alpha.png" && !FLAT_FIXTURES.contains(n))
+        .collect();
+    assert_eq!(fixtures, expected, "fixture photos tested");
+    if corpus {
+        assert!(photos.len() >= 10, "too few photos tested");
+    } else {
+        eprintln!(
+            "note: ../shared/corpus absent: minimum of 10 photos skipped ({} fixtures tested)",
+            photos.len()
+        );
+    }
     let mut originals = Vec::new();
     let mut inputs = Vec::new();
-    for (i, (p, _)) in photos.iter().enumerate() {
-        let mut px = decode(p).unwrap();
+    for (i, photo) in photos.iter().enumerate() {
+        let mut px = decode(&photo.path).unwrap();
         // What pixseal would hand out: the sanitised picture, re-encoded (alpha flattened).
         let jpg = Encoder::new()
             .encode(&mut px, OutputFormat::Jpeg, 85)
@@ -151,6 +241,7 @@ fn pdq_survives_resize_and_reencode_by_pillow() {
     let mut args = vec!["variants", out.to_str().unwrap()];
     args.extend(inputs.iter().map(String::as_str));
     let mut worst = std::collections::BTreeMap::<String, u32>::new();
+    let mut checked = vec![Vec::new(); photos.len()];
     for line in c2pa_ref(&args) {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         let i: usize = Path::new(v["input"].as_str().unwrap())
@@ -172,28 +263,38 @@ fn pdq_survives_resize_and_reencode_by_pillow() {
         assert!(
             dist <= MATCH_THRESHOLD,
             "{} after {op}: distance {dist} > {MATCH_THRESHOLD}",
-            photos[i].0.display()
+            photos[i].path.display()
         );
+        checked[i].push(op);
     }
     eprintln!(
         "pdq worst distance per transform over {} photos: {worst:?}",
         photos.len()
     );
+    // A variant the reference failed to write would otherwise pass unnoticed.
+    for (photo, ops) in photos.iter().zip(&checked) {
+        assert_eq!(
+            ops,
+            MATCHING_TRANSFORMS,
+            "transforms checked on {}",
+            photo.path.display()
+        );
+    }
 }
 
 #[test]
 fn pdq_unrelated_photos_never_match() {
-    let photos = photos();
+    let photos = photos().list;
     let hashes: Vec<_> = photos
         .iter()
-        .map(|(p, _)| hash(&decode(p).unwrap()))
+        .map(|p| hash(&decode(&p.path).unwrap()))
         .collect();
     let mut min = (u32::MAX, String::new());
     let mut pairs = 0;
     let mut histogram = [0u32; 9];
     for i in 0..photos.len() {
         for j in i + 1..photos.len() {
-            if photos[i].1 == photos[j].1 {
+            if photos[i].group == photos[j].group {
                 continue;
             }
             pairs += 1;
@@ -202,14 +303,18 @@ fn pdq_unrelated_photos_never_match() {
             if dist < min.0 {
                 min = (
                     dist,
-                    format!("{} ~ {}", photos[i].0.display(), photos[j].0.display()),
+                    format!(
+                        "{} ~ {}",
+                        photos[i].path.display(),
+                        photos[j].path.display()
+                    ),
                 );
             }
             assert!(
                 dist > MATCH_THRESHOLD,
                 "unrelated photos match at {dist}: {} ~ {}",
-                photos[i].0.display(),
-                photos[j].0.display()
+                photos[i].path.display(),
+                photos[j].path.display()
             );
         }
     }
@@ -219,5 +324,7 @@ fn pdq_unrelated_photos_never_match() {
         min.0,
         min.1
     );
-    assert!(pairs > 0);
+    // The fixtures are unrelated pictures, each its own group: every pair of them counts.
+    let n = FIXTURES.len();
+    assert!(pairs >= n * (n - 1) / 2, "{pairs} pairs compared");
 }

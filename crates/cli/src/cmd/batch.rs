@@ -179,30 +179,6 @@ pub(crate) fn with_pipeline<R>(limits: Limits, f: impl FnOnce(&mut Pipeline) -> 
     })
 }
 
-/// A failed input: its `error[code]`, and whether the input rather than pixseal is at fault.
-pub(crate) trait Failure: std::fmt::Display {
-    fn code(&self) -> &str;
-    fn is_input_error(&self) -> bool;
-}
-
-impl Failure for IngestError {
-    fn code(&self) -> &str {
-        IngestError::code(self)
-    }
-    fn is_input_error(&self) -> bool {
-        IngestError::is_input_error(self)
-    }
-}
-
-impl Failure for StampError {
-    fn code(&self) -> &str {
-        StampError::code(self)
-    }
-    fn is_input_error(&self) -> bool {
-        StampError::is_input_error(self)
-    }
-}
-
 /// What a successful input leaves behind: the encoded output and its format.
 pub(crate) trait Output {
     fn format(&self) -> OutputFormat;
@@ -235,15 +211,16 @@ pub(crate) fn read_job(job: &Job, limit: u64, reporter: &Reporter) -> Option<Vec
         .ok()
 }
 
-/// Conclude one job. A failure is reported as `Rejected` when the input is at fault, else
+/// Conclude one job. A failure (a sanitize error arrives as `StampError::Ingest`, the stamp
+/// stage's own wrapper of it) is reported as `Rejected` when the input is at fault, else
 /// `Internal`. An output is written as DIR/<stem>.<ext> before it is reported, so that an `ok`
 /// line always names a complete file; `describe` gives the human line and the JSON fields from
 /// the output and its shown path, and `ms` (the time since `started`) ends the fields.
-pub(crate) fn deliver<T: Output, E: Failure>(
+pub(crate) fn deliver<T: Output>(
     job: &Job,
     out_dir: &Path,
     started: Instant,
-    result: Result<T, E>,
+    result: Result<T, StampError>,
     reporter: &Reporter,
     describe: impl FnOnce(&T, &str) -> (String, Value),
 ) -> Outcome {

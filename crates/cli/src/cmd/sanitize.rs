@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use pixseal_media::{Decoded, IngestError, Limits, Options, Pipeline, Sanitized};
+use pixseal_provenance::stamp::StampError;
 use serde_json::json;
 
 use super::batch::{self, Batch, Encoding, Files, Job};
@@ -64,6 +65,7 @@ fn finish(
     started: Instant,
     reporter: &Reporter,
 ) -> Outcome {
+    let result = result.map_err(StampError::Ingest);
     batch::deliver(job, out_dir, started, result, reporter, |s, shown_out| {
         let human = format!(
             "{} -> {} ({} {}x{})",

@@ -1,4 +1,4 @@
-//! pixseal-codes: content-bound verification codes (SPEC §10, issue 9), as pure domain logic:
+//! pixseal-codes: content-bound verification codes (SPEC §10), as pure domain logic:
 //! no network, no database, no clock of its own (every function takes the time it needs).
 //!
 //! - [`MessageCode`]: 60 random bits shown as 12 Crockford base32 characters in groups of four

@@ -1,7 +1,8 @@
 //! Resource limits checked from the header before any pixel is allocated (SPEC §4).
 
-/// What to do with an animated GIF, APNG or WebP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What to do with an animated GIF, APNG or WebP (`limits.animated`: `first_frame` or `reject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AnimatedPolicy {
     /// Keep the first frame (the pixel cap still counts every frame).
     #[default]

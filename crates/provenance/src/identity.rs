@@ -1,6 +1,6 @@
 //! The signing identity: a development certificate chain made on first use, or a production
 //! chain and key loaded from files; signing sits behind [`ClaimSigner`] so a key held in a key
-//! service (Transit) can sign later without the manifest code changing.
+//! service (Transit) can sign without the manifest code changing.
 
 use std::fs;
 use std::io::Write;

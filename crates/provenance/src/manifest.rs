@@ -37,7 +37,7 @@ pub struct ProofAssertion {
 /// What went into the stamped picture, for the actions assertion.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StampActions {
-    /// The invisible watermark carrying the proof id was embedded (issue: watermark).
+    /// The invisible watermark carrying the proof id was embedded.
     pub watermarked: bool,
     /// A visible mark was drawn.
     pub visible_mark: bool,

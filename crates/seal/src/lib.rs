@@ -32,6 +32,6 @@ pub use field::{open_field, open_json, seal_field, seal_json};
 pub use header::Header;
 pub use local::LocalKeyProvider;
 pub use provider::{DataKey, KeyProvider, KeyVersions, ProviderId, WrappedKey};
-pub use stream::{KeyPlacement, ObjectRef, SealReceipt, Sealer, read_header};
+pub use stream::{KeyPlacement, ObjectRef, SealSummary, Sealer, read_header};
 pub use transit::{RetryPolicy, TransitConfig, TransitKeyProvider};
 pub use transit_receipts::TransitReceiptSigner;

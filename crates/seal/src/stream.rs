@@ -47,7 +47,7 @@ pub enum KeyPlacement {
     /// needs every copy of the blob deleted, or the master key version destroyed.
     Embedded,
     /// Only a key reference (provider, name, version) in the header; the caller stores
-    /// [`SealReceipt::wrapped_key`] (e.g. in the object's database row). Deleting that row
+    /// [`SealSummary::wrapped_key`] (e.g. in the object's database row). Deleting that row
     /// crypto-shreds every copy of the blob, backups included. What the store uses.
     Detached,
 }
@@ -55,7 +55,7 @@ pub enum KeyPlacement {
 /// Result of sealing one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "with KeyPlacement::Detached the wrapped key must be stored or the object is lost"]
-pub struct SealReceipt {
+pub struct SealSummary {
     /// The object's wrapped data key (also embedded in the header with `Embedded`).
     pub wrapped_key: WrappedKey,
     /// Where the wrapped key is.
@@ -116,7 +116,7 @@ impl<'p> Sealer<'p> {
         reader: R,
         writer: W,
         obj: &ObjectRef<'_>,
-    ) -> Result<SealReceipt> {
+    ) -> Result<SealSummary> {
         obj.validate()?;
         let (dek, wrapped) = self.provider.generate_data_key(obj.region)?;
         wrapped.validate()?;
@@ -173,10 +173,10 @@ impl<'p> Sealer<'p> {
         &self,
         plaintext: &[u8],
         obj: &ObjectRef<'_>,
-    ) -> Result<(Vec<u8>, SealReceipt)> {
+    ) -> Result<(Vec<u8>, SealSummary)> {
         let mut out = Vec::with_capacity(sealed_len_estimate(plaintext.len(), self.segment_size));
-        let receipt = self.seal(plaintext, &mut out, obj)?;
-        Ok((out, receipt))
+        let summary = self.seal(plaintext, &mut out, obj)?;
+        Ok((out, summary))
     }
 
     /// [`Sealer::open`] into memory. The plaintext is returned only if the whole blob verified.
@@ -203,7 +203,7 @@ impl<'p> Sealer<'p> {
         writer: W,
         obj: &ObjectRef<'_>,
         detached_key: Option<&WrappedKey>,
-    ) -> Result<SealReceipt> {
+    ) -> Result<SealSummary> {
         obj.validate()?;
         let mut writer = writer;
         let (dek, wrapped) = self.provider.generate_data_key(obj.region)?;
@@ -222,11 +222,11 @@ impl<'p> Sealer<'p> {
             buf: &mut pipe,
         };
         let n = self.open(reader, sink, obj, detached_key)?;
-        let receipt = enc.finish(&mut pipe)?;
-        if receipt.plaintext_len != n {
+        let summary = enc.finish(&mut pipe)?;
+        if summary.plaintext_len != n {
             return Err(SealError::Internal("reseal length mismatch".into()));
         }
-        Ok(receipt)
+        Ok(summary)
     }
 }
 
@@ -284,7 +284,7 @@ struct StreamSealer<'w, W: Write> {
     aad: [u8; 32],
     writer: &'w mut W,
     seg: usize,
-    receipt: SealReceipt,
+    summary: SealSummary,
 }
 
 impl<'w, W: Write> StreamSealer<'w, W> {
@@ -326,7 +326,7 @@ impl<'w, W: Write> StreamSealer<'w, W> {
             aad,
             writer,
             seg: segment_size as usize,
-            receipt: SealReceipt {
+            summary: SealSummary {
                 wrapped_key: wrapped,
                 placement,
                 plaintext_len: 0,
@@ -338,30 +338,30 @@ impl<'w, W: Write> StreamSealer<'w, W> {
     /// Encrypts `work` (exactly one full segment) as a non-last segment.
     fn push_full(&mut self, work: &mut Vec<u8>) -> Result<()> {
         debug_assert_eq!(work.len(), self.seg);
-        self.receipt.plaintext_len += work.len() as u64;
+        self.summary.plaintext_len += work.len() as u64;
         self.enc
             .encrypt_next_in_place(&self.aad, work)
             .map_err(|_| SealError::Internal("segment counter exhausted".into()))?;
         self.writer.write_all(work)?;
-        self.receipt.sealed_len += work.len() as u64;
+        self.summary.sealed_len += work.len() as u64;
         Ok(())
     }
 
     /// Encrypts `work` (0..=segment bytes) as the last segment.
-    fn finish_with(self, work: &mut Vec<u8>) -> Result<SealReceipt> {
-        let mut receipt = self.receipt;
-        receipt.plaintext_len += work.len() as u64;
+    fn finish_with(self, work: &mut Vec<u8>) -> Result<SealSummary> {
+        let mut summary = self.summary;
+        summary.plaintext_len += work.len() as u64;
         self.enc
             .encrypt_last_in_place(&self.aad, work)
             .map_err(|_| SealError::Internal("segment encryption failed".into()))?;
         self.writer.write_all(work)?;
         self.writer.flush()?;
-        receipt.sealed_len += work.len() as u64;
-        Ok(receipt)
+        summary.sealed_len += work.len() as u64;
+        Ok(summary)
     }
 
     /// Final segment from what is buffered in `pipe`.
-    fn finish(self, pipe: &mut SegmentPipe) -> Result<SealReceipt> {
+    fn finish(self, pipe: &mut SegmentPipe) -> Result<SealSummary> {
         let mut work = std::mem::take(&mut pipe.buf);
         self.finish_with(&mut work)
     }
@@ -375,7 +375,7 @@ fn seal_with_dek<R: Read, W: Write>(
     mut reader: R,
     mut writer: W,
     obj: &ObjectRef<'_>,
-) -> Result<SealReceipt> {
+) -> Result<SealSummary> {
     let mut s = StreamSealer::start(dek, wrapped, placement, segment_size, &mut writer, obj)?;
     let seg = s.seg;
     // One segment + one look-ahead byte (to know whether a full segment is the last one) + tag.

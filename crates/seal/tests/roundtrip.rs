@@ -20,11 +20,11 @@ fn round_trip_sizes_both_placements() {
         let s = Sealer::new(&p, placement);
         for &n in &SIZES {
             let pt = data(n, n as u64);
-            let (blob, receipt) = s.seal_bytes(&pt, &OBJ).unwrap();
+            let (blob, summary) = s.seal_bytes(&pt, &OBJ).unwrap();
             let header = read_header(&blob[..]).unwrap();
             assert_eq!(header.segment_size, DEFAULT_SEGMENT_SIZE);
-            assert_eq!(receipt.plaintext_len, n as u64);
-            assert_eq!(receipt.sealed_len, blob.len() as u64);
+            assert_eq!(summary.plaintext_len, n as u64);
+            assert_eq!(summary.sealed_len, blob.len() as u64);
             assert_eq!(
                 blob.len() as u64,
                 header.len() as u64 + body_len(n as u64, DEFAULT_SEGMENT_SIZE),
@@ -34,7 +34,7 @@ fn round_trip_sizes_both_placements() {
                 header.wrapped_dek.is_none(),
                 placement == KeyPlacement::Detached
             );
-            let detached = (placement == KeyPlacement::Detached).then_some(&receipt.wrapped_key);
+            let detached = (placement == KeyPlacement::Detached).then_some(&summary.wrapped_key);
             let back = s.open_bytes(&blob, &OBJ, detached).unwrap();
             assert!(back == pt, "size {n} {placement:?}: round trip differs");
         }
@@ -110,7 +110,7 @@ fn streams_without_buffering_the_whole_object() {
             given: given.clone(),
             first_write_at: None,
         };
-        let _receipt = s
+        let _summary = s
             .seal(
                 Dribble {
                     data: &pt,

@@ -8,35 +8,22 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use pixseal_seal::KeysConfig;
-use pixseal_server::codes::{IssueRequest, issue};
-use pixseal_server::{AppState, ServerConfig};
-use pixseal_store::{BlobStore, Db, StorageConfig};
+use pixseal_service::codes::IssueRequest;
+use pixseal_service::{Actor, ServerConfig};
+use pixseal_testkit::TestApp;
 use serde_json::json;
 
-async fn state(db_url: &str, dir: &std::path::Path) -> AppState {
-    let cfg = ServerConfig {
+/// The service on `db_url` (empty: SQLite), rate limits off.
+async fn app(db_url: &str) -> TestApp {
+    let mut config = TestApp::config();
+    config.server = ServerConfig {
+        database_url: db_url.into(),
         rate_limit_per_key: 0,
         rate_limit_per_ip: 0,
         rate_limit_verify_per_ip: 0,
         ..ServerConfig::default()
     };
-    let db = Db::connect(db_url).await.unwrap();
-    let mut storage = StorageConfig::default();
-    storage.regions.retain(|k, _| k == "us");
-    let blobs = BlobStore::open(&storage, dir).unwrap();
-    let keys = Arc::from(KeysConfig::default().open_provider(dir, &["us"]).unwrap());
-    let receipts = Arc::new(pixseal_proof::LocalReceiptSigner::open(&dir.join("r.pem")).unwrap());
-    let limiter = Arc::new(pixseal_server::ratelimit::Limiter::new(&cfg).await);
-    AppState::new(
-        cfg,
-        pixseal_media::Limits::default(),
-        db,
-        blobs,
-        keys,
-        receipts,
-        limiter,
-    )
+    TestApp::spawn(config).await
 }
 
 struct Run {
@@ -49,32 +36,26 @@ struct Run {
 }
 
 async fn run(name: &'static str, db_url: &str, n: usize, clients: usize) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let st = state(db_url, dir.path()).await;
+    let app = app(db_url).await;
+    let st = &app.state;
     let t = st.db.create_tenant("bench", "us", 30).await.unwrap();
     let mut codes = Vec::with_capacity(n);
     for i in 0..n {
-        let v = issue(
-            &st,
-            &t,
-            "bench",
-            IssueRequest {
-                message: Some(format!("message {i}")),
-                recipient: format!("r{i}@example.org"),
-                ..IssueRequest::default()
-            },
-        )
-        .await
-        .unwrap();
-        codes.push((i, v["code"].as_str().unwrap().to_string()));
+        let v = st
+            .issue_code(
+                &t,
+                &Actor::Cli,
+                IssueRequest {
+                    message: Some(format!("message {i}")),
+                    recipient: format!("r{i}@example.org"),
+                    ..IssueRequest::default()
+                },
+            )
+            .await
+            .unwrap();
+        codes.push((i, v.code));
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/codes/verify", listener.local_addr().unwrap());
-    tokio::spawn(pixseal_server::serve(
-        st.clone(),
-        listener,
-        std::future::pending(),
-    ));
+    let url = format!("{}/v1/codes/verify", app.url);
     let queue = Arc::new(std::sync::Mutex::new(codes));
     let t0 = Instant::now();
     let workers: Vec<_> = (0..clients)
@@ -139,11 +120,9 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
         let pg = pixseal_testkit::fresh_postgres_db("benchcodes");
         let runs = [
-            run("SQLite", &sqlite, n, clients).await,
+            run("SQLite", "", n, clients).await,
             run("PostgreSQL", &pg, n, clients).await,
         ];
         println!("| POST /v1/codes/verify ({clients} clients, loopback) | verifies | valid | verifies/s | p50 ms | p99 ms |");

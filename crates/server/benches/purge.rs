@@ -16,27 +16,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use pixseal_seal::KeysConfig;
-use pixseal_server::{AppState, ServerConfig, ratelimit::Limiter};
-use pixseal_store::{Artifact, BlobStore, Db, StorageConfig, Tenant};
+use pixseal_server::{AppState, ratelimit::Limiter};
+use pixseal_service::{RateLimitBackend, ServerConfig};
+use pixseal_store::{Artifact, ArtifactState, Scope, Tenant};
+use pixseal_testkit::TestApp;
 
-async fn state(db_url: &str, dir: &std::path::Path, cfg: ServerConfig) -> AppState {
-    let db = Db::connect(db_url).await.unwrap();
-    let mut storage = StorageConfig::default();
-    storage.regions.retain(|k, _| k == "us");
-    let blobs = BlobStore::open(&storage, dir).unwrap();
-    let keys = Arc::from(KeysConfig::default().open_provider(dir, &["us"]).unwrap());
-    let receipts = Arc::new(pixseal_proof::LocalReceiptSigner::open(&dir.join("r.pem")).unwrap());
-    let limiter = Arc::new(Limiter::new(&cfg).await);
-    AppState::new(
-        cfg,
-        pixseal_media::Limits::default(),
-        db,
-        blobs,
-        keys,
-        receipts,
-        limiter,
-    )
+/// The service on `db_url` (empty: SQLite) with these `[server]` settings.
+async fn app(db_url: &str, server: ServerConfig) -> TestApp {
+    let mut config = TestApp::config();
+    config.server = ServerConfig {
+        database_url: db_url.into(),
+        ..server
+    };
+    TestApp::spawn(config).await
 }
 
 /// N expired artifacts (rows + local blob files) of tenant `t`, due at `now`.
@@ -50,7 +42,7 @@ async fn seed_expired(st: &AppState, t: &Tenant, dir: &std::path::Path, n: usize
             tenant_id: t.id.clone(),
             region: "us".into(),
             proof_id: format!("px_{i:013}"),
-            state: "active".into(),
+            state: ArtifactState::Active,
             sha256: "0".repeat(64),
             original_sha256: "1".repeat(64),
             content_type: "image/webp".into(),
@@ -80,29 +72,21 @@ fn spawn_purge(st: &AppState, now: i64) -> tokio::task::JoinHandle<u64> {
     let (a, b) = (st.clone(), st.clone());
     tokio::spawn(async move {
         let (ra, rb) = tokio::join!(
-            tokio::spawn(async move {
-                pixseal_server::purge_due(&a, now, batch, 600_000)
-                    .await
-                    .unwrap()
-            }),
-            tokio::spawn(async move {
-                pixseal_server::purge_due(&b, now, batch, 600_000)
-                    .await
-                    .unwrap()
-            }),
+            tokio::spawn(async move { a.purge_at(now, batch, 600_000).await.unwrap() }),
+            tokio::spawn(async move { b.purge_at(now, batch, 600_000).await.unwrap() }),
         );
         ra.unwrap().purged + rb.unwrap().purged
     })
 }
 
 async fn purge_run(name: &str, db_url: &str, n: usize) -> (String, usize, f64) {
-    let dir = tempfile::tempdir().unwrap();
-    let st = state(db_url, dir.path(), ServerConfig::default()).await;
+    let app = app(db_url, ServerConfig::default()).await;
+    let st = &app.state;
     let t = st.db.create_tenant("bench", "us", 30).await.unwrap();
     let (_, now) = pixseal_store::meta::now();
-    seed_expired(&st, &t, dir.path(), n, now).await;
+    seed_expired(st, &t, app.data.path(), n, now).await;
     let t0 = Instant::now();
-    let purged = spawn_purge(&st, now).await.unwrap() as usize;
+    let purged = spawn_purge(st, now).await.unwrap() as usize;
     let secs = t0.elapsed().as_secs_f64();
     assert_eq!(purged, n);
     (name.to_string(), n, n as f64 / secs)
@@ -245,28 +229,22 @@ async fn upload_during_purge(
     clients: usize,
     secs: u64,
 ) -> UploadRun {
-    let dir = tempfile::tempdir().unwrap();
     let cfg = ServerConfig {
         rate_limit_per_key: 0,
         rate_limit_per_ip: 0,
         ..ServerConfig::default()
     };
-    let st = state(db_url, dir.path(), cfg).await;
+    let app = app(db_url, cfg).await;
+    let st = &app.state;
     let t = st.db.create_tenant("bench", "us", 30).await.unwrap();
     let (_, key) = st
         .db
-        .create_api_key(&t, &["artifacts:write".to_string()])
+        .create_api_key(&t, &[Scope::ArtifactsWrite])
         .await
         .unwrap();
     let (_, now) = pixseal_store::meta::now();
-    seed_expired(&st, &t, dir.path(), n, now).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/artifacts", listener.local_addr().unwrap());
-    tokio::spawn(pixseal_server::serve(
-        st.clone(),
-        listener,
-        std::future::pending(),
-    ));
+    seed_expired(st, &t, app.data.path(), n, now).await;
+    let url = format!("{}/v1/artifacts", app.url);
     let photo = Arc::new(
         std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -280,7 +258,7 @@ async fn upload_during_purge(
     // Then the same load for as long as the purge of the N expired artifacts runs.
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
-    let purge = spawn_purge(&st, now);
+    let purge = spawn_purge(st, now);
     let uploads = tokio::spawn({
         let (url, key, photo, stop) = (url.clone(), key.clone(), photo.clone(), stop.clone());
         async move { upload_until(&url, &key, &photo, clients, stop).await }
@@ -299,9 +277,9 @@ async fn upload_during_purge(
     }
 }
 
-async fn limiter_cost(backend: &str) -> f64 {
+async fn limiter_cost(backend: RateLimitBackend) -> f64 {
     let cfg = ServerConfig {
-        rate_limit_backend: backend.into(),
+        rate_limit_backend: backend,
         rate_limit_prefix: format!("pixseal:bench:{}:", std::process::id()),
         rate_limit_per_key: 1_000_000,
         ..ServerConfig::default()
@@ -331,11 +309,9 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let sqlite = |tag: &str| format!("sqlite://{}", dir.path().join(format!("{tag}.db")).display());
         if !only_upload {
             let runs = [
-                purge_run("SQLite", &sqlite("bench"), n).await,
+                purge_run("SQLite", "", n).await,
                 purge_run("PostgreSQL", &pixseal_testkit::fresh_postgres_db("bench"), n).await,
             ];
             println!("| purge (2 workers, local blobs) | artifacts | artifacts/s |");
@@ -346,7 +322,7 @@ fn main() {
             println!();
         }
         let runs = [
-            upload_during_purge("SQLite", &sqlite("upload"), n, clients, secs).await,
+            upload_during_purge("SQLite", "", n, clients, secs).await,
             upload_during_purge(
                 "PostgreSQL",
                 &pixseal_testkit::fresh_postgres_db("benchupload"),
@@ -389,11 +365,11 @@ fn main() {
             println!("|---|---:|");
             println!(
                 "| in-process (governor) | {:.2} |",
-                limiter_cost("memory").await
+                limiter_cost(RateLimitBackend::Memory).await
             );
             println!(
                 "| Redis GCRA script (loopback) | {:.2} |",
-                limiter_cost("redis").await
+                limiter_cost(RateLimitBackend::Redis).await
             );
         }
     });

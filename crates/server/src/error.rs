@@ -4,8 +4,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pixseal_media::IngestError;
-use pixseal_seal::SealError;
-use pixseal_store::{BlobError, DbError};
+use pixseal_service::{ErrorKind, ServiceError};
 use serde_json::json;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,31 +22,17 @@ impl ApiError {
             message: message.into(),
         }
     }
+
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
     }
+
     pub fn unauthorized(msg: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", msg)
     }
-    pub fn forbidden(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", msg)
-    }
+
     pub fn bad_request(code: &'static str, msg: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, msg)
-    }
-    /// The same status and message under another stable code.
-    pub fn with_code(mut self, code: &'static str) -> Self {
-        self.code = code;
-        self
-    }
-    pub fn internal(what: &str) -> Self {
-        // Details go to the log, never to the client.
-        tracing::error!(what, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
     }
 }
 
@@ -66,66 +51,28 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<IngestError> for ApiError {
-    fn from(e: IngestError) -> Self {
-        let status = match &e {
-            IngestError::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            IngestError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            IngestError::Internal(_) => return ApiError::internal(&e.to_string()),
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let status = match e.kind() {
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Gone => StatusCode::GONE,
+            ErrorKind::Rejected => match &e {
+                ServiceError::Ingest(IngestError::UnsupportedFormat(_)) => {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                }
+                ServiceError::Ingest(IngestError::FileTooLarge { .. }) => {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                }
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            },
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
+        // `Internal` hides its detail (already logged where it happened).
         ApiError::new(status, e.code(), e.to_string())
-    }
-}
-
-impl From<SealError> for ApiError {
-    fn from(e: SealError) -> Self {
-        match e.code() {
-            "key_unavailable" => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "key_unavailable",
-                "key service unavailable, retry later",
-            ),
-            "tampered" => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "tampered",
-                "stored artifact failed authentication",
-            ),
-            _ => ApiError::internal(&e.to_string()),
-        }
-    }
-}
-
-impl From<pixseal_proof::ReceiptError> for ApiError {
-    fn from(e: pixseal_proof::ReceiptError) -> Self {
-        match e {
-            pixseal_proof::ReceiptError::Unavailable(_) => {
-                tracing::warn!(error = %e, "receipt signer unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "key_unavailable",
-                    "key service unavailable, retry later",
-                )
-            }
-            other => ApiError::internal(&other.to_string()),
-        }
-    }
-}
-
-impl From<DbError> for ApiError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::NotFound => ApiError::not_found(),
-            other => ApiError::internal(&other.to_string()),
-        }
-    }
-}
-
-impl From<BlobError> for ApiError {
-    fn from(e: BlobError) -> Self {
-        match e {
-            BlobError::NotFound => ApiError::not_found(),
-            other => ApiError::internal(&other.to_string()),
-        }
     }
 }

@@ -1,17 +1,14 @@
-//! pixseal-server: the HTTP service of SPEC §5. Uploads go through the ingest pipeline in memory
-//! (on a bounded blocking pool), are sealed with a fresh data key and stored in the tenant's
-//! region; content is decrypted only on demand, for its owner. Verification codes (`/v1/codes`)
-//! are issued and checked by [`codes`].
+//! pixseal-server: the HTTP adapter of SPEC §5 over `pixseal-service`. Handlers extract typed
+//! requests, call one workflow and map its error once ([`ApiError`]); the edge adds request
+//! ids and logs, metrics, rate limits, body limits, timeouts, security headers and TLS.
 
 mod artifacts;
 mod auth;
-pub mod codes;
-mod config;
+mod body;
+mod codes;
 mod error;
 mod observe;
-mod purge;
 pub mod ratelimit;
-mod repair;
 mod state;
 mod verify;
 
@@ -25,11 +22,8 @@ use axum::routing::get;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
-pub use config::ServerConfig;
 pub use error::ApiError;
-pub use purge::{IP_RETENTION_MS, PurgeReport, purge_due};
-pub use repair::{RepairReport, repair};
-pub use state::{AppState, Clock, Provenance};
+pub use state::AppState;
 
 /// The service's routes and edge limits.
 pub fn router(state: AppState) -> Router {
@@ -52,18 +46,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys/receipts", get(artifacts::receipt_key))
         .route(
             "/v1/codes",
-            axum::routing::post(codes::http_issue).delete(codes::http_revoke_all),
+            axum::routing::post(codes::issue).delete(codes::revoke_all),
         )
-        .route("/v1/codes/verify", axum::routing::post(codes::http_verify))
-        .route("/v1/codes/live", axum::routing::post(codes::http_live))
+        .route("/v1/codes/verify", axum::routing::post(codes::verify))
+        .route("/v1/codes/live", axum::routing::post(codes::live))
         .route(
             "/v1/codes/live/verify",
-            axum::routing::post(codes::http_live_verify),
+            axum::routing::post(codes::live_verify),
         )
-        .route("/v1/codes/account", get(codes::http_account))
+        .route("/v1/codes/account", get(codes::account))
         .route(
             "/v1/codes/device-key",
-            axum::routing::put(codes::http_device_key),
+            axum::routing::put(codes::device_key),
         )
         .route("/v1/verify", axum::routing::post(verify::verify))
         .route("/v1/proofs/{proof_id}", get(verify::proof))
@@ -140,6 +134,36 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];
+
+/// Run a purge pass every `[server].purge_interval_secs` (none when 0), for as long as the
+/// runtime lives; each pass is counted in `/metrics` and logged when it did something.
+pub fn spawn_purge_worker(state: &AppState) {
+    let every = state.config.purge_interval_secs;
+    if every == 0 {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(every));
+        loop {
+            tick.tick().await;
+            match state.purge().await {
+                Ok(r) => {
+                    state.metrics.purged.inc_by(r.purged);
+                    if r.purged + r.failed + r.ips_forgotten > 0 {
+                        tracing::info!(
+                            purged = r.purged,
+                            failed = r.failed,
+                            ips_forgotten = r.ips_forgotten,
+                            "purge pass"
+                        );
+                    }
+                }
+                Err(e) => tracing::error!(code = e.code(), "purge pass failed"),
+            }
+        }
+    });
+}
 
 /// Serve until `shutdown` completes; in-flight requests finish first (graceful shutdown).
 /// With `[server].tls_cert` / `tls_key` set, TLS (rustls) terminates here.

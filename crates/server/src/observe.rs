@@ -1,7 +1,6 @@
 //! Request ids, one structured log line per request (never bodies, secrets or raw IPs), and the
 //! Prometheus metrics behind `/metrics`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -135,5 +134,3 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     );
     r
 }
-
-pub type SharedMetrics = Arc<Metrics>;

@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 
-use crate::{ApiError, AppState, ServerConfig};
+use pixseal_service::{RateLimitBackend, ServerConfig};
+
+use crate::{ApiError, AppState};
 
 /// GCRA in Redis: TAT per key; allow when the new TAT stays within the burst window.
 const GCRA: &str = r#"
@@ -67,7 +69,7 @@ impl Limiter {
     /// unreachable now, the limiter starts in fallback mode and logs it.
     pub async fn new(c: &ServerConfig) -> Self {
         let period = Duration::from_secs(c.rate_limit_period_secs.max(1));
-        let redis = if c.rate_limit_backend == "redis" {
+        let redis = if c.rate_limit_backend == RateLimitBackend::Redis {
             let conn = match redis::Client::open(c.rate_limit_redis_url.as_str()) {
                 Ok(client) => {
                     let cfg = redis::aio::ConnectionManagerConfig::new()

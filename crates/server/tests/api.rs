@@ -1,21 +1,26 @@
 //! The service end to end over real HTTP: an in-process server on a random port per test, on
 //! SQLite and on PostgreSQL (fresh database), and once with Transit (OpenBao) + S3 (SeaweedFS).
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pixseal_seal::{KeyProvider, KeyProviderKind, KeysConfig};
-use pixseal_server::{AppState, ServerConfig};
-use pixseal_store::{BlobStore, Db, StorageBackend, StorageConfig};
+use pixseal_seal::KeyProviderKind;
+use pixseal_service::{Config, RateLimitBackend, ServerConfig};
+use pixseal_store::{ArtifactState, StorageBackend};
+use pixseal_testkit::TestApp;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-struct TestServer {
-    url: String,
-    db: Db,
-    state: AppState,
-    data: tempfile::TempDir,
-    client: reqwest::Client,
+/// The service in process, with this file's request helpers.
+struct TestServer(TestApp);
+
+impl Deref for TestServer {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.0
+    }
 }
 
 enum Parts {
@@ -35,97 +40,43 @@ async fn spawn(parts: Parts) -> TestServer {
     spawn_with(parts, ServerConfig::default()).await
 }
 
-async fn spawn_with(parts: Parts, server_config: ServerConfig) -> TestServer {
-    let data = tempfile::tempdir().unwrap();
-    let db_url = match parts {
-        Parts::Embedded | Parts::TransitReceipts(_) => {
-            format!("sqlite://{}", data.path().join("pixseal.db").display())
-        }
-        Parts::Postgres | Parts::TransitS3 => pixseal_testkit::fresh_postgres_db("api"),
-    };
-    let db = Db::connect(&db_url).await.unwrap();
-    let mut storage = StorageConfig::default();
-    let mut keys_cfg = KeysConfig::default();
+/// The configuration of `parts` with these `[server]` settings.
+fn config(parts: &Parts, server: ServerConfig) -> Config {
+    let mut c = TestApp::config();
+    c.server = server;
+    if let Parts::Postgres | Parts::TransitS3 = parts {
+        c.server.database_url = pixseal_testkit::fresh_postgres_db("api");
+    }
+    if let Parts::TransitS3 | Parts::TransitReceipts(_) = parts {
+        let bao = pixseal_testkit::openbao("us eu rot shred")
+            .expect("OpenBao (PIXSEAL_SKIP_TRANSIT unset)");
+        c.keys.receipt_provider = KeyProviderKind::Transit;
+        c.keys.transit_addr = bao.addr.clone();
+        c.keys.transit_token = bao.token.clone();
+    }
+    if let Parts::TransitReceipts(addr) = parts {
+        c.keys.transit_addr = addr.clone();
+    }
     if let Parts::TransitS3 = parts {
         let s3 = pixseal_testkit::seaweedfs();
-        storage.backend = StorageBackend::S3;
-        storage.endpoint = s3.endpoint.clone();
-        storage.access_key_id = s3.access_key.clone();
-        storage.secret_access_key = s3.secret_key.clone();
-        storage.allow_http = true;
-        for (name, r) in storage.regions.iter_mut() {
+        c.keys.provider = KeyProviderKind::Transit;
+        c.storage.backend = StorageBackend::S3;
+        c.storage.endpoint = s3.endpoint.clone();
+        c.storage.access_key_id = s3.access_key.clone();
+        c.storage.secret_access_key = s3.secret_key.clone();
+        c.storage.allow_http = true;
+        for (name, r) in c.storage.regions.iter_mut() {
             r.bucket = format!("pixseal-{name}");
         }
-        let bao = pixseal_testkit::openbao("us eu rot shred")
-            .expect("OpenBao (PIXSEAL_SKIP_TRANSIT unset)");
-        keys_cfg.provider = KeyProviderKind::Transit;
-        keys_cfg.receipt_provider = KeyProviderKind::Transit;
-        keys_cfg.transit_addr = bao.addr.clone();
-        keys_cfg.transit_token = bao.token.clone();
     }
-    if let Parts::TransitReceipts(addr) = &parts {
-        let bao = pixseal_testkit::openbao("us eu rot shred")
-            .expect("OpenBao (PIXSEAL_SKIP_TRANSIT unset)");
-        keys_cfg.receipt_provider = KeyProviderKind::Transit;
-        keys_cfg.transit_addr = addr.clone();
-        keys_cfg.transit_token = bao.token.clone();
-    }
-    let regions = ["us", "eu"];
-    storage.regions.retain(|k, _| regions.contains(&k.as_str()));
-    let blobs = BlobStore::open(&storage, data.path()).unwrap();
-    let keys: Arc<dyn KeyProvider> =
-        Arc::from(keys_cfg.open_provider(data.path(), &regions).unwrap());
-    // Opening the Transit receipt signer is blocking HTTP: off the runtime, as `serve` does.
-    let receipts = {
-        let (k, dir) = (keys_cfg.clone(), data.path().to_path_buf());
-        tokio::task::spawn_blocking(move || k.open_receipt_signer(&dir, &regions))
-            .await
-            .unwrap()
-            .unwrap()
-    };
-    let tls = server_config.tls();
-    let limiter = Arc::new(pixseal_server::ratelimit::Limiter::new(&server_config).await);
-    let state = AppState::new(
-        server_config,
-        pixseal_media::Limits::default(),
-        db.clone(),
-        blobs,
-        keys,
-        receipts,
-        limiter,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let url = if tls {
-        format!("https://localhost:{}", addr.port())
-    } else {
-        format!("http://{addr}")
-    };
-    tokio::spawn(pixseal_server::serve(
-        state.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    TestServer {
-        url,
-        db,
-        state,
-        data,
-        client: reqwest::Client::new(),
-    }
+    c
+}
+
+async fn spawn_with(parts: Parts, server: ServerConfig) -> TestServer {
+    TestServer(TestApp::spawn(config(&parts, server)).await)
 }
 
 impl TestServer {
-    /// A tenant with a key holding `scopes`; returns the secret.
-    async fn key(&self, tenant: &str, region: &str, scopes: &[&str]) -> String {
-        let t = match self.db.tenant_by_name(tenant).await {
-            Ok(t) => t,
-            Err(_) => self.db.create_tenant(tenant, region, 30).await.unwrap(),
-        };
-        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        self.db.create_api_key(&t, &scopes).await.unwrap().1
-    }
-
     async fn upload(&self, key: &str, body: Vec<u8>, query: &str) -> (StatusCode, Value) {
         let r = self
             .client
@@ -497,29 +448,11 @@ async fn postgres_transit_keys_s3_blobs() {
 /// their blobs, blobs without rows, temporary files; live artifacts are untouched.
 #[tokio::test]
 async fn repair_pass_removes_only_leftovers() {
-    let data = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!("sqlite://{}", data.path().join("p.db").display()))
-        .await
-        .unwrap();
-    let mut storage = StorageConfig::default();
-    storage.regions.retain(|k, _| k == "us");
-    let blobs = BlobStore::open(&storage, data.path()).unwrap();
-    let keys: Arc<dyn KeyProvider> = Arc::from(
-        KeysConfig::default()
-            .open_provider(data.path(), &["us"])
-            .unwrap(),
-    );
-    let state = AppState::new(
-        ServerConfig::default(),
-        pixseal_media::Limits::default(),
-        db.clone(),
-        blobs,
-        keys,
-        Arc::new(
-            pixseal_proof::LocalReceiptSigner::open(&data.path().join("receipt.pem")).unwrap(),
-        ),
-        Arc::new(pixseal_server::ratelimit::Limiter::new(&ServerConfig::default()).await),
-    );
+    let mut config = TestApp::config();
+    config.regions = vec!["us".into()];
+    config.storage.regions.retain(|k, _| k == "us");
+    let app = TestApp::spawn(config).await;
+    let (db, data, state) = (&app.db, &app.data, &app.state);
     let t = db.create_tenant("t", "us", 30).await.unwrap();
     let (_, now) = pixseal_store::meta::now();
     let row = |id: &str, st: &str, created_ms: i64| pixseal_store::Artifact {
@@ -527,7 +460,7 @@ async fn repair_pass_removes_only_leftovers() {
         tenant_id: t.id.clone(),
         region: "us".into(),
         proof_id: format!("px_{id}"),
-        state: st.into(),
+        state: st.parse().unwrap(),
         sha256: "0".repeat(64),
         original_sha256: "0".repeat(64),
         content_type: "image/webp".into(),
@@ -558,10 +491,10 @@ async fn repair_pass_removes_only_leftovers() {
     }
     put("orphan");
     put("live#1234");
-    let report = pixseal_server::repair(&state, 60_000).await.unwrap();
+    let report = state.repair_with_grace(60_000).await.unwrap();
     assert_eq!(
         report,
-        pixseal_server::RepairReport {
+        pixseal_service::RepairReport {
             unfinished_rows: 2,
             orphan_blobs: 2
         }
@@ -581,8 +514,8 @@ async fn repair_pass_removes_only_leftovers() {
     );
     // A second pass finds nothing.
     assert_eq!(
-        pixseal_server::repair(&state, 60_000).await.unwrap(),
-        pixseal_server::RepairReport::default()
+        state.repair_with_grace(60_000).await.unwrap(),
+        pixseal_service::RepairReport::default()
     );
 }
 
@@ -770,7 +703,8 @@ async fn artifacts_expire_exactly_at_their_date() {
     let a = s.db.artifact(&t.id, &id).await.unwrap();
     assert_eq!(a.expires_ms - a.created_ms, 7 * DAY);
     let state = s.state.clone();
-    let r = pixseal_server::purge_due(&state, a.expires_ms - 1, 100, 600_000)
+    let r = state
+        .purge_at(a.expires_ms - 1, 100, 600_000)
         .await
         .unwrap();
     assert_eq!(r.purged, 0, "purged early");
@@ -778,9 +712,7 @@ async fn artifacts_expire_exactly_at_their_date() {
         s.get(&key, &format!("/v1/artifacts/{id}")).await.status(),
         StatusCode::OK
     );
-    let r = pixseal_server::purge_due(&state, a.expires_ms, 100, 600_000)
-        .await
-        .unwrap();
+    let r = state.purge_at(a.expires_ms, 100, 600_000).await.unwrap();
     assert_eq!(r.purged, 1);
     assert_eq!(
         s.get(&key, &format!("/v1/artifacts/{id}")).await.status(),
@@ -797,7 +729,8 @@ async fn artifacts_expire_exactly_at_their_date() {
     assert_eq!(s.db.receipt_count().await.unwrap(), 1);
     // Idempotent: a second pass finds nothing.
     assert_eq!(
-        pixseal_server::purge_due(&state, a.expires_ms + DAY, 100, 600_000)
+        state
+            .purge_at(a.expires_ms + DAY, 100, 600_000)
             .await
             .unwrap()
             .purged,
@@ -820,7 +753,7 @@ async fn two_purge_workers_on_postgres_never_double_delete() {
             tenant_id: t.id.clone(),
             region: "us".into(),
             proof_id: format!("px_bulk{i:04}"),
-            state: "active".into(),
+            state: ArtifactState::Active,
             sha256: "0".repeat(64),
             original_sha256: "1".repeat(64),
             content_type: "image/webp".into(),
@@ -846,7 +779,7 @@ async fn two_purge_workers_on_postgres_never_double_delete() {
         tenant_id: t.id.clone(),
         region: "us".into(),
         proof_id: "px_keep".into(),
-        state: "active".into(),
+        state: ArtifactState::Active,
         sha256: "0".repeat(64),
         original_sha256: "1".repeat(64),
         content_type: "image/webp".into(),
@@ -864,16 +797,8 @@ async fn two_purge_workers_on_postgres_never_double_delete() {
     s.db.insert_artifact(&keep).await.unwrap();
     let (a, b) = (s.state.clone(), s.state.clone());
     let (ra, rb) = tokio::join!(
-        tokio::spawn(async move {
-            pixseal_server::purge_due(&a, now, 7, 600_000)
-                .await
-                .unwrap()
-        }),
-        tokio::spawn(async move {
-            pixseal_server::purge_due(&b, now, 7, 600_000)
-                .await
-                .unwrap()
-        }),
+        tokio::spawn(async move { a.purge_at(now, 7, 600_000).await.unwrap() }),
+        tokio::spawn(async move { b.purge_at(now, 7, 600_000).await.unwrap() }),
     );
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     assert_eq!(ra.purged + rb.purged, n as u64, "{ra:?} {rb:?}");
@@ -906,7 +831,8 @@ async fn two_purge_workers_on_postgres_never_double_delete() {
         "first worker claims it, then dies"
     );
     assert_eq!(
-        pixseal_server::purge_due(&s.state, now + 1000, 10, 600_000)
+        s.state
+            .purge_at(now + 1000, 10, 600_000)
             .await
             .unwrap()
             .purged,
@@ -914,7 +840,8 @@ async fn two_purge_workers_on_postgres_never_double_delete() {
         "fresh claim respected"
     );
     assert_eq!(
-        pixseal_server::purge_due(&s.state, now + 700_000, 10, 600_000)
+        s.state
+            .purge_at(now + 700_000, 10, 600_000)
             .await
             .unwrap()
             .purged,
@@ -925,14 +852,14 @@ async fn two_purge_workers_on_postgres_never_double_delete() {
 }
 
 fn limited(
-    backend: &str,
+    backend: RateLimitBackend,
     redis_url: &str,
     prefix: &str,
     per_key: u32,
     period: u64,
 ) -> ServerConfig {
     ServerConfig {
-        rate_limit_backend: backend.into(),
+        rate_limit_backend: backend,
         rate_limit_redis_url: redis_url.into(),
         rate_limit_prefix: prefix.into(),
         rate_limit_per_key: per_key,
@@ -958,7 +885,11 @@ async fn status_of(s: &TestServer, key: &str) -> (StatusCode, Option<String>, Va
 /// error body; health is never limited; another key has its own budget.
 #[tokio::test]
 async fn rate_limits_in_process() {
-    let s = spawn_with(Parts::Embedded, limited("memory", "", "", 3, 60)).await;
+    let s = spawn_with(
+        Parts::Embedded,
+        limited(RateLimitBackend::Memory, "", "", 3, 60),
+    )
+    .await;
     let key = s.key("rl", "us", ALL).await;
     for _ in 0..3 {
         assert_eq!(status_of(&s, &key).await.0, StatusCode::NOT_FOUND);
@@ -991,7 +922,13 @@ async fn rate_limits_shared_through_redis_and_redis_outage() {
         std::process::id(),
         pixseal_store::meta::now().1
     );
-    let cfg = limited("redis", "redis://127.0.0.1:6379", &prefix, 4, 2);
+    let cfg = limited(
+        RateLimitBackend::Redis,
+        "redis://127.0.0.1:6379",
+        &prefix,
+        4,
+        2,
+    );
     let a = spawn_with(Parts::Embedded, cfg.clone()).await;
     let key = a.key("shared", "us", ALL).await;
     // The second instance shares Redis (its own database here; the key secret is what counts).
@@ -1013,7 +950,13 @@ async fn rate_limits_shared_through_redis_and_redis_outage() {
 
     let down = spawn_with(
         Parts::Embedded,
-        limited("redis", "redis://127.0.0.1:1", &prefix, 2, 60),
+        limited(
+            RateLimitBackend::Redis,
+            "redis://127.0.0.1:1",
+            &prefix,
+            2,
+            60,
+        ),
     )
     .await;
     let k = down.key("down", "us", ALL).await;
@@ -1195,9 +1138,7 @@ async fn verify_and_public_proof_records() {
     // After the purge: the record says purged and carries the receipt; the PDQ hash stays.
     let t = s.db.tenant_by_name("prov").await.unwrap();
     let a = s.db.artifact(&t.id, &id).await.unwrap();
-    let r = pixseal_server::purge_due(&s.state, a.expires_ms, 100, 600_000)
-        .await
-        .unwrap();
+    let r = s.state.purge_at(a.expires_ms, 100, 600_000).await.unwrap();
     assert_eq!(r.purged, 1);
     let p: Value = s.public_json(&format!("/v1/proofs/{proof_id}")).await;
     assert_eq!(p["status"], "purged", "{p:#}");
@@ -1360,9 +1301,7 @@ async fn transit_signed_deletion_receipts_over_http() {
     let t = s.db.tenant_by_name("rcpt").await.unwrap();
     let a = s.db.artifact(&t.id, &ids[1].0).await.unwrap();
     let purge_at = s.db.artifact(&t.id, &ids[2].0).await.unwrap().expires_ms;
-    let r = pixseal_server::purge_due(&s.state, a.expires_ms, 1, 600_000)
-        .await
-        .unwrap();
+    let r = s.state.purge_at(a.expires_ms, 1, 600_000).await.unwrap();
     assert_eq!((r.purged, r.failed), (1, 0), "{r:?}");
     let p: Value = s.public_json(&format!("/v1/proofs/{}", ids[1].1)).await;
     assert_eq!(p["status"], "purged", "{p:#}");
@@ -1392,9 +1331,7 @@ async fn transit_signed_deletion_receipts_over_http() {
         "nothing deleted without a receipt"
     );
     // A purge pass due then fails for it, leaves it claimed, and deletes nothing.
-    let r = pixseal_server::purge_due(&s.state, purge_at, 10, 600_000)
-        .await
-        .unwrap();
+    let r = s.state.purge_at(purge_at, 10, 600_000).await.unwrap();
     assert_eq!((r.purged, r.failed), (0, 1), "{r:?}");
     assert!(s.db.artifact_exists(id3).await.unwrap());
     let r = s
@@ -1408,9 +1345,7 @@ async fn transit_signed_deletion_receipts_over_http() {
     assert_eq!(ready["receipt_signer"], "unavailable", "{ready}");
     // Back: the stale claim is taken over and the artifact purged with a valid receipt.
     relay.set(true);
-    let r = pixseal_server::purge_due(&s.state, purge_at + 1, 10, 0)
-        .await
-        .unwrap();
+    let r = s.state.purge_at(purge_at + 1, 10, 0).await.unwrap();
     assert_eq!((r.purged, r.failed), (1, 0), "{r:?}");
     assert!(!s.db.artifact_exists(id3).await.unwrap());
     assert_eq!(s.db.receipt_count().await.unwrap(), 3);

@@ -4,12 +4,12 @@
 //! the level ladder (never raised by the account), level-4 device signatures, the verify rate
 //! limit, and a scan of every table for anything in clear.
 
-use std::sync::Arc;
+use std::ops::Deref;
 
 use pixseal_codes::{DeviceKey, MessageCode, SignedCode, live, message_sha256, recipient_sha256};
-use pixseal_seal::{KeyProvider, KeysConfig};
-use pixseal_server::{AppState, ServerConfig};
-use pixseal_store::{BlobStore, Db, DbKind, StorageConfig};
+use pixseal_service::{Actor, ServerConfig};
+use pixseal_store::DbKind;
+use pixseal_testkit::TestApp;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -17,12 +17,15 @@ const DAY: i64 = 86_400_000;
 const BODY: &str = "Hi Bob, please wire the deposit to IBAN PXBODY-CANARY-7731 today. — Alice";
 const RECIPIENT: &str = "Bob.Recipient-Canary@Example.org";
 
-struct TestServer {
-    url: String,
-    db: Db,
-    state: AppState,
-    _data: tempfile::TempDir,
-    client: reqwest::Client,
+/// The service in process, with this file's request helpers.
+struct TestServer(TestApp);
+
+impl Deref for TestServer {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.0
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -40,59 +43,16 @@ fn unlimited() -> ServerConfig {
     }
 }
 
-async fn spawn(kind: Kind, config: ServerConfig) -> TestServer {
-    let data = tempfile::tempdir().unwrap();
-    let url = match kind {
-        Kind::Sqlite => format!("sqlite://{}", data.path().join("pixseal.db").display()),
-        Kind::Postgres => pixseal_testkit::fresh_postgres_db("codes"),
-    };
-    let db = Db::connect(&url).await.unwrap();
-    let mut storage = StorageConfig::default();
-    storage.regions.retain(|k, _| k == "us" || k == "eu");
-    let blobs = BlobStore::open(&storage, data.path()).unwrap();
-    let keys: Arc<dyn KeyProvider> = Arc::from(
-        KeysConfig::default()
-            .open_provider(data.path(), &["us", "eu"])
-            .unwrap(),
-    );
-    let limiter = Arc::new(pixseal_server::ratelimit::Limiter::new(&config).await);
-    let state = AppState::new(
-        config,
-        pixseal_media::Limits::default(),
-        db.clone(),
-        blobs,
-        keys,
-        Arc::new(
-            pixseal_proof::LocalReceiptSigner::open(&data.path().join("receipt.pem")).unwrap(),
-        ),
-        limiter,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(pixseal_server::serve(
-        state.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    TestServer {
-        url,
-        db,
-        state,
-        _data: data,
-        client: reqwest::Client::new(),
+async fn spawn(kind: Kind, server: ServerConfig) -> TestServer {
+    let mut config = TestApp::config();
+    config.server = server;
+    if let Kind::Postgres = kind {
+        config.server.database_url = pixseal_testkit::fresh_postgres_db("codes");
     }
+    TestServer(TestApp::spawn(config).await)
 }
 
 impl TestServer {
-    async fn key(&self, tenant: &str, region: &str, scopes: &[&str]) -> String {
-        let t = match self.db.tenant_by_name(tenant).await {
-            Ok(t) => t,
-            Err(_) => self.db.create_tenant(tenant, region, 30).await.unwrap(),
-        };
-        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        self.db.create_api_key(&t, &scopes).await.unwrap().1
-    }
-
     async fn call(
         &self,
         method: &str,
@@ -172,7 +132,7 @@ impl TestServer {
         match self.db.kind() {
             DbKind::Sqlite => {
                 let mut out = Vec::new();
-                for entry in std::fs::read_dir(self._data.path()).unwrap() {
+                for entry in std::fs::read_dir(self.data.path()).unwrap() {
                     let p = entry.unwrap().path();
                     if p.file_name()
                         .unwrap()
@@ -396,16 +356,16 @@ async fn message_codes(s: &TestServer) {
     let session = s.live(&key, None).await;
     let lcode = session["code"].as_str().unwrap().to_string();
     let t = s.tenant("acme").await;
-    pixseal_server::codes::set_level(
-        &s.state,
-        &t,
-        1,
-        "liveness check by PXEVIDENCE-CANARY",
-        None,
-        "cli",
-    )
-    .await
-    .unwrap();
+    s.state
+        .set_code_level(
+            &t,
+            1,
+            "liveness check by PXEVIDENCE-CANARY",
+            None,
+            &Actor::Cli,
+        )
+        .await
+        .unwrap();
     let stored = s.all_stored_text().await;
     let canon = code.replace('-', "");
     for needle in [
@@ -797,11 +757,15 @@ async fn an_account_cannot_raise_its_own_level() {
     let set = |to: i64, ev: &'static str| {
         let (st, t) = (s.state.clone(), t.clone());
         async move {
-            pixseal_server::codes::set_level(&st, &t, to, ev, Some("Climber Inc."), "cli").await
+            st.set_code_level(&t, to, ev, Some("Climber Inc."), &Actor::Cli)
+                .await
         }
     };
-    assert_eq!(set(2, "skip").await.unwrap_err().code, "level_not_allowed");
-    assert_eq!(set(1, " ").await.unwrap_err().code, "level_not_allowed");
+    assert_eq!(
+        set(2, "skip").await.unwrap_err().code(),
+        "level_not_allowed"
+    );
+    assert_eq!(set(1, " ").await.unwrap_err().code(), "level_not_allowed");
     for l in 1..=4 {
         set(l, "checked").await.unwrap();
     }
@@ -845,14 +809,16 @@ async fn level_4_codes_need_a_valid_device_signature() {
     // An unsigned code issued at level 3 never vouches for more than level 3.
     let t = s.tenant("gold").await;
     for l in 1..=3 {
-        pixseal_server::codes::set_level(&s.state, &t, l, "checked", None, "cli")
+        s.state
+            .set_code_level(&t, l, "checked", None, &Actor::Cli)
             .await
             .unwrap();
     }
     let (_, l3) = s
         .issue(&key, json!({"message": BODY, "recipient": RECIPIENT}))
         .await;
-    pixseal_server::codes::set_level(&s.state, &t, 4, "device enrolled", None, "cli")
+    s.state
+        .set_code_level(&t, 4, "device enrolled", None, &Actor::Cli)
         .await
         .unwrap();
 
@@ -1018,28 +984,28 @@ async fn code_secret_is_wrapped_per_region_and_shared() {
     let eu = s.db.code_key("eu").await.unwrap().unwrap();
     assert_ne!(us, eu);
     // Same state (same key file), fresh cache: verifies both regions' codes.
-    let again = AppState {
-        code_keys: Arc::default(),
-        ..s.state.clone()
-    };
+    let again = s.state.with_empty_caches();
     for c in [&a, &b] {
-        let v = pixseal_server::codes::verify(
-            &again,
-            "test",
-            pixseal_server::codes::VerifyRequest {
-                code: c["code"].as_str().unwrap().into(),
-                message: Some(BODY.into()),
-                message_sha256: None,
-                recipient: RECIPIENT.into(),
-            },
-        )
-        .await
-        .unwrap();
+        let v = again
+            .verify_code(
+                &Actor::Anonymous,
+                pixseal_service::codes::VerifyRequest {
+                    code: c["code"].as_str().unwrap().into(),
+                    message: Some(BODY.into()),
+                    message_sha256: None,
+                    recipient: RECIPIENT.into(),
+                },
+            )
+            .await
+            .unwrap();
+        let v = serde_json::to_value(v).unwrap();
         assert_eq!(v["verdict"], "valid");
     }
     // Expired codes are forgotten by the purge pass 30 days after their expiry.
     s.state.clock.advance(61 * DAY);
-    let r = pixseal_server::purge_due(&s.state, s.state.clock.now_ms(), 10, 600_000)
+    let r = s
+        .state
+        .purge_at(s.state.clock.now_ms(), 10, 600_000)
         .await
         .unwrap();
     assert_eq!(r.codes_forgotten, 2);

@@ -6,8 +6,10 @@ pub mod audit;
 pub mod blob;
 pub mod codes;
 pub mod meta;
+pub mod states;
 
 pub use audit::{AuditEntry, BrokenLink};
 pub use blob::{BlobError, BlobKey, BlobStore, RegionStorage, StorageBackend, StorageConfig};
 pub use codes::{CodeAccount, LevelEvent, LiveSession, MessageCodeRow};
-pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, ProofRecord, SCOPES, Tenant};
+pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, ProofRecord, Tenant};
+pub use states::{ArtifactState, ProofStatus, Scope, UnknownValue};

@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
+use crate::states::{ArtifactState, ProofStatus, Scope, UnknownValue};
+
 /// Which database the pool talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbKind {
@@ -40,15 +42,6 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
-/// API key scopes (SPEC §5).
-pub const SCOPES: [&str; 5] = [
-    "artifacts:write",
-    "artifacts:read",
-    "artifacts:delete",
-    "codes",
-    "admin",
-];
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
     pub id: String,
@@ -62,14 +55,16 @@ pub struct Tenant {
 pub struct ApiKey {
     pub id: String,
     pub tenant: Tenant,
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     pub created_at: String,
     pub revoked_at: Option<String>,
 }
 
 impl ApiKey {
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope || s == "admin")
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes
+            .iter()
+            .any(|s| *s == scope || *s == Scope::Admin)
     }
 }
 
@@ -80,7 +75,7 @@ pub struct Artifact {
     pub tenant_id: String,
     pub region: String,
     pub proof_id: String,
-    pub state: String,
+    pub state: ArtifactState,
     pub sha256: String,
     pub original_sha256: String,
     pub content_type: String,
@@ -106,10 +101,35 @@ pub struct ProofRecord {
     /// PDQ hash, 64 hex digits (`None` for pictures too small to hash).
     pub pdq: Option<String>,
     pub issued_at: String,
-    /// `active` or `purged`.
-    pub status: String,
+    pub status: ProofStatus,
     pub purged_at: Option<String>,
     pub receipt_id: Option<String>,
+}
+
+/// A text column holding one of an enum's values; anything else is a decode error.
+fn parse_text<T: std::str::FromStr<Err = UnknownValue>>(
+    r: &sqlx::any::AnyRow,
+    column: &str,
+) -> Result<T, sqlx::Error> {
+    let text: String = r.try_get(column)?;
+    text.parse()
+        .map_err(|e: UnknownValue| sqlx::Error::ColumnDecode {
+            index: column.to_string(),
+            source: Box::new(e),
+        })
+}
+
+/// Scopes as stored: space-separated.
+fn parse_scopes(text: &str) -> Result<Vec<Scope>, sqlx::Error> {
+    text.split_whitespace()
+        .map(|s| {
+            s.parse()
+                .map_err(|e: UnknownValue| sqlx::Error::ColumnDecode {
+                    index: "scopes".into(),
+                    source: Box::new(e),
+                })
+        })
+        .collect()
 }
 
 fn proof_from(r: &sqlx::any::AnyRow) -> Result<ProofRecord, sqlx::Error> {
@@ -119,7 +139,7 @@ fn proof_from(r: &sqlx::any::AnyRow) -> Result<ProofRecord, sqlx::Error> {
         original_sha256: r.try_get("original_sha256")?,
         pdq: r.try_get("pdq")?,
         issued_at: r.try_get("issued_at")?,
-        status: r.try_get("status")?,
+        status: parse_text(r, "status")?,
         purged_at: r.try_get("purged_at")?,
         receipt_id: r.try_get("receipt_id")?,
     })
@@ -173,7 +193,7 @@ fn artifact_from(r: &sqlx::any::AnyRow) -> Result<Artifact, sqlx::Error> {
         tenant_id: r.try_get("tenant_id")?,
         region: r.try_get("region")?,
         proof_id: r.try_get("proof_id")?,
-        state: r.try_get("state")?,
+        state: parse_text(r, "state")?,
         sha256: r.try_get("sha256")?,
         original_sha256: r.try_get("original_sha256")?,
         content_type: r.try_get("content_type")?,
@@ -313,19 +333,13 @@ impl Db {
     pub async fn create_api_key(
         &self,
         tenant: &Tenant,
-        scopes: &[String],
+        scopes: &[Scope],
     ) -> Result<(ApiKey, String), DbError> {
         if scopes.is_empty() {
             return Err(DbError::Invalid(format!(
-                "at least one scope of {SCOPES:?}"
+                "at least one scope of {:?}",
+                Scope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()
             )));
-        }
-        for s in scopes {
-            if !SCOPES.contains(&s.as_str()) {
-                return Err(DbError::Invalid(format!(
-                    "unknown scope {s:?} (expected one of {SCOPES:?})"
-                )));
-            }
         }
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw)
@@ -340,7 +354,13 @@ impl Db {
             .bind(&id)
             .bind(&tenant.id)
             .bind(secret_hash(&secret))
-            .bind(scopes.join(" "))
+            .bind(
+                scopes
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
             .bind(&created_at)
             .execute(&self.pool)
             .await?;
@@ -369,7 +389,7 @@ impl Db {
         Ok(ApiKey {
             id: r.try_get("key_id")?,
             tenant: tenant_from(&r)?,
-            scopes: scopes.split_whitespace().map(String::from).collect(),
+            scopes: parse_scopes(&scopes)?,
             created_at: r.try_get("key_created_at")?,
             revoked_at: r.try_get("revoked_at")?,
         })
@@ -386,7 +406,7 @@ impl Db {
                 Ok(ApiKey {
                     id: r.try_get("id")?,
                     tenant: tenant.clone(),
-                    scopes: scopes.split_whitespace().map(String::from).collect(),
+                    scopes: parse_scopes(&scopes)?,
                     created_at: r.try_get("created_at")?,
                     revoked_at: r.try_get("revoked_at")?,
                 })
@@ -421,7 +441,7 @@ impl Db {
         .bind(&a.tenant_id)
         .bind(&a.region)
         .bind(&a.proof_id)
-        .bind(&a.state)
+        .bind(a.state.as_str())
         .bind(&a.sha256)
         .bind(&a.original_sha256)
         .bind(&a.content_type)
@@ -440,13 +460,16 @@ impl Db {
         Ok(())
     }
 
-    pub async fn set_artifact_state(&self, id: &str, state: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE artifacts SET state = $1 WHERE id = $2")
-            .bind(state)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Stop serving an artifact that is being erased: `active` (its owner deletes it) or
+    /// `purging` (claimed by a purge worker) becomes `deleting`. False when it was in neither.
+    pub async fn mark_deleting(&self, id: &str) -> Result<bool, DbError> {
+        let r = sqlx::query(
+            "UPDATE artifacts SET state = 'deleting' WHERE id = $1 AND state IN ('active', 'purging', 'deleting')",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Make an uploaded artifact visible and publish its proof record, in one transaction: a

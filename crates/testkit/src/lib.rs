@@ -6,6 +6,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
+#[cfg(feature = "app")]
+mod app;
+#[cfg(feature = "app")]
+pub use app::TestApp;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,6 +1,5 @@
 //! Watermark speed on one core: embed, detect of the marked picture and detect of the unmarked
-//! one, in ms and ms per megapixel, as a markdown table (issue 8's targets: embed ≤ 25, detect
-//! ≤ 20 ms/MP).
+//! one, in ms and ms per megapixel, as a markdown table (targets: embed ≤ 25, detect ≤ 20 ms/MP).
 //!
 //! `taskset -c 0 cargo bench -p pixseal-watermark --bench speed` times corpus photos from 0.3 to
 //! 22 MP (`../shared/corpus`, or the repo's fixtures when it is absent); best of 3 runs each.

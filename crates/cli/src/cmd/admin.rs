@@ -1,7 +1,8 @@
-//! `pixseal tenant create` and `pixseal apikey create|list|revoke`, against the configured database.
+//! `pixseal tenant create` and `pixseal apikey create|list|revoke`, through the service's
+//! tenant and API-key workflows.
 
-use anyhow::{Result, bail};
-use pixseal_store::{Db, DbError};
+use pixseal_service::Actor;
+use pixseal_store::Scope;
 use serde_json::json;
 
 use crate::Outcome;
@@ -27,8 +28,8 @@ pub enum ApiKeyArgs {
         #[arg(long)]
         tenant: String,
         /// artifacts:write, artifacts:read, artifacts:delete, codes, admin (repeatable).
-        #[arg(long = "scope", required = true)]
-        scopes: Vec<String>,
+        #[arg(long = "scope", required = true, value_parser = parse_scope)]
+        scopes: Vec<Scope>,
     },
     List {
         #[arg(long)]
@@ -41,122 +42,90 @@ pub enum ApiKeyArgs {
     },
 }
 
-fn finish(r: Result<()>) -> Outcome {
-    match r {
-        Ok(()) => Outcome::Ok,
-        Err(e) => {
-            let code = match e.downcast_ref::<DbError>() {
-                Some(DbError::NotFound) => "not_found",
-                Some(DbError::Conflict(_)) | Some(DbError::Invalid(_)) => "usage",
-                _ => "internal",
-            };
-            eprintln!("error[{code}]: {e:#}");
-            if code == "internal" {
-                Outcome::Internal
-            } else {
-                Outcome::Usage
-            }
-        }
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    s.parse()
+        .map_err(|e: pixseal_store::UnknownValue| e.to_string())
+}
+
+fn scopes_text(scopes: &[Scope]) -> String {
+    let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    names.join(" ")
+}
+
+/// Print one line: the JSON object, or the human text.
+fn say(json: bool, v: serde_json::Value, human: String) {
+    if json {
+        println!("{v}");
+    } else {
+        println!("{human}");
     }
 }
 
-async fn db(config: &Config) -> Result<Db> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    Ok(Db::connect(&config.database_url()).await?)
-}
-
 pub fn tenant(config: &Config, args: TenantArgs, json: bool) -> Outcome {
-    finish(super::block_on(async {
-        let TenantArgs::Create {
-            name,
-            region,
-            retention_days,
-        } = args;
-        if !config.regions.contains(&region) {
-            bail!(DbError::Invalid(format!(
-                "region {region:?} is not one of {:?}",
-                config.regions
-            )));
-        }
-        let days = retention_days.unwrap_or(config.server.default_retention_days);
-        if !config.server.retention_days_allowed.contains(&days) {
-            bail!(DbError::Invalid(format!(
-                "retention_days must be one of {:?}",
-                config.server.retention_days_allowed
-            )));
-        }
-        let db = db(config).await?;
-        let t = db.create_tenant(&name, &region, days).await?;
-        super::audit::record(&db, "tenant.create", &t.id, "ok", &t.region).await;
-        if json {
-            println!(
-                "{}",
-                json!({"id": t.id, "name": t.name, "region": t.region, "retention_days": t.retention_days})
-            );
-        } else {
-            println!(
+    let TenantArgs::Create {
+        name,
+        region,
+        retention_days,
+    } = args;
+    let res = super::block_on(async {
+        let s = super::services(config).await?;
+        let t = s
+            .create_tenant(&Actor::Cli, &name, &region, retention_days)
+            .await?;
+        say(
+            json,
+            json!({"id": t.id, "name": t.name, "region": t.region, "retention_days": t.retention_days}),
+            format!(
                 "tenant {} created in region {} (retention {} days)",
                 t.name, t.region, t.retention_days
-            );
-        }
+            ),
+        );
         Ok(())
-    }))
+    });
+    res.map_or_else(|e| super::fail(&e, json), |()| Outcome::Ok)
 }
 
 pub fn apikey(config: &Config, args: ApiKeyArgs, json: bool) -> Outcome {
-    finish(super::block_on(async {
-        let db = db(config).await?;
+    let res = super::block_on(async {
+        let s = super::services(config).await?;
         match args {
             ApiKeyArgs::Create { tenant, scopes } => {
-                let t = db.tenant_by_name(&tenant).await?;
-                let (k, secret) = db.create_api_key(&t, &scopes).await?;
-                super::audit::record(&db, "apikey.create", &k.id, "ok", &k.scopes.join(" ")).await;
-                if json {
-                    println!(
-                        "{}",
-                        json!({"id": k.id, "key": secret, "tenant": t.name, "scopes": k.scopes})
-                    );
-                } else {
-                    println!(
-                        "API key {} for tenant {} ({}):\n{secret}\n(shown once; only its hash is stored)",
-                        k.id,
-                        t.name,
-                        k.scopes.join(" ")
-                    );
-                }
+                let k = s.create_api_key(&Actor::Cli, &tenant, &scopes).await?;
+                let human = format!(
+                    "API key {} for tenant {} ({}):\n{}\n(shown once; only its hash is stored)",
+                    k.id,
+                    k.tenant,
+                    scopes_text(&k.scopes),
+                    k.key
+                );
+                say(json, serde_json::to_value(&k)?, human);
             }
             ApiKeyArgs::List { tenant } => {
-                let t = db.tenant_by_name(&tenant).await?;
-                for k in db.list_api_keys(&t).await? {
-                    if json {
-                        println!(
-                            "{}",
-                            json!({"id": k.id, "scopes": k.scopes, "created_at": k.created_at, "revoked_at": k.revoked_at})
-                        );
-                    } else {
-                        println!(
-                            "{} {} created {}{}",
-                            k.id,
-                            k.scopes.join(" "),
-                            k.created_at,
-                            k.revoked_at
-                                .map(|r| format!(" revoked {r}"))
-                                .unwrap_or_default()
-                        );
-                    }
+                for k in s.list_api_keys(&tenant).await? {
+                    let revoked = k
+                        .revoked_at
+                        .as_ref()
+                        .map(|r| format!(" revoked {r}"))
+                        .unwrap_or_default();
+                    let human = format!(
+                        "{} {} created {}{revoked}",
+                        k.id,
+                        scopes_text(&k.scopes),
+                        k.created_at
+                    );
+                    say(json, serde_json::to_value(&k)?, human);
                 }
             }
             ApiKeyArgs::Revoke { tenant, id } => {
-                let t = db.tenant_by_name(&tenant).await?;
-                db.revoke_api_key(&t, &id).await?;
-                super::audit::record(&db, "apikey.revoke", &id, "ok", "").await;
-                if json {
-                    println!("{}", json!({"id": id, "status": "revoked"}));
-                } else {
-                    println!("API key {id} revoked");
-                }
+                s.revoke_api_key(&Actor::Cli, &tenant, &id).await?;
+                say(
+                    json,
+                    json!({"id": id, "status": "revoked"}),
+                    format!("API key {id} revoked"),
+                );
             }
         }
         Ok(())
-    }))
+    });
+    res.map_or_else(|e| super::fail(&e, json), |()| Outcome::Ok)
 }

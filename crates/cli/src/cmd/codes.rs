@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 use pixseal_codes::{DeviceKey, MessageCode, SignedCode, message_sha256, recipient_sha256};
-use pixseal_server::codes::{self, IssueRequest, LiveRequest, LiveVerifyRequest, VerifyRequest};
-use pixseal_server::{ApiError, AppState};
+use pixseal_service::codes::{IssueRequest, LiveRequest, LiveVerifyRequest, VerifyRequest};
+use pixseal_service::{Actor, DAY_MS, Services};
 use serde_json::{Value, json};
 
+use super::usage;
 use crate::Outcome;
 use crate::config::Config;
 
@@ -138,19 +139,6 @@ pub enum Args {
     },
 }
 
-/// A usage error (exit 1).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Usage(String);
-
-fn usage(m: &str) -> anyhow::Error {
-    Usage(m.to_string()).into()
-}
-
-fn api(e: ApiError) -> anyhow::Error {
-    anyhow::Error::new(e)
-}
-
 /// What a command printed and how it ended.
 enum Done {
     Ok(Value, String),
@@ -176,8 +164,8 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
                 *ttl_days,
             );
         }
-        let state = super::serve::open_state(config).await?;
-        dispatch(&state, args).await
+        let services = super::services(config).await?;
+        dispatch(&services, args).await
     });
     match res {
         Ok(Done::Ok(v, human)) => {
@@ -188,37 +176,7 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             print(json, "error", v, &human);
             Outcome::Rejected
         }
-        Err(e) => {
-            let (code, outcome) = if let Some(a) = e.downcast_ref::<ApiError>() {
-                let o = if a.status.is_server_error() {
-                    Outcome::Internal
-                } else {
-                    Outcome::Rejected
-                };
-                (a.code, o)
-            } else if e.is::<Usage>() {
-                ("usage", Outcome::Usage)
-            } else if matches!(
-                e.downcast_ref::<pixseal_store::DbError>(),
-                Some(pixseal_store::DbError::NotFound)
-            ) {
-                ("not_found", Outcome::Usage)
-            } else {
-                ("internal", Outcome::Internal)
-            };
-            let message = match e.downcast_ref::<ApiError>() {
-                Some(a) => a.message.clone(),
-                None => format!("{e:#}"),
-            };
-            if json {
-                println!(
-                    "{}",
-                    json!({"status": "error", "code": code, "message": message})
-                );
-            }
-            eprintln!("error[{code}]: {message}");
-            outcome
-        }
+        Err(e) => super::fail(&e, json),
     }
 }
 
@@ -235,8 +193,8 @@ fn print(json: bool, status: &str, mut v: Value, human: &str) {
     }
 }
 
-async fn dispatch(state: &AppState, args: Args) -> Result<Done> {
-    let tenant = |name: String| async move { state.db.tenant_by_name(&name).await };
+async fn dispatch(s: &Services, args: Args) -> Result<Done> {
+    let tenant = |name: String| async move { s.tenant_by_name(&name).await };
     Ok(match args {
         Args::Issue {
             tenant: t,
@@ -268,19 +226,19 @@ async fn dispatch(state: &AppState, args: Args) -> Result<Done> {
                 req.expires_at = Some(field("expires_at")?);
                 req.signature = Some(field("signature")?);
             }
-            let v = codes::issue(state, &t, "cli", req).await.map_err(api)?;
+            let v = s.issue_code(&t, &Actor::Cli, req).await?;
             let human = format!(
                 "code {} (valid until {}, level {}{})",
-                v["code"].as_str().unwrap_or(""),
-                v["expires_at"].as_str().unwrap_or(""),
-                v["level"],
-                if v["device_signed"] == true {
+                v.code,
+                v.expires_at,
+                v.level,
+                if v.device_signed {
                     ", device-signed"
                 } else {
                     ""
                 }
             );
-            Done::Ok(v, human)
+            Done::Ok(serde_json::to_value(v)?, human)
         }
         Args::Verify {
             code,
@@ -290,35 +248,31 @@ async fn dispatch(state: &AppState, args: Args) -> Result<Done> {
         } => {
             let v = match session {
                 Some(session_id) => {
-                    codes::live_verify(state, "cli", LiveVerifyRequest { session_id, code })
-                        .await
-                        .map_err(api)?
+                    s.verify_live_code(&Actor::Cli, LiveVerifyRequest { session_id, code })
+                        .await?
                 }
                 None => {
                     let (message, message_sha256) = message.resolve()?;
                     let recipient = recipient
                         .ok_or_else(|| usage("--recipient is required for a message code"))?;
-                    codes::verify(
-                        state,
-                        "cli",
-                        VerifyRequest {
-                            code,
-                            message,
-                            message_sha256,
-                            recipient,
-                        },
-                    )
-                    .await
-                    .map_err(api)?
+                    let req = VerifyRequest {
+                        code,
+                        message,
+                        message_sha256,
+                        recipient,
+                    };
+                    s.verify_code(&Actor::Cli, req).await?
                 }
             };
-            let verdict = v["verdict"].as_str().unwrap_or("").to_string();
-            let who = v["account"]["display_name"]
-                .as_str()
-                .map(|n| format!(" — {n}, level {}", v["account"]["level"]))
+            let who = v
+                .account
+                .as_ref()
+                .map(|a| format!(" — {}, level {}", a.display_name, a.level))
                 .unwrap_or_default();
-            let human = format!("{verdict}{who}");
-            if verdict == "valid" {
+            let human = format!("{}{who}", v.verdict.as_str());
+            let valid = v.verdict == pixseal_codes::Verdict::Valid;
+            let v = serde_json::to_value(v)?;
+            if valid {
                 Done::Ok(v, human)
             } else {
                 Done::Refused(v, human)
@@ -326,47 +280,36 @@ async fn dispatch(state: &AppState, args: Args) -> Result<Done> {
         }
         Args::RevokeAll { tenant: t } => {
             let t = tenant(t).await?;
-            let v = codes::revoke_all(state, &t, "cli").await.map_err(api)?;
+            let v = s.revoke_all_codes(&t, &Actor::Cli).await?;
             let human = format!(
                 "revoked {} message code(s) and {} live session(s)",
-                v["revoked_message_codes"], v["revoked_live_sessions"]
+                v.revoked_message_codes, v.revoked_live_sessions
             );
-            Done::Ok(v, human)
+            Done::Ok(serde_json::to_value(v)?, human)
         }
         Args::Live { tenant: t, session } => {
             let t = tenant(t).await?;
-            let v = codes::live_code(
-                state,
-                &t,
-                "cli",
-                LiveRequest {
-                    session_id: session,
-                },
-            )
-            .await
-            .map_err(api)?;
+            let req = LiveRequest {
+                session_id: session,
+            };
+            let v = s.live_code(&t, &Actor::Cli, req).await?;
             let human = format!(
                 "{} (session {}, rotates at {})",
-                v["code"].as_str().unwrap_or(""),
-                v["session_id"].as_str().unwrap_or(""),
-                v["rotates_at"].as_str().unwrap_or("")
+                v.code, v.session_id, v.rotates_at
             );
-            Done::Ok(v, human)
+            Done::Ok(serde_json::to_value(v)?, human)
         }
         Args::RegisterDevice {
             tenant: t,
             public_key,
         } => {
             let t = tenant(t).await?;
-            let v = codes::register_device(state, &t, "cli", &public_key)
-                .await
-                .map_err(api)?;
+            let v = s.register_device(&t, &Actor::Cli, &public_key).await?;
             let human = format!(
                 "device key {} registered; level {}",
-                v["device_key_fingerprint"].as_str().unwrap_or(""),
-                v["level"]
+                v.device_key_fingerprint, v.level
             );
-            Done::Ok(v, human)
+            Done::Ok(serde_json::to_value(v)?, human)
         }
         Args::SetLevel {
             tenant: t,
@@ -375,30 +318,27 @@ async fn dispatch(state: &AppState, args: Args) -> Result<Done> {
             display_name,
         } => {
             let t = tenant(t).await?;
-            let v = codes::set_level(state, &t, level, &evidence, display_name.as_deref(), "cli")
-                .await
-                .map_err(api)?;
+            let v = s
+                .set_code_level(&t, level, &evidence, display_name.as_deref(), &Actor::Cli)
+                .await?;
             let human = format!(
                 "{}: level {} → {} ({})",
-                t.name,
-                v["from_level"],
-                v["level"],
-                v["level_name"].as_str().unwrap_or("")
+                t.name, v.from_level, v.level, v.level_name
             );
-            Done::Ok(v, human)
+            Done::Ok(serde_json::to_value(v)?, human)
         }
         Args::Account { tenant: t } => {
             let t = tenant(t).await?;
-            let v = codes::account(state, &t).await.map_err(api)?;
+            let v = s.code_account(&t).await?;
             let human = format!(
                 "{} ({}): level {} ({}), device key {}",
-                v["display_name"].as_str().unwrap_or(""),
-                v["name"].as_str().unwrap_or(""),
-                v["level"],
-                v["level_name"].as_str().unwrap_or(""),
-                v["device_key_fingerprint"].as_str().unwrap_or("none")
+                v.display_name,
+                v.name,
+                v.level,
+                v.level_name,
+                v.device_key_fingerprint.as_deref().unwrap_or("none")
             );
-            Done::Ok(v, human)
+            Done::Ok(serde_json::to_value(v)?, human)
         }
         Args::Sign { .. } => unreachable!("handled before the state is opened"),
     })
@@ -450,7 +390,7 @@ fn sign(
         return Err(usage("--ttl-days must be 1 to 30"));
     }
     let (_, now_ms) = pixseal_store::meta::now();
-    let (expires_at, expires_ms) = pixseal_store::meta::at_ms(now_ms + ttl_days * 86_400_000);
+    let (expires_at, expires_ms) = pixseal_store::meta::at_ms(now_ms + ttl_days * DAY_MS);
     let signed = SignedCode {
         code: MessageCode::random().map_err(|e| anyhow!("OS randomness: {e}"))?,
         message_sha256: message.sha256()?,

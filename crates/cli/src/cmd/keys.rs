@@ -34,7 +34,7 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     let provider = match config.key_provider() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error[{}]: {e:#}", key_error_code(&e));
+            eprintln!("error[{}]: {e:#}", e.code());
             return Outcome::Internal;
         }
     };
@@ -125,11 +125,6 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     worst
 }
 
-fn key_error_code(e: &anyhow::Error) -> &'static str {
-    e.downcast_ref::<pixseal_seal::SealError>()
-        .map_or("config", |s| s.code())
-}
-
 /// `keys rewrap`: every wrapped data key in the artifact database, moved to the latest version.
 fn rewrap(config: &Config, provider: &dyn pixseal_seal::KeyProvider, json: bool) -> Outcome {
     use base64::Engine;
@@ -215,7 +210,7 @@ fn rewrap(config: &Config, provider: &dyn pixseal_seal::KeyProvider, json: bool)
 
 /// The C2PA signing identity: made when missing (development chain), then described.
 fn c2pa_identity(config: &Config, json: bool) -> Outcome {
-    let res = config.signing_identity().map(|id| {
+    let res = crate::config::signing_identity(config).map(|id| {
         use pixseal_provenance::ClaimSigner;
         (id.development, id.signer.cert_chain().len())
     });

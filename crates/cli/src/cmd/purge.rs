@@ -14,14 +14,11 @@ pub struct Args {
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     let res = super::block_on(async {
-        let state = super::serve::open_state(config).await?;
-        let (_, now) = pixseal_store::meta::now();
+        let services = super::services(config).await?;
         if args.dry_run {
-            return Ok::<_, anyhow::Error>((state.db.count_due(now).await? as u64, 0, 0, true));
+            return Ok::<_, anyhow::Error>((services.count_due().await?, 0, 0, true));
         }
-        let r = pixseal_server::purge_due(&state, now, 500, super::serve::PURGE_STALE_MS)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+        let r = services.purge().await?;
         Ok((r.purged, r.failed, r.ips_forgotten, false))
     });
     match res {
@@ -42,9 +39,6 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
                 Outcome::Internal
             }
         }
-        Err(e) => {
-            eprintln!("error[internal]: {e:#}");
-            Outcome::Internal
-        }
+        Err(e) => super::fail(&e, json),
     }
 }

@@ -23,9 +23,7 @@ pub struct Args {
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     let opts = args.encoding.options();
-    let Some(limits) = super::limits(config) else {
-        return Outcome::Usage;
-    };
+    let limits = config.limits.to_limits();
     let out_dir = &args.files.out;
     let batch = match Batch::open(&args.files.inputs, out_dir, args.encoding.jobs, json) {
         Ok(b) => b,

@@ -1,16 +1,10 @@
 //! `pixseal serve`: the HTTP service on the configured (or embedded default) parts.
 
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
 use pixseal_server::AppState;
-use pixseal_store::{BlobStore, Db};
 
 use crate::Outcome;
 use crate::config::Config;
-
-/// A purge claim older than this belongs to a worker that died.
-pub const PURGE_STALE_MS: i64 = 10 * 60_000;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -19,13 +13,18 @@ pub struct Args {
     listen: Option<String>,
 }
 
+/// What the request log shows by default: pixseal's own lines at info (one per request), the
+/// libraries' only from warn (their progress chatter is debug for pixseal). `PIXSEAL_LOG`
+/// overrides it (an `EnvFilter` directive).
+const DEFAULT_LOG: &str = "warn,pixseal_server=info,pixseal_service=info,pixseal_cli=info";
+
 pub fn run(config: &Config, args: Args) -> Outcome {
     tracing_subscriber::fmt()
         .json()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PIXSEAL_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| DEFAULT_LOG.into()),
         )
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -47,55 +46,11 @@ pub fn run(config: &Config, args: Args) -> Outcome {
     }
 }
 
-/// Open the configured database, blob store and key provider.
-pub async fn open_state(config: &Config) -> Result<AppState> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let db = Db::connect(&config.database_url())
-        .await
-        .context("database")?;
-    let blobs = BlobStore::open(&config.storage, &config.data_dir).context("blob store")?;
-    let keys: Arc<dyn pixseal_seal::KeyProvider> =
-        Arc::from(config.key_provider().context("key provider")?);
-    let limits = config.limits.to_limits()?;
-    // The Transit receipt signer loads its public key over blocking HTTP: off the runtime.
-    let receipts = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || config.receipt_signer())
-            .await
-            .context("receipt signer task")?
-            .context("receipt signer")?
-    };
-    let limiter =
-        std::sync::Arc::new(pixseal_server::ratelimit::Limiter::new(&config.server).await);
-    Ok(AppState::new(
-        config.server.clone(),
-        limits,
-        db,
-        blobs,
-        keys,
-        receipts,
-        limiter,
-    )
-    .with_codes(config.codes.clone()))
-}
-
 async fn serve(config: &Config, args: Args) -> Result<()> {
-    let identity = config.signing_identity().context("C2PA signing identity")?;
-    let anchors = config.trust_anchors(&[])?;
-    let state = open_state(config)
-        .await?
-        .with_provenance(pixseal_server::Provenance::new(
-            std::sync::Arc::new(identity.signer),
-            &anchors,
-            &config.provenance.issuer_name,
-            config.provenance.pdq_threshold,
-        ));
-    // Uploads that died with a previous process are at least this old.
-    let grace_ms = config.server.repair_grace_secs as i64 * 1000;
-    let report = pixseal_server::repair(&state, grace_ms)
-        .await
-        .map_err(|e| anyhow::anyhow!("repair pass: {}", e.message))?;
+    // Says (on stderr) when the development chain is made or in use.
+    crate::config::signing_identity(config).context("C2PA signing identity")?;
+    let state = AppState::open(config).await?;
+    let report = state.repair().await.context("repair pass")?;
     if report.unfinished_rows + report.orphan_blobs > 0 {
         eprintln!(
             "repair: removed {} unfinished artifact(s), {} orphan blob(s)",
@@ -122,31 +77,7 @@ async fn serve(config: &Config, args: Args) -> Result<()> {
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
         tracing::info!("shutting down: finishing in-flight requests");
     };
-    if config.server.purge_interval_secs > 0 {
-        let (st, every) = (
-            state.clone(),
-            std::time::Duration::from_secs(config.server.purge_interval_secs),
-        );
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let (_, now) = pixseal_store::meta::now();
-                match pixseal_server::purge_due(&st, now, 500, PURGE_STALE_MS).await {
-                    Ok(r) if r.purged + r.failed + r.ips_forgotten > 0 => {
-                        tracing::info!(
-                            purged = r.purged,
-                            failed = r.failed,
-                            ips_forgotten = r.ips_forgotten,
-                            "purge pass"
-                        )
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(code = e.code, "purge pass failed"),
-                }
-            }
-        });
-    }
+    pixseal_server::spawn_purge_worker(&state);
     pixseal_server::serve(state, listener, shutdown).await?;
     Ok(())
 }

@@ -41,14 +41,12 @@ struct Ctx<'a> {
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
-    let Some(limits) = super::limits(config) else {
-        return Outcome::Usage;
-    };
+    let limits = config.limits.to_limits();
     if args.label.as_ref().is_some_and(|l| l.len() > 200) {
         eprintln!("error[usage]: --label is longer than 200 bytes");
         return Outcome::Usage;
     }
-    let identity = match config.signing_identity() {
+    let identity = match crate::config::signing_identity(config) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("error[key_unavailable]: {e:#}");

@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use pixseal_media::Pipeline;
-use pixseal_provenance::{Report, Verdict, Verifier, detect_watermark};
+use pixseal_provenance::{Verdict, Verifier};
+use pixseal_service::{Verification, examine};
 use serde_json::{Map, Value, json};
 
 use super::batch::read_input;
@@ -26,9 +27,7 @@ pub struct Args {
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
-    let Some(limits) = super::limits(config) else {
-        return Outcome::Usage;
-    };
+    let limits = config.limits.to_limits();
     let anchors = match config.trust_anchors(&args.trust) {
         Ok(a) => a,
         Err(e) => {
@@ -51,26 +50,11 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             }
         };
         let started = std::time::Instant::now();
-        let mut report = verifier.verify(&bytes);
-        let mut watermark_proof = None;
-        if report.verdict == Verdict::NotStamped {
-            // WATERMARK HOOK (verify): no manifest; the invisible watermark may still carry
-            // the proof id. A picture that cannot be decoded simply has no watermark.
-            if let Ok(d) = pipeline.decode(&bytes, None) {
-                if let Some(bits) = detect_watermark(&d.pixels) {
-                    let id = pixseal_proof::ProofId(bits).to_string();
-                    report.verdict = Verdict::WatermarkOnly;
-                    report.message =
-                        format!("no C2PA manifest, but the invisible watermark carries proof {id}");
-                    watermark_proof = Some(id);
-                }
-                pipeline.recycle(d.pixels);
-            }
-        }
-        if report.verdict != Verdict::Verified {
+        let v = examine(&verifier, &mut pipeline, &bytes, false);
+        if v.report.verdict != Verdict::Verified {
             worst = worst.max(Outcome::Rejected);
         }
-        let (human, mut fields) = describe(&shown, &report, watermark_proof);
+        let (human, mut fields) = describe(&shown, &v);
         fields.insert(
             "ms".into(),
             json!((started.elapsed().as_secs_f64() * 1e4).round() / 10.0),
@@ -81,12 +65,9 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     worst
 }
 
-/// The one-line summary and the `--json` fields of a report.
-fn describe(
-    shown: &str,
-    r: &Report,
-    watermark_proof: Option<String>,
-) -> (String, Map<String, Value>) {
+/// The one-line summary and the `--json` fields of a verification.
+fn describe(shown: &str, v: &Verification) -> (String, Map<String, Value>) {
+    let r = &v.report;
     let signer = r
         .signer
         .as_ref()
@@ -96,7 +77,7 @@ fn describe(
             (None, Some(cn)) => cn.clone(),
             (None, None) => "unknown signer".into(),
         });
-    let proof_id = r.proof_id().map(str::to_string).or(watermark_proof);
+    let proof_id = &v.proof_id;
     let mut human = format!("{shown}: {}", r.verdict.as_str());
     match r.verdict {
         Verdict::Verified | Verdict::Untrusted => {
@@ -117,18 +98,6 @@ fn describe(
         }
         _ => human.push_str(&format!(" — {}", r.message)),
     }
-    let fields = json!({
-        "verdict": r.verdict.as_str(),
-        "message": r.message,
-        "signer": r.signer,
-        "time": r.time,
-        "claim_generator": r.claim_generator,
-        "assertions": r.assertions,
-        "validation_codes": r.validation_codes,
-        "proof_id": proof_id,
-        "proof": r.proof,
-        "manifests": r.manifests,
-    });
-    let fields = crate::report::object(fields);
+    let fields = crate::report::object(serde_json::to_value(v).unwrap_or(Value::Null));
     (human, fields)
 }

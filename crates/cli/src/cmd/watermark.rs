@@ -36,9 +36,7 @@ pub enum Args {
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
-    let Some(limits) = super::limits(config) else {
-        return Outcome::Usage;
-    };
+    let limits = config.limits.to_limits();
     let mut pipeline = Pipeline::new(limits);
     let reporter = Reporter::new(json, None);
     match args {

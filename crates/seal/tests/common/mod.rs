@@ -162,10 +162,10 @@ pub fn shredding_scenario(p: &dyn KeyProvider, region: &'static str) {
     let o = obj("shred-object", "tenant-s", region);
     let det = Sealer::new(p, KeyPlacement::Detached);
     let pt = data(150_000, 5);
-    let (blob, receipt) = det.seal_bytes(&pt, &o).unwrap();
+    let (blob, summary) = det.seal_bytes(&pt, &o).unwrap();
     let backup = blob.clone(); // a copy in a backup, outside our control
     assert!(
-        det.open_bytes(&blob, &o, Some(&receipt.wrapped_key))
+        det.open_bytes(&blob, &o, Some(&summary.wrapped_key))
             .unwrap()
             == pt
     );
@@ -174,11 +174,11 @@ pub fn shredding_scenario(p: &dyn KeyProvider, region: &'static str) {
         header.wrapped_dek.is_none(),
         "the blob must not carry its wrapped key"
     );
-    let wrapped_bytes = receipt.wrapped_key.to_bytes();
+    let wrapped_bytes = summary.wrapped_key.to_bytes();
     assert!(
         !backup
             .windows(wrapped_bytes.len().min(24))
-            .any(|w| w == &receipt.wrapped_key.ciphertext[..24]),
+            .any(|w| w == &summary.wrapped_key.ciphertext[..24]),
         "no copy of the wrapped key inside the blob"
     );
 
@@ -190,7 +190,7 @@ pub fn shredding_scenario(p: &dyn KeyProvider, region: &'static str) {
         others.push(r.wrapped_key);
     }
     // Delete the object's wrapped key (the database row).
-    drop(receipt);
+    drop(summary);
 
     match det.open_bytes(&backup, &o, None) {
         Err(SealError::KeyNotFound(_)) => {}

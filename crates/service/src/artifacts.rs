@@ -1,0 +1,513 @@
+//! Artifacts: upload (stamp → seal → store, with its write order and undo), metadata, content
+//! decrypted on demand, and erasure with a signed deletion receipt.
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use bytes::Bytes;
+use pixseal_media::{Options, OutputFormat};
+use pixseal_proof::{ProofId, Receipt, SignedReceipt};
+use pixseal_provenance::ProofAssertion;
+use pixseal_provenance::stamp::{MarkOptions, Stamped, stamp};
+use pixseal_seal::{KeyPlacement, ObjectRef, Sealer, WrappedKey};
+use pixseal_store::{Artifact, ArtifactState, BlobKey, DbError, ProofRecord, ProofStatus, Scope};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::auth::Caller;
+use crate::clock::DAY_MS;
+use crate::work::with_pipeline;
+use crate::{Outcome, Result, ServiceError, Services};
+
+/// Longest label, in bytes.
+const MAX_LABEL_BYTES: usize = 200;
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// The options of an upload as the client gives them (query string).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UploadQuery {
+    /// One of `[server].retention_days_allowed`; the tenant's default otherwise.
+    pub retention_days: Option<String>,
+    /// Text of the visible mark (kept sealed; at most 200 bytes).
+    pub label: Option<String>,
+    /// `false` (or `0`) for no visible mark.
+    pub visible: Option<String>,
+}
+
+/// An upload whose options were checked, before its body is read.
+#[derive(Debug, Clone)]
+pub struct UploadPlan {
+    caller: Caller,
+    retention_days: i64,
+    label: Option<String>,
+    visible: bool,
+}
+
+/// An artifact as its owner sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactView {
+    pub id: String,
+    pub proof_id: String,
+    pub sha256: String,
+    pub original_sha256: String,
+    pub region: String,
+    pub content_type: String,
+    pub width: i64,
+    pub height: i64,
+    pub bytes: i64,
+    pub created_at: String,
+    pub expires_at: String,
+    pub verify_url: String,
+}
+
+/// The answer to an upload: the artifact and whether it carries a label.
+#[derive(Debug, Clone, Serialize)]
+pub struct Uploaded {
+    #[serde(flatten)]
+    pub artifact: ArtifactView,
+    pub label: bool,
+}
+
+/// An artifact's metadata, with its label opened.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactMetadata {
+    #[serde(flatten)]
+    pub artifact: ArtifactView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// The decrypted stamped file.
+#[derive(Debug, Clone)]
+pub struct Content {
+    pub bytes: Vec<u8>,
+    pub content_type: String,
+}
+
+/// The public key that verifies this installation's deletion receipts.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceiptKey {
+    pub alg: &'static str,
+    pub key_id: String,
+    pub public_key_pem: String,
+}
+
+/// Why an artifact was erased (the receipt's `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletionReason {
+    DeletedByOwner,
+    RetentionExpired,
+}
+
+impl DeletionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletionReason::DeletedByOwner => "deleted_by_owner",
+            DeletionReason::RetentionExpired => "retention_expired",
+        }
+    }
+}
+
+/// What the blocking part of an upload made: the stamp and everything sealed.
+struct Sealed {
+    stamped: Stamped,
+    blob: Vec<u8>,
+    wrapped: WrappedKey,
+    label: Option<String>,
+    client_ip: String,
+}
+
+impl Services {
+    /// The public `verify_url` of a proof.
+    pub fn verify_url(&self, proof_id: &str) -> String {
+        format!(
+            "{}/v/{proof_id}",
+            self.config.public_url.trim_end_matches('/')
+        )
+    }
+
+    fn view(&self, a: &Artifact) -> ArtifactView {
+        ArtifactView {
+            id: a.id.clone(),
+            proof_id: a.proof_id.clone(),
+            sha256: a.sha256.clone(),
+            original_sha256: a.original_sha256.clone(),
+            region: a.region.clone(),
+            content_type: a.content_type.clone(),
+            width: a.width,
+            height: a.height,
+            bytes: a.bytes,
+            created_at: a.created_at.clone(),
+            expires_at: a.expires_at.clone(),
+            verify_url: self.verify_url(&a.proof_id),
+        }
+    }
+
+    /// Check an upload's caller and options (before its body is read).
+    pub fn plan_upload(&self, caller: &Caller, q: &UploadQuery) -> Result<UploadPlan> {
+        let tenant = caller.require(Scope::ArtifactsWrite)?;
+        let allowed = &self.config.retention_days_allowed;
+        let retention_days = match &q.retention_days {
+            None => tenant.retention_days,
+            Some(v) => match v.parse::<i64>() {
+                Ok(d) if allowed.contains(&d) => d,
+                _ => {
+                    return Err(ServiceError::invalid(
+                        "retention_not_allowed",
+                        format!("retention_days must be one of {allowed:?}"),
+                    ));
+                }
+            },
+        };
+        let visible = match q.visible.as_deref() {
+            None | Some("true") | Some("1") => true,
+            Some("false") | Some("0") => false,
+            Some(_) => {
+                return Err(ServiceError::invalid(
+                    "corrupt",
+                    "visible must be true or false",
+                ));
+            }
+        };
+        let label = q.label.clone().filter(|l| !l.is_empty());
+        if label.as_ref().is_some_and(|l| l.len() > MAX_LABEL_BYTES) {
+            return Err(ServiceError::invalid(
+                "corrupt",
+                format!("label longer than {MAX_LABEL_BYTES} bytes"),
+            ));
+        }
+        self.serves(&tenant.region)?;
+        Ok(UploadPlan {
+            caller: caller.clone(),
+            retention_days,
+            label,
+            visible,
+        })
+    }
+
+    /// Stamp, seal and store one upload. The body never leaves memory; the CPU-bound and
+    /// blocking work runs on the blocking pool, at most `decode_concurrency` at once.
+    pub async fn upload(
+        &self,
+        plan: UploadPlan,
+        client_ip: IpAddr,
+        body: Bytes,
+    ) -> Result<Uploaded> {
+        let original_sha256 = hex::encode(Sha256::digest(&body));
+        let _slot = self.decode_slot().await?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let proof_bits = ProofId::random().map_err(|e| ServiceError::internal(e.to_string()))?;
+        let (created_at, created_ms) = self.clock.now();
+        let actor = plan.caller.actor();
+        let sealed = match self
+            .stamp_and_seal(&plan, &id, proof_bits, &created_at, client_ip, body)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                self.audit_detail(&actor, "artifact.create", &id, Outcome::Refused, e.code())
+                    .await;
+                return Err(e);
+            }
+        };
+        let tenant = &plan.caller.key.tenant;
+        let (expires_at, expires_ms) =
+            pixseal_store::meta::at_ms(created_ms + plan.retention_days * DAY_MS);
+        let out = &sealed.stamped;
+        let artifact = Artifact {
+            id: id.clone(),
+            tenant_id: tenant.id.clone(),
+            region: tenant.region.clone(),
+            proof_id: proof_bits.to_string(),
+            state: ArtifactState::Pending,
+            sha256: hex::encode(Sha256::digest(&out.bytes)),
+            original_sha256,
+            content_type: out.format.media_type().into(),
+            width: out.width as i64,
+            height: out.height as i64,
+            bytes: out.bytes.len() as i64,
+            wrapped_key: b64().encode(sealed.wrapped.to_bytes()),
+            label_sealed: sealed.label,
+            client_ip_sealed: Some(sealed.client_ip),
+            created_at,
+            created_ms,
+            expires_at,
+            expires_ms,
+        };
+        let pdq = out.pdq.map(|p| p.to_string());
+        self.store(&artifact, Bytes::from(sealed.blob), pdq).await?;
+        self.audit(&actor, "artifact.create", &id, Outcome::Ok)
+            .await;
+        Ok(Uploaded {
+            artifact: self.view(&artifact),
+            label: artifact.label_sealed.is_some(),
+        })
+    }
+
+    /// The blocking part of an upload: stamp stage (visible mark → invisible watermark → PDQ →
+    /// encode → signed C2PA manifest), then seal the stamp, the label and the client IP.
+    async fn stamp_and_seal(
+        &self,
+        plan: &UploadPlan,
+        id: &str,
+        proof_bits: ProofId,
+        issued_at: &str,
+        client_ip: IpAddr,
+        body: Bytes,
+    ) -> Result<Sealed> {
+        let proof = ProofAssertion {
+            proof_id: proof_bits.to_string(),
+            issued_at: issued_at.to_string(),
+            verify_url: self.verify_url(&proof_bits.to_string()),
+        };
+        let marks = MarkOptions {
+            visible: plan.visible,
+            label: plan.label.clone(),
+        };
+        let (s, id, region, tenant_id) = (
+            self.clone(),
+            id.to_string(),
+            plan.caller.key.tenant.region.clone(),
+            plan.caller.key.tenant.id.clone(),
+        );
+        tokio::task::spawn_blocking(move || -> Result<Sealed> {
+            let opts = Options {
+                format: Some(OutputFormat::WebP),
+                quality: 85,
+                max_edge: None,
+            };
+            let signer = s.provenance.signer.clone();
+            let stamped = with_pipeline(s.limits, |p| {
+                stamp(
+                    p,
+                    &body,
+                    &opts,
+                    proof_bits.0,
+                    &proof,
+                    &marks,
+                    signer.as_ref(),
+                )
+            })?;
+            drop(body);
+            let keys = s.keys.as_ref();
+            let obj = ObjectRef {
+                object_id: &id,
+                tenant: &tenant_id,
+                region: &region,
+            };
+            let (blob, sealing) =
+                Sealer::new(keys, KeyPlacement::Detached).seal_bytes(&stamped.bytes, &obj)?;
+            let field = |name: &str, value: &str| {
+                pixseal_seal::seal_field(
+                    keys,
+                    &region,
+                    &format!("artifacts.{name}.{id}"),
+                    value.as_bytes(),
+                )
+            };
+            let label = marks
+                .label
+                .as_deref()
+                .map(|l| field("label", l))
+                .transpose()?;
+            let client_ip = field("client_ip", &client_ip.to_string())?;
+            Ok(Sealed {
+                stamped,
+                blob,
+                wrapped: sealing.wrapped_key,
+                label,
+                client_ip,
+            })
+        })
+        .await?
+    }
+
+    /// Row first (pending), then blob, then active with the public proof record: a crash in
+    /// between leaves a pending row that the repair pass removes (with its blob, if any), never
+    /// a visible half-stored artifact. A failure undoes what was written.
+    async fn store(&self, a: &Artifact, blob: Bytes, pdq: Option<String>) -> Result<()> {
+        self.db.insert_artifact(a).await?;
+        let key = BlobKey::new(&a.id).map_err(|e| ServiceError::internal(e.to_string()))?;
+        if let Err(e) = self.blobs.put(&a.region, &key, blob).await {
+            let _ = self.db.delete_artifact(&a.id).await;
+            return Err(e.into());
+        }
+        let record = ProofRecord {
+            proof_id: a.proof_id.clone(),
+            sha256: a.sha256.clone(),
+            original_sha256: a.original_sha256.clone(),
+            pdq,
+            issued_at: a.created_at.clone(),
+            status: ProofStatus::Active,
+            purged_at: None,
+            receipt_id: None,
+        };
+        if let Err(e) = self.db.activate_artifact(&a.id, &record).await {
+            let _ = self.blobs.delete(&a.region, &key).await;
+            let _ = self.db.delete_artifact(&a.id).await;
+            return Err(match e {
+                DbError::NotFound => {
+                    ServiceError::internal("upload row vanished before activation")
+                }
+                other => other.into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The caller's own active artifact; anyone else's is `NotFound` (no existence oracle).
+    async fn own(&self, caller: &Caller, scope: Scope, id: &str) -> Result<Artifact> {
+        let tenant = caller.require(scope)?;
+        Ok(self.db.artifact(&tenant.id, id).await?)
+    }
+
+    /// An artifact's metadata, label opened.
+    pub async fn metadata(&self, caller: &Caller, id: &str) -> Result<ArtifactMetadata> {
+        let a = self.own(caller, Scope::ArtifactsRead, id).await?;
+        self.audit(&caller.actor(), "artifact.read", &a.id, Outcome::Ok)
+            .await;
+        let label = match a.label_sealed.clone() {
+            None => None,
+            Some(sealed) => {
+                let (keys, region, ctx) = (
+                    self.keys.clone(),
+                    a.region.clone(),
+                    format!("artifacts.label.{}", a.id),
+                );
+                let plain = tokio::task::spawn_blocking(move || {
+                    pixseal_seal::open_field(keys.as_ref(), &region, &ctx, &sealed)
+                })
+                .await??;
+                Some(String::from_utf8_lossy(&plain).into_owned())
+            }
+        };
+        Ok(ArtifactMetadata {
+            artifact: self.view(&a),
+            label,
+        })
+    }
+
+    /// The stamped file, decrypted on demand (every segment authenticated).
+    pub async fn content(&self, caller: &Caller, id: &str) -> Result<Content> {
+        let a = self.own(caller, Scope::ArtifactsRead, id).await?;
+        self.audit(&caller.actor(), "artifact.content", &a.id, Outcome::Ok)
+            .await;
+        let key = BlobKey::new(&a.id).map_err(|_| ServiceError::NotFound)?;
+        let sealed = self.blobs.get(&a.region, &key).await?;
+        let wrapped = wrapped_key(&a)?;
+        let keys = self.keys.clone();
+        let (object_id, tenant, region) = (a.id, a.tenant_id, a.region);
+        let bytes = tokio::task::spawn_blocking(move || {
+            let obj = ObjectRef {
+                object_id: &object_id,
+                tenant: &tenant,
+                region: &region,
+            };
+            Sealer::new(keys.as_ref(), KeyPlacement::Detached).open_bytes(
+                &sealed,
+                &obj,
+                Some(&wrapped),
+            )
+        })
+        .await??;
+        Ok(Content {
+            bytes,
+            content_type: a.content_type,
+        })
+    }
+
+    /// The owner deletes an artifact: blob deleted, wrapped data key destroyed with the row,
+    /// and the signed deletion receipt returned (and kept, for [`Services::receipt`]).
+    pub async fn delete(&self, caller: &Caller, id: &str) -> Result<SignedReceipt> {
+        let a = self.own(caller, Scope::ArtifactsDelete, id).await?;
+        let signed = self.erase(&a, DeletionReason::DeletedByOwner).await?;
+        self.audit_detail(
+            &caller.actor(),
+            "artifact.delete",
+            &a.id,
+            Outcome::Ok,
+            &signed.receipt.receipt_id,
+        )
+        .await;
+        Ok(signed)
+    }
+
+    /// Delete one artifact and return its signed receipt. The receipt is signed first (the
+    /// signer may be a key service that is down: then nothing has changed, the artifact is
+    /// still served and the caller gets `key_unavailable`), then the row goes `deleting` (no
+    /// longer served), then the blob, then receipt + row removal in one transaction: a crash
+    /// anywhere leaves a state the repair pass finishes. The receipt is published only once
+    /// that commits.
+    pub async fn erase(&self, a: &Artifact, reason: DeletionReason) -> Result<SignedReceipt> {
+        let key = BlobKey::new(&a.id).map_err(|_| ServiceError::NotFound)?;
+        let (deleted_at, _) = self.clock.now();
+        let mut rid = [0u8; 16];
+        for chunk in rid.chunks_mut(8) {
+            // The proof-id source of randomness: the OS CSPRNG.
+            let v = ProofId::random()
+                .map_err(|e| ServiceError::internal(e.to_string()))?
+                .0
+                .to_be_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+        let receipt = Receipt {
+            receipt_id: format!("rcpt_{}", hex::encode(rid)),
+            artifact_id: a.id.clone(),
+            proof_id: a.proof_id.clone(),
+            sha256: a.sha256.clone(),
+            original_sha256: a.original_sha256.clone(),
+            region: a.region.clone(),
+            created_at: a.created_at.clone(),
+            deleted_at: deleted_at.clone(),
+            reason: reason.as_str().into(),
+        };
+        let signer = self.receipts.clone();
+        let signed = tokio::task::spawn_blocking(move || signer.sign(receipt)).await??;
+        let json =
+            serde_json::to_string(&signed).map_err(|e| ServiceError::internal(e.to_string()))?;
+        if !self.db.mark_deleting(&a.id).await? {
+            // Erased meanwhile by someone else, who published its receipt.
+            return Err(ServiceError::NotFound);
+        }
+        self.blobs.delete(&a.region, &key).await?;
+        self.db
+            .record_deletion(
+                &a.id,
+                &signed.receipt.receipt_id,
+                &a.proof_id,
+                &a.tenant_id,
+                &json,
+                &deleted_at,
+            )
+            .await?;
+        Ok(signed)
+    }
+
+    /// A deletion receipt by id, as stored (signed JSON). Public: receipt ids are 128 random
+    /// bits and hold nothing personal.
+    pub async fn receipt(&self, id: &str) -> Result<String> {
+        if !id.starts_with("rcpt_") || id.len() > 64 {
+            return Err(ServiceError::NotFound);
+        }
+        Ok(self.db.receipt(id).await?)
+    }
+
+    /// The public key that verifies this installation's receipts.
+    pub fn receipt_key(&self) -> ReceiptKey {
+        ReceiptKey {
+            alg: "Ed25519",
+            key_id: self.receipts.key_id().to_string(),
+            public_key_pem: self.receipts.public_key_pem(),
+        }
+    }
+}
+
+fn wrapped_key(a: &Artifact) -> Result<WrappedKey> {
+    let raw = b64()
+        .decode(&a.wrapped_key)
+        .map_err(|_| ServiceError::internal("stored wrapped key is not base64"))?;
+    WrappedKey::from_bytes(&raw).map_err(|e| ServiceError::internal(e.to_string()))
+}

@@ -1,0 +1,444 @@
+//! The one typed configuration: defaults, then `pixseal.toml` (or `--config`), then `PIXSEAL_*`
+//! environment variables (`PIXSEAL_<SECTION>_<KEY>`, e.g. `PIXSEAL_LIMITS_MAX_PIXELS`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pixseal_codes::CodesConfig;
+use pixseal_media::{AnimatedPolicy, Limits};
+use pixseal_provenance::{Identity, ProvenanceConfig, ProvenanceError};
+use pixseal_seal::{KeysConfig, SealError};
+use pixseal_store::StorageConfig;
+use serde::{Deserialize, Serialize};
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Every setting pixseal reads. `pixseal.example.toml` documents each key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded defaults keep their files.
+    pub data_dir: PathBuf,
+    /// Regions this installation serves; each has its own master key and blob store.
+    pub regions: Vec<String>,
+    pub limits: LimitsConfig,
+    pub keys: KeysConfig,
+    pub storage: StorageConfig,
+    pub server: ServerConfig,
+    pub codes: CodesConfig,
+    pub provenance: ProvenanceConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("pixseal-data"),
+            regions: vec!["us".into(), "eu".into(), "ca".into()],
+            limits: LimitsConfig::default(),
+            keys: KeysConfig::default(),
+            storage: StorageConfig::default(),
+            server: ServerConfig::default(),
+            codes: CodesConfig::default(),
+            provenance: ProvenanceConfig::default(),
+        }
+    }
+}
+
+/// SPEC §4 limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_file_bytes: u64,
+    pub max_pixels: u64,
+    pub max_side: u32,
+    pub max_jpeg_scans: u32,
+    pub max_frames: u32,
+    pub animated: AnimatedPolicy,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        LimitsConfig {
+            max_file_bytes: l.max_file_bytes,
+            max_pixels: l.max_pixels,
+            max_side: l.max_side,
+            max_jpeg_scans: l.max_jpeg_scans,
+            max_frames: l.max_frames,
+            animated: l.animated,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn to_limits(&self) -> Limits {
+        Limits {
+            max_file_bytes: self.max_file_bytes,
+            max_pixels: self.max_pixels,
+            max_side: self.max_side,
+            max_jpeg_scans: self.max_jpeg_scans,
+            max_frames: self.max_frames,
+            animated: self.animated,
+        }
+    }
+}
+
+/// Where rate-limit state lives (`[server].rate_limit_backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitBackend {
+    /// Per instance, in process.
+    #[default]
+    Memory,
+    /// Shared by every instance through Redis.
+    Redis,
+}
+
+/// `[server]` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Public base URL used in `verify_url` (e.g. https://pixseal.example).
+    pub public_url: String,
+    /// Database URL: `sqlite://…` or `postgres://…`; empty = SQLite file `<data_dir>/pixseal.db`.
+    pub database_url: String,
+    /// Largest request body (the file limit plus room for multipart framing).
+    pub max_body_bytes: u64,
+    /// Requests taking longer are answered 408.
+    pub request_timeout_secs: u64,
+    /// Decodes running at once (each on the blocking pool); 0 = number of cores.
+    pub decode_concurrency: usize,
+    /// Retention choices (days) an upload may ask for.
+    pub retention_days_allowed: Vec<i64>,
+    /// Retention of a new tenant when none is given.
+    pub default_retention_days: i64,
+    /// At start-up, `pending` uploads older than this are taken as dead and removed (uploads
+    /// still running on another instance are younger).
+    pub repair_grace_secs: u64,
+    /// PEM certificate chain and private key: when both are set the service speaks TLS
+    /// (rustls) and sends HSTS. Empty = plain HTTP (behind a TLS proxy, or on loopback).
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// Seconds between purge passes in `pixseal serve` (0 = no purge worker).
+    pub purge_interval_secs: u64,
+    /// Artifacts a purge pass claims at a time.
+    pub purge_batch: u32,
+    /// A purge claim older than this belongs to a worker that died and is taken over.
+    pub purge_stale_claim_secs: u64,
+    /// Rate limits (GCRA): per instance, or shared by every instance through Redis.
+    pub rate_limit_backend: RateLimitBackend,
+    pub rate_limit_redis_url: String,
+    /// Key prefix in Redis (several installations may share one Redis).
+    pub rate_limit_prefix: String,
+    /// Requests per period per API key (authenticated) and per client IP (anonymous); each
+    /// is also the burst. 0 disables that limit.
+    pub rate_limit_per_key: u32,
+    pub rate_limit_per_ip: u32,
+    /// Requests per period per client IP to the public code verification routes (a stricter
+    /// class: whatever Authorization header they carry, they are counted by IP).
+    pub rate_limit_verify_per_ip: u32,
+    pub rate_limit_period_secs: u64,
+}
+
+impl ServerConfig {
+    pub fn tls(&self) -> bool {
+        !self.tls_cert.is_empty() && !self.tls_key.is_empty()
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            database_url: String::new(),
+            max_body_bytes: 51 * 1024 * 1024,
+            request_timeout_secs: 30,
+            decode_concurrency: 0,
+            retention_days_allowed: vec![7, 15, 30, 60, 90],
+            default_retention_days: 30,
+            repair_grace_secs: 120,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            purge_interval_secs: 60,
+            purge_batch: 500,
+            purge_stale_claim_secs: 600,
+            rate_limit_backend: RateLimitBackend::Memory,
+            rate_limit_redis_url: "redis://127.0.0.1:6379".into(),
+            rate_limit_prefix: "pixseal:rl:".into(),
+            rate_limit_per_key: 600,
+            rate_limit_per_ip: 120,
+            rate_limit_verify_per_ip: 30,
+            rate_limit_period_secs: 60,
+        }
+    }
+}
+
+impl Config {
+    /// Load from an optional file and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Load from an optional file and the given environment (testable without touching the
+    /// process environment).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = toml::Table::try_from(Config::default())
+            .map_err(|e| ConfigError::Invalid(format!("serialising defaults: {e}")))?;
+        let path = file.map(Path::to_path_buf).or_else(|| {
+            let p = PathBuf::from("pixseal.toml");
+            p.exists().then_some(p)
+        });
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let file: toml::Table =
+                toml::from_str(&text).map_err(|source| ConfigError::Parse { path, source })?;
+            merge(&mut table, file);
+        }
+        let sections: Vec<String> = table
+            .iter()
+            .filter(|(_, v)| v.is_table())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (name, raw) in env {
+            let Some(key) = name.strip_prefix("PIXSEAL_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            let value = parse_env_value(&raw);
+            if let Some(section) = sections.iter().find(|s| key.starts_with(&format!("{s}_"))) {
+                let field = &key[section.len() + 1..];
+                if let Some(toml::Value::Table(t)) = table.get_mut(section.as_str())
+                    && t.contains_key(field)
+                {
+                    t.insert(field.to_string(), coerce(t.get(field), value));
+                }
+            } else if table.get(&key).is_some_and(|v| !v.is_table()) {
+                let old = table.get(&key).cloned();
+                table.insert(key, coerce(old.as_ref(), value));
+            }
+            // Other PIXSEAL_* variables (e.g. PIXSEAL_BIN used by scripts) are not settings.
+        }
+        let cfg = typed(table)?;
+        cfg.codes.validate().map_err(ConfigError::Invalid)?;
+        if cfg.regions.is_empty() {
+            return Err(ConfigError::Invalid(
+                "regions must name at least one region".into(),
+            ));
+        }
+        for r in &cfg.regions {
+            pixseal_seal::provider::validate_region(r)
+                .map_err(|e| ConfigError::Invalid(format!("region {r:?}: {e}")))?;
+        }
+        if cfg.server.purge_batch == 0 {
+            return Err(ConfigError::Invalid(
+                "server.purge_batch must be at least 1".into(),
+            ));
+        }
+        Ok(cfg)
+    }
+
+    /// The database URL: `[server].database_url`, or the SQLite file under data_dir.
+    pub fn database_url(&self) -> String {
+        if self.server.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("pixseal.db").display())
+        } else {
+            self.server.database_url.clone()
+        }
+    }
+
+    /// The C2PA signing identity, and whether the development chain was made just now (on
+    /// first use). A development identity is trusted by nobody else: callers say so.
+    pub fn signing_identity(&self) -> Result<(Identity, bool), ProvenanceError> {
+        let created = self.provenance.ensure_dev_chain(&self.data_dir)?;
+        Ok((self.provenance.identity(&self.data_dir)?, created))
+    }
+
+    /// Trusted roots for verification: the configured anchors plus any `extra` PEM files.
+    pub fn trust_anchors(&self, extra: &[PathBuf]) -> Result<String, ProvenanceError> {
+        let mut pem = self.provenance.anchors_pem(&self.data_dir)?;
+        for p in extra {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                ProvenanceError::Identity(format!("reading trust anchors {}: {e}", p.display()))
+            })?;
+            if !text.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(ProvenanceError::Identity(format!(
+                    "{} holds no PEM certificate",
+                    p.display()
+                )));
+            }
+            pem.push('\n');
+            pem.push_str(&text);
+        }
+        Ok(pem)
+    }
+
+    pub fn region_names(&self) -> Vec<&str> {
+        self.regions.iter().map(String::as_str).collect()
+    }
+
+    /// The configured receipt signer (local key file under data_dir, or Transit; blocking).
+    pub fn receipt_signer(&self) -> Result<Arc<dyn pixseal_proof::ReceiptSigner>, SealError> {
+        self.keys
+            .open_receipt_signer(&self.data_dir, &self.region_names())
+    }
+
+    /// The configured key provider (local key file under data_dir, or Transit).
+    pub fn key_provider(&self) -> Result<Box<dyn pixseal_seal::KeyProvider>, SealError> {
+        self.keys
+            .open_provider(&self.data_dir, &self.region_names())
+    }
+}
+
+/// The merged table as the typed struct. serde names the bad value and the allowed ones; the
+/// key it belongs to is found by deserialising each section on its own.
+fn typed(table: toml::Table) -> Result<Config, ConfigError> {
+    table.clone().try_into().map_err(|e: toml::de::Error| {
+        let key = table.iter().find_map(|(section, v)| match v {
+            toml::Value::Table(t) => t.iter().find_map(|(field, value)| {
+                let mut one = toml::Table::new();
+                let mut inner = toml::Table::new();
+                inner.insert(field.clone(), value.clone());
+                one.insert(section.clone(), toml::Value::Table(inner));
+                one.try_into::<Config>()
+                    .is_err()
+                    .then(|| format!("{section}.{field}"))
+            }),
+            _ => None,
+        });
+        match key {
+            Some(k) => ConfigError::Invalid(format!("{k}: {}", e.message())),
+            None => ConfigError::Invalid(e.message().to_string()),
+        }
+    })
+}
+
+fn merge(into: &mut toml::Table, from: toml::Table) {
+    for (k, v) in from {
+        match (into.get_mut(&k), v) {
+            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+/// Keep strings strings when the default is a string (so PIXSEAL_DATA_DIR=123 stays a path).
+fn coerce(default: Option<&toml::Value>, v: toml::Value) -> toml::Value {
+    match (default, &v) {
+        (Some(toml::Value::String(_)), toml::Value::String(_)) => v,
+        (Some(toml::Value::String(_)), other) => toml::Value::String(other.to_string()),
+        _ => v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_overrides_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("p.toml");
+        std::fs::write(&f, "[limits]\nmax_pixels = 1000\nmax_side = 50\n").unwrap();
+        let c = Config::load_from(
+            Some(&f),
+            env(&[("PIXSEAL_LIMITS_MAX_SIDE", "64"), ("PIXSEAL_BIN", "/x")]),
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_pixels, 1000);
+        assert_eq!(c.limits.max_side, 64);
+        assert_eq!(c.limits.max_file_bytes, Limits::default().max_file_bytes);
+        let c = Config::load_from(None, env(&[("PIXSEAL_DATA_DIR", "123")])).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("123"));
+    }
+
+    #[test]
+    fn example_file_is_exactly_the_defaults() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pixseal.example.toml");
+        assert_eq!(
+            Config::load_from(Some(&p), env(&[])).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("p.toml");
+        std::fs::write(&f, "[limits]\nmax_pixel = 1000\n").unwrap();
+        assert!(Config::load_from(Some(&f), env(&[])).is_err());
+        assert!(Config::load_from(None, env(&[("PIXSEAL_LIMITS_ANIMATED", "sometimes")])).is_err());
+        assert!(Config::load_from(None, env(&[("PIXSEAL_LIMITS_MAX_SIDE", "-3")])).is_err());
+        // Message codes are never valid longer than 30 days, whatever the configuration says.
+        assert!(Config::load_from(None, env(&[("PIXSEAL_CODES_MESSAGE_TTL_DAYS", "31")])).is_err());
+        let c = Config::load_from(None, env(&[("PIXSEAL_CODES_MESSAGE_TTL_DAYS", "7")])).unwrap();
+        assert_eq!(c.codes.message_ttl_days, 7);
+        assert!(Config::load_from(None, env(&[("PIXSEAL_SERVER_PURGE_BATCH", "0")])).is_err());
+    }
+
+    #[test]
+    fn an_unknown_choice_names_its_key_and_the_allowed_values() {
+        for (var, key, allowed) in [
+            (
+                "PIXSEAL_SERVER_RATE_LIMIT_BACKEND",
+                "server.rate_limit_backend",
+                ["memory", "redis"],
+            ),
+            (
+                "PIXSEAL_LIMITS_ANIMATED",
+                "limits.animated",
+                ["first_frame", "reject"],
+            ),
+        ] {
+            let e = Config::load_from(None, env(&[(var, "Redis")]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{e}");
+            for a in allowed {
+                assert!(e.contains(a), "{e}");
+            }
+        }
+        let c = Config::load_from(None, env(&[("PIXSEAL_SERVER_RATE_LIMIT_BACKEND", "redis")]))
+            .unwrap();
+        assert_eq!(c.server.rate_limit_backend, RateLimitBackend::Redis);
+    }
+}

@@ -1,0 +1,23 @@
+//! pixseal-service: the workflows under the HTTP server and the CLI. [`Services`] is opened
+//! once from the typed [`Config`]; each workflow returns a typed, `Serialize` result or a
+//! [`ServiceError`] with a stable code, which `server` maps to HTTP and `cli` to exit codes.
+
+pub mod admin;
+pub mod artifacts;
+pub mod auth;
+pub mod clock;
+pub mod codes;
+pub mod config;
+pub mod error;
+pub mod lifecycle;
+pub mod services;
+pub mod verify;
+mod work;
+
+pub use auth::Caller;
+pub use clock::{Clock, DAY_MS};
+pub use config::{Config, ConfigError, LimitsConfig, RateLimitBackend, ServerConfig};
+pub use error::{ErrorKind, Result, ServiceError};
+pub use lifecycle::{PurgeReport, RepairReport};
+pub use services::{Actor, Health, OpenError, Outcome, Provenance, Readiness, Services};
+pub use verify::{Verification, examine};

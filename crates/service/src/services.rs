@@ -1,0 +1,275 @@
+//! `Services`: every part a workflow needs, opened from the typed configuration by one
+//! constructor that the server, the CLI, the tests and the benches all go through.
+
+use std::fmt;
+use std::sync::Arc;
+
+use pixseal_media::Limits;
+use pixseal_proof::ReceiptSigner;
+use pixseal_provenance::{ClaimSigner, ProvenanceError, Verifier};
+use pixseal_seal::{KeyProvider, SealError};
+use pixseal_store::{BlobError, BlobStore, Db, DbError};
+use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::codes::CodeKeyCache;
+use crate::config::{Config, ServerConfig};
+use crate::{Clock, Result, ServiceError};
+
+/// Why [`Services::open`] failed: which part, and its error.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("creating the data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Database(#[from] DbError),
+    #[error("blob store: {0}")]
+    Blobs(#[from] BlobError),
+    #[error("key provider: {0}")]
+    Keys(SealError),
+    #[error("receipt signer: {0}")]
+    Receipts(SealError),
+    #[error("C2PA signing identity: {0}")]
+    Identity(#[from] ProvenanceError),
+    #[error("opening the parts: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Everything the workflows need; cheap to clone (shared parts behind `Arc`).
+#[derive(Clone)]
+pub struct Services {
+    /// `[server]` settings.
+    pub config: Arc<ServerConfig>,
+    pub limits: Limits,
+    pub db: Db,
+    pub blobs: Arc<BlobStore>,
+    pub keys: Arc<dyn KeyProvider>,
+    /// Signs deletion receipts (local key file or Transit; `sign` may block).
+    pub receipts: Arc<dyn ReceiptSigner>,
+    /// `[codes]` settings.
+    pub codes: Arc<pixseal_codes::CodesConfig>,
+    /// The time every workflow is judged at (tests move it).
+    pub clock: Clock,
+    /// C2PA signing identity, trust anchors and the near-match threshold.
+    pub provenance: Arc<Provenance>,
+    /// Bounds the CPU-heavy work running at once (each on the blocking pool).
+    decode_slots: Arc<Semaphore>,
+    /// Unwrapped per-region code secrets.
+    pub(crate) code_keys: Arc<CodeKeyCache>,
+}
+
+/// What stamping and verification need.
+pub struct Provenance {
+    /// Signs manifests (may block: called on the blocking pool).
+    pub signer: Arc<dyn ClaimSigner>,
+    pub verifier: Verifier,
+    /// Shown as the issuer of proofs.
+    pub issuer_name: String,
+    /// The development chain, which nobody else trusts.
+    pub development: bool,
+    /// PDQ distance at or below which an upload is a `near_match`.
+    pub pdq_threshold: u32,
+}
+
+impl Services {
+    /// Open every configured part: database (migrated), blob stores, key provider, receipt
+    /// signer, C2PA signing identity (the development chain is made on first use) and trust
+    /// anchors. Nothing is defaulted silently: a part that cannot open is an error.
+    pub async fn open(config: &Config) -> Result<Services, OpenError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| OpenError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let db = Db::connect(&config.database_url()).await?;
+        let blobs = BlobStore::open(&config.storage, &config.data_dir)?;
+        // Transit clients load keys over blocking HTTP: off the runtime.
+        let c = config.clone();
+        let (keys, receipts, identity, anchors) = tokio::task::spawn_blocking(move || {
+            let keys = c.key_provider().map_err(OpenError::Keys)?;
+            let receipts = c.receipt_signer().map_err(OpenError::Receipts)?;
+            let (identity, _) = c.signing_identity()?;
+            let anchors = c.trust_anchors(&[])?;
+            Ok::<_, OpenError>((keys, receipts, identity, anchors))
+        })
+        .await??;
+        if identity.development {
+            tracing::warn!(
+                "manifests are signed with the development certificate, which no one else trusts"
+            );
+        }
+        let decode = match config.server.decode_concurrency {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        Ok(Services {
+            config: Arc::new(config.server.clone()),
+            limits: config.limits.to_limits(),
+            db,
+            blobs: Arc::new(blobs),
+            keys: Arc::from(keys),
+            receipts,
+            codes: Arc::new(config.codes.clone()),
+            clock: Clock::default(),
+            provenance: Arc::new(Provenance {
+                signer: Arc::new(identity.signer),
+                verifier: Verifier::new(&anchors),
+                issuer_name: config.provenance.issuer_name.clone(),
+                development: identity.development,
+                pdq_threshold: config.provenance.pdq_threshold,
+            }),
+            decode_slots: Arc::new(Semaphore::new(decode)),
+            code_keys: Arc::default(),
+        })
+    }
+
+    /// The same parts with empty caches, as another instance on the same database and keys
+    /// would start.
+    pub fn with_empty_caches(&self) -> Services {
+        Services {
+            code_keys: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// A slot for CPU-heavy work (decode, stamp, verify): at most `decode_concurrency` at once.
+    pub async fn decode_slot(&self) -> Result<OwnedSemaphorePermit> {
+        self.decode_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ServiceError::internal("decode slots closed"))
+    }
+
+    /// Whether this installation serves `region`.
+    pub fn serves(&self, region: &str) -> Result<()> {
+        if self.blobs.regions().any(|r| r == region) {
+            Ok(())
+        } else {
+            Err(ServiceError::region_mismatch())
+        }
+    }
+
+    /// Append to the audit log. A failed append is logged loudly but does not fail the
+    /// action (it already happened); `/readyz` reports the database if it is down.
+    pub async fn audit(&self, actor: &Actor, action: &str, object: &str, outcome: Outcome) {
+        self.audit_detail(actor, action, object, outcome, "").await
+    }
+
+    /// [`Services::audit`] with a detail (ids and codes only, never personal data).
+    pub async fn audit_detail(
+        &self,
+        actor: &Actor,
+        action: &str,
+        object: &str,
+        outcome: Outcome,
+        detail: &str,
+    ) {
+        let actor = actor.to_string();
+        if let Err(e) = self
+            .db
+            .audit(&actor, action, object, outcome.as_str(), detail)
+            .await
+        {
+            tracing::error!(action, error = %e, "audit append failed");
+        }
+    }
+
+    /// Whether the database, every region's blob store, the key provider and the receipt
+    /// signer all answer.
+    pub async fn readiness(&self) -> Readiness {
+        let database = Health::of(self.db.check().await.is_ok());
+        let blob_store = Health::of(self.blobs.check().await.is_ok());
+        let k = self.keys.clone();
+        let region = self.blobs.regions().next().unwrap_or("us").to_string();
+        let key_provider = Health::of(
+            tokio::task::spawn_blocking(move || k.key_versions(&region).is_ok())
+                .await
+                .unwrap_or(false),
+        );
+        let r = self.receipts.clone();
+        let receipt_signer = Health::of(
+            tokio::task::spawn_blocking(move || r.check().is_ok())
+                .await
+                .unwrap_or(false),
+        );
+        let all = [database, blob_store, key_provider, receipt_signer];
+        Readiness {
+            status: Health::of(all.iter().all(|h| *h == Health::Ok)),
+            database,
+            blob_store,
+            key_provider,
+            receipt_signer,
+        }
+    }
+}
+
+/// One part's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Ok,
+    Unavailable,
+}
+
+impl Health {
+    fn of(ok: bool) -> Health {
+        if ok { Health::Ok } else { Health::Unavailable }
+    }
+}
+
+/// `GET /readyz`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub status: Health,
+    pub database: Health,
+    pub blob_store: Health,
+    pub key_provider: Health,
+    pub receipt_signer: Health,
+}
+
+/// Who did something, as the audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A caller authenticated by this API key id.
+    ApiKey(String),
+    /// An administrator at the command line.
+    Cli,
+    /// The service itself (purge, repair).
+    System,
+    /// An unauthenticated caller (public routes, failed authentication).
+    Anonymous,
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::ApiKey(id) => write!(f, "key:{id}"),
+            Actor::Cli => f.write_str("cli"),
+            Actor::System => f.write_str("system"),
+            Actor::Anonymous => f.write_str("anonymous"),
+        }
+    }
+}
+
+/// How an audited action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Refused,
+    Denied,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Refused => "refused",
+            Outcome::Denied => "denied",
+            Outcome::Failed => "failed",
+        }
+    }
+}

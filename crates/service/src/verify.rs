@@ -1,0 +1,217 @@
+//! Verification: the offline verdict of one file (the same for `pixseal verify` and
+//! `POST /v1/verify`), the service's record lookups on top of it (watermark → proof record,
+//! PDQ → near match), and the public proof record.
+
+use pixseal_media::Pipeline;
+use pixseal_proof::ProofId;
+use pixseal_provenance::pdq::{self, Pdq};
+use pixseal_provenance::{Report, Verdict, Verifier, detect_watermark};
+use pixseal_store::{DbError, ProofRecord, ProofStatus};
+use serde::Serialize;
+
+use crate::work::with_pipeline;
+use crate::{Result, ServiceError, Services};
+
+/// Proof records read per page by the near-match scan.
+const PDQ_PAGE: i64 = 5000;
+
+/// What one file says about itself, offline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    #[serde(flatten)]
+    pub report: Report,
+    /// The proof the file names: from a manifest, or from the invisible watermark.
+    pub proof_id: Option<String>,
+    /// The watermark's payload, when it was read (no manifest).
+    #[serde(skip)]
+    pub watermark: Option<u64>,
+    /// The PDQ hash of the pixels, when asked for and neither manifest nor watermark spoke.
+    #[serde(skip)]
+    pub pdq: Option<Pdq>,
+}
+
+/// Judge one file held in memory: its C2PA manifest; without one, the invisible watermark
+/// (`watermark_only`); `with_pdq` also hashes pictures that carry neither, for a near-match
+/// lookup. A file that cannot be decoded simply has no watermark.
+pub fn examine(
+    verifier: &Verifier,
+    pipeline: &mut Pipeline,
+    bytes: &[u8],
+    with_pdq: bool,
+) -> Verification {
+    let mut report = verifier.verify(bytes);
+    let (mut watermark, mut hash) = (None, None);
+    if report.verdict == Verdict::NotStamped
+        && let Ok(d) = pipeline.decode(bytes, None)
+    {
+        watermark = detect_watermark(&d.pixels);
+        if let Some(bits) = watermark {
+            let id = ProofId(bits).to_string();
+            report.verdict = Verdict::WatermarkOnly;
+            report.message =
+                format!("no C2PA manifest, but the invisible watermark carries proof {id}");
+        } else if with_pdq {
+            let p = &d.pixels;
+            hash = pdq::hash_rgb(&p.data, p.width, p.height, p.channels).map(|r| r.hash);
+        }
+        pipeline.recycle(d.pixels);
+    }
+    let proof_id = report
+        .proof_id()
+        .map(str::to_string)
+        .or_else(|| watermark.map(|b| ProofId(b).to_string()));
+    Verification {
+        report,
+        proof_id,
+        watermark,
+        pdq: hash,
+    }
+}
+
+/// The public view of a proof record (SPEC §5): no hashes beyond what its receipt carries.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProofView {
+    pub proof_id: String,
+    pub issued_at: String,
+    pub issuer: String,
+    pub status: ProofStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purged_at: Option<String>,
+    /// The signed deletion receipt, once purged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<serde_json::Value>,
+}
+
+/// The service's verdict on an uploaded file: the offline verdict, and what this
+/// installation knows of the proof it names.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verified {
+    #[serde(flatten)]
+    pub verification: Verification,
+    pub record: Option<ProofView>,
+    pub pdq_distance: Option<u32>,
+}
+
+impl Services {
+    /// Verify a file held in memory for the duration of the call only: nothing of it is
+    /// stored or logged.
+    pub async fn verify(&self, body: bytes::Bytes) -> Result<Verified> {
+        let _slot = self.decode_slot().await?;
+        let s = self.clone();
+        let mut v = tokio::task::spawn_blocking(move || {
+            with_pipeline(s.limits, |p| {
+                examine(&s.provenance.verifier, p, &body, true)
+            })
+        })
+        .await?;
+        let mut record = None;
+        let mut distance = None;
+        match v.report.verdict {
+            // Only a manifest signed under a trusted anchor vouches for its proof id; an
+            // untrusted or altered manifest may claim any id, so no record is attached to it.
+            Verdict::Verified => {
+                if let Some(id) = v.report.proof_id() {
+                    record = self.record_of(id).await?;
+                }
+            }
+            Verdict::WatermarkOnly => {
+                if let Some(id) = &v.proof_id {
+                    record = self.record_of(id).await?;
+                }
+            }
+            Verdict::NotStamped => {
+                if let Some(h) = &v.pdq
+                    && let Some((id, d)) = self.nearest(h).await?
+                {
+                    v.report.verdict = Verdict::NearMatch;
+                    v.report.message = format!(
+                        "no manifest or watermark, but the picture looks like stamped proof {id} (PDQ distance {d} of 256)"
+                    );
+                    record = self.record_of(&id).await?;
+                    distance = Some(d);
+                }
+            }
+            _ => {}
+        }
+        if let Some(r) = &record {
+            v.proof_id = Some(r.proof_id.clone());
+        }
+        let record = match &record {
+            Some(r) => Some(self.public_record(r).await?),
+            None => None,
+        };
+        Ok(Verified {
+            verification: v,
+            record,
+            pdq_distance: distance,
+        })
+    }
+
+    /// The public record of a proof id (any spelling the parser accepts: lower case and
+    /// Crockford aliases find it).
+    pub async fn proof(&self, raw: &str) -> Result<ProofView> {
+        let id: ProofId = raw.parse().map_err(|_| ServiceError::NotFound)?;
+        let p = self
+            .record_of(&id.to_string())
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        self.public_record(&p).await
+    }
+
+    async fn record_of(&self, proof_id: &str) -> Result<Option<ProofRecord>> {
+        match self.db.proof(proof_id).await {
+            Ok(p) => Ok(Some(p)),
+            Err(DbError::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn public_record(&self, p: &ProofRecord) -> Result<ProofView> {
+        let mut view = ProofView {
+            proof_id: p.proof_id.clone(),
+            issued_at: p.issued_at.clone(),
+            issuer: self.provenance.issuer_name.clone(),
+            status: p.status,
+            purged_at: None,
+            receipt: None,
+        };
+        if p.status == ProofStatus::Purged {
+            view.purged_at = p.purged_at.clone();
+            if let Some(rid) = &p.receipt_id {
+                let signed = self.db.receipt(rid).await?;
+                view.receipt = Some(
+                    serde_json::from_str(&signed)
+                        .map_err(|_| ServiceError::internal("stored receipt is not JSON"))?,
+                );
+            }
+        }
+        Ok(view)
+    }
+
+    /// The closest stored PDQ within the threshold: (proof id, distance). A linear scan in
+    /// pages: fine for the record counts of one installation (≈1 µs per record); an index
+    /// (multi-index hashing) is the step up when that stops being true.
+    async fn nearest(&self, h: &Pdq) -> Result<Option<(String, u32)>> {
+        let threshold = self.provenance.pdq_threshold;
+        let mut best: Option<(String, u32)> = None;
+        let mut after = String::new();
+        loop {
+            let page = self.db.pdq_page(&after, PDQ_PAGE).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = last.clone();
+            for (id, hex) in &page {
+                let Ok(other) = hex.parse::<Pdq>() else {
+                    continue;
+                };
+                let d = other.distance(h);
+                if d <= threshold && best.as_ref().is_none_or(|(_, b)| d < *b) {
+                    best = Some((id.clone(), d));
+                }
+            }
+            if (page.len() as i64) < PDQ_PAGE {
+                break;
+            }
+        }
+        Ok(best)
+    }
+}

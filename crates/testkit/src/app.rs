@@ -1,0 +1,82 @@
+//! `TestApp`: the HTTP service in process on a random loopback port, opened from a typed
+//! configuration through the same `AppState::open` → `Services::open` path as `pixseal serve`.
+
+use pixseal_server::AppState;
+use pixseal_service::Config;
+use pixseal_store::{Db, Scope};
+
+/// A running service and what tests reach it with.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT` (`https://localhost:PORT` under TLS).
+    pub url: String,
+    pub state: AppState,
+    /// The service's database (the same pool).
+    pub db: Db,
+    /// Its data directory (keys, dev certificates, local blobs, SQLite).
+    pub data: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    /// The embedded defaults for tests: regions `us` and `eu` only.
+    pub fn config() -> Config {
+        let mut c = Config {
+            regions: vec!["us".into(), "eu".into()],
+            ..Config::default()
+        };
+        c.storage
+            .regions
+            .retain(|name, _| c.regions.iter().any(|r| r == name));
+        c
+    }
+
+    /// Open `config` with its data directory replaced by a fresh temporary one, and serve it
+    /// until the test's runtime ends.
+    pub async fn spawn(mut config: Config) -> TestApp {
+        let data = tempfile::tempdir().expect("temporary data directory");
+        config.data_dir = data.path().to_path_buf();
+        let tls = config.server.tls();
+        let state = AppState::open(&config)
+            .await
+            .unwrap_or_else(|e| panic!("opening the service: {e}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let url = if tls {
+            format!("https://localhost:{}", addr.port())
+        } else {
+            format!("http://{addr}")
+        };
+        tokio::spawn(pixseal_server::serve(
+            state.clone(),
+            listener,
+            std::future::pending(),
+        ));
+        TestApp {
+            url,
+            db: state.services.db.clone(),
+            state,
+            data,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// A secret API key holding `scopes` for `tenant` (created in `region` with 30-day
+    /// retention if it does not exist yet).
+    pub async fn key(&self, tenant: &str, region: &str, scopes: &[&str]) -> String {
+        let t = match self.db.tenant_by_name(tenant).await {
+            Ok(t) => t,
+            Err(_) => self
+                .db
+                .create_tenant(tenant, region, 30)
+                .await
+                .expect("tenant"),
+        };
+        let scopes: Vec<Scope> = scopes
+            .iter()
+            .map(|s| s.parse().expect("a known scope"))
+            .collect();
+        self.db.create_api_key(&t, &scopes).await.expect("key").1
+    }
+}

@@ -116,6 +116,19 @@ fn main() -> ExitCode {
     if let Some(d) = cli.data_dir {
         config.data_dir = d;
     }
+    if !matches!(cli.command, Command::Serve(_)) {
+        // What a workflow logs (an internal error's detail, a failed audit append) reaches the
+        // operator on stderr; `serve` sets up its own JSON request log.
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .without_time()
+            .with_target(false)
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("PIXSEAL_LOG")
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .init();
+    }
     let outcome = match cli.command {
         Command::Sanitize(args) => cmd::sanitize::run(&config, args, cli.json),
         Command::Stamp(args) => cmd::stamp::run(&config, args, cli.json),

@@ -26,22 +26,31 @@ fn start(data: &Path, port: u16) -> Child {
 }
 
 fn start_env(data: &Path, port: u16, env: &[(&str, &str)]) -> Child {
-    let mut child = Command::new(bin())
-        .envs(env.iter().copied())
-        .args([
-            "--data-dir",
-            data.to_str().unwrap(),
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("PIXSEAL_SERVER_REPAIR_GRACE_SECS", "0")
+    let mut cmd = serve_command(data, port);
+    cmd.envs(env.iter().copied())
         .env("PIXSEAL_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    ready(cmd.spawn().unwrap(), port)
+}
+
+/// `pixseal serve` on `port` with the data in `data`, repairing at once.
+fn serve_command(data: &Path, port: u16) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "--data-dir",
+        data.to_str().unwrap(),
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .env("PIXSEAL_SERVER_REPAIR_GRACE_SECS", "0")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null());
+    cmd
+}
+
+/// Wait until the server answers `/readyz`, or kill it and fail.
+fn ready(mut child: Child, port: u16) -> Child {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok((200, _)) = http(port, "GET", "/readyz", None, b"") {
@@ -90,33 +99,44 @@ fn http(
 }
 
 fn key_for(data: &Path) -> String {
+    key_for_env(data, &[])
+}
+
+/// A tenant and an admin key, made by the CLI with the server's environment (`env`).
+fn key_for_env(data: &Path, env: &[(&str, &str)]) -> String {
     let d = data.to_str().unwrap();
-    let r = pixseal(&[
-        "--data-dir",
-        d,
-        "tenant",
-        "create",
-        "crash",
-        "--region",
-        "us",
-    ]);
+    let r = pixseal_env(
+        &[
+            "--data-dir",
+            d,
+            "tenant",
+            "create",
+            "crash",
+            "--region",
+            "us",
+        ],
+        env,
+    );
     assert_eq!(
         r.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&r.stderr)
     );
-    let r = pixseal(&[
-        "--data-dir",
-        d,
-        "apikey",
-        "create",
-        "--tenant",
-        "crash",
-        "--scope",
-        "admin",
-        "--json",
-    ]);
+    let r = pixseal_env(
+        &[
+            "--data-dir",
+            d,
+            "apikey",
+            "create",
+            "--tenant",
+            "crash",
+            "--scope",
+            "admin",
+            "--json",
+        ],
+        env,
+    );
     json_lines(&r)[0]["key"].as_str().unwrap().to_string()
 }
 
@@ -339,7 +359,7 @@ fn transit_signed_receipt_verifies_offline_with_the_served_key() {
         ("PIXSEAL_KEYS_TRANSIT_TOKEN", bao.token.as_str()),
     ];
     let mut server = start_env(data.path(), port, &env);
-    let key = key_for(data.path());
+    let key = key_for_env(data.path(), &env);
     let (receipt, key_doc) = upload_and_delete(port, &key);
     server.kill().unwrap();
     server.wait().unwrap();
@@ -541,4 +561,50 @@ fn upload_and_delete(port: u16, key: &str) -> (Vec<u8>, Vec<u8>) {
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&receipt));
     let (_, key_doc) = http(port, "GET", "/v1/keys/receipts", None, b"").unwrap();
     (receipt, key_doc)
+}
+
+/// With the default log settings, stderr holds one JSON line per request (pixseal's own), and
+/// no library's per-upload chatter (c2pa's `progress: phase=…` lines) gets into it.
+#[test]
+fn the_request_log_is_one_json_line_per_request() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log_path = data.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut cmd = serve_command(data.path(), port);
+    cmd.env_remove("PIXSEAL_LOG").stderr(log);
+    let mut server = ready(cmd.spawn().unwrap(), port);
+    let key = key_for(data.path());
+    let (receipt, _) = upload_and_delete(port, &key);
+    assert!(!receipt.is_empty());
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        !text.contains("phase="),
+        "library chatter in the log:\n{text}"
+    );
+    let routes: Vec<&str> = lines
+        .iter()
+        .filter(|v| v["fields"]["message"] == "request")
+        .filter_map(|v| v["fields"]["route"].as_str())
+        .collect();
+    for route in ["/v1/artifacts", "/v1/artifacts/{id}", "/v1/keys/receipts"] {
+        assert_eq!(
+            routes.iter().filter(|r| **r == route).count(),
+            1,
+            "one line for {route}:\n{text}"
+        );
+    }
+    for v in &lines {
+        let pixseal = v["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("pixseal"));
+        let loud = matches!(v["level"].as_str(), Some("WARN" | "ERROR"));
+        assert!(pixseal || loud, "a library's info line: {v}");
+    }
 }

@@ -44,6 +44,7 @@ async fn spawn(parts: Parts) -> TestServer {
 fn config(parts: &Parts, server: ServerConfig) -> Config {
     let mut c = TestApp::config();
     c.server = server;
+    c.provenance.issuer_name = "pixseal (ephemeral identity)".into();
     if let Parts::Postgres | Parts::TransitS3 = parts {
         c.server.database_url = pixseal_testkit::fresh_postgres_db("api");
     }

@@ -61,10 +61,10 @@ impl Services {
         region: &str,
         retention_days: Option<i64>,
     ) -> Result<Tenant> {
-        if !self.blobs.regions().any(|r| r == region) {
-            let served: Vec<&str> = self.blobs.regions().collect();
+        if !self.regions.iter().any(|r| r == region) {
             return Err(ServiceError::request(format!(
-                "region {region:?} is not one of {served:?}"
+                "region {region:?} is not one of {:?}",
+                self.regions
             )));
         }
         let days = retention_days.unwrap_or(self.config.default_retention_days);

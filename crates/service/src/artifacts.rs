@@ -469,7 +469,8 @@ impl Services {
         let json =
             serde_json::to_string(&signed).map_err(|e| ServiceError::internal(e.to_string()))?;
         if !self.db.mark_deleting(&a.id).await? {
-            // Erased meanwhile by someone else, who published its receipt.
+            // Another eraser got there first and finishes (or a crash left it to the repair
+            // pass): this receipt is never published.
             return Err(ServiceError::NotFound);
         }
         self.blobs.delete(&a.region, &key).await?;

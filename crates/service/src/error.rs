@@ -56,7 +56,7 @@ pub enum ServiceError {
     Gone { code: &'static str, message: String },
     /// The picture itself was refused (its own SPEC §3 code).
     #[error(transparent)]
-    Ingest(#[from] IngestError),
+    Ingest(IngestError),
     /// A key service (data keys, signing, receipts) could not be reached.
     #[error("{0}, retry later")]
     KeyUnavailable(&'static str),
@@ -138,10 +138,18 @@ impl ServiceError {
     }
 }
 
+impl From<IngestError> for ServiceError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Internal(m) => Self::internal(m),
+            e => ServiceError::Ingest(e),
+        }
+    }
+}
+
 impl From<StampError> for ServiceError {
     fn from(e: StampError) -> Self {
         match e {
-            StampError::Ingest(IngestError::Internal(m)) => Self::internal(m),
             StampError::Ingest(e) => e.into(),
             StampError::Provenance(e) if e.code() == "key_unavailable" => {
                 tracing::warn!(error = %e, "signing key unavailable");

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::artifacts::DeletionReason;
 use crate::clock::DAY_MS;
-use crate::{Actor, Outcome, Result, Services};
+use crate::{Actor, Outcome, Result, ServiceError, Services};
 
 /// Client IPs are kept this long for abuse handling (SPEC §8), then removed.
 pub const IP_RETENTION_MS: i64 = 30 * DAY_MS;
@@ -73,6 +73,8 @@ impl Services {
                         )
                         .await;
                     }
+                    // Erased meanwhile by another worker or its owner: nothing left to do.
+                    Err(ServiceError::NotFound) => {}
                     Err(e) => {
                         report.failed += 1;
                         tracing::error!(artifact = %a.id, code = e.code(), "purge failed; the claim will be retried");

@@ -44,6 +44,8 @@ pub struct Services {
     /// `[server]` settings.
     pub config: Arc<ServerConfig>,
     pub limits: Limits,
+    /// The regions this installation serves, in configuration order.
+    pub regions: Arc<[String]>,
     pub db: Db,
     pub blobs: Arc<BlobStore>,
     pub keys: Arc<dyn KeyProvider>,
@@ -95,11 +97,6 @@ impl Services {
             Ok::<_, OpenError>((keys, receipts, identity, anchors))
         })
         .await??;
-        if identity.development {
-            tracing::warn!(
-                "manifests are signed with the development certificate, which no one else trusts"
-            );
-        }
         let decode = match config.server.decode_concurrency {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -107,6 +104,7 @@ impl Services {
         Ok(Services {
             config: Arc::new(config.server.clone()),
             limits: config.limits.to_limits(),
+            regions: config.regions.clone().into(),
             db,
             blobs: Arc::new(blobs),
             keys: Arc::from(keys),

@@ -136,6 +136,9 @@ impl Services {
         if let Some(r) = &record {
             v.proof_id = Some(r.proof_id.clone());
         }
+        // The manifest's own assertion (its verify_url may point anywhere when the manifest is
+        // not trusted) is not repeated: `record` is what this installation vouches for.
+        v.report.proof = None;
         let record = match &record {
             Some(r) => Some(self.public_record(r).await?),
             None => None,

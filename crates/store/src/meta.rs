@@ -464,7 +464,7 @@ impl Db {
     /// `purging` (claimed by a purge worker) becomes `deleting`. False when it was in neither.
     pub async fn mark_deleting(&self, id: &str) -> Result<bool, DbError> {
         let r = sqlx::query(
-            "UPDATE artifacts SET state = 'deleting' WHERE id = $1 AND state IN ('active', 'purging', 'deleting')",
+            "UPDATE artifacts SET state = 'deleting' WHERE id = $1 AND state IN ('active', 'purging')",
         )
         .bind(id)
         .execute(&self.pool)

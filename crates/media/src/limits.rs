@@ -11,8 +11,10 @@ pub enum AnimatedPolicy {
     Reject,
 }
 
-/// Caps on input size and decode work; defaults are SPEC §4's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Caps on input size and decode work; defaults are SPEC §4's. Also the `[limits]` section of
+/// the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest accepted input, in bytes.
     pub max_file_bytes: u64,

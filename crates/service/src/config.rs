@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pixseal_codes::CodesConfig;
-use pixseal_media::{AnimatedPolicy, Limits};
+use pixseal_media::Limits;
 use pixseal_provenance::{Identity, ProvenanceConfig, ProvenanceError};
 use pixseal_seal::{KeysConfig, SealError};
 use pixseal_store::StorageConfig;
@@ -36,7 +36,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Regions this installation serves; each has its own master key and blob store.
     pub regions: Vec<String>,
-    pub limits: LimitsConfig,
+    /// SPEC §4 limits.
+    pub limits: Limits,
     pub keys: KeysConfig,
     pub storage: StorageConfig,
     pub server: ServerConfig,
@@ -49,51 +50,12 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("pixseal-data"),
             regions: vec!["us".into(), "eu".into(), "ca".into()],
-            limits: LimitsConfig::default(),
+            limits: Limits::default(),
             keys: KeysConfig::default(),
             storage: StorageConfig::default(),
             server: ServerConfig::default(),
             codes: CodesConfig::default(),
             provenance: ProvenanceConfig::default(),
-        }
-    }
-}
-
-/// SPEC §4 limits.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitsConfig {
-    pub max_file_bytes: u64,
-    pub max_pixels: u64,
-    pub max_side: u32,
-    pub max_jpeg_scans: u32,
-    pub max_frames: u32,
-    pub animated: AnimatedPolicy,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        let l = Limits::default();
-        LimitsConfig {
-            max_file_bytes: l.max_file_bytes,
-            max_pixels: l.max_pixels,
-            max_side: l.max_side,
-            max_jpeg_scans: l.max_jpeg_scans,
-            max_frames: l.max_frames,
-            animated: l.animated,
-        }
-    }
-}
-
-impl LimitsConfig {
-    pub fn to_limits(&self) -> Limits {
-        Limits {
-            max_file_bytes: self.max_file_bytes,
-            max_pixels: self.max_pixels,
-            max_side: self.max_side,
-            max_jpeg_scans: self.max_jpeg_scans,
-            max_frames: self.max_frames,
-            animated: self.animated,
         }
     }
 }

@@ -16,7 +16,7 @@ mod work;
 
 pub use auth::Caller;
 pub use clock::{Clock, DAY_MS};
-pub use config::{Config, ConfigError, LimitsConfig, RateLimitBackend, ServerConfig};
+pub use config::{Config, ConfigError, RateLimitBackend, ServerConfig};
 pub use error::{ErrorKind, Result, ServiceError};
 pub use lifecycle::{PurgeReport, RepairReport};
 pub use services::{Actor, Health, OpenError, Outcome, Provenance, Readiness, Services};

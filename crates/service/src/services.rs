@@ -103,7 +103,7 @@ impl Services {
         };
         Ok(Services {
             config: Arc::new(config.server.clone()),
-            limits: config.limits.to_limits(),
+            limits: config.limits,
             regions: config.regions.clone().into(),
             db,
             blobs: Arc::new(blobs),

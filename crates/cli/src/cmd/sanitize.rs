@@ -23,7 +23,7 @@ pub struct Args {
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     let opts = args.encoding.options();
-    let limits = config.limits.to_limits();
+    let limits = config.limits;
     let out_dir = &args.files.out;
     let batch = match Batch::open(&args.files.inputs, out_dir, args.encoding.jobs, json) {
         Ok(b) => b,

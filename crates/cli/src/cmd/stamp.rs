@@ -41,7 +41,7 @@ struct Ctx<'a> {
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
-    let limits = config.limits.to_limits();
+    let limits = config.limits;
     if args.label.as_ref().is_some_and(|l| l.len() > 200) {
         eprintln!("error[usage]: --label is longer than 200 bytes");
         return Outcome::Usage;

@@ -27,7 +27,7 @@ pub struct Args {
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
-    let limits = config.limits.to_limits();
+    let limits = config.limits;
     let anchors = match config.trust_anchors(&args.trust) {
         Ok(a) => a,
         Err(e) => {

@@ -36,7 +36,7 @@ pub enum Args {
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
-    let limits = config.limits.to_limits();
+    let limits = config.limits;
     let mut pipeline = Pipeline::new(limits);
     let reporter = Reporter::new(json, None);
     match args {
@@ -80,6 +80,22 @@ fn format_of(p: &Path) -> Option<OutputFormat> {
     }
 }
 
+/// The decoded picture of one input, or `None` once its refusal is reported.
+fn read_decoded(
+    pipeline: &mut Pipeline,
+    reporter: &Reporter,
+    file: &Path,
+    shown: &str,
+) -> Option<pixseal_media::Decoded> {
+    let bytes = read_input(file, pipeline.limits().max_file_bytes)
+        .map_err(|(code, msg)| reporter.error(shown, &code, &msg))
+        .ok()?;
+    pipeline
+        .decode(&bytes, None)
+        .map_err(|e| reporter.error(shown, e.code(), &e.to_string()))
+        .ok()
+}
+
 fn embed(
     pipeline: &mut Pipeline,
     reporter: &Reporter,
@@ -91,19 +107,8 @@ fn embed(
 ) -> Outcome {
     let shown = input.display().to_string();
     let started = Instant::now();
-    let bytes = match read_input(input, pipeline.limits().max_file_bytes) {
-        Ok(b) => b,
-        Err((code, msg)) => {
-            reporter.error(&shown, &code, &msg);
-            return Outcome::Rejected;
-        }
-    };
-    let mut decoded = match pipeline.decode(&bytes, None) {
-        Ok(d) => d,
-        Err(e) => {
-            reporter.error(&shown, e.code(), &e.to_string());
-            return Outcome::Rejected;
-        }
+    let Some(mut decoded) = read_decoded(pipeline, reporter, input, &shown) else {
+        return Outcome::Rejected;
     };
     let report = match pixseal_watermark::embed(&mut decoded.pixels, id, Strength::default()) {
         Ok(r) => r,
@@ -145,19 +150,8 @@ fn embed(
 fn detect(pipeline: &mut Pipeline, reporter: &Reporter, file: &Path) -> Outcome {
     let shown = file.display().to_string();
     let started = Instant::now();
-    let bytes = match read_input(file, pipeline.limits().max_file_bytes) {
-        Ok(b) => b,
-        Err((code, msg)) => {
-            reporter.error(&shown, &code, &msg);
-            return Outcome::Rejected;
-        }
-    };
-    let decoded = match pipeline.decode(&bytes, None) {
-        Ok(d) => d,
-        Err(e) => {
-            reporter.error(&shown, e.code(), &e.to_string());
-            return Outcome::Rejected;
-        }
+    let Some(decoded) = read_decoded(pipeline, reporter, file, &shown) else {
+        return Outcome::Rejected;
     };
     let d = pixseal_watermark::detect(&decoded.pixels);
     pipeline.recycle(decoded.pixels);

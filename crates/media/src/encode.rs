@@ -95,7 +95,8 @@ impl Encoder {
                     height: px.height as usize,
                     format: turbojpeg::PixelFormat::RGB,
                 };
-                c.compress_to_vec(img).map_err(internal)
+                let out = c.compress_to_vec(img);
+                self.forget_jpeg_on_error(out)
             }
             OutputFormat::WebP => {
                 let enc = if px.channels == 4 {
@@ -146,7 +147,20 @@ impl Encoder {
             height: frame.height,
             subsamp: frame.subsamp,
         };
-        c.compress_yuv_to_vec(img).map_err(internal)
+        let out = c.compress_yuv_to_vec(img);
+        self.forget_jpeg_on_error(out)
+    }
+
+    /// A compressor that failed may be left mid-image: the next picture gets a new one. (Every
+    /// setting a picture depends on is set again before each use, so a successful one is kept.)
+    fn forget_jpeg_on_error(
+        &mut self,
+        out: Result<Vec<u8>, turbojpeg::Error>,
+    ) -> Result<Vec<u8>, IngestError> {
+        if out.is_err() {
+            self.jpeg = None;
+        }
+        out.map_err(internal)
     }
 }
 

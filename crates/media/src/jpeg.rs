@@ -223,6 +223,14 @@ pub(crate) fn check_dimensions(
     Ok(())
 }
 
+/// A decompressor for one picture. libjpeg keeps tables and source state in its decompress
+/// object from one image to the next (abbreviated streams rely on it) and can be left mid-read by
+/// an error, so a reused one lets one picture change how the next decodes: every picture gets a
+/// fresh one (creating it costs microseconds).
+pub(crate) fn decompressor() -> Result<turbojpeg::Decompressor, IngestError> {
+    turbojpeg::Decompressor::new().map_err(|e| IngestError::Internal(e.to_string()))
+}
+
 /// Map a libjpeg-turbo failure to our codes. libjpeg reports truncation as a warning that
 /// TurboJPEG turns into an error; both kinds are refusals here.
 pub(crate) fn map_turbo_error(e: turbojpeg::Error) -> IngestError {

@@ -57,7 +57,6 @@ pub struct Sanitized {
 /// One worker's pipeline. Not shared between threads: give each worker its own.
 pub struct Pipeline {
     limits: Limits,
-    jpeg: Option<turbojpeg::Decompressor>,
     encoder: Encoder,
     resizer: Resizer,
     spare: Vec<u8>,
@@ -68,7 +67,6 @@ impl Pipeline {
     pub fn new(limits: Limits) -> Self {
         Pipeline {
             limits,
-            jpeg: None,
             encoder: Encoder::new(),
             resizer: Resizer::new(),
             spare: Vec::new(),
@@ -93,15 +91,9 @@ impl Pipeline {
         let raw: RawDecode = match format {
             Format::Jpeg => {
                 let header = jpeg::walk(input, &limits)?;
-                let dec = match &mut self.jpeg {
-                    Some(d) => d,
-                    slot => slot.insert(
-                        turbojpeg::Decompressor::new()
-                            .map_err(|e| IngestError::Internal(e.to_string()))?,
-                    ),
-                };
+                let mut dec = jpeg::decompressor()?;
                 let buf = std::mem::take(&mut self.spare);
-                decode::jpeg(dec, input, &header, &limits, max_edge, buf)?
+                decode::jpeg(&mut dec, input, &header, &limits, max_edge, buf)?
             }
             Format::Png => {
                 let h = probe::png(input, &limits)?;
@@ -189,14 +181,9 @@ impl Pipeline {
         {
             return Ok(None);
         }
-        let dec = match &mut self.jpeg {
-            Some(d) => d,
-            slot => slot.insert(
-                turbojpeg::Decompressor::new().map_err(|e| IngestError::Internal(e.to_string()))?,
-            ),
-        };
+        let mut dec = jpeg::decompressor()?;
         let buf = std::mem::take(&mut self.spare);
-        let frame = match decode::jpeg_yuv(dec, &header, &self.limits, buf)? {
+        let frame = match decode::jpeg_yuv(&mut dec, &header, &self.limits, buf)? {
             Ok(f) => f,
             Err(buf) => {
                 self.spare = buf;

@@ -9,12 +9,37 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pixseal_proof::SignedReceipt;
 use pixseal_service::artifacts::{ArtifactMetadata, ReceiptKey, UploadQuery, Uploaded};
+use pixseal_service::schema;
 
 use crate::auth::Caller;
-use crate::body::Upload;
+use crate::body::{Upload, UploadForm};
 use crate::{ApiError, AppState};
 
-/// `POST /v1/artifacts`: the options are checked before the body is read.
+/// The options are checked before the body is read.
+#[utoipa::path(
+    post,
+    path = "/v1/artifacts",
+    operation_id = "upload_artifact",
+    tag = "artifacts",
+    summary = "Upload a photo: sanitized, stamped, sealed and stored in the tenant's region",
+    security(("apiKey" = [])),
+    params(UploadQuery),
+    request_body(content(
+        ("application/octet-stream"),
+        ("image/*"),
+        (UploadForm = "multipart/form-data"),
+    )),
+    responses(
+        (status = 201, description = "stored", body = Uploaded),
+        (status = 400, response = ApiError),
+        (status = 401, response = ApiError),
+        (status = 403, response = ApiError),
+        (status = 413, response = ApiError),
+        (status = 415, response = ApiError),
+        (status = 422, response = ApiError),
+        (status = 503, response = ApiError),
+    ),
+)]
 pub async fn create(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -29,7 +54,20 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(done)))
 }
 
-/// `GET /v1/artifacts/{id}`: the caller's own artifact; anyone else's is 404.
+#[utoipa::path(
+    get,
+    path = "/v1/artifacts/{id}",
+    operation_id = "artifact_metadata",
+    tag = "artifacts",
+    summary = "Metadata of the caller's own artifact (anyone else's is 404)",
+    security(("apiKey" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "metadata", body = ArtifactMetadata),
+        (status = 401, response = ApiError),
+        (status = 404, response = ApiError),
+    ),
+)]
 pub async fn metadata(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -38,7 +76,24 @@ pub async fn metadata(
     Ok(Json(s.metadata(&caller, &id).await?))
 }
 
-/// `GET /v1/artifacts/{id}/content`: decrypted on demand, never cached.
+#[utoipa::path(
+    get,
+    path = "/v1/artifacts/{id}/content",
+    operation_id = "artifact_content",
+    tag = "artifacts",
+    summary = "The stamped artifact, decrypted on demand (Cache-Control: private, no-store)",
+    security(("apiKey" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "the stamped picture", content(
+            ("image/webp"),
+            ("image/jpeg"),
+            ("image/png"),
+        )),
+        (status = 401, response = ApiError),
+        (status = 404, response = ApiError),
+    ),
+)]
 pub async fn content(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -61,7 +116,21 @@ pub async fn content(
     Ok((headers, c.bytes).into_response())
 }
 
-/// `DELETE /v1/artifacts/{id}`: the signed deletion receipt.
+#[utoipa::path(
+    delete,
+    path = "/v1/artifacts/{id}",
+    operation_id = "delete_artifact",
+    tag = "artifacts",
+    summary = "Delete the artifact (blob and wrapped data key); returns the signed deletion receipt",
+    security(("apiKey" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "deleted", body = schema::SignedReceipt),
+        (status = 401, response = ApiError),
+        (status = 403, response = ApiError),
+        (status = 404, response = ApiError),
+    ),
+)]
 pub async fn delete(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -70,7 +139,18 @@ pub async fn delete(
     Ok(Json(s.delete(&caller, &id).await?))
 }
 
-/// `GET /v1/receipts/{id}` (public).
+#[utoipa::path(
+    get,
+    path = "/v1/receipts/{id}",
+    operation_id = "receipt",
+    tag = "artifacts",
+    summary = "A signed deletion receipt (public)",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "receipt", body = schema::SignedReceipt),
+        (status = 404, response = ApiError),
+    ),
+)]
 pub async fn receipt(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -79,7 +159,14 @@ pub async fn receipt(
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
-/// `GET /v1/keys/receipts`.
+#[utoipa::path(
+    get,
+    path = "/v1/keys/receipts",
+    operation_id = "receipt_key",
+    tag = "artifacts",
+    summary = "Public key verifying this installation's receipts",
+    responses((status = 200, description = "Ed25519 public key (PEM) and key id", body = ReceiptKey)),
+)]
 pub async fn receipt_key(State(s): State<AppState>) -> Json<ReceiptKey> {
     Json(s.receipt_key())
 }

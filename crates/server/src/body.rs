@@ -9,6 +9,16 @@ use crate::{ApiError, AppState};
 /// An uploaded picture, read whole into memory (never to disk), within `max_body_bytes`.
 pub struct Upload(pub Bytes);
 
+/// A multipart form carrying the picture.
+// Only the OpenAPI document uses this: `Upload` reads the form part by part.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "only described, never built")]
+pub struct UploadForm {
+    /// The picture (the first part with a file name, or the part named `file`).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 impl FromRequest<AppState> for Upload {
     type Rejection = ApiError;
 

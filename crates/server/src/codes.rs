@@ -5,8 +5,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use pixseal_service::codes::{
-    AccountView, CodeVerdict, DeviceKeyRequest, DeviceRegistered, IssuedCode, LiveCode,
-    LiveRequest, RevokedCodes,
+    AccountView, CodeVerdict, DeviceKeyRequest, DeviceRegistered, IssueRequest, IssuedCode,
+    LiveCode, LiveRequest, LiveVerifyRequest, RevokedCodes, VerifyRequest,
 };
 use pixseal_service::{Actor, Caller as ServiceCaller};
 use pixseal_store::{Scope, Tenant};
@@ -25,7 +25,23 @@ fn owner(caller: &ServiceCaller) -> Result<(&Tenant, Actor), ApiError> {
     Ok((caller.require(Scope::Codes)?, caller.actor()))
 }
 
-/// `POST /v1/codes`.
+#[utoipa::path(
+    post,
+    path = "/v1/codes",
+    operation_id = "issue_code",
+    tag = "codes",
+    summary = "Issue a message code bound to a message's SHA-256 and a recipient (scope codes)",
+    security(("apiKey" = [])),
+    request_body = IssueRequest,
+    responses(
+        (status = 201, description = "issued", body = IssuedCode),
+        (status = 400, response = ApiError),
+        (status = 401, response = ApiError),
+        (status = 403, response = ApiError),
+        (status = 409, response = ApiError),
+        (status = 429, response = ApiError),
+    ),
+)]
 pub async fn issue(
     State(s): State<AppState>,
     Caller(c): Caller,
@@ -36,12 +52,37 @@ pub async fn issue(
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
-/// `POST /v1/codes/verify` (public).
+#[utoipa::path(
+    post,
+    path = "/v1/codes/verify",
+    operation_id = "verify_code",
+    tag = "codes",
+    summary = "Verify a message code (public; rate limited per IP by [server].rate_limit_verify_per_ip)",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "verdict", body = CodeVerdict),
+        (status = 400, response = ApiError),
+        (status = 429, response = ApiError),
+    ),
+)]
 pub async fn verify(State(s): State<AppState>, body: Bytes) -> Result<Json<CodeVerdict>, ApiError> {
     Ok(Json(s.verify_code(&Actor::Anonymous, parse(&body)?).await?))
 }
 
-/// `DELETE /v1/codes`.
+#[utoipa::path(
+    delete,
+    path = "/v1/codes",
+    operation_id = "revoke_codes",
+    tag = "codes",
+    summary = "Revoke every outstanding code of the account at once: message codes and live call sessions (scope codes)",
+    security(("apiKey" = [])),
+    responses(
+        (status = 200, description = "revoked", body = RevokedCodes),
+        (status = 401, response = ApiError),
+        (status = 403, response = ApiError),
+        (status = 429, response = ApiError),
+    ),
+)]
 pub async fn revoke_all(
     State(s): State<AppState>,
     Caller(c): Caller,
@@ -50,7 +91,24 @@ pub async fn revoke_all(
     Ok(Json(s.revoke_all_codes(t, &actor).await?))
 }
 
-/// `POST /v1/codes/live`: an empty body starts a session.
+/// An empty body starts a session.
+#[utoipa::path(
+    post,
+    path = "/v1/codes/live",
+    operation_id = "live_code",
+    tag = "codes",
+    summary = "Start a live call session, or get the current 4-digit code of one (scope codes); codes rotate every 120 s",
+    security(("apiKey" = [])),
+    request_body = Option<LiveRequest>,
+    responses(
+        (status = 200, description = "current code", body = LiveCode),
+        (status = 401, response = ApiError),
+        (status = 403, response = ApiError),
+        (status = 404, response = ApiError),
+        (status = 410, response = ApiError),
+        (status = 429, response = ApiError),
+    ),
+)]
 pub async fn live(
     State(s): State<AppState>,
     Caller(c): Caller,
@@ -65,7 +123,19 @@ pub async fn live(
     Ok(Json(s.live_code(t, &actor, req).await?))
 }
 
-/// `POST /v1/codes/live/verify` (public).
+#[utoipa::path(
+    post,
+    path = "/v1/codes/live/verify",
+    operation_id = "verify_live_code",
+    tag = "codes",
+    summary = "Verify a live call code (public; current or previous window; a session locks after [codes].live_max_failures wrong codes)",
+    request_body = LiveVerifyRequest,
+    responses(
+        (status = 200, description = "verdict", body = CodeVerdict),
+        (status = 400, response = ApiError),
+        (status = 429, response = ApiError),
+    ),
+)]
 pub async fn live_verify(
     State(s): State<AppState>,
     body: Bytes,
@@ -74,7 +144,19 @@ pub async fn live_verify(
     Ok(Json(s.verify_live_code(&Actor::Anonymous, req).await?))
 }
 
-/// `GET /v1/codes/account`.
+#[utoipa::path(
+    get,
+    path = "/v1/codes/account",
+    operation_id = "code_account",
+    tag = "codes",
+    summary = "The account's verification level, display name and device key fingerprint (scope codes); levels are raised only by the system",
+    security(("apiKey" = [])),
+    responses(
+        (status = 200, description = "account", body = AccountView),
+        (status = 401, response = ApiError),
+        (status = 403, response = ApiError),
+    ),
+)]
 pub async fn account(
     State(s): State<AppState>,
     Caller(c): Caller,
@@ -83,7 +165,21 @@ pub async fn account(
     Ok(Json(s.code_account(t).await?))
 }
 
-/// `PUT /v1/codes/device-key`.
+#[utoipa::path(
+    put,
+    path = "/v1/codes/device-key",
+    operation_id = "register_device_key",
+    tag = "codes",
+    summary = "Register the account's device Ed25519 public key (scope codes); a level-4 account drops to level 3 until the system vets the new key",
+    security(("apiKey" = [])),
+    request_body = DeviceKeyRequest,
+    responses(
+        (status = 200, description = "registered", body = DeviceRegistered),
+        (status = 400, response = ApiError),
+        (status = 401, response = ApiError),
+        (status = 403, response = ApiError),
+    ),
+)]
 pub async fn device_key(
     State(s): State<AppState>,
     Caller(c): Caller,

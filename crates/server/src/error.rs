@@ -5,7 +5,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pixseal_media::IngestError;
 use pixseal_service::{ErrorKind, ServiceError};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{ToResponse, ToSchema};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -44,10 +46,49 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// The body of every error answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    #[schema(inline)]
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ErrorDetail {
+    /// Stable and machine-readable: a picture's own code (SPEC §3: `unsupported_format`,
+    /// `file_too_large`, `corrupt`, …) or the request's (`invalid_request`, `unauthorized`,
+    /// `forbidden`, `not_found`, `rate_limited`, `key_unavailable`, `internal`, …).
+    #[schema(example = "not_found")]
+    code: &'static str,
+    /// For people; not meant to be parsed.
+    message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        });
         (self.status, body).into_response()
+    }
+}
+
+/// Error answers in the OpenAPI document (`response = ApiError`): one shared response whose
+/// body is [`ErrorBody`].
+impl<'r> ToResponse<'r> for ApiError {
+    fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
+        let body = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(ErrorBody::name())))
+            .build();
+        let response = ResponseBuilder::new()
+            .description("error: `{\"error\":{\"code\",\"message\"}}`")
+            .content("application/json", body)
+            .build();
+        ("Error", RefOr::T(response))
     }
 }
 

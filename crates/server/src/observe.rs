@@ -124,7 +124,19 @@ pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) 
     resp
 }
 
-/// `GET /metrics` (Prometheus text format).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    responses((
+        status = 200,
+        description = "OpenMetrics text",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        body = String,
+    )),
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let body = state.metrics.encode();
     let mut r = (StatusCode::OK, body).into_response();

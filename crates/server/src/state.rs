@@ -8,7 +8,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use pixseal_service::{Config, Health, OpenError, Readiness, Services};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::observe::Metrics;
 use crate::ratelimit::Limiter;
@@ -47,12 +48,37 @@ impl Deref for AppState {
     }
 }
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `GET /healthz`: always `ok` while the process serves.
+#[derive(Serialize, ToSchema)]
+pub struct Liveness {
+    status: Health,
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    summary = "Liveness",
+    responses((status = 200, description = "alive", body = Liveness)),
+)]
+pub async fn healthz() -> Json<Liveness> {
+    Json(Liveness { status: Health::Ok })
 }
 
 /// Ready when the database, every region's blob store, the key provider and the receipt signer
 /// all answer.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    summary = "Readiness: database, blob stores, key provider, receipt signer",
+    responses(
+        (status = 200, description = "ready", body = Readiness),
+        (status = 503, description = "a dependency is unavailable", body = Readiness),
+    ),
+)]
 pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let r = s.readiness().await;
     let status = match r.status {

@@ -5,10 +5,21 @@ use axum::Json;
 use axum::extract::{Path, State};
 use pixseal_service::verify::{ProofView, Verified};
 
-use crate::body::Upload;
+use crate::body::{Upload, UploadForm};
 use crate::{ApiError, AppState};
 
-/// `GET /v1/proofs/{proof_id}` (public).
+#[utoipa::path(
+    get,
+    path = "/v1/proofs/{proof_id}",
+    operation_id = "proof",
+    tag = "verify",
+    summary = "The minimal public record of a proof: issued_at, issuer, status, receipt once purged (public)",
+    params(("proof_id" = String, Path)),
+    responses(
+        (status = 200, description = "proof record", body = ProofView),
+        (status = 404, response = ApiError),
+    ),
+)]
 pub async fn proof(
     State(s): State<AppState>,
     Path(raw): Path<String>,
@@ -16,7 +27,24 @@ pub async fn proof(
     Ok(Json(s.proof(&raw).await?))
 }
 
-/// `POST /v1/verify` (public, rate limited per client IP).
+#[utoipa::path(
+    post,
+    path = "/v1/verify",
+    operation_id = "verify_file",
+    tag = "verify",
+    summary = "Verdict for a file (SPEC §6); public, rate limited per client IP; the file is not stored",
+    request_body(content(
+        ("application/octet-stream"),
+        ("image/*"),
+        (UploadForm = "multipart/form-data"),
+    )),
+    responses(
+        (status = 200, description = "verdict", body = Verified),
+        (status = 400, response = ApiError),
+        (status = 413, response = ApiError),
+        (status = 429, response = ApiError),
+    ),
+)]
 pub async fn verify(
     State(s): State<AppState>,
     Upload(body): Upload,

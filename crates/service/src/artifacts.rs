@@ -13,6 +13,7 @@ use pixseal_seal::{KeyPlacement, ObjectRef, Sealer, WrappedKey};
 use pixseal_store::{Artifact, ArtifactState, BlobKey, DbError, ProofRecord, ProofStatus, Scope};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::clock::DAY_MS;
@@ -27,13 +28,18 @@ fn b64() -> base64::engine::GeneralPurpose {
 }
 
 /// The options of an upload as the client gives them (query string).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
-    /// One of `[server].retention_days_allowed`; the tenant's default otherwise.
+    /// One of `[server].retention_days_allowed` (by default 7, 15, 30, 60, 90); the tenant's
+    /// default otherwise.
+    #[param(value_type = Option<u32>)]
     pub retention_days: Option<String>,
     /// Text of the visible mark (kept sealed; at most 200 bytes).
+    #[param(max_length = 200)]
     pub label: Option<String>,
     /// `false` (or `0`) for no visible mark.
+    #[param(value_type = Option<bool>)]
     pub visible: Option<String>,
 }
 
@@ -47,9 +53,11 @@ pub struct UploadPlan {
 }
 
 /// An artifact as its owner sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ArtifactView {
+    #[schema(format = "uuid")]
     pub id: String,
+    #[schema(pattern = r"^px_[0-9A-HJKMNP-TV-Z]{13}$")]
     pub proof_id: String,
     pub sha256: String,
     pub original_sha256: String,
@@ -58,25 +66,30 @@ pub struct ArtifactView {
     pub width: i64,
     pub height: i64,
     pub bytes: i64,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
     pub verify_url: String,
 }
 
 /// The answer to an upload: the artifact and whether it carries a label.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Uploaded {
     #[serde(flatten)]
     pub artifact: ArtifactView,
+    /// Whether a label was stored (sealed) with it.
     pub label: bool,
 }
 
 /// An artifact's metadata, with its label opened.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ArtifactMetadata {
     #[serde(flatten)]
     pub artifact: ArtifactView,
+    /// The label, opened, when one was stored.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub label: Option<String>,
 }
 
@@ -88,8 +101,9 @@ pub struct Content {
 }
 
 /// The public key that verifies this installation's deletion receipts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReceiptKey {
+    /// `Ed25519`.
     pub alg: &'static str,
     pub key_id: String,
     pub public_key_pem: String,

@@ -14,6 +14,7 @@ use pixseal_codes::{
 use pixseal_seal::WrappedKey;
 use pixseal_store::{CodeAccount, DbError, LevelEvent, LiveSession, MessageCodeRow, Tenant, meta};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::clock::DAY_MS;
 use crate::{Actor, Outcome, Result, ServiceError, Services};
@@ -92,46 +93,65 @@ fn level_name(level: i64) -> &'static str {
     Level::new(level).map(Level::name).unwrap_or("registered")
 }
 
-/// `POST /v1/codes` body.
-#[derive(Debug, Default, Deserialize)]
+/// `POST /v1/codes` body: exactly one of `message` or `message_sha256`. Only the SHA-256 of
+/// the message and a keyed hash of the recipient are stored. Level-4 accounts send `code`,
+/// `expires_at` and the device signature (`pixseal codes sign`) instead of `ttl_days`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueRequest {
+    #[schema(nullable = false)]
     pub message: Option<String>,
+    #[schema(nullable = false, pattern = "^[0-9a-fA-F]{64}$")]
     pub message_sha256: Option<String>,
+    /// E-mail address or phone number; compared trimmed and lowercased.
+    #[schema(max_length = 320)]
     pub recipient: String,
-    /// Shorter than the configured validity (days), never longer.
+    /// Shorter than the configured validity (`[codes].message_ttl_days`, default 30), never
+    /// longer.
+    #[schema(nullable = false, minimum = 1)]
     pub ttl_days: Option<i64>,
-    /// Level 4 only: the code minted on the device, its expiry and the device's signature.
+    /// Level 4 only: the code minted on the device, its expiry and the device's signature
+    /// (base64 Ed25519, docs/codes.md).
+    #[schema(nullable = false)]
     pub code: Option<String>,
+    #[schema(nullable = false, format = DateTime)]
     pub expires_at: Option<String>,
+    #[schema(nullable = false)]
     pub signature: Option<String>,
 }
 
 /// An issued message code.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct IssuedCode {
     pub id: String,
+    /// Shown once; stored only as a keyed hash.
+    #[schema(example = "7K3M-9QWX-R2TB-F")]
     pub code: String,
     pub region: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
+    #[schema(minimum = 0, maximum = 4)]
     pub level: i64,
     pub level_name: &'static str,
     pub device_signed: bool,
 }
 
-/// `POST /v1/codes/verify` body.
-#[derive(Debug, Default, Deserialize)]
+/// `POST /v1/codes/verify` body: the code, the message (or its SHA-256) and the recipient.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     pub code: String,
+    #[schema(nullable = false)]
     pub message: Option<String>,
+    #[schema(nullable = false)]
     pub message_sha256: Option<String>,
     pub recipient: String,
 }
 
 /// Which kind of code a verdict is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CodeKind {
     Message,
@@ -139,11 +159,14 @@ pub enum CodeKind {
 }
 
 /// How a verifier sees the issuing account.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct IssuerView {
     pub name: String,
     pub display_name: String,
+    #[schema(minimum = 0, maximum = 4)]
     pub level: i64,
+    /// `registered`, `personal_verified`, `identity_verified`, `identity_employer` or
+    /// `device_bound`.
     pub level_name: &'static str,
 }
 
@@ -165,18 +188,25 @@ impl IssuerView {
     }
 }
 
-/// A verifier's answer: the verdict, and for a code that exists, who issued it.
-#[derive(Debug, Clone, Serialize)]
+/// A verifier's answer: the verdict, and for a code that exists, who issued it. Always 200:
+/// the verdict is the answer. A code is valid exactly once.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CodeVerdict {
+    #[schema(schema_with = crate::schema::code_verdict)]
     pub verdict: Verdict,
     pub kind: CodeKind,
+    /// Absent for `unknown`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub account: Option<IssuerView>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
     pub issued_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
     pub expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub device_signed: Option<bool>,
 }
 
@@ -194,61 +224,73 @@ impl CodeVerdict {
 }
 
 /// What revoke-all did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RevokedCodes {
     pub revoked_message_codes: u64,
     pub revoked_live_sessions: u64,
+    #[schema(format = DateTime)]
     pub revoked_at: String,
 }
 
 /// `POST /v1/codes/live` body: no session = start one.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LiveRequest {
+    /// Omit to start a new call session.
+    #[schema(nullable = false)]
     pub session_id: Option<String>,
 }
 
 /// The current live code of a call session.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LiveCode {
+    #[schema(example = "ls_0H8Z4K2M9QW3R")]
     pub session_id: String,
+    #[schema(pattern = "^[0-9]{4}$")]
     pub code: String,
     pub window_secs: i64,
+    #[schema(format = DateTime)]
     pub rotates_at: String,
+    #[schema(format = DateTime)]
     pub accepted_until: String,
+    #[schema(format = DateTime)]
     pub session_expires_at: String,
 }
 
 /// `POST /v1/codes/live/verify` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LiveVerifyRequest {
     pub session_id: String,
+    #[schema(pattern = "^[0-9]{4}$")]
     pub code: String,
 }
 
 /// The account as its owner sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AccountView {
     pub name: String,
     pub display_name: String,
     pub region: String,
+    #[schema(minimum = 0, maximum = 4)]
     pub level: i64,
     pub level_name: &'static str,
     pub device_key_fingerprint: Option<String>,
 }
 
 /// `PUT /v1/codes/device-key` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceKeyRequest {
+    /// Ed25519 public key: base64 of 32 bytes, or PEM.
     pub public_key: String,
 }
 
 /// A registered device key.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeviceRegistered {
     pub device_key_fingerprint: String,
+    #[schema(minimum = 0, maximum = 4)]
     pub level: i64,
     pub level_name: &'static str,
 }

@@ -205,7 +205,7 @@ impl Services {
 }
 
 /// One part's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     Ok,
@@ -219,7 +219,7 @@ impl Health {
 }
 
 /// `GET /readyz`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub status: Health,
     pub database: Health,

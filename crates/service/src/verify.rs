@@ -8,6 +8,7 @@ use pixseal_provenance::pdq::{self, Pdq};
 use pixseal_provenance::{Report, Verdict, Verifier, detect_watermark};
 use pixseal_store::{DbError, ProofRecord, ProofStatus};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::work::with_pipeline;
 use crate::{Result, ServiceError, Services};
@@ -16,9 +17,10 @@ use crate::{Result, ServiceError, Services};
 const PDQ_PAGE: i64 = 5000;
 
 /// What one file says about itself, offline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Verification {
     #[serde(flatten)]
+    #[schema(value_type = crate::schema::Report)]
     pub report: Report,
     /// The proof the file names: from a manifest, or from the invisible watermark.
     pub proof_id: Option<String>,
@@ -69,26 +71,34 @@ pub fn examine(
 }
 
 /// The public view of a proof record (SPEC §5): no hashes beyond what its receipt carries.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ProofView {
+    #[schema(example = "px_0H8Z4K2M9QW3R")]
     pub proof_id: String,
+    #[schema(format = DateTime)]
     pub issued_at: String,
+    /// Display name of the issuing installation.
     pub issuer: String,
+    #[schema(schema_with = crate::schema::proof_status)]
     pub status: ProofStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime, nullable = false)]
     pub purged_at: Option<String>,
     /// The signed deletion receipt, once purged.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::schema::SignedReceipt>, nullable = false)]
     pub receipt: Option<serde_json::Value>,
 }
 
 /// The service's verdict on an uploaded file: the offline verdict, and what this
 /// installation knows of the proof it names.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Verified {
     #[serde(flatten)]
     pub verification: Verification,
+    /// The proof record, for `verified`, `watermark_only` and `near_match`.
     pub record: Option<ProofView>,
+    /// `near_match` only: Hamming distance of the PDQ hashes (of 256).
     pub pdq_distance: Option<u32>,
 }
 

@@ -9,7 +9,7 @@ use pixseal_service::codes::{
     LiveCode, LiveRequest, LiveVerifyRequest, RevokedCodes, VerifyRequest,
 };
 use pixseal_service::{Actor, Caller as ServiceCaller};
-use pixseal_store::{Scope, Tenant};
+use pixseal_service::{Scope, Tenant};
 use serde::de::DeserializeOwned;
 
 use crate::auth::Caller;

@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use pixseal_media::IngestError;
 use pixseal_service::{ErrorKind, ServiceError};
 use serde::Serialize;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
@@ -101,13 +100,9 @@ impl From<ServiceError> for ApiError {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Gone => StatusCode::GONE,
-            ErrorKind::Rejected => match &e {
-                ServiceError::Ingest(IngestError::UnsupportedFormat(_)) => {
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE
-                }
-                ServiceError::Ingest(IngestError::FileTooLarge { .. }) => {
-                    StatusCode::PAYLOAD_TOO_LARGE
-                }
+            ErrorKind::Rejected => match e.code() {
+                "unsupported_format" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "file_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             },
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

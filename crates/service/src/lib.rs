@@ -22,3 +22,7 @@ pub use error::{ErrorKind, Result, ServiceError};
 pub use lifecycle::{PurgeReport, RepairReport};
 pub use services::{Actor, Health, OpenError, Outcome, Provenance, Readiness, Services};
 pub use verify::{Verification, examine};
+
+/// Domain types that appear in the workflows' signatures.
+pub use pixseal_proof::SignedReceipt;
+pub use pixseal_store::{Scope, Tenant};

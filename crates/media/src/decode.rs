@@ -216,10 +216,17 @@ pub fn generic(
     let mut decoder = reader.into_decoder().map_err(map_image_error)?;
     let (w, h) = decoder.dimensions();
     check_dimensions(w as u64, h as u64, frames, limits)?;
-    let orientation = decoder
-        .orientation()
-        .map(orient::orientation_to_u8)
-        .unwrap_or(1);
+    // From the EXIF the container carries (WebP EXIF chunk, PNG eXIf, TIFF's own tags), read
+    // by our parser, which also takes a payload behind an `Exif\0\0` header; else what the
+    // decoder knows.
+    let exif = decoder.exif_metadata().ok().flatten();
+    let orientation = match exif.as_deref().map(orient::exif_orientation) {
+        Some(o) if o != 1 => o,
+        _ => decoder
+            .orientation()
+            .map(orient::orientation_to_u8)
+            .unwrap_or(1),
+    };
     let icc = decoder.icc_profile().ok().flatten();
     let img = DynamicImage::from_decoder(decoder).map_err(map_image_error)?;
     let pixels = if img.color().has_alpha() {

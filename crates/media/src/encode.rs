@@ -38,6 +38,16 @@ impl OutputFormat {
             OutputFormat::Png => "image/png",
         }
     }
+
+    /// The longest side this format's encoder takes, where it is below what the limits let in
+    /// (WebP stores sides in 14 bits: 16 383 at most; JPEG takes 65 535).
+    pub fn max_side(self) -> Option<u32> {
+        match self {
+            OutputFormat::WebP => Some(16_383),
+            OutputFormat::Jpeg => Some(65_535),
+            OutputFormat::Png => None,
+        }
+    }
 }
 
 impl FromStr for OutputFormat {

@@ -4,6 +4,8 @@ use crate::Pixels;
 
 /// Read the orientation from a raw EXIF (TIFF) block; invalid or missing values mean 1.
 pub fn exif_orientation(tiff: &[u8]) -> u8 {
+    // WebP and PNG writers often keep JPEG's APP1 header in front of the TIFF payload.
+    let tiff = tiff.strip_prefix(b"Exif\0\0").unwrap_or(tiff);
     image::metadata::Orientation::from_exif_chunk(tiff)
         .map(orientation_to_u8)
         .unwrap_or(1)

@@ -1,5 +1,6 @@
 //! The whole ingest flow for one input held in memory: sniff → limits → decode → orient →
-//! colour → resize → encode. Buffers and codec handles are kept for the next input.
+//! colour → resize → encode. Buffers are kept for the next input; no decoder state is (every
+//! picture starts from a fresh decoder, and an encoder that failed is replaced).
 
 use fast_image_resize::Resizer;
 
@@ -107,7 +108,10 @@ impl Pipeline {
                 let h = probe::webp(input, &limits)?;
                 decode::generic(input, format, &limits, h.frames)?
             }
-            Format::Tiff => decode::generic(input, format, &limits, 1)?,
+            Format::Tiff => {
+                probe::tiff(input)?;
+                decode::generic(input, format, &limits, 1)?
+            }
         };
         let RawDecode {
             mut pixels,
@@ -142,6 +146,10 @@ impl Pipeline {
         } else {
             OutputFormat::Jpeg
         });
+        if let Some(side) = format.max_side() {
+            // Every accepted picture must encode: one over the encoder's side limit is fitted to it.
+            resize::fit(&mut self.resizer, pixels, side, &mut self.scratch)?;
+        }
         let bytes = self.encoder.encode(pixels, format, quality)?;
         Ok((bytes, format))
     }

@@ -1,5 +1,6 @@
-//! Header probes for PNG, GIF and WebP: size and frame count read from the container alone,
-//! so limits are enforced before a decoder allocates anything.
+//! Header probes for PNG, GIF, WebP and TIFF: size and frame count (and, for TIFF, where the
+//! image data lies) read from the container alone, so limits are enforced and damage is named
+//! before a decoder allocates anything.
 
 use crate::jpeg::check_dimensions;
 use crate::{AnimatedPolicy, IngestError, Limits};
@@ -275,6 +276,109 @@ pub fn webp(b: &[u8], limits: &Limits) -> Result<Header, IngestError> {
         h.frames = anim_frames;
     }
     enforce(h, limits)
+}
+
+/// TIFF (classic, either byte order): the first image's data (strips or tiles) must lie inside
+/// the file. A file whose data runs past its end is `truncated`, whatever a decoder would make
+/// of it (one asked to allocate the claimed bytes gives up as if the picture were too costly).
+/// BigTIFF is left to the decoder.
+pub fn tiff(b: &[u8]) -> Result<(), IngestError> {
+    const STRIP_OFFSETS: u16 = 273;
+    const STRIP_BYTE_COUNTS: u16 = 279;
+    const TILE_OFFSETS: u16 = 324;
+    const TILE_BYTE_COUNTS: u16 = 325;
+    let short = || IngestError::truncated("TIFF");
+    let le = match b.get(..2) {
+        Some(b"II") => true,
+        Some(b"MM") => false,
+        _ => return Err(IngestError::corrupt("TIFF without a byte-order mark")),
+    };
+    let u16_at = |at: usize| -> Option<u32> {
+        let s: [u8; 2] = b.get(at..at + 2)?.try_into().ok()?;
+        Some(u32::from(if le {
+            u16::from_le_bytes(s)
+        } else {
+            u16::from_be_bytes(s)
+        }))
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        let s: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+        Some(if le {
+            u32::from_le_bytes(s)
+        } else {
+            u32::from_be_bytes(s)
+        })
+    };
+    match u16_at(2).ok_or_else(short)? {
+        42 => {}
+        43 => return Ok(()),
+        _ => return Err(IngestError::corrupt("TIFF with an unknown version")),
+    }
+    let ifd = u32_at(4).ok_or_else(short)? as usize;
+    let entries = u16_at(ifd).ok_or_else(short)? as usize;
+    // (offsets, byte counts) of strips, then of tiles.
+    let mut data: [[Vec<u64>; 2]; 2] = Default::default();
+    for i in 0..entries {
+        let e = ifd + 2 + 12 * i;
+        let (tag, kind, count) = (
+            u16_at(e).ok_or_else(short)? as u16,
+            u16_at(e + 2).ok_or_else(short)?,
+            u32_at(e + 4).ok_or_else(short)? as usize,
+        );
+        let slot = match tag {
+            STRIP_OFFSETS => &mut data[0][0],
+            STRIP_BYTE_COUNTS => &mut data[0][1],
+            TILE_OFFSETS => &mut data[1][0],
+            TILE_BYTE_COUNTS => &mut data[1][1],
+            _ => continue,
+        };
+        let size = match kind {
+            3 => 2,
+            4 => 4,
+            _ => {
+                return Err(IngestError::corrupt(
+                    "TIFF image data table of an unknown type",
+                ));
+            }
+        };
+        // A count the file cannot hold is caught by the bounds check below, before any
+        // allocation follows it.
+        let at = if count * size <= 4 {
+            e + 8
+        } else {
+            u32_at(e + 8).ok_or_else(short)? as usize
+        };
+        if at.saturating_add(count.saturating_mul(size)) > b.len() {
+            return Err(short());
+        }
+        *slot = (0..count)
+            .map(|k| {
+                let v = if size == 2 {
+                    u16_at(at + 2 * k)
+                } else {
+                    u32_at(at + 4 * k)
+                };
+                v.map(u64::from).ok_or_else(short)
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    for [offsets, counts] in &data {
+        if offsets.len() != counts.len() {
+            return Err(IngestError::corrupt(
+                "TIFF has a different number of image data offsets and byte counts",
+            ));
+        }
+        if offsets
+            .iter()
+            .zip(counts)
+            .any(|(o, c)| o.saturating_add(*c) > b.len() as u64)
+        {
+            return Err(IngestError::Truncated(
+                "TIFF image data runs past the end of the file".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,129 @@
+//! Regressions of pictures that were accepted and then handled wrongly: each test is named after
+//! what must hold.
+
+use std::path::{Path, PathBuf};
+
+use pixseal_media::{Limits, OutputFormat, Pipeline, Pixels};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+fn shared_corpus() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    p.is_dir().then_some(p)
+}
+
+/// A TIFF payload (big-endian) holding one IFD with Orientation = `o`.
+fn exif_orientation(o: u16) -> Vec<u8> {
+    let mut t = b"MM\0\x2a\0\0\0\x08".to_vec();
+    t.extend_from_slice(&1u16.to_be_bytes());
+    t.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+    t.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+    t.extend_from_slice(&1u32.to_be_bytes());
+    t.extend_from_slice(&o.to_be_bytes());
+    t.extend_from_slice(&[0, 0]);
+    t.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    t
+}
+
+fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut c = kind.to_vec();
+    c.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    c.extend_from_slice(data);
+    if data.len() % 2 == 1 {
+        c.push(0);
+    }
+    c
+}
+
+/// A simple (VP8) WebP turned into an extended one carrying `exif` in an EXIF chunk.
+fn webp_with_exif(simple: &[u8], width: u32, height: u32, exif: &[u8]) -> Vec<u8> {
+    assert_eq!(&simple[12..16], b"VP8 ");
+    let mut vp8x = vec![0x08, 0, 0, 0]; // flags: EXIF present
+    vp8x.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
+    vp8x.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
+    let mut body = b"WEBP".to_vec();
+    body.extend(chunk(b"VP8X", &vp8x));
+    body.extend_from_slice(&simple[12..]);
+    body.extend(chunk(b"EXIF", exif));
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend(body);
+    out
+}
+
+#[test]
+fn webp_exif_orientation_is_applied() {
+    let simple = std::fs::read(fixtures().join("photos/street.webp")).unwrap();
+    let mut p = Pipeline::new(Limits::default());
+    let plain = p.decode(&simple, None).unwrap();
+    let (w, h) = (plain.pixels.width, plain.pixels.height);
+    assert_ne!(w, h);
+    // As the EXIF standard lays it out, and with the `Exif\0\0` header many writers put in the
+    // chunk too.
+    let tiff = exif_orientation(6);
+    let mut with_header = b"Exif\0\0".to_vec();
+    with_header.extend_from_slice(&tiff);
+    for exif in [tiff, with_header] {
+        let rotated = p
+            .decode(&webp_with_exif(&simple, w, h, &exif), None)
+            .unwrap();
+        assert_eq!(rotated.orientation, 6);
+        assert_eq!(
+            (rotated.pixels.width, rotated.pixels.height),
+            (h, w),
+            "orientation 6 turns the picture upright"
+        );
+    }
+    // The corpus file that showed it (needs ../shared; skipped without it).
+    let Some(corpus) = shared_corpus() else {
+        eprintln!("../shared/corpus absent: the corpus WebP part is skipped");
+        return;
+    };
+    let f = corpus.join("photos/metadata-extractor/Issue 473 (Java).webp");
+    let d = p.decode(&std::fs::read(f).unwrap(), None).unwrap();
+    assert_eq!(d.orientation, 6);
+}
+
+#[test]
+fn a_picture_at_the_side_limit_encodes_in_every_format() {
+    let side = Limits::default().max_side;
+    let mut p = Pipeline::new(Limits::default());
+    for format in [OutputFormat::WebP, OutputFormat::Jpeg, OutputFormat::Png] {
+        let mut px = Pixels::new(side, 8, 3, vec![100; side as usize * 8 * 3]);
+        let (bytes, f) = p
+            .encode(&mut px, Some(format), 80)
+            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        assert_eq!(f, format);
+        let back = p.decode(&bytes, None).unwrap();
+        assert!(back.pixels.width >= side - 1 && back.pixels.width <= side);
+        assert!(back.pixels.height >= 7);
+    }
+}
+
+#[test]
+fn a_tiff_whose_strips_run_past_the_end_is_truncated() {
+    let mut t = std::fs::read(fixtures().join("photos/scan.tif")).unwrap();
+    assert_eq!(&t[..4], b"II*\0");
+    let ifd = u32::from_le_bytes(t[4..8].try_into().unwrap()) as usize;
+    let n = u16::from_le_bytes(t[ifd..ifd + 2].try_into().unwrap()) as usize;
+    let e = (0..n)
+        .map(|i| ifd + 2 + 12 * i)
+        .find(|&e| u16::from_le_bytes(t[e..e + 2].try_into().unwrap()) == 279)
+        .expect("StripByteCounts");
+    assert_eq!(u32::from_le_bytes(t[e + 4..e + 8].try_into().unwrap()), 1);
+    t[e + 8..e + 12].copy_from_slice(&0x7FFF_0000u32.to_le_bytes());
+    let err = Pipeline::new(Limits::default())
+        .decode(&t, None)
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(err.code(), "truncated", "{err}");
+    // Cut short instead: also truncated.
+    let whole = std::fs::read(fixtures().join("photos/scan.tif")).unwrap();
+    let err = Pipeline::new(Limits::default())
+        .decode(&whole[..whole.len() / 2], None)
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(err.code(), "truncated", "{err}");
+}

@@ -6,6 +6,8 @@ Uses the byte-level helpers of ../shared/tools/make_bad_inputs.py to plant metad
   fixtures/orientation/upright.png   the upright reference itself (lossless)
   fixtures/metadata/*                 photos carrying metadata and canaries (PXCANARY-FIXTURE-*)
   fixtures/photos/*                   a few clean pictures in every input format (the README's demo)
+  fixtures/damaged/restart-markers.jpg garden.jpg with a restart marker after every MCU row (the tests
+                                      damage its entropy data; libjpeg resyncs at the next marker)
 """
 import os, sys
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -81,6 +83,10 @@ def main():
     write(os.path.join(ph, "street.webp"), m.encode(m.photo(320, 240, 9), "WEBP", quality=80))
     write(os.path.join(ph, "tiny.gif"), m.encode(m.photo(64, 48, 10).convert("P"), "GIF"))
     write(os.path.join(ph, "scan.tif"), m.encode(m.photo(120, 90, 11), "TIFF"))
+    dm = os.path.join(ROOT, "damaged")
+    os.makedirs(dm, exist_ok=True)
+    Image.open(os.path.join(ph, "garden.jpg")).save(
+        os.path.join(dm, "restart-markers.jpg"), "JPEG", quality=88, restart_marker_rows=1)
     print("fixtures written under", os.path.normpath(ROOT))
 
 

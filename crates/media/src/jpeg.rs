@@ -145,7 +145,11 @@ pub fn walk(b: &[u8], limits: &Limits) -> Result<JpegHeader, IngestError> {
                         return Err(IngestError::truncated("JPEG"));
                     }
                     let next = b[pos + 1];
-                    if next == 0x00 || (0xD0..=0xD7).contains(&next) || next == 0xFF {
+                    // Stuffed bytes, restart markers, fill bytes, and the reserved codes below
+                    // SOF0 (never a real marker: damaged data) stay in the entropy-coded data,
+                    // as libjpeg reads it: it warns at a damaged spot and resyncs at the next
+                    // restart marker, which it could not do if the bytes were dropped here.
+                    if next < 0xC0 || (0xD0..=0xD7).contains(&next) || next == 0xFF {
                         pos += if next == 0xFF { 1 } else { 2 };
                         continue;
                     }

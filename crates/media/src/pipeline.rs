@@ -164,7 +164,9 @@ impl Pipeline {
     /// JPEG in, JPEG out, pixels untouched (upright, sRGB, no resize): decode to YUV planes and
     /// encode from them, skipping two colour conversions and the chroma resampling. The output
     /// is still a fresh encode from decoded samples. `None` when the fast path does not apply.
-    fn sanitize_jpeg_yuv(
+    /// [`Pipeline::sanitize`] tries it first; a caller that splits decode and encode across
+    /// threads must too, or its output would differ from `sanitize`'s.
+    pub fn sanitize_jpeg_yuv(
         &mut self,
         input: &[u8],
         opts: &Options,

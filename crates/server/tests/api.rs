@@ -1409,3 +1409,53 @@ async fn transit_signed_deletion_receipts_over_http() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// What an upload's answer says about the picture: (status, error code or "WxH").
+async fn upload_outcome(s: &TestServer, key: &str, body: &[u8]) -> (StatusCode, String) {
+    let (st, v) = s.upload(key, body.to_vec(), "?visible=false").await;
+    let what = match v["error"]["code"].as_str() {
+        Some(code) => code.to_string(),
+        None => format!("{}x{}", v["width"], v["height"]),
+    };
+    (st, what)
+}
+
+/// The server as one worker (one decode at a time): hostile and valid pictures in a shuffled
+/// order give each picture what a service of its own gives it.
+#[tokio::test]
+async fn any_order_through_one_worker_gives_what_a_fresh_service_gives() {
+    let inputs = pixseal_testkit::hostile::mixed_inputs();
+    let one_worker = ServerConfig {
+        decode_concurrency: 1,
+        rate_limit_per_key: 0,
+        rate_limit_per_ip: 0,
+        ..ServerConfig::default()
+    };
+    let mut alone = Vec::new();
+    for (_, bytes) in &inputs {
+        let s = spawn_with(Parts::Embedded, one_worker.clone()).await;
+        let key = s.key("t", "us", ALL).await;
+        alone.push(upload_outcome(&s, &key, bytes).await);
+    }
+    assert!(alone.iter().filter(|(st, _)| st.is_client_error()).count() >= 6);
+    assert!(
+        alone.iter().all(|(st, _)| !st.is_server_error()),
+        "{alone:?}"
+    );
+    let s = spawn_with(Parts::Embedded, one_worker).await;
+    let key = s.key("t", "us", ALL).await;
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    for round in 0..3 {
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        for i in (1..order.len()).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            order.swap(i, (seed % (i as u64 + 1)) as usize);
+        }
+        for i in order {
+            let got = upload_outcome(&s, &key, &inputs[i].1).await;
+            assert_eq!(got, alone[i], "round {round}: {}", inputs[i].0);
+        }
+    }
+}

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 #[cfg(feature = "app")]
 mod app;
+pub mod hostile;
 #[cfg(feature = "app")]
 pub use app::TestApp;
 

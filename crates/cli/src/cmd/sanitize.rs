@@ -92,7 +92,13 @@ fn finish(
 /// travel back to the decoder for reuse, so memory stays at about two pictures.
 fn overlapped(batch: &Batch, out_dir: &Path, limits: &Limits, opts: &Options) {
     use std::sync::mpsc::sync_channel;
-    type Item<'a> = (&'a Job, Instant, Result<Decoded, IngestError>);
+    /// A picture for the encoder: decoded, or already finished by the JPEG fast path (which
+    /// `sanitize` takes too, so the output is the same as on its own).
+    enum Stage {
+        Decoded(Decoded),
+        Done(Sanitized),
+    }
+    type Item<'a> = (&'a Job, Instant, Result<Stage, IngestError>);
     // A rendezvous channel: at most one picture being decoded and one being encoded.
     let (tx, rx) = sync_channel::<Item<'_>>(0);
     let (back_tx, back_rx) = sync_channel::<pixseal_media::Pixels>(1);
@@ -110,7 +116,10 @@ fn overlapped(batch: &Batch, out_dir: &Path, limits: &Limits, opts: &Options) {
                     continue;
                 };
                 let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    p.decode(&input, opts.max_edge)
+                    match p.sanitize_jpeg_yuv(&input, opts)? {
+                        Some(done) => Ok(Stage::Done(done)),
+                        None => p.decode(&input, opts.max_edge).map(Stage::Decoded),
+                    }
                 }))
                 .unwrap_or_else(|_| {
                     Err(IngestError::Internal(
@@ -126,7 +135,11 @@ fn overlapped(batch: &Batch, out_dir: &Path, limits: &Limits, opts: &Options) {
         });
         let mut enc = Pipeline::new(*limits);
         for (job, started, decoded) in rx {
-            let result = decoded.and_then(|d| {
+            let result = decoded.and_then(|stage| {
+                let d = match stage {
+                    Stage::Done(done) => return Ok(done),
+                    Stage::Decoded(d) => d,
+                };
                 let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     enc.encode_decoded(d, opts)
                 }));

@@ -119,13 +119,16 @@ fn main() -> ExitCode {
     if !matches!(cli.command, Command::Serve(_)) {
         // What a workflow logs (an internal error's detail, a failed audit append) reaches the
         // operator on stderr; `serve` sets up its own JSON request log.
+        // Errors only by default: libraries' warnings (c2pa's about thumbnails) are not the
+        // operator's business.
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .without_time()
             .with_target(false)
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_env("PIXSEAL_LOG")
-                    .unwrap_or_else(|_| "warn".into()),
+                    .unwrap_or_else(|_| "error".into()),
             )
             .init();
     }

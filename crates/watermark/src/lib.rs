@@ -72,13 +72,65 @@ impl Detection {
     }
 }
 
-/// Embeds `id` into the picture in place.
+/// Longest side of the region marked and searched, as a multiple of its short side. The working
+/// grid has a fixed short side, so its area (and the time and memory of embedding and detection)
+/// grows with the aspect ratio: a 64×16 384 strip would be 67 million working pixels. A picture
+/// longer than this is marked, and searched, in its central window of this aspect (the tiles
+/// repeat, so the window holds the whole payload, as a crop would); every real photo format,
+/// 4:3 to 3:1 panoramas, is marked whole.
+pub const MAX_ASPECT: u32 = 4;
+
+/// The central window `(x, y, width, height)` of a picture longer than [`MAX_ASPECT`]:1.
+fn window(width: u32, height: u32) -> Option<(u32, u32, u32, u32)> {
+    let (short, long) = (width.min(height), width.max(height));
+    let cap = short.saturating_mul(MAX_ASPECT);
+    if long <= cap {
+        return None;
+    }
+    let start = (long - cap) / 2;
+    Some(if width > height {
+        (start, 0, cap, height)
+    } else {
+        (0, start, width, cap)
+    })
+}
+
+/// A copy of the `(x, y, w, h)` region.
+fn crop(px: &Pixels, (x, y, w, h): (u32, u32, u32, u32)) -> Pixels {
+    let ch = px.channels as usize;
+    let row = w as usize * ch;
+    let mut data = Vec::with_capacity(row * h as usize);
+    for yy in y..y + h {
+        let start = (yy as usize * px.width as usize + x as usize) * ch;
+        data.extend_from_slice(&px.data[start..start + row]);
+    }
+    Pixels::new(w, h, px.channels, data)
+}
+
+/// Write `src` back over the region it was cropped from.
+fn paste(px: &mut Pixels, src: &Pixels, (x, y): (u32, u32)) {
+    let ch = px.channels as usize;
+    let row = src.width as usize * ch;
+    for (k, line) in src.data.chunks(row).enumerate() {
+        let start = ((y as usize + k) * px.width as usize + x as usize) * ch;
+        px.data[start..start + row].copy_from_slice(line);
+    }
+}
+
+/// Embeds `id` into the picture in place (a picture longer than [`MAX_ASPECT`]:1 in its central
+/// window).
 pub fn embed(px: &mut Pixels, id: ProofId, strength: Strength) -> Result<Embedded, WatermarkError> {
     if px.width.min(px.height) < MIN_SIDE {
         return Err(WatermarkError::TooSmall {
             width: px.width,
             height: px.height,
         });
+    }
+    if let Some(win) = window(px.width, px.height) {
+        let mut part = crop(px, win);
+        let done = embed(&mut part, id, strength)?;
+        paste(px, &part, (win.0, win.1));
+        return Ok(done);
     }
     let layout = Layout::v1();
     let chips = layout.chips(&code::encode(id.0));
@@ -310,6 +362,9 @@ pub fn detect(px: &Pixels) -> Detection {
     };
     if px.width.min(px.height) < 32 {
         return best;
+    }
+    if let Some(win) = window(px.width, px.height) {
+        return detect(&crop(px, win));
     }
     let first = grid::embed_short(px.width, px.height);
     let other = if first == grid::FINE_SHORT {

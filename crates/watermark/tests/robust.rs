@@ -195,3 +195,29 @@ fn two_ids_in_the_same_picture_are_told_apart() {
     assert_eq!(found(&marked("garden.jpg", a)), Some(a));
     assert_eq!(found(&marked("garden.jpg", b)), Some(b));
 }
+
+/// Strips within the limits (1 MP, 64 px short side) cost what a 4:1 picture costs: the mark
+/// goes into the central window, round-trips, and the rest of the strip is left as it was.
+#[test]
+fn extreme_aspect_ratios_are_marked_and_found_in_a_bounded_window() {
+    let src = fixture("garden.jpg");
+    for (w, h) in [(64u32, 16_384u32), (16_384, 64), (120, 3000)] {
+        let img = image::imageops::resize(&src, w, h, FilterType::Triangle);
+        let before = pixels(&img);
+        let mut px = before.clone();
+        let id = ProofId(0x0123_4567_89AB_CDEF ^ u64::from(w));
+        embed(&mut px, id, Strength::default()).unwrap();
+        assert_eq!(detect(&px).proof_id, Some(id), "{w}x{h}");
+        // Outside the central window (MAX_ASPECT × the short side), nothing changed.
+        let (short, long) = (w.min(h), w.max(h));
+        let edge = ((long - short * pixseal_watermark::MAX_ASPECT) / 2) as usize;
+        let at = |px: &Pixels, i: usize| -> [u8; 3] {
+            let (x, y) = if w > h { (i, 0) } else { (0, i) };
+            let k = (y * w as usize + x) * 3;
+            [px.data[k], px.data[k + 1], px.data[k + 2]]
+        };
+        for i in (0..edge).step_by(7) {
+            assert_eq!(at(&px, i), at(&before, i), "{w}x{h}: changed at {i}");
+        }
+    }
+}

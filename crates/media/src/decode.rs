@@ -14,6 +14,8 @@ pub struct RawDecode {
     pub orientation: u8,
     pub icc: Option<Vec<u8>>,
     pub frames: u64,
+    /// Decoder warnings (the picture was decoded regardless).
+    pub warnings: Vec<String>,
 }
 
 /// JPEG decode into `buf` (reused), optionally shrunk on load by a DCT scaling factor so the
@@ -73,11 +75,11 @@ pub fn jpeg(
         height: h,
         format: fmt,
     };
-    match dec.decompress(&header.clean, img) {
-        Ok(()) => {}
-        Err(e) if jpeg::is_benign_warning(&e) => {}
+    let warnings = match dec.decompress(&header.clean, img) {
+        Ok(()) => Vec::new(),
+        Err(e) if jpeg::is_benign_warning(&e) => vec![jpeg::warning_text(&e)],
         Err(e) => return Err(jpeg::map_turbo_error(e)),
-    }
+    };
     let mut pixels = Pixels {
         width: w as u32,
         height: h as u32,
@@ -92,6 +94,7 @@ pub fn jpeg(
         orientation,
         icc,
         frames: 1,
+        warnings,
     })
 }
 
@@ -101,6 +104,8 @@ pub struct YuvFrame {
     pub width: usize,
     pub height: usize,
     pub subsamp: turbojpeg::Subsamp,
+    /// Decoder warnings (the planes were decoded regardless).
+    pub warnings: Vec<String>,
 }
 
 /// Fast path for JPEG → JPEG with nothing to change in the pixels: decode to YUV planes (no
@@ -151,16 +156,17 @@ pub fn jpeg_yuv(
         height: th.height,
         subsamp: th.subsamp,
     };
-    match dec.decompress_to_yuv(&header.clean, img) {
-        Ok(()) => {}
-        Err(e) if jpeg::is_benign_warning(&e) => {}
+    let warnings = match dec.decompress_to_yuv(&header.clean, img) {
+        Ok(()) => Vec::new(),
+        Err(e) if jpeg::is_benign_warning(&e) => vec![jpeg::warning_text(&e)],
         Err(e) => return Err(jpeg::map_turbo_error(e)),
-    }
+    };
     Ok(Ok(YuvFrame {
         data: buf,
         width: th.width,
         height: th.height,
         subsamp: th.subsamp,
+        warnings,
     }))
 }
 
@@ -251,6 +257,7 @@ pub fn generic(
         orientation,
         icc,
         frames,
+        warnings: Vec::new(),
     })
 }
 

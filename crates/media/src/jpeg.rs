@@ -254,6 +254,11 @@ pub(crate) fn map_turbo_error(e: turbojpeg::Error) -> IngestError {
     }
 }
 
+/// A libjpeg warning as reported to the user.
+pub(crate) fn warning_text(e: &turbojpeg::Error) -> String {
+    format!("JPEG: {}", strip_prefix(&e.to_string()))
+}
+
 fn strip_prefix(m: &str) -> &str {
     m.trim_start_matches("TurboJPEG error: ")
 }

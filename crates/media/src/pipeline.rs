@@ -40,6 +40,8 @@ pub struct Decoded {
     pub colour: ColourOutcome,
     /// Frames in the input (only the first is kept).
     pub frames: u64,
+    /// What the decoder warned about and recovered from (a damaged region libjpeg filled in).
+    pub warnings: Vec<String>,
 }
 
 /// A sanitized output.
@@ -53,6 +55,8 @@ pub struct Sanitized {
     pub orientation: u8,
     pub colour: ColourOutcome,
     pub frames: u64,
+    /// What the decoder warned about and recovered from.
+    pub warnings: Vec<String>,
 }
 
 /// One worker's pipeline. Not shared between threads: give each worker its own.
@@ -118,6 +122,7 @@ impl Pipeline {
             orientation,
             icc,
             frames,
+            warnings,
         } = raw;
         let colour = colour::to_srgb(&mut pixels, icc.as_deref(), &mut self.scratch);
         orient::apply(&mut pixels, orientation, &mut self.scratch);
@@ -130,6 +135,7 @@ impl Pipeline {
             orientation,
             colour,
             frames,
+            warnings,
         })
     }
 
@@ -216,6 +222,7 @@ impl Pipeline {
                 ColourOutcome::NoProfile
             },
             frames: 1,
+            warnings: frame.warnings,
         }))
     }
 
@@ -232,6 +239,7 @@ impl Pipeline {
             orientation,
             colour,
             frames,
+            warnings,
         } = d;
         let encoded = self.encode(&mut pixels, opts.format, opts.quality);
         let (width, height) = (pixels.width, pixels.height);
@@ -244,6 +252,7 @@ impl Pipeline {
             orientation,
             colour,
             frames,
+            warnings,
         });
         (out, pixels)
     }

@@ -146,11 +146,20 @@ fn a_damaged_jpeg_decodes_what_libjpeg_recovers() {
     damaged[rst[10] - 20] = 0xFF;
     damaged[rst[10] - 19] = 0x9F;
     let mut p = Pipeline::new(Limits::default());
-    let want = p.decode(&clean, None).unwrap().pixels;
-    let got = p
-        .decode(&damaged, None)
-        .expect("warnings are not errors")
-        .pixels;
+    let clean_decode = p.decode(&clean, None).unwrap();
+    assert!(clean_decode.warnings.is_empty());
+    let want = clean_decode.pixels;
+    let damaged_decode = p.decode(&damaged, None).expect("warnings are not errors");
+    // What libjpeg recovered from is said, not hidden.
+    assert!(
+        damaged_decode
+            .warnings
+            .iter()
+            .any(|w| w.contains("Corrupt JPEG data")),
+        "{:?}",
+        damaged_decode.warnings
+    );
+    let got = damaged_decode.pixels;
     assert_eq!((got.width, got.height), (want.width, want.height));
     // Every row after the damaged interval (and the one row that chroma upsampling blends with
     // it) is exactly what the undamaged file gives.

@@ -65,7 +65,7 @@ fn finish(
 ) -> Outcome {
     let result = result.map_err(StampError::Ingest);
     batch::deliver(job, out_dir, started, result, reporter, |s, shown_out| {
-        let human = format!(
+        let mut human = format!(
             "{} -> {} ({} {}x{})",
             job.shown,
             shown_out,
@@ -73,6 +73,9 @@ fn finish(
             s.width,
             s.height
         );
+        for w in &s.warnings {
+            human.push_str(&format!("; recovered from: {w}"));
+        }
         let fields = json!({
             "format": s.format.name(),
             "width": s.width,
@@ -82,6 +85,7 @@ fn finish(
             "orientation": s.orientation,
             "frames": s.frames,
             "colour": s.colour.name(),
+            "warnings": s.warnings,
         });
         (human, fields)
     })

@@ -13,6 +13,7 @@ use pixseal_service::schema;
 
 use crate::auth::Caller;
 use crate::body::{Upload, UploadForm};
+use crate::error::*;
 use crate::{ApiError, AppState};
 
 /// The options are checked before the body is read.
@@ -31,13 +32,7 @@ use crate::{ApiError, AppState};
     )),
     responses(
         (status = 201, description = "stored", body = Uploaded),
-        (status = 400, response = ApiError),
-        (status = 401, response = ApiError),
-        (status = 403, response = ApiError),
-        (status = 413, response = ApiError),
-        (status = 415, response = ApiError),
-        (status = 422, response = ApiError),
-        (status = 503, response = ApiError),
+        UploadErrors,
     ),
 )]
 pub async fn create(
@@ -64,8 +59,7 @@ pub async fn create(
     params(("id" = String, Path)),
     responses(
         (status = 200, description = "metadata", body = ArtifactMetadata),
-        (status = 401, response = ApiError),
-        (status = 404, response = ApiError),
+        ReadErrors,
     ),
 )]
 pub async fn metadata(
@@ -90,8 +84,7 @@ pub async fn metadata(
             ("image/jpeg"),
             ("image/png"),
         )),
-        (status = 401, response = ApiError),
-        (status = 404, response = ApiError),
+        ReadErrors,
     ),
 )]
 pub async fn content(
@@ -126,9 +119,7 @@ pub async fn content(
     params(("id" = String, Path)),
     responses(
         (status = 200, description = "deleted", body = schema::SignedReceipt),
-        (status = 401, response = ApiError),
-        (status = 403, response = ApiError),
-        (status = 404, response = ApiError),
+        DeleteErrors,
     ),
 )]
 pub async fn delete(
@@ -148,7 +139,7 @@ pub async fn delete(
     params(("id" = String, Path)),
     responses(
         (status = 200, description = "receipt", body = schema::SignedReceipt),
-        (status = 404, response = ApiError),
+        NotFoundErrors,
     ),
 )]
 pub async fn receipt(

@@ -13,6 +13,7 @@ use pixseal_service::{Scope, Tenant};
 use serde::de::DeserializeOwned;
 
 use crate::auth::Caller;
+use crate::error::*;
 use crate::{ApiError, AppState};
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -35,11 +36,7 @@ fn owner(caller: &ServiceCaller) -> Result<(&Tenant, Actor), ApiError> {
     request_body = IssueRequest,
     responses(
         (status = 201, description = "issued", body = IssuedCode),
-        (status = 400, response = ApiError),
-        (status = 401, response = ApiError),
-        (status = 403, response = ApiError),
-        (status = 409, response = ApiError),
-        (status = 429, response = ApiError),
+        IssueCodeErrors,
     ),
 )]
 pub async fn issue(
@@ -61,8 +58,7 @@ pub async fn issue(
     request_body = VerifyRequest,
     responses(
         (status = 200, description = "verdict", body = CodeVerdict),
-        (status = 400, response = ApiError),
-        (status = 429, response = ApiError),
+        PublicJsonErrors,
     ),
 )]
 pub async fn verify(State(s): State<AppState>, body: Bytes) -> Result<Json<CodeVerdict>, ApiError> {
@@ -78,9 +74,7 @@ pub async fn verify(State(s): State<AppState>, body: Bytes) -> Result<Json<CodeV
     security(("apiKey" = [])),
     responses(
         (status = 200, description = "revoked", body = RevokedCodes),
-        (status = 401, response = ApiError),
-        (status = 403, response = ApiError),
-        (status = 429, response = ApiError),
+        OwnerErrors,
     ),
 )]
 pub async fn revoke_all(
@@ -102,11 +96,7 @@ pub async fn revoke_all(
     request_body = Option<LiveRequest>,
     responses(
         (status = 200, description = "current code", body = LiveCode),
-        (status = 401, response = ApiError),
-        (status = 403, response = ApiError),
-        (status = 404, response = ApiError),
-        (status = 410, response = ApiError),
-        (status = 429, response = ApiError),
+        LiveCodeErrors,
     ),
 )]
 pub async fn live(
@@ -132,8 +122,7 @@ pub async fn live(
     request_body = LiveVerifyRequest,
     responses(
         (status = 200, description = "verdict", body = CodeVerdict),
-        (status = 400, response = ApiError),
-        (status = 429, response = ApiError),
+        PublicJsonErrors,
     ),
 )]
 pub async fn live_verify(
@@ -153,8 +142,7 @@ pub async fn live_verify(
     security(("apiKey" = [])),
     responses(
         (status = 200, description = "account", body = AccountView),
-        (status = 401, response = ApiError),
-        (status = 403, response = ApiError),
+        AccountErrors,
     ),
 )]
 pub async fn account(
@@ -175,9 +163,7 @@ pub async fn account(
     request_body = DeviceKeyRequest,
     responses(
         (status = 200, description = "registered", body = DeviceRegistered),
-        (status = 400, response = ApiError),
-        (status = 401, response = ApiError),
-        (status = 403, response = ApiError),
+        DeviceKeyErrors,
     ),
 )]
 pub async fn device_key(

@@ -112,3 +112,35 @@ impl From<ServiceError> for ApiError {
         ApiError::new(status, e.code(), e.to_string())
     }
 }
+
+/// The error answers a route documents, each the shared `Error` response: one type per set,
+/// named in the route's `responses(...)` after its success answer.
+macro_rules! error_responses {
+    ($($(#[$doc:meta])* $name:ident: [$($status:literal),+];)+) => {$(
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+                [$($status),+]
+                    .iter()
+                    .map(|s: &u16| (s.to_string(), RefOr::Ref(utoipa::openapi::Ref::from_response_name("Error"))))
+                    .collect()
+            }
+        }
+    )+};
+}
+
+error_responses! {
+    UploadErrors: [400, 401, 403, 413, 415, 422, 503];
+    ReadErrors: [401, 404];
+    DeleteErrors: [401, 403, 404];
+    NotFoundErrors: [404];
+    IssueCodeErrors: [400, 401, 403, 409, 429];
+    PublicJsonErrors: [400, 429];
+    OwnerErrors: [401, 403, 429];
+    LiveCodeErrors: [401, 403, 404, 410, 429];
+    AccountErrors: [401, 403];
+    DeviceKeyErrors: [400, 401, 403];
+    VerifyFileErrors: [400, 413, 429];
+}

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use pixseal_service::verify::{ProofView, Verified};
 
 use crate::body::{Upload, UploadForm};
+use crate::error::*;
 use crate::{ApiError, AppState};
 
 #[utoipa::path(
@@ -17,7 +18,7 @@ use crate::{ApiError, AppState};
     params(("proof_id" = String, Path)),
     responses(
         (status = 200, description = "proof record", body = ProofView),
-        (status = 404, response = ApiError),
+        NotFoundErrors,
     ),
 )]
 pub async fn proof(
@@ -40,9 +41,7 @@ pub async fn proof(
     )),
     responses(
         (status = 200, description = "verdict", body = Verified),
-        (status = 400, response = ApiError),
-        (status = 413, response = ApiError),
-        (status = 429, response = ApiError),
+        VerifyFileErrors,
     ),
 )]
 pub async fn verify(

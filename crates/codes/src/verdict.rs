@@ -4,6 +4,7 @@ use serde::Serialize;
 
 /// What a verifier is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = CodeVerdictValue))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Valid,

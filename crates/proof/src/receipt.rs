@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 /// What a deletion receipt states.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
     pub receipt_id: String,
@@ -31,6 +32,7 @@ pub struct Receipt {
 
 /// A receipt with its detached signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignedReceipt {
     pub receipt: Receipt,

@@ -25,6 +25,7 @@ pub const DIGITAL_SOURCE_TYPE: &str =
 
 /// The data of the `org.pixseal.proof` assertion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProofAssertion {
     /// `px_…` (SPEC §2).
     pub proof_id: String,

@@ -14,6 +14,7 @@ use crate::manifest::{PIXSEAL_ASSERTION, ProofAssertion};
 
 /// SPEC §6 verdicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Verified,
@@ -39,6 +40,7 @@ impl Verdict {
 
 /// Who signed the active manifest, as its certificate says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignerInfo {
     /// Organisation of the signing certificate.
     pub issuer: Option<String>,
@@ -48,9 +50,11 @@ pub struct SignerInfo {
 
 /// One validation status code reported by the C2PA validator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ValidationCode))]
 pub struct Code {
     pub code: String,
     /// `success`, `informational` or `failure`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<String>,
@@ -58,6 +62,7 @@ pub struct Code {
 
 /// What verification found in one file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Report {
     pub verdict: Verdict,
     /// A one-line, plain-language reason.

@@ -9,7 +9,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pixseal_service::SignedReceipt;
 use pixseal_service::artifacts::{ArtifactMetadata, ReceiptKey, UploadQuery, Uploaded};
-use pixseal_service::schema;
 
 use crate::auth::Caller;
 use crate::body::{Upload, UploadForm};
@@ -118,7 +117,7 @@ pub async fn content(
     security(("apiKey" = [])),
     params(("id" = String, Path)),
     responses(
-        (status = 200, description = "deleted", body = schema::SignedReceipt),
+        (status = 200, description = "deleted", body = SignedReceipt),
         DeleteErrors,
     ),
 )]
@@ -138,7 +137,7 @@ pub async fn delete(
     summary = "A signed deletion receipt (public)",
     params(("id" = String, Path)),
     responses(
-        (status = 200, description = "receipt", body = schema::SignedReceipt),
+        (status = 200, description = "receipt", body = SignedReceipt),
         NotFoundErrors,
     ),
 )]

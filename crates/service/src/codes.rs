@@ -192,7 +192,6 @@ impl IssuerView {
 /// the verdict is the answer. A code is valid exactly once.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CodeVerdict {
-    #[schema(schema_with = crate::schema::code_verdict)]
     pub verdict: Verdict,
     pub kind: CodeKind,
     /// Absent for `unknown`.

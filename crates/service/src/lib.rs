@@ -10,7 +10,6 @@ pub mod codes;
 pub mod config;
 pub mod error;
 pub mod lifecycle;
-pub mod schema;
 pub mod services;
 pub mod verify;
 mod work;

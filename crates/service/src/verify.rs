@@ -20,7 +20,6 @@ const PDQ_PAGE: i64 = 5000;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Verification {
     #[serde(flatten)]
-    #[schema(value_type = crate::schema::Report)]
     pub report: Report,
     /// The proof the file names: from a manifest, or from the invisible watermark.
     pub proof_id: Option<String>,
@@ -79,14 +78,13 @@ pub struct ProofView {
     pub issued_at: String,
     /// Display name of the issuing installation.
     pub issuer: String,
-    #[schema(schema_with = crate::schema::proof_status)]
     pub status: ProofStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime, nullable = false)]
     pub purged_at: Option<String>,
     /// The signed deletion receipt, once purged.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<crate::schema::SignedReceipt>, nullable = false)]
+    #[schema(value_type = Option<pixseal_proof::SignedReceipt>, nullable = false)]
     pub receipt: Option<serde_json::Value>,
 }
 

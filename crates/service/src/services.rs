@@ -70,8 +70,6 @@ pub struct Provenance {
     pub verifier: Verifier,
     /// Shown as the issuer of proofs.
     pub issuer_name: String,
-    /// The development chain, which nobody else trusts.
-    pub development: bool,
     /// PDQ distance at or below which an upload is a `near_match`.
     pub pdq_threshold: u32,
 }
@@ -115,7 +113,6 @@ impl Services {
                 signer: Arc::new(identity.signer),
                 verifier: Verifier::new(&anchors),
                 issuer_name: config.provenance.issuer_name.clone(),
-                development: identity.development,
                 pdq_threshold: config.provenance.pdq_threshold,
             }),
             decode_slots: Arc::new(Semaphore::new(decode)),

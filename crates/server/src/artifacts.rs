@@ -24,11 +24,7 @@ use crate::{ApiError, AppState};
     summary = "Upload a photo: sanitized, stamped, sealed and stored in the tenant's region",
     security(("apiKey" = [])),
     params(UploadQuery),
-    request_body(content(
-        ("application/octet-stream"),
-        ("image/*"),
-        (UploadForm = "multipart/form-data"),
-    )),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, description = "stored", body = Uploaded),
         UploadErrors,

@@ -19,6 +19,42 @@ pub struct UploadForm {
     file: Vec<u8>,
 }
 
+/// The media types a picture route takes besides the form: the picture as the raw body.
+const RAW_PICTURE_TYPES: [&str; 2] = ["application/octet-stream", "image/*"];
+
+/// Document every route that takes an [`UploadForm`] as taking the raw picture too, since
+/// [`Upload`] reads either; the annotations name only the form.
+pub fn document_raw_pictures(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::ToSchema;
+    use utoipa::openapi::{Content, ObjectBuilder, RefOr, Type, schema::SchemaFormat};
+    let form = format!("#/components/schemas/{}", UploadForm::name());
+    let binary = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Binary,
+        )))
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        let ops = [&mut item.post, &mut item.put];
+        for body in ops
+            .into_iter()
+            .flatten()
+            .filter_map(|op| op.request_body.as_mut())
+        {
+            let takes_form = body
+                .content
+                .values()
+                .any(|c| matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location == form));
+            if takes_form {
+                for ty in RAW_PICTURE_TYPES {
+                    let content = Content::new(Some(binary.clone()));
+                    body.content.insert(ty.to_string(), content);
+                }
+            }
+        }
+    }
+}
+
 impl FromRequest<AppState> for Upload {
     type Rejection = ApiError;
 

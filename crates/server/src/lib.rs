@@ -79,7 +79,14 @@ fn document() -> utoipa::openapi::OpenApi {
 
 /// The OpenAPI 3.1 document of the routes [`router`] serves, generated from the same list.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().into_openapi()
+    parts().1
+}
+
+/// The routes and their finished document.
+fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut doc) = api().split_for_parts();
+    body::document_raw_pictures(&mut doc);
+    (routes, doc)
 }
 
 /// The document as served, serialized once when the router is built.
@@ -106,7 +113,7 @@ pub fn router(state: AppState) -> Router {
         .config
         .tls()
         .then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
-    let (routes, doc) = api().split_for_parts();
+    let (routes, doc) = parts();
     let doc = doc.to_json().expect("the OpenAPI document is plain data");
     routes
         .layer(Extension(OpenApiJson(Bytes::from(doc))))

@@ -34,11 +34,7 @@ pub async fn proof(
     operation_id = "verify_file",
     tag = "verify",
     summary = "Verdict for a file (SPEC §6); public, rate limited per client IP; the file is not stored",
-    request_body(content(
-        ("application/octet-stream"),
-        ("image/*"),
-        (UploadForm = "multipart/form-data"),
-    )),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 200, description = "verdict", body = Verified),
         VerifyFileErrors,

@@ -646,6 +646,16 @@ async fn openapi_matches_the_router() {
     // utoipa 5 writes OpenAPI 3.1.
     assert_eq!(live["openapi"], "3.1.0");
     assert_eq!(live, doc);
+    // Picture routes take the raw picture as well as the form (what `Upload` reads).
+    for path in ["/v1/artifacts", "/v1/verify"] {
+        let content = &doc["paths"][path]["post"]["requestBody"]["content"];
+        for ty in ["application/octet-stream", "image/*", "multipart/form-data"] {
+            assert!(
+                content.get(ty).is_some(),
+                "POST {path} does not document {ty}"
+            );
+        }
+    }
     let url = |p: &str| {
         format!(
             "{}{}",

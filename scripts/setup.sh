@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the build and the tests need (idempotent; quick when everything is present).
 # System: cmake + nasm (libjpeg-turbo is built from the vendored source with SIMD), exiftool
-# (metadata checks in tests). Python: Pillow + numpy (shared test tools); c2pa-python (the
+# (metadata checks in tests), libde265 + dav1d + pkg-config (libheif is built from the crate's
+# embedded source and decodes HEVC and AV1 through them). Python: Pillow + numpy (shared test tools); c2pa-python (the
 # reference C2PA implementation) and pdqhash (Meta's PDQ reference) for the provenance tests.
 set -euo pipefail
 
@@ -9,6 +10,9 @@ need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v nasm >/dev/null || need_apt+=(nasm)
 command -v exiftool >/dev/null || need_apt+=(libimage-exiftool-perl)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+pkg-config --exists libde265 2>/dev/null || need_apt+=(libde265-dev)
+pkg-config --exists dav1d 2>/dev/null || need_apt+=(libdav1d-dev)
 if ((${#need_apt[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
@@ -19,6 +23,11 @@ fi
 
 if ! python3 -c 'import PIL, numpy' 2>/dev/null; then
   python3 -m pip install -q --disable-pip-version-check pillow numpy
+fi
+
+# The reference decoder for the corpus HEIC tests (libheif inside, as pixseal uses).
+if ! python3 -c 'import pillow_heif' 2>/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check 'pillow-heif==1.9.0'
 fi
 
 # Pinned: the interop tests and the benchmark compare against these exact reference builds.

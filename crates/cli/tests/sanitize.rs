@@ -222,6 +222,8 @@ fn example_config_documents_the_defaults() {
         "max_side",
         "max_jpeg_scans",
         "max_frames",
+        "max_heif_items",
+        "max_heif_tiles",
         "animated",
         "provider",
         "local_path",
@@ -294,6 +296,99 @@ fn corpus_orientation_examples_match_their_reference() {
     }
 }
 
+/// The corpus's HEIC and AVIF photos come out the size and way up that a reference decoder
+/// (Pillow with pillow-heif, which applies `irot`/`imir` as libheif does) gives, and look like
+/// it. Needs `../shared/corpus`, and Python with pillow-heif (scripts/setup.sh installs it).
+#[test]
+fn corpus_phone_photos_match_a_reference_decode() {
+    let Some(corpus) = corpus() else {
+        eprintln!("../shared/corpus absent: skipped");
+        return;
+    };
+    let manifest = fs::read_to_string(corpus.join("manifest.tsv")).unwrap();
+    let inputs: Vec<String> = manifest
+        .lines()
+        .skip(1)
+        .map(|row| row.split('\t').collect::<Vec<_>>())
+        .filter(|c| matches!(c[2], "HEIC" | "AVIF") && c[15] == "ok")
+        .map(|c| corpus.join(c[0]).to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        inputs.len() >= 11,
+        "the corpus lists {} phone photos",
+        inputs.len()
+    );
+    // Both sides shrink to this long edge: the check is about size, way up and look, and full
+    // 12–16 MP PNGs made the test slow.
+    const EDGE: &str = "1024";
+    let refs = tempfile::tempdir().unwrap();
+    let script = &"import sys, pathlib\n\
+        from PIL import Image\n\
+        import pillow_heif\n\
+        pillow_heif.register_heif_opener()\n\
+        out = pathlib.Path(sys.argv[1])\n\
+        for f in sys.argv[2:]:\n\
+        \x20   im = Image.open(f).convert('RGB')\n\
+        \x20   im.thumbnail((EDGE, EDGE))\n\
+        \x20   im.save(out / (pathlib.Path(f).stem + '.png'))\n"
+        .replace("EDGE", EDGE);
+    let mut args = vec!["-c", script, refs.path().to_str().unwrap()];
+    args.extend(inputs.iter().map(String::as_str));
+    let py = std::process::Command::new("python3")
+        .args(&args)
+        .output()
+        .unwrap();
+    if !py.status.success() {
+        let err = String::from_utf8_lossy(&py.stderr);
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "reference decoder failed in CI: {err}"
+        );
+        eprintln!("reference decoder unavailable (pip install pillow-heif): skipped\n{err}");
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "sanitize",
+        "-o",
+        out.path().to_str().unwrap(),
+        "--format",
+        "png",
+        "--max-edge",
+        EDGE,
+        "--json",
+    ];
+    args.extend(inputs.iter().map(String::as_str));
+    let r = pixseal(&args);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    for input in &inputs {
+        let stem = Path::new(input).file_stem().unwrap().to_str().unwrap();
+        let got = decode_rgb(&out.path().join(format!("{stem}.png")));
+        let reference = decode_rgb(&refs.path().join(format!("{stem}.png")));
+        // Shrunk by two resizers: sides may differ by a pixel of rounding.
+        let (g, r) = (got.dimensions(), reference.dimensions());
+        assert!(
+            g.0.abs_diff(r.0) <= 1 && g.1.abs_diff(r.1) <= 1,
+            "{stem}: {g:?} against the reference's {r:?} (size or way up differs)"
+        );
+        // Colours differ a little where we convert Display P3 to sRGB and the reference does not.
+        let d = thumb_distance(&got, &reference, 16);
+        assert!(d < 12.0, "{stem}: distance {d:.1} to the reference decode");
+        // The size catches a quarter turn; a half turn keeps it (checked where a half turn
+        // changes the picture at all: one corpus AVIF is a flat colour).
+        let upside_down = image::imageops::rotate180(&reference);
+        if thumb_distance(&reference, &upside_down, 16) > 4.0 {
+            let d_turned = thumb_distance(&got, &upside_down, 16);
+            assert!(d < d_turned, "{stem}: upside down");
+        }
+    }
+}
+
 /// Every corpus photo we accept comes out with no metadata (byte scan and exiftool); no input
 /// crashes the tool; the files Pillow and image-rs both decode are accepted.
 #[test]
@@ -321,8 +416,10 @@ fn corpus_outputs_carry_no_metadata() {
     let mut expect_ok = Vec::new();
     for row in manifest.lines().skip(1) {
         let c: Vec<&str> = row.split('\t').collect();
-        let supported = matches!(c[2], "JPEG" | "PNG" | "GIF" | "WEBP" | "TIFF");
-        if supported && c[15] == "ok" && c[16] == "ok" {
+        // Phone formats are not in image-rs: Pillow (with pillow-heif) is their reference.
+        let supported = matches!(c[2], "JPEG" | "PNG" | "GIF" | "WEBP" | "TIFF") && c[16] == "ok"
+            || matches!(c[2], "HEIC" | "AVIF");
+        if supported && c[15] == "ok" {
             expect_ok.push(c[0].to_string());
         }
     }

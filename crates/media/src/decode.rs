@@ -11,8 +11,13 @@ use crate::{Format, IngestError, Limits, Pixels, orient};
 /// The raw decode result: pixels as stored, and what must still be applied to them.
 pub struct RawDecode {
     pub pixels: Pixels,
+    /// EXIF orientation still to apply (1 = none).
     pub orientation: u8,
+    /// Orientation the decoder applied itself (libheif's `irot`/`imir`), reported only.
+    pub applied_orientation: u8,
     pub icc: Option<Vec<u8>>,
+    /// The colour description by code points, when there is no ICC profile to say it.
+    pub cicp: Option<crate::colour::Cicp>,
     pub frames: u64,
     /// Decoder warnings (the picture was decoded regardless).
     pub warnings: Vec<String>,
@@ -92,7 +97,9 @@ pub fn jpeg(
     Ok(RawDecode {
         pixels,
         orientation,
+        applied_orientation: 1,
         icc,
+        cicp: None,
         frames: 1,
         warnings,
     })
@@ -212,6 +219,12 @@ pub fn generic(
         Format::WebP => image::ImageFormat::WebP,
         Format::Tiff => image::ImageFormat::Tiff,
         Format::Jpeg => image::ImageFormat::Jpeg,
+        Format::Heif | Format::Avif | Format::Jxl => {
+            return Err(IngestError::Internal(format!(
+                "{} is not decoded by the image crate",
+                format.name()
+            )));
+        }
     };
     let mut reader = image::ImageReader::with_format(Cursor::new(input), image_format);
     let mut l = image::Limits::default();
@@ -255,7 +268,9 @@ pub fn generic(
     Ok(RawDecode {
         pixels,
         orientation,
+        applied_orientation: 1,
         icc,
+        cicp: None,
         frames,
         warnings: Vec::new(),
     })

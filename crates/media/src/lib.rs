@@ -1,11 +1,14 @@
 //! pixseal-media: the in-memory ingest pipeline (SPEC §1 sniff → decode → orient → colour →
 //! scrub → encode). Bytes in, bytes out: this crate opens no file and writes nothing anywhere.
 
+mod bmff;
 pub mod colour;
 pub mod decode;
 pub mod encode;
 mod error;
+mod heif;
 pub mod jpeg;
+mod jxl;
 mod limits;
 pub mod orient;
 mod pipeline;

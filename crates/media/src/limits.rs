@@ -26,6 +26,10 @@ pub struct Limits {
     pub max_jpeg_scans: u32,
     /// Most frames walked in an animated file before it is refused as too costly.
     pub max_frames: u32,
+    /// Most items a HEIF/AVIF file may declare (images, tiles, metadata, thumbnails).
+    pub max_heif_items: u32,
+    /// Most tiles a HEIF/AVIF grid image may be assembled from (each is a separate decode).
+    pub max_heif_tiles: u32,
     pub animated: AnimatedPolicy,
 }
 
@@ -37,6 +41,8 @@ impl Default for Limits {
             max_side: 16_384,
             max_jpeg_scans: 100,
             max_frames: 10_000,
+            max_heif_items: 4_096,
+            max_heif_tiles: 1_024,
             animated: AnimatedPolicy::FirstFrame,
         }
     }

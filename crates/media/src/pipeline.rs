@@ -7,7 +7,7 @@ use fast_image_resize::Resizer;
 use crate::colour::{self, ColourOutcome};
 use crate::decode::{self, RawDecode};
 use crate::encode::{Encoder, OutputFormat};
-use crate::{Format, IngestError, Limits, Pixels, jpeg, orient, probe, resize, sniff};
+use crate::{Format, IngestError, Limits, Pixels, heif, jpeg, jxl, orient, probe, resize, sniff};
 
 /// Choices for one sanitize run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,16 +116,29 @@ impl Pipeline {
                 probe::tiff(input)?;
                 decode::generic(input, format, &limits, 1)?
             }
+            Format::Heif | Format::Avif => heif::decode(input, format, &limits)?,
+            Format::Jxl => jxl::decode(input, &limits)?,
         };
         let RawDecode {
             mut pixels,
             orientation,
+            applied_orientation,
             icc,
+            cicp,
             frames,
             warnings,
         } = raw;
-        let colour = colour::to_srgb(&mut pixels, icc.as_deref(), &mut self.scratch);
+        let colour = match (icc, cicp) {
+            (Some(icc), _) => colour::to_srgb(&mut pixels, Some(&icc), &mut self.scratch),
+            (None, Some(cicp)) => colour::cicp_to_srgb(&mut pixels, cicp, &mut self.scratch),
+            (None, None) => ColourOutcome::NoProfile,
+        };
         orient::apply(&mut pixels, orientation, &mut self.scratch);
+        let orientation = if orientation == 1 {
+            applied_orientation
+        } else {
+            orientation
+        };
         if let Some(edge) = max_edge {
             resize::fit(&mut self.resizer, &mut pixels, edge, &mut self.scratch)?;
         }

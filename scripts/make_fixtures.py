@@ -5,7 +5,9 @@ Uses the byte-level helpers of ../shared/tools/make_bad_inputs.py to plant metad
   fixtures/orientation/orient-N.jpg  48x32 upright reference stored rotated, with EXIF Orientation N (1-8)
   fixtures/orientation/upright.png   the upright reference itself (lossless)
   fixtures/metadata/*                 photos carrying metadata and canaries (PXCANARY-FIXTURE-*)
-  fixtures/photos/*                   a few clean pictures in every input format (the README's demo)
+  fixtures/photos/*                   a few clean pictures in every input format (the README's demo);
+                                      garden-phone.heic is a phone-sized HEIC (pillow-heif's x265),
+                                      alpha.heic a photo fading to transparent (an alpha auxiliary image)
   fixtures/damaged/restart-markers.jpg garden.jpg with a restart marker after every MCU row (the tests
                                       damage its entropy data; libjpeg resyncs at the next marker)
 """
@@ -76,6 +78,16 @@ def main():
     write(os.path.join(md, "gif-comment.gif"), m.encode(m.photo(80, 60, 4).convert("P"), "GIF", comment=k.replace(b"png-text", b"gif-comment")))
     c = C("tiff-desc")
     write(os.path.join(md, "tiff-desc.tif"), m.encode(m.photo(80, 60, 5), "TIFF", tiffinfo={270: c.canary, 315: c.canary}))
+    import pillow_heif  # the HEIC fixtures only: pip install pillow-heif
+    pillow_heif.register_heif_opener()
+    c = C("heic-exif")
+    photo = m.photo(160, 120, 6)
+    icc = m.icc_srgb(c.canary)
+    exif = m.tiff_bytes({0x010E: m.A(c.canary), 0x0112: m.S(1)})
+    import io
+    buf = io.BytesIO()
+    photo.save(buf, "HEIF", quality=80, exif=b"Exif\x00\x00" + exif, xmp=m.xmp_packet(c.canary), icc_profile=icc)
+    write(os.path.join(md, "heic-exif.heic"), buf.getvalue())
 
     ph = os.path.join(ROOT, "photos")
     write(os.path.join(ph, "garden.jpg"), m.jpeg(m.photo(640, 480, 7), quality=88))
@@ -83,6 +95,14 @@ def main():
     write(os.path.join(ph, "street.webp"), m.encode(m.photo(320, 240, 9), "WEBP", quality=80))
     write(os.path.join(ph, "tiny.gif"), m.encode(m.photo(64, 48, 10).convert("P"), "GIF"))
     write(os.path.join(ph, "scan.tif"), m.encode(m.photo(120, 90, 11), "TIFF"))
+    buf = io.BytesIO()
+    Image.open(os.path.join(ph, "garden.jpg")).save(buf, "HEIF", quality=80)
+    write(os.path.join(ph, "garden-phone.heic"), buf.getvalue())
+    see_through = m.photo(200, 150, 12).convert("RGBA")
+    see_through.putalpha(Image.linear_gradient("L").resize((200, 150)))
+    buf = io.BytesIO()
+    see_through.save(buf, "HEIF", quality=80)
+    write(os.path.join(ph, "alpha.heic"), buf.getvalue())
     dm = os.path.join(ROOT, "damaged")
     os.makedirs(dm, exist_ok=True)
     Image.open(os.path.join(ph, "garden.jpg")).save(

@@ -43,6 +43,7 @@ fn keys_stamp_and_verify_offline() {
         "stamp",
         photos.join("garden.jpg").to_str().unwrap(),
         photos.join("alpha.png").to_str().unwrap(),
+        photos.join("garden-phone.heic").to_str().unwrap(),
         "-o",
         outdir.to_str().unwrap(),
         "--label",
@@ -54,7 +55,7 @@ fn keys_stamp_and_verify_offline() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines = json_lines(&out);
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 3);
     let mut outputs = Vec::new();
     for l in &lines {
         assert_eq!(l["status"], "ok");
@@ -65,7 +66,8 @@ fn keys_stamp_and_verify_offline() {
         assert_eq!(l["watermarked"], true, "{l}");
         assert!(l["watermark_psnr"].as_f64().unwrap() > 38.0, "{l}");
         let mark = &l["visible_mark"];
-        if l["input"].as_str().unwrap().ends_with("garden.jpg") {
+        let input = l["input"].as_str().unwrap();
+        if input.ends_with("garden.jpg") || input.ends_with("garden-phone.heic") {
             assert!(mark["contrast"].as_f64().unwrap() >= 3.0, "{l}");
             assert!(
                 mark["text"]

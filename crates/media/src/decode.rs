@@ -85,6 +85,11 @@ pub fn jpeg(
         Err(e) if jpeg::is_benign_warning(&e) => vec![jpeg::warning_text(&e)],
         Err(e) => return Err(jpeg::map_turbo_error(e)),
     };
+    // One MCU row (up to 16 source rows) at the scale decoded.
+    let mcu_rows = (16 * h).div_ceil(th.height).max(1);
+    if jpeg::lost_its_end(&warnings, &buf, w * ch, ch, mcu_rows) {
+        return Err(jpeg::missing_end());
+    }
     let mut pixels = Pixels {
         width: w as u32,
         height: h as u32,
@@ -168,6 +173,11 @@ pub fn jpeg_yuv(
         Err(e) if jpeg::is_benign_warning(&e) => vec![jpeg::warning_text(&e)],
         Err(e) => return Err(jpeg::map_turbo_error(e)),
     };
+    // The luma plane comes first: its last MCU row tells.
+    let luma = th.width * th.height;
+    if jpeg::lost_its_end(&warnings, &buf[..luma], th.width, 1, 16) {
+        return Err(jpeg::missing_end());
+    }
     Ok(Ok(YuvFrame {
         data: buf,
         width: th.width,

@@ -263,6 +263,56 @@ fn strip_prefix(m: &str) -> &str {
     m.trim_start_matches("TurboJPEG error: ")
 }
 
+/// Whether libjpeg's warning says the entropy data stopped (it hit a marker, e.g. an EOI written
+/// after a cut) before every block was decoded: from there on libjpeg fills blocks itself.
+pub(crate) fn ran_out_of_data(warnings: &[String]) -> bool {
+    warnings.iter().any(|w| {
+        w.to_ascii_lowercase()
+            .contains("premature end of data segment")
+    })
+}
+
+/// How many rows at the bottom of a picture (`stride` bytes each, `px` bytes a pixel) are one
+/// flat colour: what libjpeg writes for every block after the data ran out. Damage in the middle
+/// is recovered at the next restart marker and leaves the bottom decoded.
+pub(crate) fn trailing_fill_rows(data: &[u8], stride: usize, px: usize) -> usize {
+    if stride == 0 || px == 0 || data.len() < stride {
+        return 0;
+    }
+    let used = stride - stride % px;
+    let last = &data[data.len() - stride..];
+    let colour = &last[..px];
+    data.chunks_exact(stride)
+        .rev()
+        .take_while(|row| row[..used].chunks_exact(px).all(|p| p == colour))
+        .count()
+}
+
+/// Whether a decode that warned of running out of data lost more than libjpeg's recovery
+/// should be trusted with: a flat bottom of at least one MCU row and 5 % of the height is a
+/// picture whose end was never in the file. Less (a damaged last restart interval, as in a
+/// camera file that Pillow also shows whole) is kept, with the warning reported.
+pub(crate) fn lost_its_end(
+    warnings: &[String],
+    data: &[u8],
+    stride: usize,
+    px: usize,
+    mcu_rows: usize,
+) -> bool {
+    if !ran_out_of_data(warnings) {
+        return false;
+    }
+    let height = data.len() / stride.max(1);
+    trailing_fill_rows(data, stride, px) >= mcu_rows.max(height / 20)
+}
+
+/// The refusal for a picture whose entropy data ends before its last blocks.
+pub(crate) fn missing_end() -> IngestError {
+    IngestError::Truncated(
+        "JPEG scan data ends before the picture does (the bottom was never in the file)".into(),
+    )
+}
+
 /// Whether TurboJPEG's failure was only a libjpeg *warning* (the JWRN_* messages of jerror.h):
 /// the picture was fully decoded, possibly with a damaged region filled by libjpeg. The marker
 /// walk has already refused files that end before their EOI, so what remains are complete files

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pixseal_media::{Limits, OutputFormat, Pipeline, Pixels};
+use pixseal_media::{Limits, Options, OutputFormat, Pipeline, Pixels};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
@@ -133,6 +133,31 @@ fn restart_markers(j: &[u8]) -> Vec<usize> {
     (0..j.len() - 1)
         .filter(|&i| j[i] == 0xFF && (0xD0..=0xD7).contains(&j[i + 1]))
         .collect()
+}
+
+/// A JPEG cut in its scan data with an EOI written after the cut is complete to the marker walk,
+/// and libjpeg only warns and paints the rest flat: that bottom was never in the file, so it is
+/// `truncated`, never `ok`, on the RGB path, the YUV fast path and with restart markers.
+#[test]
+fn a_jpeg_whose_scan_data_ends_early_is_truncated() {
+    let mut p = Pipeline::new(Limits::default());
+    for name in ["photos/garden.jpg", "damaged/restart-markers.jpg"] {
+        let whole = std::fs::read(fixtures().join(name)).unwrap();
+        let mut cut = whole[..whole.len() / 2].to_vec();
+        cut.extend_from_slice(&[0xFF, 0xD9]);
+        let e = p.decode(&cut, None).unwrap_err();
+        assert_eq!(e.code(), "truncated", "{name} (RGB path): {e}");
+        let e = p.sanitize(&cut, &Options::default()).unwrap_err();
+        assert_eq!(e.code(), "truncated", "{name} (JPEG → JPEG fast path): {e}");
+        let shrunk = Options {
+            max_edge: Some(200),
+            ..Options::default()
+        };
+        let e = p.sanitize(&cut, &shrunk).unwrap_err();
+        assert_eq!(e.code(), "truncated", "{name} (decoded at 1/2 scale): {e}");
+        // The whole file still decodes on the same pipeline.
+        assert!(p.decode(&whole, None).unwrap().warnings.is_empty());
+    }
 }
 
 #[test]

@@ -130,3 +130,25 @@ fn phone_pictures_come_out_in_every_format() {
         }
     }
 }
+
+/// A HEIC with an alpha auxiliary image keeps its transparency (and so comes out as PNG by
+/// default), with the alpha ramp the file holds: transparent at the top, opaque at the bottom.
+#[test]
+fn heic_alpha_is_kept() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/photos/alpha.heic");
+    let input = std::fs::read(path).unwrap();
+    let mut p = Pipeline::new(Limits::default());
+    let d = p.decode(&input, None).unwrap();
+    assert_eq!(d.pixels.channels, 4);
+    let row = d.pixels.width as usize * 4;
+    let alpha_at = |y: usize| d.pixels.data[y * row + 3 + 4 * (d.pixels.width as usize / 2)];
+    let last = d.pixels.height as usize - 1;
+    assert!(
+        alpha_at(0) < 16 && alpha_at(last) > 240,
+        "{} {}",
+        alpha_at(0),
+        alpha_at(last)
+    );
+    let out = p.sanitize(&input, &Options::default()).unwrap();
+    assert_eq!(out.format, OutputFormat::Png);
+}

@@ -1041,6 +1041,28 @@ async fn verify_upload(s: &TestServer, body: Vec<u8>) -> Value {
     r.json().await.unwrap()
 }
 
+/// A phone's HEIC is accepted like a JPEG: uploaded, stamped and stored (as WebP), its stored
+/// copy verifies, and the HEIC itself is recognised by `POST /v1/verify` as what was stamped.
+#[tokio::test]
+async fn phone_heic_uploads_and_verifies() {
+    let s = spawn(Parts::Embedded).await;
+    let key = s.key("phone", "us", ALL).await;
+    let heic = std::fs::read(fixtures().join("photos/garden-phone.heic")).unwrap();
+    let (st, up) = s.upload(&key, heic.clone(), "?retention_days=7").await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let id = up["id"].as_str().unwrap();
+    let stored = s.get(&key, &format!("/v1/artifacts/{id}/content")).await;
+    assert_eq!(stored.headers()["content-type"], "image/webp");
+    let stored = stored.bytes().await.unwrap().to_vec();
+    let v = verify_upload(&s, stored).await;
+    assert_eq!(v["verdict"], "verified", "{v:#}");
+    assert_eq!(v["proof_id"], up["proof_id"]);
+    // The HEIC itself carries no manifest or watermark, but looks like what was stamped from it.
+    let v = verify_upload(&s, heic).await;
+    assert_eq!(v["verdict"], "near_match", "{v:#}");
+    assert_eq!(v["proof_id"], up["proof_id"]);
+}
+
 /// A watermark carrying a proof this service never issued (another installation's): the verdict is
 /// still `watermark_only` and names the proof, with no record.
 #[tokio::test]

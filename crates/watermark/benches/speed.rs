@@ -2,8 +2,10 @@
 //! one, in ms and ms per megapixel, as a markdown table (targets: embed ≤ 25, detect ≤ 20 ms/MP).
 //!
 //! `taskset -c 0 cargo bench -p pixseal-watermark --bench speed` times corpus photos from 0.3 to
-//! 22 MP (`../shared/corpus`, or the repo's fixtures when it is absent); best of 3 runs each.
-//! `cargo test --benches` runs it once on one fixture.
+//! 22 MP (`../shared/corpus`, or the repo's fixtures when it is absent), then synthetic strips up
+//! to the input limits' extreme shapes (16 384 px long, 64 px to 3 051 px across), which are
+//! marked and searched in a central 4:1 window; best of 3 runs each. `cargo test --benches` runs
+//! it once on one fixture.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -49,6 +51,28 @@ fn load(path: &Path) -> Pixels {
     Pixels::new(img.width(), img.height(), 3, img.into_raw())
 }
 
+/// Long strips within every input limit (16 384 px a side, 50 MP), both ways round.
+const STRIPS: &[(u32, u32)] = &[(64, 16_384), (16_384, 64), (1_024, 16_384), (16_384, 3_051)];
+
+/// A textured picture (smooth gradients plus deterministic noise), like a photo to the watermark.
+fn synthetic(width: u32, height: u32) -> Pixels {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut data = Vec::with_capacity(width as usize * height as usize * 3);
+    for y in 0..height {
+        for x in 0..width {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let noise = (state & 31) as u32;
+            let base = (x / 7 + y / 5) % 200;
+            data.extend(
+                [base + noise, (base * 3 / 4) + noise, 220 - base + noise / 2].map(|v| v as u8),
+            );
+        }
+    }
+    Pixels::new(width, height, 3, data)
+}
+
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -58,14 +82,25 @@ fn main() {
     } else {
         CORPUS.iter().map(|p| corpus.join(p)).collect()
     };
+    let mut pictures: Vec<(String, Pixels)> = photos
+        .iter()
+        .map(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            (name.unwrap_or_default(), load(p))
+        })
+        .collect();
+    if !quick {
+        for &(w, h) in STRIPS {
+            pictures.push((format!("strip {w}×{h}"), synthetic(w, h)));
+        }
+    }
     let runs = if quick { 1 } else { 3 };
     let id = ProofId(0x1234_5678_9abc_def0);
     println!(
         "| photo | MP | embed ms | embed ms/MP | detect marked ms | ms/MP | detect unmarked ms | ms/MP |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for path in photos {
-        let original = load(&path);
+    for (name, original) in pictures {
         let mp = original.width as f64 * original.height as f64 / 1e6;
         let (t_embed, marked) = best_of(runs, || {
             let mut px = original.clone();
@@ -73,19 +108,10 @@ fn main() {
             px
         });
         let (t_marked, found) = best_of(runs, || detect(&marked));
-        assert_eq!(
-            found.proof_id,
-            Some(id),
-            "{}: marked copy not found",
-            path.display()
-        );
+        assert_eq!(found.proof_id, Some(id), "{name}: marked copy not found");
         let (t_unmarked, none) = best_of(runs, || detect(&original));
-        assert!(!none.found(), "{}: unmarked copy found", path.display());
+        assert!(!none.found(), "{name}: unmarked copy found");
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         println!(
             "| {name} | {mp:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
             ms(t_embed),

@@ -400,12 +400,13 @@ impl<'a> Meta<'a> {
         m.exif()
     }
 
-    /// The bytes of an item that lives in `idat` or in the file, checked to lie within them.
-    fn item_data(&self, file: &'a [u8], item: u32) -> Result<Vec<u8>, IngestError> {
+    /// Where an item's extents point: its location and the bytes they index (the file, or
+    /// `idat`).
+    fn source(&self, file: &'a [u8], item: u32) -> Result<(&Location, &'a [u8]), IngestError> {
         let loc = self
             .locations
             .get(&item)
-            .ok_or_else(|| corrupt("an item has no location (iloc)"))?;
+            .ok_or_else(|| corrupt("an image item has no location (iloc)"))?;
         let source = match loc.method {
             0 => file,
             1 => self
@@ -417,48 +418,44 @@ impl<'a> Meta<'a> {
                 ));
             }
         };
-        let mut out = Vec::new();
-        for &(start, len) in &loc.extents {
-            let end = start
-                .checked_add(len)
-                .ok_or_else(|| corrupt("an iloc extent overflows"))?;
-            if end > source.len() as u64 {
-                return Err(IngestError::truncated("HEIF item"));
-            }
-            out.extend_from_slice(&source[start as usize..end as usize]);
-        }
-        Ok(out)
-    }
-
-    /// Check that an item's coded data lies within the file (its bytes are not read).
-    fn check_extents(&self, file_len: usize, item: u32) -> Result<(), IngestError> {
-        let loc = self
-            .locations
-            .get(&item)
-            .ok_or_else(|| corrupt("an image item has no location (iloc)"))?;
-        let source_len = match loc.method {
-            0 => file_len,
-            1 => self
-                .idat
-                .map(<[u8]>::len)
-                .ok_or_else(|| corrupt("an item lives in a missing idat box"))?,
-            _ => {
-                return Err(IngestError::UnsupportedFormat(
-                    "HEIF items built from other items are not supported".into(),
-                ));
-            }
-        } as u64;
         if loc.extents.is_empty() {
             return Err(corrupt("an image item has no data"));
         }
+        Ok((loc, source))
+    }
+
+    /// An item's extents as ranges of its source, each checked to lie within it.
+    fn extents(
+        &self,
+        file: &'a [u8],
+        item: u32,
+    ) -> Result<(Vec<Range<usize>>, &'a [u8]), IngestError> {
+        let (loc, source) = self.source(file, item)?;
+        let mut ranges = Vec::with_capacity(loc.extents.len());
         for &(start, len) in &loc.extents {
-            match start.checked_add(len) {
-                Some(end) if end <= source_len && (len > 0 || loc.extents.len() == 1) => {}
-                Some(_) => return Err(IngestError::truncated("HEIF item")),
-                None => return Err(corrupt("an iloc extent overflows")),
+            // A length of 0 means "to the end of the source".
+            let end = match len {
+                0 => source.len() as u64,
+                _ => start
+                    .checked_add(len)
+                    .ok_or_else(|| corrupt("an iloc extent overflows"))?,
+            };
+            if start > end || end > source.len() as u64 {
+                return Err(IngestError::truncated("HEIF item"));
             }
+            ranges.push(start as usize..end as usize);
         }
-        Ok(())
+        Ok((ranges, source))
+    }
+
+    /// The bytes of an item that lives in `idat` or in the file.
+    fn item_data(&self, file: &'a [u8], item: u32) -> Result<Vec<u8>, IngestError> {
+        let (ranges, source) = self.extents(file, item)?;
+        Ok(ranges
+            .into_iter()
+            .flat_map(|r| &source[r])
+            .copied()
+            .collect())
     }
 }
 
@@ -528,7 +525,7 @@ fn check_item(
                     "an AV1 image has no decoder configuration (av1C)"
                 }));
             }
-            m.check_extents(file.len(), item)
+            m.extents(file, item).map(drop)
         }
         (b"hvc1", Format::Avif) => Err(corrupt(
             "the brands say AVIF but the image is coded with HEVC",
@@ -602,7 +599,7 @@ fn check_item(
                         "a grid tile has no decoder configuration (hvcC/av1C)",
                     ));
                 }
-                m.check_extents(file.len(), tile)?;
+                m.extents(file, tile)?;
             }
             Ok(())
         }

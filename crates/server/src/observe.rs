@@ -7,7 +7,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -15,9 +15,43 @@ use prometheus_client::registry::Registry;
 
 use crate::AppState;
 
+/// A request's method as a metric label and in the log: the standard methods by name and any
+/// other token as `OTHER`, so a client cannot add series (or log text) by inventing methods.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(
+    clippy::upper_case_acronyms,
+    reason = "the label values are the HTTP method names"
+)]
+pub enum MethodLabel {
+    GET,
+    HEAD,
+    POST,
+    PUT,
+    DELETE,
+    PATCH,
+    OPTIONS,
+    OTHER,
+}
+
+impl MethodLabel {
+    fn of(method: &axum::http::Method) -> Self {
+        use axum::http::Method;
+        match *method {
+            Method::GET => Self::GET,
+            Method::HEAD => Self::HEAD,
+            Method::POST => Self::POST,
+            Method::PUT => Self::PUT,
+            Method::DELETE => Self::DELETE,
+            Method::PATCH => Self::PATCH,
+            Method::OPTIONS => Self::OPTIONS,
+            _ => Self::OTHER,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub method: String,
+    pub method: MethodLabel,
     pub route: String,
     pub status: u16,
 }
@@ -94,7 +128,7 @@ pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) 
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let method = MethodLabel::of(req.method());
     if let Ok(v) = HeaderValue::from_str(&id) {
         req.headers_mut().insert("x-request-id", v);
     }
@@ -105,7 +139,7 @@ pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) 
         .metrics
         .requests
         .get_or_create(&RouteLabels {
-            method: method.clone(),
+            method,
             route: route.clone(),
             status,
         })
@@ -117,7 +151,7 @@ pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) 
             route: route.clone(),
         })
         .observe(secs);
-    tracing::info!(request_id = %id, %method, %route, status, ms = (secs * 1000.0).round(), "request");
+    tracing::info!(request_id = %id, ?method, %route, status, ms = (secs * 1000.0).round(), "request");
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }

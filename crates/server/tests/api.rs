@@ -1041,6 +1041,45 @@ async fn verify_upload(s: &TestServer, body: Vec<u8>) -> Value {
     r.json().await.unwrap()
 }
 
+/// Invented HTTP methods are one `OTHER` label: 50 of them add one series to the public
+/// /metrics, not 50.
+#[tokio::test]
+async fn odd_methods_add_no_metric_series() {
+    let s = spawn(Parts::Embedded).await;
+    let series = |m: &str| {
+        m.lines()
+            .filter(|l| l.starts_with("pixseal_http_requests_total{"))
+            .count()
+    };
+    let metrics = async || {
+        let r = s
+            .client
+            .get(format!("{}/metrics", s.url))
+            .send()
+            .await
+            .unwrap();
+        r.text().await.unwrap()
+    };
+    let before = series(&metrics().await);
+    for i in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("PXODD{i}").as_bytes()).unwrap();
+        s.client
+            .request(method, format!("{}/healthz", s.url))
+            .send()
+            .await
+            .unwrap();
+    }
+    let m = metrics().await;
+    assert!(!m.contains("PXODD"), "{m}");
+    assert!(m.contains(r#"method="OTHER""#), "{m}");
+    // The 50 requests, plus the first /metrics call itself, are at most a few series.
+    assert!(
+        series(&m) <= before + 3,
+        "{} series after 50 odd methods (was {before})",
+        series(&m)
+    );
+}
+
 /// A phone's HEIC is accepted like a JPEG: uploaded, stamped and stored (as WebP), its stored
 /// copy verifies, and the HEIC itself is recognised by `POST /v1/verify` as what was stamped.
 #[tokio::test]

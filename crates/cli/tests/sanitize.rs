@@ -230,6 +230,7 @@ fn example_config_documents_the_defaults() {
         "transit_addr",
         "transit_token",
         "transit_mount",
+        "transit_ca_cert",
         "transit_key_prefix",
         "backend",
         "path",

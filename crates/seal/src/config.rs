@@ -35,6 +35,9 @@ pub struct KeysConfig {
     /// Token whose policy allows exactly the transit paths of docs/sealed-format.md.
     pub transit_token: String,
     pub transit_mount: String,
+    /// PEM file of a private CA that signed the key service's TLS certificate; empty = the
+    /// public roots only. (Plain `http://` is refused except to this machine.)
+    pub transit_ca_cert: String,
     /// Key name of region R is `<transit_key_prefix><R>`.
     pub transit_key_prefix: String,
     /// Ed25519 key that signs deletion receipts (PKCS#8 PEM, created 0600 on first use);
@@ -61,6 +64,7 @@ impl std::fmt::Debug for KeysConfig {
                 },
             )
             .field("transit_mount", &self.transit_mount)
+            .field("transit_ca_cert", &self.transit_ca_cert)
             .field("transit_key_prefix", &self.transit_key_prefix)
             .field("receipt_key_path", &self.receipt_key_path)
             .field("receipt_provider", &self.receipt_provider)
@@ -76,6 +80,7 @@ impl Default for KeysConfig {
             transit_addr: String::new(),
             transit_token: String::new(),
             transit_mount: "transit".into(),
+            transit_ca_cert: String::new(),
             transit_key_prefix: "pixseal-".into(),
             receipt_key_path: String::new(),
             receipt_provider: KeyProviderKind::Local,
@@ -106,6 +111,15 @@ impl KeysConfig {
         }
         let mut cfg = TransitConfig::new(&self.transit_addr, &self.transit_token, regions);
         cfg.mount = self.transit_mount.clone();
+        if !self.transit_ca_cert.is_empty() {
+            let pem = std::fs::read(&self.transit_ca_cert).map_err(|e| {
+                SealError::Config(format!(
+                    "keys.transit_ca_cert {:?}: {e}",
+                    self.transit_ca_cert
+                ))
+            })?;
+            cfg.ca_cert_pem = Some(pem);
+        }
         cfg.keys = regions
             .iter()
             .map(|r| (r.to_string(), format!("{}{r}", self.transit_key_prefix)))

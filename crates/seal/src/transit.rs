@@ -79,6 +79,8 @@ pub struct TransitConfig {
     pub keys: BTreeMap<String, String>,
     /// Retries and timeouts.
     pub retry: RetryPolicy,
+    /// A private CA (PEM) to trust for the service's TLS certificate, besides the public roots.
+    pub ca_cert_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for TransitConfig {
@@ -89,6 +91,7 @@ impl std::fmt::Debug for TransitConfig {
             .field("mount", &self.mount)
             .field("keys", &self.keys)
             .field("retry", &self.retry)
+            .field("ca_cert_pem", &self.ca_cert_pem.is_some())
             .finish()
     }
 }
@@ -105,7 +108,20 @@ impl TransitConfig {
                 .map(|r| ((*r).to_owned(), format!("pixseal-{r}")))
                 .collect(),
             retry: RetryPolicy::default(),
+            ca_cert_pem: None,
         }
+    }
+}
+
+/// Whether a URL's host is this machine, where plain HTTP never leaves the host.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 
@@ -229,6 +245,15 @@ impl TransitClient {
                 "transit address {addr:?} must start with http:// or https://"
             )));
         }
+        let url = reqwest::Url::parse(addr)
+            .map_err(|e| SealError::Config(format!("transit address {addr:?}: {e}")))?;
+        // The token goes with every request: in clear only when it never leaves the machine.
+        if url.scheme() == "http" && !is_loopback(&url) {
+            return Err(SealError::Config(format!(
+                "transit address {addr:?} is plain http:// to another host, so the token would \
+                 travel in clear; use https:// (keys.transit_ca_cert trusts a private CA)"
+            )));
+        }
         if config.mount.is_empty()
             || !config
                 .mount
@@ -251,14 +276,26 @@ impl TransitClient {
         let mut headers = HeaderMap::new();
         headers.insert("X-Vault-Token", token);
         headers.insert("X-Vault-Request", HeaderValue::from_static("true"));
-        let client = Client::builder()
+        let mut builder = Client::builder();
+        if let Some(pem) = &config.ca_cert_pem {
+            let ca = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| SealError::Config(format!("keys.transit_ca_cert: {e}")))?;
+            builder = builder.add_root_certificate(ca);
+        }
+        let client = builder
             .default_headers(headers)
             .connect_timeout(config.retry.connect_timeout)
             .timeout(config.retry.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .build()
-            .map_err(|e| SealError::Config(format!("transit HTTP client: {e}")))?;
+            .map_err(|e| match config.ca_cert_pem {
+                // rustls reads the PEM only here.
+                Some(_) => SealError::Config(format!(
+                    "keys.transit_ca_cert is not a usable CA certificate: {e}"
+                )),
+                None => SealError::Config(format!("transit HTTP client: {e}")),
+            })?;
         Ok(TransitClient {
             base: format!("{addr}/v1/{}", config.mount.trim_matches('/')),
             retry: config.retry,
@@ -598,6 +635,41 @@ mod tests {
             )
             .contains("secret-token")
         );
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for local in [
+            "http://127.0.0.1:8200",
+            "http://127.8.9.10:8200",
+            "http://localhost:8200",
+            "http://[::1]:8200",
+            "https://bao.internal:8200",
+        ] {
+            let p = TransitKeyProvider::new(TransitConfig::new(local, "t", &["us"]));
+            assert!(p.is_ok(), "{local}: {p:?}");
+        }
+        for remote in [
+            "http://bao.internal:8200",
+            "http://10.0.0.5:8200",
+            "http://[2001:db8::1]:8200",
+            "http://localhost.example.com",
+        ] {
+            let e = TransitKeyProvider::new(TransitConfig::new(remote, "t", &["us"])).unwrap_err();
+            assert!(e.to_string().contains("https://"), "{remote}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_private_ca_must_be_a_certificate() {
+        let mut cfg = TransitConfig::new("https://bao.internal:8200", "t", &["us"]);
+        cfg.ca_cert_pem =
+            Some(b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".to_vec());
+        let e = TransitKeyProvider::new(cfg.clone()).unwrap_err();
+        assert!(e.to_string().contains("transit_ca_cert"), "{e}");
+        let ca = rcgen::generate_simple_self_signed(vec!["bao.internal".into()]).unwrap();
+        cfg.ca_cert_pem = Some(ca.cert.pem().into_bytes());
+        assert!(TransitKeyProvider::new(cfg).is_ok());
     }
 
     #[test]

@@ -42,8 +42,11 @@ pub fn decode(input: &[u8], format: Format, limits: &Limits) -> Result<RawDecode
     ctx.read_bytes(input).map_err(map_error)?;
     let handle = ctx.primary_image_handle().map_err(map_error)?;
     // libheif's view of the size must agree with the walk's, or one of them was lied to.
-    let (w, h) = (handle.ispe_width(), handle.ispe_height());
-    if (w as i64, h as i64) != (header.width as i64, header.height as i64) {
+    let ispe = (
+        i64::from(handle.ispe_width()),
+        i64::from(handle.ispe_height()),
+    );
+    if ispe != (i64::from(header.width), i64::from(header.height)) {
         return Err(IngestError::corrupt(
             "HEIF container: the primary image's size is stated twice, differently",
         ));
@@ -89,14 +92,13 @@ pub fn decode(input: &[u8], format: Format, limits: &Limits) -> Result<RawDecode
         .ok_or_else(|| IngestError::Internal("libheif returned no interleaved plane".into()))?;
     let channels: u8 = if alpha { 4 } else { 3 };
     let row = plane.width as usize * channels as usize;
+    let short = || IngestError::Internal("libheif plane shorter than its size".into());
     let mut data = Vec::with_capacity(row * plane.height as usize);
-    for y in 0..plane.height as usize {
-        let start = y * plane.stride;
-        let line = plane
-            .data
-            .get(start..start + row)
-            .ok_or_else(|| IngestError::Internal("libheif plane shorter than its size".into()))?;
-        data.extend_from_slice(line);
+    for line in plane.data.chunks(plane.stride).take(plane.height as usize) {
+        data.extend_from_slice(line.get(..row).ok_or_else(short)?);
+    }
+    if data.len() != row * plane.height as usize {
+        return Err(short());
     }
     Ok(RawDecode {
         pixels: Pixels::new(plane.width, plane.height, channels, data),

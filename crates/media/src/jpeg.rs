@@ -265,7 +265,7 @@ fn strip_prefix(m: &str) -> &str {
 
 /// Whether libjpeg's warning says the entropy data stopped (it hit a marker, e.g. an EOI written
 /// after a cut) before every block was decoded: from there on libjpeg fills blocks itself.
-pub(crate) fn ran_out_of_data(warnings: &[String]) -> bool {
+fn ran_out_of_data(warnings: &[String]) -> bool {
     warnings.iter().any(|w| {
         w.to_ascii_lowercase()
             .contains("premature end of data segment")
@@ -275,7 +275,7 @@ pub(crate) fn ran_out_of_data(warnings: &[String]) -> bool {
 /// How many rows at the bottom of a picture (`stride` bytes each, `px` bytes a pixel) are one
 /// flat colour: what libjpeg writes for every block after the data ran out. Damage in the middle
 /// is recovered at the next restart marker and leaves the bottom decoded.
-pub(crate) fn trailing_fill_rows(data: &[u8], stride: usize, px: usize) -> usize {
+fn trailing_fill_rows(data: &[u8], stride: usize, px: usize) -> usize {
     if stride == 0 || px == 0 || data.len() < stride {
         return 0;
     }

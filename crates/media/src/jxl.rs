@@ -52,8 +52,8 @@ pub fn decode(input: &[u8], limits: &Limits) -> Result<RawDecode, IngestError> {
         ));
     }
     let pixels = match channels {
-        1 => expand(&samples, |p| [p[0], p[0], p[0]], 1),
-        2 => expand4(&samples, |p| [p[0], p[0], p[0], p[1]], 2),
+        1 => expand(&samples, 1, |p| [p[0], p[0], p[0]]),
+        2 => expand(&samples, 2, |p| [p[0], p[0], p[0], p[1]]),
         _ => samples,
     };
     let out_channels = if channels.is_multiple_of(2) { 4 } else { 3 };
@@ -69,11 +69,8 @@ pub fn decode(input: &[u8], limits: &Limits) -> Result<RawDecode, IngestError> {
     })
 }
 
-fn expand(samples: &[u8], f: impl Fn(&[u8]) -> [u8; 3], step: usize) -> Vec<u8> {
-    samples.chunks_exact(step).flat_map(f).collect()
-}
-
-fn expand4(samples: &[u8], f: impl Fn(&[u8]) -> [u8; 4], step: usize) -> Vec<u8> {
+/// Grey samples (`step` per pixel, with or without alpha) spread to RGB or RGBA by `f`.
+fn expand<const N: usize>(samples: &[u8], step: usize, f: impl Fn(&[u8]) -> [u8; N]) -> Vec<u8> {
     samples.chunks_exact(step).flat_map(f).collect()
 }
 

@@ -3,7 +3,8 @@
 # System: cmake + nasm (libjpeg-turbo is built from the vendored source with SIMD), exiftool
 # (metadata checks in tests), libde265 + dav1d + pkg-config (libheif is built from the crate's
 # embedded source and decodes HEVC and AV1 through them). Python: Pillow + numpy (shared test tools); c2pa-python (the
-# reference C2PA implementation) and pdqhash (Meta's PDQ reference) for the provenance tests.
+# reference C2PA implementation) and pdqhash (Meta's PDQ reference) for the provenance tests;
+# schemathesis (the API fuzzer of scripts/api-fuzz.sh).
 set -euo pipefail
 
 need_apt=()
@@ -33,4 +34,9 @@ fi
 # Pinned: the interop tests and the benchmark compare against these exact reference builds.
 if ! python3 -c 'import c2pa, pdqhash' 2>/dev/null; then
   python3 -m pip install -q --disable-pip-version-check 'c2pa-python==0.38.1' 'pdqhash==0.2.8'
+fi
+
+# The third-party API fuzzer run by scripts/api-fuzz.sh against a real `pixseal serve`.
+if ! python3 -c 'import schemathesis' 2>/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check 'schemathesis==4.32.5'
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one test command (README, CI): unit + integration tests of every crate, then the hostile
-# input check of ../shared/tools against the release binary when the shared tools are present.
+# The one test command (README, CI): unit + integration tests of every crate, schemathesis against
+# a running server, then the hostile input check of ../shared/tools against the release binary
+# when the shared tools are present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,6 +11,9 @@ cargo build --release --locked --bin pixseal
 cargo test --release --locked --workspace
 
 BIN="$CARGO_TARGET_DIR/release/pixseal"
+# The API as a third-party fuzzer sees it: no 5xx, every answer as /openapi.json documents.
+bash scripts/api-fuzz.sh "$BIN"
+
 TOOLS="$(cd .. && pwd)/shared/tools"
 if [ -f "$TOOLS/make_bad_inputs.py" ]; then
   BAD="$(mktemp -d /tmp/pixseal-bad.XXXXXX)"

@@ -1,6 +1,7 @@
 //! pixseal-media: the in-memory ingest pipeline (SPEC §1 sniff → decode → orient → colour →
 //! scrub → encode). Bytes in, bytes out: this crate opens no file and writes nothing anywhere.
 
+mod admit;
 mod bmff;
 pub mod colour;
 pub mod decode;
@@ -17,6 +18,7 @@ pub mod probe;
 pub mod resize;
 mod sniff;
 
+pub use admit::admit;
 pub use colour::ColourOutcome;
 pub use encode::OutputFormat;
 pub use error::IngestError;

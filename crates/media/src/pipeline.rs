@@ -173,6 +173,25 @@ impl Pipeline {
         Ok((bytes, format))
     }
 
+    /// Zero the buffers kept for the next picture, over their whole capacity (a buffer's length
+    /// may have shrunk below what an earlier picture wrote): what one picture leaves in a
+    /// worker's memory is not there for whatever reads that memory next. Call it after every
+    /// picture, also after an error.
+    pub fn scrub(&mut self) {
+        for buf in [&mut self.spare, &mut self.scratch] {
+            let cap = buf.capacity();
+            buf.fill(0);
+            buf.resize(cap, 0);
+        }
+    }
+
+    /// Whether a kept buffer still holds a nonzero byte.
+    pub fn holds_picture_bytes(&self) -> bool {
+        [&self.spare, &self.scratch]
+            .iter()
+            .any(|buf| buf.iter().any(|b| *b != 0))
+    }
+
     /// Give a finished picture's buffer back for the next decode.
     pub fn recycle(&mut self, pixels: Pixels) {
         if pixels.data.capacity() > self.spare.capacity() {

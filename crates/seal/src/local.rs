@@ -10,8 +10,14 @@
 //!
 //! Wrapping a data key = AES-256-GCM with the region's master key version, a random 96-bit
 //! nonce, and associated data binding the key name, region and version. Plaintext master keys
-//! live in [`Zeroizing`] buffers. One process should own rotation (there is no cross-process
-//! lock on the file; readers in other processes see a consistent file thanks to the rename).
+//! live in [`Zeroizing`] buffers.
+//!
+//! Several processes may share the file (a server and the CLI, two servers on one data
+//! directory): every change (creation, a new region, rotation, `min_decryption_version`) is made
+//! under an exclusive lock on `<file>.lock`, on the file as it is on disk at that moment, so
+//! no process overwrites another's keys. Each process notices a replaced file (the atomic
+//! rename gives it a new inode) before it uses its keys and reloads it: a rotation made by
+//! `pixseal keys rotate` is used by a running server from its next upload on.
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -60,7 +66,64 @@ struct RegionKeys {
 /// Master keys from a local key file. See the module docs.
 pub struct LocalKeyProvider {
     path: PathBuf,
-    regions: Mutex<BTreeMap<String, RegionKeys>>,
+    regions: Mutex<Loaded>,
+}
+
+/// The keys as last read, and which file they were read from.
+struct Loaded {
+    map: BTreeMap<String, RegionKeys>,
+    stamp: Option<FileStamp>,
+}
+
+/// What tells one version of the key file from the next: every save is a new inode.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(path).ok().map(|m| FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+        })
+    }
+}
+
+/// An exclusive lock on `<key file>.lock`, held while the key file is read and changed.
+struct FileLock(fs::File);
+
+impl FileLock {
+    fn take(path: &Path) -> Result<FileLock> {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".lock");
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&name)
+            .map_err(|e| {
+                SealError::Config(format!(
+                    "cannot open key file lock {}: {e}",
+                    Path::new(&name).display()
+                ))
+            })?;
+        f.lock()
+            .map_err(|e| SealError::Config(format!("cannot lock the key file: {e}")))?;
+        Ok(FileLock(f))
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
 }
 
 impl std::fmt::Debug for LocalKeyProvider {
@@ -81,30 +144,9 @@ impl LocalKeyProvider {
         for r in regions {
             validate_region(r)?;
         }
-        let mut map = match load(&path)? {
-            Some(m) => m,
-            None => {
-                // Create the file now (exclusive) so a concurrent first run cannot race us.
-                match OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                {
-                    Ok(_) => BTreeMap::new(),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        load(&path)?.unwrap_or_default()
-                    }
-                    Err(e) => {
-                        return Err(SealError::Config(format!(
-                            "cannot create key file {}: {e}",
-                            path.display()
-                        )));
-                    }
-                }
-            }
-        };
-        let mut changed = false;
+        let _lock = FileLock::take(&path)?;
+        let mut map = load(&path)?.unwrap_or_default();
+        let mut changed = !path.exists();
         for r in regions {
             if !map.contains_key(*r) {
                 let mut versions = BTreeMap::new();
@@ -120,15 +162,14 @@ impl LocalKeyProvider {
                 changed = true;
             }
         }
-        let me = LocalKeyProvider {
-            path,
-            regions: Mutex::new(map),
-        };
-        if changed || fs::metadata(&me.path).map(|m| m.len() == 0).unwrap_or(true) {
-            let g = me.lock()?;
-            me.save(&g)?;
+        if changed || fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(true) {
+            save(&path, &map)?;
         }
-        Ok(me)
+        let stamp = FileStamp::of(&path);
+        Ok(LocalKeyProvider {
+            path,
+            regions: Mutex::new(Loaded { map, stamp }),
+        })
     }
 
     /// Path of the key file.
@@ -136,72 +177,40 @@ impl LocalKeyProvider {
         &self.path
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, RegionKeys>>> {
-        self.regions
+    /// The keys, reloaded first when the file on disk was replaced by another process.
+    fn keys(&self) -> Result<std::sync::MutexGuard<'_, Loaded>> {
+        let mut g = self
+            .regions
             .lock()
-            .map_err(|_| SealError::Internal("local key provider lock poisoned".into()))
+            .map_err(|_| SealError::Internal("local key provider lock poisoned".into()))?;
+        let now = FileStamp::of(&self.path);
+        if now.is_some() && now != g.stamp {
+            let _lock = FileLock::take(&self.path)?;
+            if let Some(map) = load(&self.path)? {
+                g.map = map;
+            }
+            g.stamp = FileStamp::of(&self.path);
+        }
+        Ok(g)
     }
 
-    fn save(&self, map: &BTreeMap<String, RegionKeys>) -> Result<()> {
-        let file = KeyFile {
-            format: FILE_FORMAT,
-            regions: map
-                .iter()
-                .map(|(r, k)| {
-                    (
-                        r.clone(),
-                        RegionFile {
-                            key_name: k.key_name.clone(),
-                            min_decryption_version: k.min_decryption_version,
-                            versions: k
-                                .versions
-                                .iter()
-                                .map(|(v, key)| (*v, Zeroizing::new(B64.encode(&key[..]))))
-                                .collect(),
-                        },
-                    )
-                })
-                .collect(),
-        };
-        let json = Zeroizing::new(
-            serde_json::to_vec_pretty(&file).map_err(|e| SealError::Internal(e.to_string()))?,
-        );
-        let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty());
-        let dir = dir.unwrap_or(Path::new("."));
-        let mut suffix = [0u8; 8];
-        random_bytes(&mut suffix)?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            self.path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            suffix
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        ));
-        let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&json)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            if let Ok(d) = fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            SealError::Config(format!(
-                "cannot write key file {}: {e}",
-                self.path.display()
-            ))
-        })
+    /// Change the keys: under the file lock, on the file as it is now, then saved; nothing
+    /// changes (in memory or on disk) when `f` or the save fails.
+    fn change<T>(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<String, RegionKeys>) -> Result<T>,
+    ) -> Result<T> {
+        let mut g = self
+            .regions
+            .lock()
+            .map_err(|_| SealError::Internal("local key provider lock poisoned".into()))?;
+        let _lock = FileLock::take(&self.path)?;
+        let mut map = load(&self.path)?.unwrap_or_default();
+        let out = f(&mut map)?;
+        save(&self.path, &map)?;
+        g.map = map;
+        g.stamp = FileStamp::of(&self.path);
+        Ok(out)
     }
 
     fn wrap_aad(key_name: &str, region: &str, version: u32) -> Vec<u8> {
@@ -294,6 +303,65 @@ impl LocalKeyProvider {
     }
 }
 
+/// Write the key file atomically (0600 temporary file, fsync, rename, fsync of the directory).
+fn save(path: &Path, map: &BTreeMap<String, RegionKeys>) -> Result<()> {
+    let file = KeyFile {
+        format: FILE_FORMAT,
+        regions: map
+            .iter()
+            .map(|(r, k)| {
+                (
+                    r.clone(),
+                    RegionFile {
+                        key_name: k.key_name.clone(),
+                        min_decryption_version: k.min_decryption_version,
+                        versions: k
+                            .versions
+                            .iter()
+                            .map(|(v, key)| (*v, Zeroizing::new(B64.encode(&key[..]))))
+                            .collect(),
+                    },
+                )
+            })
+            .collect(),
+    };
+    let json = Zeroizing::new(
+        serde_json::to_vec_pretty(&file).map_err(|e| SealError::Internal(e.to_string()))?,
+    );
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    let mut suffix = [0u8; 8];
+    random_bytes(&mut suffix)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&json)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        SealError::Config(format!("cannot write key file {}: {e}", path.display()))
+    })
+}
+
 fn load(path: &Path) -> Result<Option<BTreeMap<String, RegionKeys>>> {
     let mut f = match fs::File::open(path) {
         Ok(f) => f,
@@ -369,51 +437,46 @@ impl KeyProvider for LocalKeyProvider {
     }
 
     fn key_name(&self, region: &str) -> Result<String> {
-        let map = self.lock()?;
-        Ok(Self::region(&map, region)?.key_name.clone())
+        let g = self.keys()?;
+        Ok(Self::region(&g.map, region)?.key_name.clone())
     }
 
     fn generate_data_key(&self, region: &str) -> Result<(DataKey, WrappedKey)> {
-        let map = self.lock()?;
-        let rk = Self::region(&map, region)?;
+        let g = self.keys()?;
+        let rk = Self::region(&g.map, region)?;
         let dek = random_data_key()?;
         let wrapped = Self::wrap(rk, region, Self::latest(rk)?, &dek)?;
         Ok((dek, wrapped))
     }
 
     fn unwrap_data_key(&self, wrapped: &WrappedKey, region: &str) -> Result<DataKey> {
-        let map = self.lock()?;
-        Self::unwrap_locked(Self::region(&map, region)?, wrapped, region)
+        let g = self.keys()?;
+        Self::unwrap_locked(Self::region(&g.map, region)?, wrapped, region)
     }
 
     fn rotate(&self, region: &str) -> Result<u32> {
-        let mut map = self.lock()?;
-        let rk = map.get_mut(region).ok_or_else(|| {
-            SealError::KeyNotFound(format!("no local master key for region {region:?}"))
-        })?;
-        let next = Self::latest(rk)?
-            .checked_add(1)
-            .ok_or_else(|| SealError::Internal("key version overflow".into()))?;
-        rk.versions.insert(next, random_data_key()?);
-        if let Err(e) = self.save(&map) {
-            if let Some(rk) = map.get_mut(region) {
-                rk.versions.remove(&next);
-            }
-            return Err(e);
-        }
-        Ok(next)
+        self.change(|map| {
+            let rk = map.get_mut(region).ok_or_else(|| {
+                SealError::KeyNotFound(format!("no local master key for region {region:?}"))
+            })?;
+            let next = Self::latest(rk)?
+                .checked_add(1)
+                .ok_or_else(|| SealError::Internal("key version overflow".into()))?;
+            rk.versions.insert(next, random_data_key()?);
+            Ok(next)
+        })
     }
 
     fn rewrap(&self, wrapped: &WrappedKey, region: &str) -> Result<WrappedKey> {
-        let map = self.lock()?;
-        let rk = Self::region(&map, region)?;
+        let g = self.keys()?;
+        let rk = Self::region(&g.map, region)?;
         let dek = Self::unwrap_locked(rk, wrapped, region)?;
         Self::wrap(rk, region, Self::latest(rk)?, &dek)
     }
 
     fn key_versions(&self, region: &str) -> Result<KeyVersions> {
-        let map = self.lock()?;
-        let rk = Self::region(&map, region)?;
+        let g = self.keys()?;
+        let rk = Self::region(&g.map, region)?;
         Ok(KeyVersions {
             key_name: rk.key_name.clone(),
             latest: Self::latest(rk)?,
@@ -423,25 +486,19 @@ impl KeyProvider for LocalKeyProvider {
     }
 
     fn set_min_decryption_version(&self, region: &str, version: u32) -> Result<()> {
-        let mut map = self.lock()?;
-        let rk = map.get_mut(region).ok_or_else(|| {
-            SealError::KeyNotFound(format!("no local master key for region {region:?}"))
-        })?;
-        let latest = Self::latest(rk)?;
-        if version == 0 || version > latest {
-            return Err(SealError::Config(format!(
-                "min_decryption_version {version} outside 1..={latest}"
-            )));
-        }
-        let old = rk.min_decryption_version;
-        rk.min_decryption_version = version;
-        if let Err(e) = self.save(&map) {
-            if let Some(rk) = map.get_mut(region) {
-                rk.min_decryption_version = old;
+        self.change(|map| {
+            let rk = map.get_mut(region).ok_or_else(|| {
+                SealError::KeyNotFound(format!("no local master key for region {region:?}"))
+            })?;
+            let latest = Self::latest(rk)?;
+            if version == 0 || version > latest {
+                return Err(SealError::Config(format!(
+                    "min_decryption_version {version} outside 1..={latest}"
+                )));
             }
-            return Err(e);
-        }
-        Ok(())
+            rk.min_decryption_version = version;
+            Ok(())
+        })
     }
 }
 
@@ -544,5 +601,63 @@ mod tests {
             Err(SealError::KeyVersionRefused(_))
         ));
         assert_eq!(*p.unwrap_data_key(&w1r, "us").unwrap(), *dek);
+    }
+
+    /// Many processes starting at once on an empty data directory end up with one set of keys:
+    /// whatever one wraps, every other unwraps.
+    #[test]
+    fn concurrent_first_runs_agree_on_the_keys() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("keys.json");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let providers: Vec<LocalKeyProvider> = (0..8)
+                .map(|i| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let regions: &[&str] = if i % 2 == 0 {
+                            &["us", "eu"]
+                        } else {
+                            &["eu", "us"]
+                        };
+                        LocalKeyProvider::open(&path, regions).unwrap()
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .collect();
+            for region in ["us", "eu"] {
+                let (dek, w) = providers[0].generate_data_key(region).unwrap();
+                for p in &providers[1..] {
+                    assert_eq!(*p.unwrap_data_key(&w, region).unwrap(), *dek, "{region}");
+                }
+            }
+        }
+    }
+
+    /// A rotation made by another process (the CLI) is seen by a running one before its next
+    /// data key, and neither loses the other's versions.
+    #[test]
+    fn a_running_provider_sees_another_process_rotate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let server = LocalKeyProvider::open(&path, &["us"]).unwrap();
+        let cli = LocalKeyProvider::open(&path, &["us"]).unwrap();
+        let (dek1, w1) = server.generate_data_key("us").unwrap();
+        assert_eq!(cli.rotate("us").unwrap(), 2);
+        let (dek2, w2) = server.generate_data_key("us").unwrap();
+        assert_eq!(w2.version, 2, "the server uses the rotated key at once");
+        assert_eq!(*cli.unwrap_data_key(&w2, "us").unwrap(), *dek2);
+        // The server rotates next: from the file as it is, so version 3, not a second 2.
+        assert_eq!(server.rotate("us").unwrap(), 3);
+        assert_eq!(cli.key_versions("us").unwrap().versions, vec![1, 2, 3]);
+        assert_eq!(*cli.unwrap_data_key(&w1, "us").unwrap(), *dek1);
+        cli.set_min_decryption_version("us", 2).unwrap();
+        assert!(matches!(
+            server.unwrap_data_key(&w1, "us"),
+            Err(SealError::KeyVersionRefused(_))
+        ));
     }
 }

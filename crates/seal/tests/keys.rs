@@ -28,8 +28,14 @@ fn key_file_created_0600_with_versioned_keys() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert!(v["regions"]["us"]["versions"]["2"].is_string());
-    // No temporary files left behind.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // No temporary files left behind: the key file and its lock file only.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let file = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(names, [file.clone(), format!("{file}.lock")]);
 }
 
 #[test]

@@ -1,10 +1,8 @@
 //! `/v1/artifacts` and `/v1/receipts`: thin adapters over the service's artifact workflows.
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, FromRequest, Path, Query, Request, State};
+use axum::extract::{Extension, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pixseal_service::SignedReceipt;
@@ -12,6 +10,7 @@ use pixseal_service::artifacts::{ArtifactMetadata, ReceiptKey, UploadQuery, Uplo
 
 use crate::auth::Caller;
 use crate::body::{Upload, UploadForm};
+use crate::client::ClientAddr;
 use crate::error::*;
 use crate::{ApiError, AppState};
 
@@ -33,14 +32,14 @@ use crate::{ApiError, AppState};
 pub async fn create(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     query: Result<Query<UploadQuery>, QueryRejection>,
     req: Request,
 ) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
     let plan = s.plan_upload(&caller, &q)?;
     let Upload(body) = Upload::from_request(req, &s).await?;
-    let done = s.upload(plan, peer.ip(), body).await?;
+    let done = s.upload(plan, client, body).await?;
     Ok((StatusCode::CREATED, Json(done)))
 }
 

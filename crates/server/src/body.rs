@@ -1,13 +1,19 @@
-//! A picture's bytes from a request: a raw body, or the first file part of a multipart form.
+//! Request bodies: a picture's bytes (a raw body, or the first file part of a multipart form)
+//! and the small JSON bodies of the other routes, each read within its own limit.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{StatusCode, header};
 
+use pixseal_service::Body;
+
 use crate::{ApiError, AppState};
 
-/// An uploaded picture, read whole into memory (never to disk), within `max_body_bytes`.
-pub struct Upload(pub Bytes);
+/// An uploaded picture, read whole into memory (never to disk), within `max_body_bytes` and
+/// within the in-flight budget: room for it is reserved before the first byte is read (its
+/// `Content-Length`, or `max_body_bytes` when it sends none), and a declared length over the
+/// limit is refused without reading.
+pub struct Upload(pub Body);
 
 /// A multipart form carrying the picture.
 // Only the OpenAPI document uses this: `Upload` reads the form part by part.
@@ -72,6 +78,17 @@ impl FromRequest<AppState> for Upload {
                 format!("request body over the max_body_bytes limit of {limit} ({e})"),
             )
         };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(n) = declared
+            && n > limit
+        {
+            return Err(too_large(format!("Content-Length is {n}")));
+        }
+        let reservation = state.reserve_body(declared.unwrap_or(limit))?;
         let refused = |status: StatusCode, text: String| {
             if status == StatusCode::PAYLOAD_TOO_LARGE {
                 too_large(text)
@@ -82,7 +99,7 @@ impl FromRequest<AppState> for Upload {
         if !is_multipart {
             return Bytes::from_request(req, state)
                 .await
-                .map(Upload)
+                .map(|b| Upload(reservation.hold(b)))
                 .map_err(|e| refused(e.status(), e.body_text()));
         }
         let mut mp = Multipart::from_request(req, state).await.map_err(|e| {
@@ -94,7 +111,7 @@ impl FromRequest<AppState> for Upload {
                     return field
                         .bytes()
                         .await
-                        .map(Upload)
+                        .map(|b| Upload(reservation.hold(b)))
                         .map_err(|e| refused(e.status(), e.body_text()));
                 }
                 Ok(Some(_)) => continue,
@@ -113,5 +130,46 @@ impl FromRequest<AppState> for Upload {
                 }
             }
         }
+    }
+}
+
+/// The largest JSON body (code requests and the like): a message longer than this is sent as
+/// its `message_sha256`.
+pub const JSON_BODY_LIMIT: usize = 16 * 1024;
+
+/// A JSON route's body, read whole within [`JSON_BODY_LIMIT`]; parsing is the handler's.
+pub struct SmallBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for SmallBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let too_large = || {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                format!(
+                    "a JSON body is at most {JSON_BODY_LIMIT} bytes (send a long message as message_sha256)"
+                ),
+            )
+        };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > JSON_BODY_LIMIT as u64) {
+            return Err(too_large());
+        }
+        axum::body::to_bytes(req.into_body(), JSON_BODY_LIMIT)
+            .await
+            .map(SmallBody)
+            .map_err(|e| {
+                if e.into_inner().is::<http_body_util::LengthLimitError>() {
+                    too_large()
+                } else {
+                    ApiError::bad_request("invalid_request", "the body could not be read")
+                }
+            })
     }
 }

@@ -1,7 +1,6 @@
 //! `/v1/codes`: thin adapters over the service's verification-code workflows.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use pixseal_service::codes::{
@@ -13,6 +12,7 @@ use pixseal_service::{Scope, Tenant};
 use serde::de::DeserializeOwned;
 
 use crate::auth::Caller;
+use crate::body::SmallBody;
 use crate::error::*;
 use crate::{ApiError, AppState};
 
@@ -42,7 +42,7 @@ fn owner(caller: &ServiceCaller) -> Result<(&Tenant, Actor), ApiError> {
 pub async fn issue(
     State(s): State<AppState>,
     Caller(c): Caller,
-    body: Bytes,
+    SmallBody(body): SmallBody,
 ) -> Result<(StatusCode, Json<IssuedCode>), ApiError> {
     let (t, actor) = owner(&c)?;
     let issued = s.issue_code(t, &actor, parse(&body)?).await?;
@@ -61,7 +61,10 @@ pub async fn issue(
         PublicJsonErrors,
     ),
 )]
-pub async fn verify(State(s): State<AppState>, body: Bytes) -> Result<Json<CodeVerdict>, ApiError> {
+pub async fn verify(
+    State(s): State<AppState>,
+    SmallBody(body): SmallBody,
+) -> Result<Json<CodeVerdict>, ApiError> {
     Ok(Json(s.verify_code(&Actor::Anonymous, parse(&body)?).await?))
 }
 
@@ -102,7 +105,7 @@ pub async fn revoke_all(
 pub async fn live(
     State(s): State<AppState>,
     Caller(c): Caller,
-    body: Bytes,
+    SmallBody(body): SmallBody,
 ) -> Result<Json<LiveCode>, ApiError> {
     let (t, actor) = owner(&c)?;
     let req = if body.iter().all(u8::is_ascii_whitespace) {
@@ -127,7 +130,7 @@ pub async fn live(
 )]
 pub async fn live_verify(
     State(s): State<AppState>,
-    body: Bytes,
+    SmallBody(body): SmallBody,
 ) -> Result<Json<CodeVerdict>, ApiError> {
     let req = parse(&body)?;
     Ok(Json(s.verify_live_code(&Actor::Anonymous, req).await?))
@@ -169,7 +172,7 @@ pub async fn account(
 pub async fn device_key(
     State(s): State<AppState>,
     Caller(c): Caller,
-    body: Bytes,
+    SmallBody(body): SmallBody,
 ) -> Result<Json<DeviceRegistered>, ApiError> {
     let (t, actor) = owner(&c)?;
     let req: DeviceKeyRequest = parse(&body)?;

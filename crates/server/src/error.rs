@@ -13,6 +13,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for `Retry-After` (rate limits, a busy service).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -21,6 +23,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -72,7 +75,12 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         });
-        (self.status, body).into_response()
+        let mut r = (self.status, body).into_response();
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.max(1).into());
+        }
+        r
     }
 }
 
@@ -109,7 +117,11 @@ impl From<ServiceError> for ApiError {
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         // `Internal` hides its detail (already logged where it happened).
-        ApiError::new(status, e.code(), e.to_string())
+        let mut api = ApiError::new(status, e.code(), e.to_string());
+        if let ServiceError::Busy(_) = e {
+            api.retry_after = Some(1);
+        }
+        api
     }
 }
 
@@ -132,15 +144,15 @@ macro_rules! error_responses {
 }
 
 error_responses! {
-    UploadErrors: [400, 401, 403, 413, 415, 422, 503];
-    ReadErrors: [401, 404];
-    DeleteErrors: [401, 403, 404];
-    NotFoundErrors: [404];
-    IssueCodeErrors: [400, 401, 403, 409, 429];
-    PublicJsonErrors: [400, 429];
+    UploadErrors: [400, 401, 403, 413, 415, 422, 429, 503];
+    ReadErrors: [401, 404, 429];
+    DeleteErrors: [401, 403, 404, 429];
+    NotFoundErrors: [404, 429];
+    IssueCodeErrors: [400, 401, 403, 409, 413, 429];
+    PublicJsonErrors: [400, 413, 429];
     OwnerErrors: [401, 403, 429];
-    LiveCodeErrors: [401, 403, 404, 410, 429];
-    AccountErrors: [401, 403];
-    DeviceKeyErrors: [400, 401, 403];
-    VerifyFileErrors: [400, 413, 429];
+    LiveCodeErrors: [400, 401, 403, 404, 410, 413, 429];
+    AccountErrors: [401, 403, 429];
+    DeviceKeyErrors: [400, 401, 403, 413, 429];
+    VerifyFileErrors: [400, 413, 415, 422, 429, 503];
 }

@@ -5,8 +5,10 @@
 mod artifacts;
 mod auth;
 mod body;
+pub mod client;
 mod codes;
 mod error;
+mod listen;
 mod observe;
 pub mod ratelimit;
 mod state;
@@ -130,6 +132,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            client::resolve,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             observe::track,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -187,31 +193,12 @@ pub fn spawn_purge_worker(state: &AppState) {
 }
 
 /// Serve until `shutdown` completes; in-flight requests finish first (graceful shutdown).
-/// With `[server].tls_cert` / `tls_key` set, TLS (rustls) terminates here.
+/// With `[server].tls_cert` / `tls_key` set, TLS (rustls) terminates here. Connections are
+/// capped and deadlined ([`listen`]).
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let tls = state
-        .config
-        .tls()
-        .then(|| (state.config.tls_cert.clone(), state.config.tls_key.clone()));
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let Some((cert, key)) = tls else {
-        return axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
-    };
-    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key).await?;
-    let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        h.graceful_shutdown(Some(Duration::from_secs(30)));
-    });
-    axum_server::from_tcp_rustls(listener.into_std()?, config)?
-        .handle(handle)
-        .serve(app)
-        .await
+    listen::serve(state, listener, shutdown).await
 }

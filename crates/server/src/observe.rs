@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -67,6 +68,9 @@ pub struct Metrics {
     pub requests: Family<RouteLabels, Counter>,
     pub latency: Family<RouteOnly, Histogram>,
     pub purged: Counter,
+    /// Read at each scrape: decode slots taken, and picture bytes reserved or held.
+    decode_slots_busy: Gauge,
+    inflight_body_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -92,11 +96,25 @@ impl Default for Metrics {
             "Artifacts deleted by the retention purge",
             purged.clone(),
         );
+        let decode_slots_busy = Gauge::default();
+        registry.register(
+            "decode_slots_busy",
+            "Decode slots taken by running work",
+            decode_slots_busy.clone(),
+        );
+        let inflight_body_bytes = Gauge::default();
+        registry.register(
+            "inflight_body_bytes",
+            "Picture bytes reserved or held by requests (max_inflight_bytes bounds it)",
+            inflight_body_bytes.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             purged,
+            decode_slots_busy,
+            inflight_body_bytes,
         }
     }
 }
@@ -172,7 +190,12 @@ pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) 
     )),
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state.metrics.encode();
+    let m = &state.metrics;
+    m.decode_slots_busy
+        .set(state.services.decode_slots_busy() as i64);
+    m.inflight_body_bytes
+        .set(state.services.inflight_body_bytes() as i64);
+    let body = m.encode();
     let mut r = (StatusCode::OK, body).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

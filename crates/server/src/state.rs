@@ -11,6 +11,7 @@ use pixseal_service::{Config, Health, OpenError, Readiness, Services};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::client::TrustedProxies;
 use crate::observe::Metrics;
 use crate::ratelimit::Limiter;
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub services: Services,
     pub limiter: Arc<Limiter>,
     pub metrics: Arc<Metrics>,
+    /// Whose forwarding headers name the client.
+    pub proxies: Arc<TrustedProxies>,
 }
 
 impl AppState {
@@ -32,10 +35,13 @@ impl AppState {
     /// The edge around already opened services.
     pub async fn new(services: Services) -> AppState {
         let limiter = Arc::new(Limiter::new(&services.config).await);
+        Limiter::spawn_pruner(&limiter);
+        let proxies = Arc::new(TrustedProxies::new(&services.config.trusted_proxies));
         AppState {
             services,
             limiter,
             metrics: Arc::default(),
+            proxies,
         }
     }
 }

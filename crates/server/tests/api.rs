@@ -616,6 +616,18 @@ const API: &[(&str, &str)] = &[
 /// The document generated from the router documents exactly today's API and is what
 /// /openapi.json serves; each documented route answers something other than the fallback's
 /// 404 for an unknown path, and no method on these paths is served undocumented.
+/// The document names stored states and scopes by the text the API sends, not by the Rust
+/// variant names.
+#[test]
+fn openapi_enums_are_the_wire_text() {
+    let doc = serde_json::to_value(pixseal_server::openapi()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["ProofStatus"]["enum"],
+        serde_json::json!(["active", "purged"])
+    );
+}
+
 #[tokio::test]
 async fn openapi_matches_the_router() {
     let doc = serde_json::to_value(pixseal_server::openapi()).unwrap();
@@ -984,16 +996,17 @@ async fn rate_limits_shared_through_redis_and_redis_outage() {
         4,
         2,
     );
-    let a = spawn_with(Parts::Embedded, cfg.clone()).await;
+    // Two instances sharing PostgreSQL and Redis, as in production.
+    let shared = config(&Parts::Postgres, cfg);
+    let a = TestServer(TestApp::spawn(shared.clone()).await);
     let key = a.key("shared", "us", ALL).await;
-    // The second instance shares Redis (its own database here; the key secret is what counts).
-    let b = spawn_with(Parts::Embedded, cfg).await;
+    let b = TestServer(TestApp::spawn(shared).await);
     let mut codes = Vec::new();
     for i in 0..6 {
         let s = if i % 2 == 0 { &a } else { &b };
         codes.push(status_of(s, &key).await.0.as_u16());
     }
-    // a's key is unknown to b's database (401 there), but every request spends the shared budget.
+    // Every request spends the one budget of the key, whichever instance answers.
     assert_eq!(codes.iter().filter(|c| **c == 429).count(), 2, "{codes:?}");
     assert!(codes[..4].iter().all(|c| *c != 429), "{codes:?}");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
@@ -1027,6 +1040,182 @@ async fn rate_limits_shared_through_redis_and_redis_outage() {
         vec![404, 404, 429],
         "fallback still limits, and nothing is a 5xx"
     );
+}
+
+/// GET a public route (an unknown proof: 404) with these headers; the status.
+async fn public_status(s: &TestServer, headers: &[(&str, &str)]) -> u16 {
+    let mut r = s
+        .client
+        .get(format!("{}/v1/proofs/px_0000000000000000", s.url));
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    r.send().await.unwrap().status().as_u16()
+}
+
+fn random_token(i: usize) -> String {
+    format!("Bearer pxk_made_up_{i}_{}", uuid_like(i))
+}
+
+fn uuid_like(i: usize) -> String {
+    format!(
+        "{:032x}",
+        (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+    )
+}
+
+/// Made-up bearer tokens buy no budget: requests whose token is not a valid key are counted
+/// per client address like requests without one, while a valid key keeps its own budget.
+#[tokio::test]
+async fn made_up_tokens_are_limited_per_address() {
+    let s = spawn_with(
+        Parts::Embedded,
+        ServerConfig {
+            rate_limit_per_ip: 5,
+            rate_limit_per_key: 50,
+            rate_limit_auth_failures_per_ip: 1000,
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let key = s.key("rl-tokens", "us", ALL).await;
+    let mut codes = Vec::new();
+    for i in 0..8 {
+        codes.push(public_status(&s, &[("authorization", &random_token(i))]).await);
+    }
+    assert_eq!(codes, [404, 404, 404, 404, 404, 429, 429, 429]);
+    assert_eq!(public_status(&s, &[]).await, 429, "the same address budget");
+    assert_eq!(
+        status_of(&s, &key).await.0,
+        StatusCode::NOT_FOUND,
+        "a valid key is counted per key"
+    );
+}
+
+/// Failed authentications have their own budget per address: past it, tokens from there are
+/// refused (429) without being looked up, and what is audited stays bounded (the route's
+/// template, never an attacker-sized path).
+#[tokio::test]
+async fn failed_authentications_are_bounded() {
+    let s = spawn_with(
+        Parts::Embedded,
+        ServerConfig {
+            rate_limit_per_ip: 1000,
+            rate_limit_auth_failures_per_ip: 3,
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let long_id = "A".repeat(4000);
+    let mut codes = Vec::new();
+    for i in 0..10 {
+        let r = s
+            .client
+            .get(format!("{}/v1/artifacts/{long_id}", s.url))
+            .header("authorization", random_token(i))
+            .send()
+            .await
+            .unwrap();
+        codes.push(r.status().as_u16());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(r.headers().contains_key("retry-after"));
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "rate_limited");
+        }
+    }
+    // Three failures fit the budget, the fourth is looked up and spends past it, the rest are
+    // refused at the door.
+    assert_eq!(codes, [401, 401, 401, 401, 429, 429, 429, 429, 429, 429]);
+    let audited: Vec<_> =
+        s.db.audit_entries()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "auth")
+            .collect();
+    assert_eq!(audited.len(), 4, "one entry per lookup, none once refused");
+    for e in &audited {
+        assert_eq!(e.object, "/v1/artifacts/{id}");
+        assert!(e.object.len() + e.detail.len() < 100);
+    }
+}
+
+/// Behind a trusted proxy the forwarded address is the client: it is what rate limits count
+/// (IPv6 by /64) and what an upload keeps sealed. From anyone else the headers are ignored.
+#[tokio::test]
+async fn forwarded_addresses_only_from_trusted_proxies() {
+    let limited_to = |proxies: Vec<&str>| ServerConfig {
+        rate_limit_per_ip: 2,
+        trusted_proxies: proxies.iter().map(|p| p.parse().unwrap()).collect(),
+        ..ServerConfig::default()
+    };
+    let direct = spawn_with(Parts::Embedded, limited_to(vec![])).await;
+    let mut codes = Vec::new();
+    for i in 0..3 {
+        let xff = format!("198.51.100.{i}");
+        codes.push(public_status(&direct, &[("x-forwarded-for", &xff)]).await);
+    }
+    assert_eq!(
+        codes,
+        [404, 404, 429],
+        "headers from an untrusted peer change nothing"
+    );
+
+    let behind = spawn_with(Parts::Embedded, limited_to(vec!["127.0.0.1/32"])).await;
+    let xff = |ip: &'static str| [("x-forwarded-for", ip)];
+    for _ in 0..2 {
+        assert_eq!(public_status(&behind, &xff("198.51.100.1")).await, 404);
+    }
+    assert_eq!(public_status(&behind, &xff("198.51.100.1")).await, 429);
+    assert_eq!(public_status(&behind, &xff("198.51.100.2")).await, 404);
+    // A client-written first hop is not believed: the proxy appended the real one.
+    assert_eq!(
+        public_status(&behind, &xff("203.0.113.50, 198.51.100.1")).await,
+        429
+    );
+    let fwd = |v: &'static str| [("forwarded", v)];
+    assert_eq!(
+        public_status(&behind, &fwd("for=\"[2001:db8:1:2::1]\"")).await,
+        404
+    );
+    assert_eq!(
+        public_status(&behind, &fwd("for=\"[2001:db8:1:2::ffff]:443\"")).await,
+        404
+    );
+    assert_eq!(
+        public_status(&behind, &fwd("for=\"[2001:db8:1:2:aaaa::7]\"")).await,
+        429,
+        "one /64 is one client"
+    );
+    assert_eq!(
+        public_status(&behind, &fwd("for=\"[2001:db8:1:3::1]\"")).await,
+        404
+    );
+
+    let key = behind.key("proxied", "us", ALL).await;
+    let jpeg = std::fs::read(fixtures().join("metadata/jpeg-all.jpg")).unwrap();
+    let r = behind
+        .client
+        .post(format!("{}/v1/artifacts", behind.url))
+        .bearer_auth(&key)
+        .header("x-forwarded-for", "192.0.2.77")
+        .body(jpeg)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let up: Value = r.json().await.unwrap();
+    let id = up["id"].as_str().unwrap();
+    let tenant = behind.db.tenant_by_name("proxied").await.unwrap();
+    let a = behind.db.artifact(&tenant.id, id).await.unwrap();
+    let ip = pixseal_seal::open_field(
+        behind.state.services.keys.as_ref(),
+        "us",
+        &format!("artifacts.client_ip.{id}"),
+        a.client_ip_sealed.as_deref().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(&ip[..], b"192.0.2.77");
 }
 
 async fn verify_upload(s: &TestServer, body: Vec<u8>) -> Value {
@@ -1201,7 +1390,37 @@ async fn verify_and_public_proof_records() {
         assert_eq!(v["verdict"], "watermark_only", "{fmt:?}: {v:#}");
         assert_eq!(v["proof_id"], proof_id.as_str());
         assert_eq!(v["record"]["status"], "active", "{v:#}");
+        assert_eq!(v["proof_match"], "matches", "{v:#}");
+        assert!(v["pdq_distance"].as_u64().unwrap() <= 31, "{v:#}");
     }
+    // The watermark is no secret: another picture marked with this proof's id claims the
+    // proof but gets neither its issuer nor its date.
+    let forged = {
+        let other =
+            image::load_from_memory(&std::fs::read(fixtures().join("photos/street.webp")).unwrap())
+                .unwrap()
+                .to_rgb8();
+        let (w, h) = other.dimensions();
+        let mut px = pixseal_media::Pixels::new(w, h, 3, other.into_raw());
+        let id: pixseal_proof::ProofId = proof_id.parse().unwrap();
+        pixseal_watermark::embed(&mut px, id, pixseal_watermark::Strength::default()).unwrap();
+        let img = image::RgbImage::from_raw(w, h, px.data).unwrap();
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    let v = verify_upload(&s, forged).await;
+    assert_eq!(v["verdict"], "watermark_only", "{v:#}");
+    assert_eq!(v["proof_match"], "mismatch", "{v:#}");
+    assert_eq!(v["record"], Value::Null, "{v:#}");
+    assert!(v["pdq_distance"].as_u64().unwrap() > 31, "{v:#}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not look like"),
+        "{v:#}"
+    );
     // Resized to 320×240 as well, after the WebP stamp and before a JPEG: at that size the
     // watermark is not always read (docs/watermark.md), but the proof is still found, by the
     // watermark or else by the perceptual hash.

@@ -13,9 +13,11 @@ use pixseal_seal::{KeyPlacement, ObjectRef, Sealer, WrappedKey};
 use pixseal_store::{Artifact, ArtifactState, BlobKey, DbError, ProofRecord, ProofStatus, Scope};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio::sync::OwnedSemaphorePermit;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
+use crate::budget::Body;
 use crate::clock::DAY_MS;
 use crate::work::with_pipeline;
 use crate::{Outcome, Result, ServiceError, Services};
@@ -208,16 +210,16 @@ impl Services {
         &self,
         plan: UploadPlan,
         client_ip: IpAddr,
-        body: Bytes,
+        body: Body,
     ) -> Result<Uploaded> {
-        let original_sha256 = hex::encode(Sha256::digest(&body));
-        let _slot = self.decode_slot().await?;
+        let original_sha256 = hex::encode(Sha256::digest(body.bytes()));
+        let slot = self.decode_slot().await?;
         let id = uuid::Uuid::now_v7().to_string();
         let proof_bits = ProofId::random().map_err(|e| ServiceError::internal(e.to_string()))?;
         let (created_at, created_ms) = self.clock.now();
         let actor = plan.caller.actor();
         let sealed = match self
-            .stamp_and_seal(&plan, &id, proof_bits, &created_at, client_ip, body)
+            .stamp_and_seal(&plan, &id, proof_bits, &created_at, client_ip, body, slot)
             .await
         {
             Ok(s) => s,
@@ -262,7 +264,9 @@ impl Services {
     }
 
     /// The blocking part of an upload: stamp stage (visible mark → invisible watermark → PDQ →
-    /// encode → signed C2PA manifest), then seal the stamp, the label and the client IP.
+    /// encode → signed C2PA manifest), then seal the stamp, the label and the client IP. The
+    /// decode slot and the body go into the blocking task and are released when it ends.
+    #[allow(clippy::too_many_arguments, reason = "one upload's parts, passed once")]
     async fn stamp_and_seal(
         &self,
         plan: &UploadPlan,
@@ -270,7 +274,8 @@ impl Services {
         proof_bits: ProofId,
         issued_at: &str,
         client_ip: IpAddr,
-        body: Bytes,
+        body: Body,
+        slot: OwnedSemaphorePermit,
     ) -> Result<Sealed> {
         let proof = ProofAssertion {
             proof_id: proof_bits.to_string(),
@@ -288,6 +293,7 @@ impl Services {
             plan.caller.key.tenant.id.clone(),
         );
         tokio::task::spawn_blocking(move || -> Result<Sealed> {
+            let _slot = slot;
             let opts = Options {
                 format: Some(OutputFormat::WebP),
                 quality: 85,
@@ -297,7 +303,7 @@ impl Services {
             let stamped = with_pipeline(s.limits, |p| {
                 stamp(
                     p,
-                    &body,
+                    body.bytes(),
                     &opts,
                     proof_bits.0,
                     &proof,

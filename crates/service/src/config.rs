@@ -83,8 +83,19 @@ pub struct ServerConfig {
     pub database_url: String,
     /// Largest request body (the file limit plus room for multipart framing).
     pub max_body_bytes: u64,
+    /// Picture bytes held by all requests at once (bodies being read or worked on); beyond
+    /// it a new upload or verification is answered 503 `busy` with Retry-After before its
+    /// body is read. At least `max_body_bytes`.
+    pub max_inflight_bytes: u64,
     /// Requests taking longer are answered 408.
     pub request_timeout_secs: u64,
+    /// A request head (and a TLS handshake) must arrive within this; an HTTP/1.1 connection
+    /// waits no longer than this for its next request either.
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request running that moves no byte for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Connections open at once (TLS included); more wait in the listen backlog.
+    pub max_connections: usize,
     /// Decodes running at once (each on the blocking pool); 0 = number of cores.
     pub decode_concurrency: usize,
     /// Retention choices (days) an upload may ask for.
@@ -116,7 +127,13 @@ pub struct ServerConfig {
     /// Requests per period per client IP to the public code verification routes (a stricter
     /// class: whatever Authorization header they carry, they are counted by IP).
     pub rate_limit_verify_per_ip: u32,
+    /// Failed authentications per period per client IP; beyond it, requests carrying a bearer
+    /// token from that address are refused (429) without a database lookup.
+    pub rate_limit_auth_failures_per_ip: u32,
     pub rate_limit_period_secs: u64,
+    /// Proxies (CIDR blocks) whose `Forwarded` / `X-Forwarded-For` headers name the client;
+    /// from any other peer those headers are ignored and the socket address is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServerConfig {
@@ -132,7 +149,11 @@ impl Default for ServerConfig {
             public_url: "http://127.0.0.1:8080".into(),
             database_url: String::new(),
             max_body_bytes: 51 * 1024 * 1024,
+            max_inflight_bytes: 256 * 1024 * 1024,
             request_timeout_secs: 30,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
             decode_concurrency: 0,
             retention_days_allowed: vec![7, 15, 30, 60, 90],
             default_retention_days: 30,
@@ -148,7 +169,9 @@ impl Default for ServerConfig {
             rate_limit_per_key: 600,
             rate_limit_per_ip: 120,
             rate_limit_verify_per_ip: 30,
+            rate_limit_auth_failures_per_ip: 10,
             rate_limit_period_secs: 60,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -214,6 +237,11 @@ impl Config {
         for r in &cfg.regions {
             pixseal_seal::provider::validate_region(r)
                 .map_err(|e| ConfigError::Invalid(format!("region {r:?}: {e}")))?;
+        }
+        if cfg.server.max_inflight_bytes < cfg.server.max_body_bytes {
+            return Err(ConfigError::Invalid(
+                "server.max_inflight_bytes must be at least server.max_body_bytes".into(),
+            ));
         }
         if cfg.server.purge_batch == 0 {
             return Err(ConfigError::Invalid(
@@ -375,6 +403,9 @@ mod tests {
         let c = Config::load_from(None, env(&[("PIXSEAL_CODES_MESSAGE_TTL_DAYS", "7")])).unwrap();
         assert_eq!(c.codes.message_ttl_days, 7);
         assert!(Config::load_from(None, env(&[("PIXSEAL_SERVER_PURGE_BATCH", "0")])).is_err());
+        assert!(
+            Config::load_from(None, env(&[("PIXSEAL_SERVER_MAX_INFLIGHT_BYTES", "1000")])).is_err()
+        );
     }
 
     #[test]
@@ -402,5 +433,27 @@ mod tests {
         let c = Config::load_from(None, env(&[("PIXSEAL_SERVER_RATE_LIMIT_BACKEND", "redis")]))
             .unwrap();
         assert_eq!(c.server.rate_limit_backend, RateLimitBackend::Redis);
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidr_blocks() {
+        let c = Config::load_from(
+            None,
+            env(&[(
+                "PIXSEAL_SERVER_TRUSTED_PROXIES",
+                r#"["127.0.0.1/32", "fd00::/8"]"#,
+            )]),
+        )
+        .unwrap();
+        assert_eq!(c.server.trusted_proxies.len(), 2);
+        assert!(
+            c.server.trusted_proxies[1].contains(&"fd00::1".parse::<std::net::IpAddr>().unwrap())
+        );
+        for bad in [r#"["10.0.0.0/33"]"#, r#"["proxy.example"]"#] {
+            let e = Config::load_from(None, env(&[("PIXSEAL_SERVER_TRUSTED_PROXIES", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("server.trusted_proxies"), "{e}");
+        }
     }
 }

@@ -57,6 +57,9 @@ pub enum ServiceError {
     /// The picture itself was refused (its own SPEC §3 code).
     #[error(transparent)]
     Ingest(IngestError),
+    /// The service is at capacity for this kind of request now (`busy`); retry shortly.
+    #[error("{0}")]
+    Busy(&'static str),
     /// A key service (data keys, signing, receipts) could not be reached.
     #[error("{0}, retry later")]
     KeyUnavailable(&'static str),
@@ -116,6 +119,7 @@ impl ServiceError {
             ServiceError::Unauthorized(_) => "unauthorized",
             ServiceError::NotFound | ServiceError::UnknownTenant(_) => "not_found",
             ServiceError::Ingest(e) => e.code(),
+            ServiceError::Busy(_) => "busy",
             ServiceError::KeyUnavailable(_) => "key_unavailable",
             ServiceError::Tampered => "tampered",
             ServiceError::Internal(_) => "internal",
@@ -132,7 +136,7 @@ impl ServiceError {
             ServiceError::Gone { .. } => ErrorKind::Gone,
             ServiceError::Ingest(IngestError::Internal(_)) => ErrorKind::Internal,
             ServiceError::Ingest(_) => ErrorKind::Rejected,
-            ServiceError::KeyUnavailable(_) => ErrorKind::Unavailable,
+            ServiceError::KeyUnavailable(_) | ServiceError::Busy(_) => ErrorKind::Unavailable,
             ServiceError::Tampered | ServiceError::Internal(_) => ErrorKind::Internal,
         }
     }

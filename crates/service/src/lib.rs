@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod artifacts;
 pub mod auth;
+pub mod budget;
 pub mod clock;
 pub mod codes;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod verify;
 mod work;
 
 pub use auth::Caller;
+pub use budget::{Body, Reservation};
 pub use clock::{Clock, DAY_MS};
 pub use config::{Config, ConfigError, RateLimitBackend, ServerConfig};
 pub use error::{ErrorKind, Result, ServiceError};

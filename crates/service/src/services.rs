@@ -10,8 +10,8 @@ use pixseal_provenance::{ClaimSigner, ProvenanceError, Verifier};
 use pixseal_seal::{KeyProvider, SealError};
 use pixseal_store::{BlobError, BlobStore, Db, DbError};
 use serde::Serialize;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::budget::Slots;
 use crate::codes::CodeKeyCache;
 use crate::config::{Config, ServerConfig};
 use crate::{Clock, Result, ServiceError};
@@ -58,7 +58,9 @@ pub struct Services {
     /// C2PA signing identity, trust anchors and the near-match threshold.
     pub provenance: Arc<Provenance>,
     /// Bounds the CPU-heavy work running at once (each on the blocking pool).
-    decode_slots: Arc<Semaphore>,
+    pub(crate) decode_slots: Arc<Slots>,
+    /// Bounds the picture bytes held by requests at once.
+    pub(crate) body_budget: Arc<Slots>,
     /// Unwrapped per-region code secrets.
     pub(crate) code_keys: Arc<CodeKeyCache>,
 }
@@ -115,7 +117,8 @@ impl Services {
                 issuer_name: config.provenance.issuer_name.clone(),
                 pdq_threshold: config.provenance.pdq_threshold,
             }),
-            decode_slots: Arc::new(Semaphore::new(decode)),
+            decode_slots: Arc::new(Slots::new(decode)),
+            body_budget: Arc::new(Slots::for_bytes(config.server.max_inflight_bytes)),
             code_keys: Arc::default(),
         })
     }
@@ -127,15 +130,6 @@ impl Services {
             code_keys: Arc::default(),
             ..self.clone()
         }
-    }
-
-    /// A slot for CPU-heavy work (decode, stamp, verify): at most `decode_concurrency` at once.
-    pub async fn decode_slot(&self) -> Result<OwnedSemaphorePermit> {
-        self.decode_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ServiceError::internal("decode slots closed"))
     }
 
     /// Whether this installation serves `region`.

@@ -2,7 +2,7 @@
 //! `POST /v1/verify`), the service's record lookups on top of it (watermark → proof record,
 //! PDQ → near match), and the public proof record.
 
-use pixseal_media::Pipeline;
+use pixseal_media::{IngestError, Pipeline};
 use pixseal_proof::ProofId;
 use pixseal_provenance::pdq::{self, Pdq};
 use pixseal_provenance::{Report, Verdict, Verifier, detect_watermark};
@@ -10,6 +10,7 @@ use pixseal_store::{DbError, ProofRecord, ProofStatus};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::budget::Body;
 use crate::work::with_pipeline;
 use crate::{Result, ServiceError, Services};
 
@@ -26,20 +27,22 @@ pub struct Verification {
     /// The watermark's payload, when it was read (no manifest).
     #[serde(skip)]
     pub watermark: Option<u64>,
-    /// The PDQ hash of the pixels, when asked for and neither manifest nor watermark spoke.
+    /// The PDQ hash of the pixels, when asked for and no manifest spoke.
     #[serde(skip)]
     pub pdq: Option<Pdq>,
 }
 
 /// Judge one file held in memory: its C2PA manifest; without one, the invisible watermark
 /// (`watermark_only`); `with_pdq` also hashes pictures that carry neither, for a near-match
-/// lookup. A file that cannot be decoded simply has no watermark.
+/// lookup. Only a file whose size, signature and header pass the limits is parsed at all
+/// (the C2PA reader included); one that then cannot be decoded simply has no watermark.
 pub fn examine(
     verifier: &Verifier,
     pipeline: &mut Pipeline,
     bytes: &[u8],
     with_pdq: bool,
-) -> Verification {
+) -> Result<Verification, IngestError> {
+    pixseal_media::admit(bytes, pipeline.limits())?;
     let mut report = verifier.verify(bytes);
     let (mut watermark, mut hash) = (None, None);
     if report.verdict == Verdict::NotStamped
@@ -51,7 +54,10 @@ pub fn examine(
             report.verdict = Verdict::WatermarkOnly;
             report.message =
                 format!("no C2PA manifest, but the invisible watermark carries proof {id}");
-        } else if with_pdq {
+        }
+        // Hashed with a watermark too: the watermark carries no secret, so only the likeness
+        // of the picture to the proof's own says the proof is about this picture.
+        if with_pdq {
             let p = &d.pixels;
             hash = pdq::hash_rgb(&p.data, p.width, p.height, p.channels).map(|r| r.hash);
         }
@@ -61,12 +67,12 @@ pub fn examine(
         .proof_id()
         .map(str::to_string)
         .or_else(|| watermark.map(|b| ProofId(b).to_string()));
-    Verification {
+    Ok(Verification {
         report,
         proof_id,
         watermark,
         pdq: hash,
-    }
+    })
 }
 
 /// The public view of a proof record (SPEC §5): no hashes beyond what its receipt carries.
@@ -94,26 +100,49 @@ pub struct ProofView {
 pub struct Verified {
     #[serde(flatten)]
     pub verification: Verification,
-    /// The proof record, for `verified`, `watermark_only` and `near_match`.
+    /// The proof record, for `verified`, `near_match`, and `watermark_only` when the picture
+    /// matches its proof.
     pub record: Option<ProofView>,
-    /// `near_match` only: Hamming distance of the PDQ hashes (of 256).
+    /// `near_match` and `watermark_only`: Hamming distance of the PDQ hashes (of 256).
     pub pdq_distance: Option<u32>,
+    /// `watermark_only` with a known proof: whether the picture looks like the one the proof was
+    /// issued for. The watermark is no secret (anyone can mark any picture with a real proof
+    /// id), so the record is shown only on `matches`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof_match: Option<ProofMatch>,
+}
+
+/// Whether a picture whose watermark names a proof looks like the picture that proof was
+/// issued for (PDQ within `pdq_threshold`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProofMatch {
+    /// It does: the proof's record is shown.
+    Matches,
+    /// It does not: the watermark names a proof issued for another picture.
+    Mismatch,
+    /// One of the two pictures is too small to hash: nothing says they are the same, so the
+    /// record is not shown.
+    Unchecked,
 }
 
 impl Services {
     /// Verify a file held in memory for the duration of the call only: nothing of it is
     /// stored or logged.
-    pub async fn verify(&self, body: bytes::Bytes) -> Result<Verified> {
-        let _slot = self.decode_slot().await?;
+    pub async fn verify(&self, body: Body) -> Result<Verified> {
+        let slot = self.decode_slot().await?;
         let s = self.clone();
         let mut v = tokio::task::spawn_blocking(move || {
+            // Released when the work ends, also when the request stopped waiting for it.
+            let _held = (slot, &body);
             with_pipeline(s.limits, |p| {
-                examine(&s.provenance.verifier, p, &body, true)
+                examine(&s.provenance.verifier, p, body.bytes(), true)
             })
         })
-        .await?;
+        .await??;
         let mut record = None;
         let mut distance = None;
+        let mut proof_match = None;
         match v.report.verdict {
             // Only a manifest signed under a trusted anchor vouches for its proof id; an
             // untrusted or altered manifest may claim any id, so no record is attached to it.
@@ -123,8 +152,32 @@ impl Services {
                 }
             }
             Verdict::WatermarkOnly => {
-                if let Some(id) = &v.proof_id {
-                    record = self.record_of(id).await?;
+                if let Some(id) = v.proof_id.clone()
+                    && let Some(r) = self.record_of(&id).await?
+                {
+                    let theirs = r.pdq.as_deref().and_then(|h| h.parse::<Pdq>().ok());
+                    let threshold = self.provenance.pdq_threshold;
+                    match (v.pdq.as_ref(), theirs) {
+                        (Some(ours), Some(theirs)) => {
+                            let d = theirs.distance(ours);
+                            distance = Some(d);
+                            if d <= threshold {
+                                proof_match = Some(ProofMatch::Matches);
+                                record = Some(r);
+                            } else {
+                                proof_match = Some(ProofMatch::Mismatch);
+                                v.report.message = format!(
+                                    "the picture carries the invisible watermark of proof {id}, but it does not look like the picture that proof was issued for (PDQ distance {d} of 256, over {threshold}): the watermark may have been copied onto it; the proof's record is not shown"
+                                );
+                            }
+                        }
+                        _ => {
+                            proof_match = Some(ProofMatch::Unchecked);
+                            v.report.message = format!(
+                                "the picture carries the invisible watermark of proof {id}, but it is too small to check that it is the picture that proof was issued for; the proof's record is not shown"
+                            );
+                        }
+                    }
                 }
             }
             Verdict::NotStamped => {
@@ -155,6 +208,7 @@ impl Services {
             verification: v,
             record,
             pdq_distance: distance,
+            proof_match,
         })
     }
 

@@ -50,7 +50,14 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             }
         };
         let started = std::time::Instant::now();
-        let v = examine(&verifier, &mut pipeline, &bytes, false);
+        let v = match examine(&verifier, &mut pipeline, &bytes, false) {
+            Ok(v) => v,
+            Err(e) => {
+                reporter.error(&shown, e.code(), &e.to_string());
+                worst = worst.max(Outcome::Rejected);
+                continue;
+            }
+        };
         if v.report.verdict != Verdict::Verified {
             worst = worst.max(Outcome::Rejected);
         }

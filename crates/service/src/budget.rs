@@ -1,0 +1,146 @@
+//! What requests may hold at once: the bytes of picture bodies in flight across all requests
+//! (`max_inflight_bytes`), reserved before a body is read and held until the work on it ends,
+//! and the decode slots (`decode_concurrency`), held by the blocking task itself.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::{Result, ServiceError, Services};
+
+/// The budget is counted in KiB: one permit each.
+const UNIT: u64 = 1024;
+
+fn units(bytes: u64) -> u32 {
+    bytes.div_ceil(UNIT).clamp(1, u64::from(u32::MAX)) as u32
+}
+
+/// A counted resource: its semaphore and how many permits it started with.
+pub(crate) struct Slots {
+    sem: Arc<Semaphore>,
+    total: usize,
+}
+
+impl Slots {
+    pub(crate) fn new(n: usize) -> Self {
+        let total = n.clamp(1, Semaphore::MAX_PERMITS);
+        Slots {
+            sem: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// The in-flight body budget, in its units.
+    pub(crate) fn for_bytes(max_inflight_bytes: u64) -> Self {
+        Slots::new(units(max_inflight_bytes) as usize)
+    }
+
+    fn taken(&self) -> usize {
+        self.total - self.sem.available_permits()
+    }
+}
+
+/// Room reserved for a body not read yet.
+pub struct Reservation(OwnedSemaphorePermit);
+
+impl Reservation {
+    /// The body read: the reservation shrinks to its size and stays with it.
+    pub fn hold(mut self, bytes: Bytes) -> Body {
+        let keep = units(bytes.len() as u64);
+        if let Some(extra) = self.0.num_permits().checked_sub(keep as usize)
+            && extra > 0
+        {
+            drop(self.0.split(extra));
+        }
+        Body {
+            bytes,
+            _held: Some(self.0),
+        }
+    }
+}
+
+/// A picture's bytes, with the share of the in-flight budget they hold until dropped (by the
+/// blocking task that works on them, so a request that timed out still counts until its work
+/// has ended).
+pub struct Body {
+    bytes: Bytes,
+    _held: Option<OwnedSemaphorePermit>,
+}
+
+impl Body {
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+}
+
+/// The picture's bytes are zeroed when the work on them is done, where the buffer is this
+/// body's alone (a body read in several chunks is; one still shared with the connection's
+/// read buffer is left to it).
+impl Drop for Body {
+    fn drop(&mut self) {
+        if let Ok(mut unique) = std::mem::take(&mut self.bytes).try_into_mut() {
+            unique.fill(0);
+            std::hint::black_box(&unique[..]);
+        }
+    }
+}
+
+/// Bytes outside the budget (the command line, tests).
+impl From<Bytes> for Body {
+    fn from(bytes: Bytes) -> Self {
+        Body { bytes, _held: None }
+    }
+}
+
+impl Services {
+    /// Reserve room for a body of at most `len` bytes, or `busy` when the bodies already in
+    /// flight leave none (the caller answers 503 with Retry-After, nothing is read).
+    pub fn reserve_body(&self, len: u64) -> Result<Reservation> {
+        self.body_budget
+            .sem
+            .clone()
+            .try_acquire_many_owned(units(len))
+            .map(Reservation)
+            .map_err(|_| ServiceError::Busy("too many uploads in flight; retry shortly"))
+    }
+
+    /// A slot for CPU-heavy work (decode, stamp, verify): at most `decode_concurrency` at once.
+    /// Move it into the blocking task, so it is released when the work ends, not when the
+    /// request gives up waiting for it.
+    pub async fn decode_slot(&self) -> Result<OwnedSemaphorePermit> {
+        self.decode_slots
+            .sem
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ServiceError::internal("decode slots closed"))
+    }
+
+    /// Decode slots taken now (by running work, whether or not its request still waits).
+    pub fn decode_slots_busy(&self) -> usize {
+        self.decode_slots.taken()
+    }
+
+    /// Bytes of the in-flight budget reserved or held now.
+    pub fn inflight_body_bytes(&self) -> u64 {
+        self.body_budget.taken() as u64 * UNIT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reservation_shrinks_to_the_body_and_returns_when_it_is_dropped() {
+        let budget = Slots::for_bytes(10 * UNIT);
+        let sem = budget.sem.clone();
+        let r = Reservation(sem.clone().try_acquire_many_owned(8).unwrap());
+        assert_eq!(sem.available_permits(), 2);
+        let body = r.hold(Bytes::from(vec![0u8; 1500]));
+        assert_eq!(sem.available_permits(), 8, "1500 bytes hold 2 KiB");
+        drop(body);
+        assert_eq!(sem.available_permits(), 10);
+    }
+}

@@ -134,7 +134,8 @@ macro_rules! error_responses {
 error_responses! {
     UploadErrors: [400, 401, 403, 413, 415, 422, 503];
     ReadErrors: [401, 404];
-    DeleteErrors: [401, 403, 404];
+    DeleteErrors: [401, 403, 404, 503];
+    ReceiptErrors: [401, 404];
     NotFoundErrors: [404];
     IssueCodeErrors: [400, 401, 403, 409, 429];
     PublicJsonErrors: [400, 429];

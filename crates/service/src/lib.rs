@@ -8,6 +8,7 @@ pub mod auth;
 pub mod clock;
 pub mod codes;
 pub mod config;
+pub mod erase;
 pub mod error;
 pub mod lifecycle;
 pub mod services;

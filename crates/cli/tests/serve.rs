@@ -301,7 +301,14 @@ fn deletion_receipt_verifies_offline_and_tampering_is_caught() {
         "{}",
         String::from_utf8_lossy(&r.stderr)
     );
-    assert_eq!(json_lines(&r)[0]["verdict"], "valid");
+    let v = &json_lines(&r)[0];
+    assert_eq!(v["verdict"], "valid");
+    // DELETE answers the tenant's view: its opening names the artifact, checked against the
+    // signed subject.
+    let full: serde_json::Value = serde_json::from_slice(&receipt).unwrap();
+    assert_eq!(v["version"], 2);
+    assert_eq!(v["artifact_id"], full["opening"]["artifact_id"]);
+    assert_eq!(v["original_sha256"], full["opening"]["original_sha256"]);
     let r = pixseal(&[
         "--data-dir",
         data.path().to_str().unwrap(),
@@ -310,6 +317,33 @@ fn deletion_receipt_verifies_offline_and_tampering_is_caught() {
         rpath.to_str().unwrap(),
     ]);
     assert_eq!(r.status.code(), Some(0));
+    // The public view (no opening) verifies too, and names no artifact.
+    let mut public = full.clone();
+    public.as_object_mut().unwrap().remove("opening");
+    std::fs::write(&rpath, public.to_string()).unwrap();
+    let r = pixseal(&[
+        "receipt",
+        "verify",
+        rpath.to_str().unwrap(),
+        "--pubkey",
+        kpath.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(r.status.code(), Some(0));
+    assert!(json_lines(&r)[0].get("artifact_id").is_none());
+    // An opening naming another original: exit 2, tampered.
+    let mut wrong = full.clone();
+    wrong["opening"]["original_sha256"] = "0".repeat(64).into();
+    std::fs::write(&rpath, wrong.to_string()).unwrap();
+    let r = pixseal(&[
+        "receipt",
+        "verify",
+        rpath.to_str().unwrap(),
+        "--pubkey",
+        kpath.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("error[tampered]"));
     // Any edited field: exit 2, tampered.
     let mut v: serde_json::Value = serde_json::from_slice(&receipt).unwrap();
     v["receipt"]["reason"] = "retention_expired".into();

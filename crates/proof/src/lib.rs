@@ -1,10 +1,13 @@
 //! pixseal-proof: what proves a stamp and what proves a deletion: proof ids (SPEC §2) and
-//! signed deletion receipts (SPEC §8); stamps, manifests and codes join them.
+//! signed deletion receipts (SPEC §8, docs/receipts.md); stamps, manifests and codes join them.
 
 pub mod proof_id;
 pub mod receipt;
+pub mod subject;
 
 pub use proof_id::ProofId;
 pub use receipt::{
-    LocalReceiptSigner, Receipt, ReceiptError, ReceiptPublicKey, ReceiptSigner, SignedReceipt,
+    LocalReceiptSigner, Receipt, ReceiptError, ReceiptPublicKey, ReceiptSigner, ReceiptV1,
+    ReceiptV2, SignedReceipt,
 };
+pub use subject::SubjectOpening;

@@ -14,11 +14,46 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// What a deletion receipt states.
+use crate::subject::SubjectOpening;
+
+/// What a deletion receipt states, in either format: version 2 (issued now) or version 1
+/// (issued before; still parsed and verified, see docs/receipts.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum Receipt {
+    V2(ReceiptV2),
+    V1(ReceiptV1),
+}
+
+/// Version 2: the artifact is named only through `subject`, a salted commitment to its id and
+/// to the original's SHA-256 ([`SubjectOpening`]), so the receipt alone can be public.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-pub struct Receipt {
+pub struct ReceiptV2 {
+    /// Always 2.
+    pub version: u32,
+    pub receipt_id: String,
+    pub proof_id: String,
+    /// SHA-256 of the stamped artifact.
+    pub sha256: String,
+    pub region: String,
+    pub created_at: String,
+    /// When the deletion began: from then on the artifact was no longer served.
+    pub deleted_at: String,
+    /// `deleted_by_owner` or `retention_expired`.
+    pub reason: String,
+    /// Hex SHA-256 commitment to (salt, artifact id, original SHA-256): see [`SubjectOpening`].
+    pub subject: String,
+}
+
+/// Version 1 (SPEC §8 as first written): names the artifact id and the original's SHA-256 in
+/// clear, so it is shown to its tenant only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptV1 {
     pub receipt_id: String,
     pub artifact_id: String,
     pub proof_id: String,
@@ -30,7 +65,8 @@ pub struct Receipt {
     pub reason: String,
 }
 
-/// A receipt with its detached signature.
+/// A receipt with its detached signature, and, in its tenant's view only, what opens its
+/// subject.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -42,6 +78,12 @@ pub struct SignedReceipt {
     pub key_id: String,
     /// Base64 Ed25519 signature over [`Receipt::signed_bytes`].
     pub signature: String,
+    /// The tenant's view only (version 2): the salt, artifact id and original SHA-256 whose
+    /// commitment is `receipt.subject`. Not signed itself: it is checked against the signed
+    /// subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub opening: Option<SubjectOpening>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -50,6 +92,8 @@ pub enum ReceiptError {
     BadSignature,
     #[error("receipt signed by key {found}, not by {expected}")]
     WrongKey { found: String, expected: String },
+    #[error("the artifact id, original SHA-256 or salt shown do not open the receipt's subject")]
+    SubjectMismatch,
     #[error("malformed receipt: {0}")]
     Malformed(String),
     #[error("receipt signing key: {0}")]
@@ -59,13 +103,87 @@ pub enum ReceiptError {
     Unavailable(String),
 }
 
+impl ReceiptError {
+    /// The stable error code (SPEC §3).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReceiptError::BadSignature
+            | ReceiptError::WrongKey { .. }
+            | ReceiptError::SubjectMismatch => "tampered",
+            ReceiptError::Malformed(_) => "corrupt",
+            ReceiptError::Key(_) => "internal",
+            ReceiptError::Unavailable(_) => "key_unavailable",
+        }
+    }
+}
+
 impl Receipt {
-    /// The exact bytes signed: a domain-separation line, then the JSON of the fields in their
-    /// declared order (serde keeps struct order; no map is involved).
+    /// The exact bytes signed: a domain-separation line naming the version, then the JSON of
+    /// the fields in their declared order (serde keeps struct order; no map is involved).
     pub fn signed_bytes(&self) -> Vec<u8> {
-        let mut b = b"pixseal deletion receipt v1\n".to_vec();
-        b.extend(serde_json::to_vec(self).expect("a struct of strings serialises"));
+        let (mut b, json) = match self {
+            Receipt::V2(r) => (
+                b"pixseal deletion receipt v2\n".to_vec(),
+                serde_json::to_vec(r),
+            ),
+            Receipt::V1(r) => (
+                b"pixseal deletion receipt v1\n".to_vec(),
+                serde_json::to_vec(r),
+            ),
+        };
+        b.extend(json.expect("a struct of strings and integers serialises"));
         b
+    }
+
+    pub fn version(&self) -> u32 {
+        match self {
+            Receipt::V2(r) => r.version,
+            Receipt::V1(_) => 1,
+        }
+    }
+
+    pub fn receipt_id(&self) -> &str {
+        match self {
+            Receipt::V2(r) => &r.receipt_id,
+            Receipt::V1(r) => &r.receipt_id,
+        }
+    }
+
+    pub fn proof_id(&self) -> &str {
+        match self {
+            Receipt::V2(r) => &r.proof_id,
+            Receipt::V1(r) => &r.proof_id,
+        }
+    }
+
+    pub fn sha256(&self) -> &str {
+        match self {
+            Receipt::V2(r) => &r.sha256,
+            Receipt::V1(r) => &r.sha256,
+        }
+    }
+
+    pub fn deleted_at(&self) -> &str {
+        match self {
+            Receipt::V2(r) => &r.deleted_at,
+            Receipt::V1(r) => &r.deleted_at,
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            Receipt::V2(r) => &r.reason,
+            Receipt::V1(r) => &r.reason,
+        }
+    }
+
+    /// The artifact id and the original's SHA-256, when this receipt or `opening` shows them.
+    pub fn named<'a>(&'a self, opening: Option<&'a SubjectOpening>) -> Option<(&'a str, &'a str)> {
+        match (self, opening) {
+            (Receipt::V1(r), _) => Some((&r.artifact_id, &r.original_sha256)),
+            (Receipt::V2(_), Some(o)) => Some((&o.artifact_id, &o.original_sha256)),
+            (Receipt::V2(_), None) => None,
+        }
     }
 }
 
@@ -134,6 +252,7 @@ impl ReceiptPublicKey {
             alg: "Ed25519".into(),
             key_id: self.key_id.clone(),
             signature: base64::engine::general_purpose::STANDARD.encode(signature),
+            opening: None,
         };
         signed.verify(&self.vk)?;
         Ok(signed)
@@ -242,6 +361,7 @@ impl ReceiptSigner for LocalReceiptSigner {
             alg: "Ed25519".into(),
             key_id: self.public.key_id.clone(),
             signature: base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
+            opening: None,
         })
     }
 }
@@ -268,11 +388,21 @@ impl SignedReceipt {
         self.verify(ReceiptPublicKey::from_pem(public_key_pem)?.verifying_key())
     }
 
+    /// Check the signature, the key id and, when an opening is shown, that it opens the
+    /// signed subject. A version 2 receipt must say version 2 (the signed bytes name it too).
     pub fn verify(&self, vk: &VerifyingKey) -> Result<(), ReceiptError> {
         if self.alg != "Ed25519" {
             return Err(ReceiptError::Malformed(format!(
                 "unknown alg {:?}",
                 self.alg
+            )));
+        }
+        if let Receipt::V2(r) = &self.receipt
+            && r.version != 2
+        {
+            return Err(ReceiptError::Malformed(format!(
+                "unknown receipt version {}",
+                r.version
             )));
         }
         let expected = key_id(vk);
@@ -288,7 +418,31 @@ impl SignedReceipt {
         let sig = Signature::from_slice(&raw)
             .map_err(|_| ReceiptError::Malformed("signature has the wrong length".into()))?;
         vk.verify(&self.receipt.signed_bytes(), &sig)
-            .map_err(|_| ReceiptError::BadSignature)
+            .map_err(|_| ReceiptError::BadSignature)?;
+        match (&self.receipt, &self.opening) {
+            (_, None) => Ok(()),
+            (Receipt::V2(r), Some(o)) if o.subject()? == r.subject => Ok(()),
+            (Receipt::V2(_), Some(_)) => Err(ReceiptError::SubjectMismatch),
+            (Receipt::V1(_), Some(_)) => Err(ReceiptError::Malformed(
+                "a version 1 receipt has no subject to open".into(),
+            )),
+        }
+    }
+
+    /// What anyone may see: the signed receipt without its opening.
+    pub fn public(&self) -> SignedReceipt {
+        SignedReceipt {
+            opening: None,
+            ..self.clone()
+        }
+    }
+
+    /// The tenant's view: the signed receipt with the opening of its subject.
+    pub fn with_opening(self, opening: SubjectOpening) -> SignedReceipt {
+        SignedReceipt {
+            opening: Some(opening),
+            ..self
+        }
     }
 }
 
@@ -296,8 +450,30 @@ impl SignedReceipt {
 mod tests {
     use super::*;
 
+    fn opening() -> SubjectOpening {
+        SubjectOpening {
+            salt: "5a".repeat(32),
+            artifact_id: "0192".into(),
+            original_sha256: "cd".repeat(32),
+        }
+    }
+
     fn receipt() -> Receipt {
-        Receipt {
+        Receipt::V2(ReceiptV2 {
+            version: 2,
+            receipt_id: "rcpt_1".into(),
+            proof_id: "px_0H8Z4K2M9QW3R".into(),
+            sha256: "ab".repeat(32),
+            region: "eu".into(),
+            created_at: "2026-11-01T00:00:00Z".into(),
+            deleted_at: "2026-11-08T00:00:00Z".into(),
+            reason: "retention_expired".into(),
+            subject: opening().subject().unwrap(),
+        })
+    }
+
+    fn receipt_v1() -> Receipt {
+        Receipt::V1(ReceiptV1 {
             receipt_id: "rcpt_1".into(),
             artifact_id: "0192".into(),
             proof_id: "px_0H8Z4K2M9QW3R".into(),
@@ -307,7 +483,42 @@ mod tests {
             created_at: "2026-11-01T00:00:00Z".into(),
             deleted_at: "2026-11-08T00:00:00Z".into(),
             reason: "retention_expired".into(),
+        })
+    }
+
+    /// Sign `r`, then check that it verifies, survives JSON, and that changing any one of
+    /// `fields` (or adding one) is caught.
+    fn tamper_check(signer: &LocalReceiptSigner, r: Receipt, fields: &[&str]) -> SignedReceipt {
+        let signed = signer.sign(r).unwrap();
+        let pem = signer.public_key_pem();
+        signed.verify_pem(&pem).unwrap();
+        let json = serde_json::to_value(&signed).unwrap();
+        let back: SignedReceipt = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, signed);
+        back.verify_pem(&pem).unwrap();
+        for field in fields {
+            let mut j = json.clone();
+            j["receipt"][field] = match &j["receipt"][field] {
+                serde_json::Value::String(v) => serde_json::Value::String(format!("{v}x")),
+                serde_json::Value::Number(n) => (n.as_u64().unwrap() ^ 1).into(),
+                other => panic!("{field}: {other}"),
+            };
+            let t: SignedReceipt = serde_json::from_value(j).unwrap();
+            assert!(
+                matches!(
+                    t.verify_pem(&pem),
+                    Err(ReceiptError::BadSignature | ReceiptError::Malformed(_))
+                ),
+                "{field}"
+            );
         }
+        let mut j = json.clone();
+        j["receipt"]["extra"] = serde_json::Value::String("x".into());
+        assert!(
+            serde_json::from_value::<SignedReceipt>(j).is_err(),
+            "unknown fields refused"
+        );
+        signed
     }
 
     #[test]
@@ -325,45 +536,105 @@ mod tests {
             signer.key_id(),
             "key reloads"
         );
-        let signed = signer.sign(receipt()).unwrap();
-        let pem = signer.public_key_pem();
-        signed.verify_pem(&pem).unwrap();
-        // Round trip through JSON, then change each field in turn.
-        let json = serde_json::to_value(&signed).unwrap();
-        let back: SignedReceipt = serde_json::from_value(json.clone()).unwrap();
-        back.verify_pem(&pem).unwrap();
-        for field in [
-            "receipt_id",
-            "artifact_id",
-            "proof_id",
-            "sha256",
-            "original_sha256",
-            "region",
-            "created_at",
-            "deleted_at",
-            "reason",
-        ] {
-            let mut j = json.clone();
-            let v = j["receipt"][field].as_str().unwrap().to_string();
-            j["receipt"][field] = serde_json::Value::String(format!("{v}x"));
-            let t: SignedReceipt = serde_json::from_value(j).unwrap();
-            assert_eq!(
-                t.verify_pem(&pem),
-                Err(ReceiptError::BadSignature),
-                "{field}"
-            );
-        }
-        let mut j = json.clone();
-        j["receipt"]["extra"] = serde_json::Value::String("x".into());
-        assert!(
-            serde_json::from_value::<SignedReceipt>(j).is_err(),
-            "unknown fields refused"
+        let signed = tamper_check(
+            &signer,
+            receipt(),
+            &[
+                "version",
+                "receipt_id",
+                "proof_id",
+                "sha256",
+                "region",
+                "created_at",
+                "deleted_at",
+                "reason",
+                "subject",
+            ],
+        );
+        // Version 1 receipts issued before still verify, field by field.
+        let v1 = tamper_check(
+            &signer,
+            receipt_v1(),
+            &[
+                "receipt_id",
+                "artifact_id",
+                "proof_id",
+                "sha256",
+                "original_sha256",
+                "region",
+                "created_at",
+                "deleted_at",
+                "reason",
+            ],
+        );
+        assert_eq!(v1.receipt.version(), 1);
+        assert!(matches!(v1.receipt, Receipt::V1(_)));
+        // The same statement signed as v1 and v2 gives different bytes: no signature of one
+        // format verifies as the other.
+        assert_ne!(receipt().signed_bytes(), receipt_v1().signed_bytes());
+        let mut crossed = v1.clone();
+        crossed.receipt = receipt();
+        assert_eq!(
+            crossed.verify_pem(&signer.public_key_pem()),
+            Err(ReceiptError::BadSignature)
         );
         // Another installation's key: refused by key id.
         let other = LocalReceiptSigner::open(&dir.path().join("other.key")).unwrap();
         assert!(matches!(
             signed.verify_pem(&other.public_key_pem()),
             Err(ReceiptError::WrongKey { .. })
+        ));
+    }
+
+    /// The public view names neither the artifact nor the original; the tenant's view adds the
+    /// opening, which must open the signed subject; both verify with the public key alone.
+    #[test]
+    fn public_and_tenant_views_verify_and_a_wrong_opening_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = LocalReceiptSigner::open(&dir.path().join("k.pem")).unwrap();
+        let pem = signer.public_key_pem();
+        let full = signer.sign(receipt()).unwrap().with_opening(opening());
+        full.verify_pem(&pem).unwrap();
+        assert_eq!(
+            full.receipt.named(full.opening.as_ref()),
+            Some(("0192", &*"cd".repeat(32)))
+        );
+        let public = full.public();
+        public.verify_pem(&pem).unwrap();
+        let text = serde_json::to_string(&public).unwrap();
+        assert!(
+            !text.contains("0192") && !text.contains(&"cd".repeat(32)),
+            "{text}"
+        );
+        assert!(!text.contains("opening"), "{text}");
+        assert_eq!(public.receipt.named(None), None);
+        // The tenant's view round-trips through JSON (what DELETE answers, what the CLI reads).
+        let back: SignedReceipt =
+            serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
+        assert_eq!(back, full);
+        for wrong in [
+            SubjectOpening {
+                artifact_id: "0193".into(),
+                ..opening()
+            },
+            SubjectOpening {
+                original_sha256: "ce".repeat(32),
+                ..opening()
+            },
+            SubjectOpening {
+                salt: "5b".repeat(32),
+                ..opening()
+            },
+        ] {
+            assert_eq!(
+                public.clone().with_opening(wrong).verify_pem(&pem),
+                Err(ReceiptError::SubjectMismatch)
+            );
+        }
+        let v1 = signer.sign(receipt_v1()).unwrap();
+        assert!(matches!(
+            v1.with_opening(opening()).verify_pem(&pem),
+            Err(ReceiptError::Malformed(_))
         ));
     }
 
@@ -390,9 +661,14 @@ mod tests {
             .decode(&made.signature)
             .unwrap();
         assert_eq!(remote.attach(receipt(), &sig).unwrap(), made);
-        let mut other = receipt();
+        let Receipt::V2(mut other) = receipt() else {
+            unreachable!()
+        };
         other.reason = "deleted_by_owner".into();
-        assert_eq!(remote.attach(other, &sig), Err(ReceiptError::BadSignature));
+        assert_eq!(
+            remote.attach(Receipt::V2(other), &sig),
+            Err(ReceiptError::BadSignature)
+        );
         assert!(matches!(
             remote.attach(receipt(), &sig[..63]),
             Err(ReceiptError::Malformed(_))

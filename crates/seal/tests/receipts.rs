@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use common::{Bao, bao};
 use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use pixseal_proof::{Receipt, ReceiptPublicKey, ReceiptSigner, SignedReceipt};
+use pixseal_proof::{Receipt, ReceiptPublicKey, ReceiptSigner, ReceiptV2, SignedReceipt};
 use pixseal_seal::{KeyProviderKind, KeysConfig, TransitConfig, TransitReceiptSigner};
 
 const KEY: &str = "pixseal-receipts";
@@ -30,17 +30,17 @@ fn cfg(b: &Bao, token: &str) -> TransitConfig {
 }
 
 fn receipt() -> Receipt {
-    Receipt {
+    Receipt::V2(ReceiptV2 {
+        version: 2,
         receipt_id: "rcpt_00112233445566778899aabbccddeeff".into(),
-        artifact_id: "0192f3a4-0000-7000-8000-000000000001".into(),
         proof_id: "px_0H8Z4K2M9QW3R".into(),
         sha256: "ab".repeat(32),
-        original_sha256: "cd".repeat(32),
         region: "us".into(),
         created_at: "2026-11-01T00:00:00Z".into(),
         deleted_at: "2026-11-08T00:00:00Z".into(),
         reason: "deleted_by_owner".into(),
-    }
+        subject: "cd".repeat(32),
+    })
 }
 
 /// GET `path` on OpenBao with `token`: (status, JSON body).
@@ -125,14 +125,13 @@ fn transit_signed_receipt_verifies_with_the_served_key_and_any_change_fails() {
     // Any changed field fails, in both verifiers.
     for field in [
         "receipt_id",
-        "artifact_id",
         "proof_id",
         "sha256",
-        "original_sha256",
         "region",
         "created_at",
         "deleted_at",
         "reason",
+        "subject",
     ] {
         let mut j = json.clone();
         let v = j["receipt"][field].as_str().unwrap().to_string();

@@ -6,7 +6,8 @@ use axum::extract::{Extension, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pixseal_service::SignedReceipt;
-use pixseal_service::artifacts::{ArtifactMetadata, ReceiptKey, UploadQuery, Uploaded};
+use pixseal_service::artifacts::{ArtifactMetadata, UploadQuery, Uploaded};
+use pixseal_service::erase::ReceiptKey;
 
 use crate::auth::Caller;
 use crate::body::{Upload, UploadForm};
@@ -108,11 +109,12 @@ pub async fn content(
     path = "/v1/artifacts/{id}",
     operation_id = "delete_artifact",
     tag = "artifacts",
-    summary = "Delete the artifact (blob and wrapped data key); returns the signed deletion receipt",
+    summary = "Delete the artifact (blob and wrapped data key); returns the signed deletion receipt in the tenant's view",
+    description = "The receipt (version 2) with `opening`: the salt, artifact id and original SHA-256 whose commitment is the signed `subject` (docs/receipts.md). Of concurrent DELETEs of one artifact exactly one gets the receipt; the others get 404, as a later DELETE would.",
     security(("apiKey" = [])),
     params(("id" = String, Path)),
     responses(
-        (status = 200, description = "deleted", body = SignedReceipt),
+        (status = 200, description = "deleted: the receipt, tenant's view", body = SignedReceipt),
         DeleteErrors,
     ),
 )]
@@ -129,19 +131,22 @@ pub async fn delete(
     path = "/v1/receipts/{id}",
     operation_id = "receipt",
     tag = "artifacts",
-    summary = "A signed deletion receipt (public)",
+    summary = "A signed deletion receipt: public view, or the tenant's view with a key",
+    description = "Without a key (or with another tenant's): the signed receipt alone, which names the artifact only through `subject`, a salted commitment; it verifies offline with the key at /v1/keys/receipts. With a key of the receipt's tenant holding artifacts:read or artifacts:delete: the same receipt plus `opening` (salt, artifact id, original SHA-256), which anyone holding it can check against `subject` (docs/receipts.md). Version 1 receipts, issued before, name the artifact in their signed fields and are served to their tenant only. A bad or unknown key is 401, not the public view.",
+    security((), ("apiKey" = [])),
     params(("id" = String, Path)),
     responses(
-        (status = 200, description = "receipt", body = SignedReceipt),
-        NotFoundErrors,
+        (status = 200, description = "receipt (`opening` in the tenant's view only)", body = SignedReceipt),
+        ReceiptErrors,
     ),
 )]
 pub async fn receipt(
     State(s): State<AppState>,
+    caller: Option<Caller>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let json = s.receipt(&id).await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+) -> Result<Json<SignedReceipt>, ApiError> {
+    let caller = caller.map(|Caller(c)| c);
+    Ok(Json(s.receipt(caller.as_ref(), &id).await?))
 }
 
 #[utoipa::path(

@@ -1,7 +1,7 @@
 //! `Authorization: Bearer <api key>` → the authenticated caller. The rate-limit middleware
 //! checks the key once per request ([`Authentication`]); handlers take [`Caller`].
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
@@ -70,6 +70,30 @@ where
                     .to_string();
                 Ok(Caller(state.services.authenticate(&secret, &route).await?))
             }
+        }
+    }
+}
+
+/// `Option<Caller>` for routes that anyone may call and a key holder sees more of: no
+/// `Authorization` header is `None`; a header with a bad or unknown key is still refused
+/// (401), never quietly served the anonymous view.
+impl<S> OptionalFromRequestParts<S> for Caller
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, ApiError> {
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            <Caller as FromRequestParts<S>>::from_request_parts(parts, state)
+                .await
+                .map(Some)
+        } else {
+            Ok(None)
         }
     }
 }

@@ -146,7 +146,8 @@ macro_rules! error_responses {
 error_responses! {
     UploadErrors: [400, 401, 403, 413, 415, 422, 429, 503];
     ReadErrors: [401, 404, 429];
-    DeleteErrors: [401, 403, 404, 429];
+    DeleteErrors: [401, 403, 404, 429, 503];
+    ReceiptErrors: [401, 404, 429];
     NotFoundErrors: [404, 429];
     IssueCodeErrors: [400, 401, 403, 409, 413, 429];
     PublicJsonErrors: [400, 413, 429];

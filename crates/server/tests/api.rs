@@ -248,27 +248,97 @@ async fn lifecycle(s: &TestServer) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    // The owner gets the tenant's view: a version 2 receipt and the opening of its subject.
     let signed: pixseal_proof::SignedReceipt = r.json().await.unwrap();
-    assert_eq!(signed.receipt.artifact_id, id);
-    assert_eq!(signed.receipt.proof_id, up["proof_id"].as_str().unwrap());
+    let pixseal_proof::Receipt::V2(r2) = &signed.receipt else {
+        panic!("a version 2 receipt: {signed:?}")
+    };
+    let opening = signed
+        .opening
+        .clone()
+        .expect("the tenant's view has the opening");
+    assert_eq!(opening.artifact_id, id);
     assert_eq!(
-        signed.receipt.original_sha256,
+        opening.original_sha256,
         up["original_sha256"].as_str().unwrap()
     );
-    assert_eq!(signed.receipt.created_at, created);
-    assert!(signed.receipt.deleted_at.ends_with('Z'));
+    assert_eq!(r2.subject, opening.subject().unwrap());
+    assert_eq!(r2.proof_id, up["proof_id"].as_str().unwrap());
+    assert_eq!(r2.created_at, created);
+    assert!(r2.deleted_at.ends_with('Z'));
     // Verifiable with the published key, served again by id, and any change breaks it.
     let key_doc: Value = s.public_json("/v1/keys/receipts").await;
     let pem = key_doc["public_key_pem"].as_str().unwrap();
     assert_eq!(key_doc["key_id"], signed.key_id.as_str());
     signed.verify_pem(pem).unwrap();
+    let rid = signed.receipt.receipt_id().to_string();
+    // Without a key: the public view, which names neither the artifact nor the original, and
+    // verifies offline from what it shows.
+    let r = s
+        .client
+        .get(format!("{}/v1/receipts/{rid}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    for secret in [&id, up["original_sha256"].as_str().unwrap(), &opening.salt] {
+        assert!(
+            !text.contains(secret),
+            "the public receipt shows {secret}: {text}"
+        );
+    }
+    let public: pixseal_proof::SignedReceipt = serde_json::from_str(&text).unwrap();
+    assert_eq!(public, signed.public());
+    public.verify_pem(pem).unwrap();
+    // With the tenant's key: the tenant's view again, as DELETE gave it.
     let again: pixseal_proof::SignedReceipt = s
-        .public_json(&format!("/v1/receipts/{}", signed.receipt.receipt_id))
-        .await;
+        .get(&key, &format!("/v1/receipts/{rid}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again, signed);
+    // Another tenant's key, or the tenant's key without a read or delete scope: the public
+    // view. A key that is not one: 401, not a quiet downgrade.
+    let stranger = s.key("stranger", "us", ALL).await;
+    let writer = s.key("acme", "us", &["artifacts:write"]).await;
+    for k in [&stranger, &writer] {
+        let v: pixseal_proof::SignedReceipt = s
+            .get(k, &format!("/v1/receipts/{rid}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v, public);
+    }
+    assert_eq!(
+        s.get("pxk_not-a-key", &format!("/v1/receipts/{rid}"))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // An opening that names another artifact or original does not open the subject.
     let mut forged = signed.clone();
-    forged.receipt.deleted_at = "2030-01-01T00:00:00Z".into();
+    forged.opening.as_mut().unwrap().original_sha256 = "0".repeat(64);
+    assert_eq!(
+        forged.verify_pem(pem),
+        Err(pixseal_proof::ReceiptError::SubjectMismatch)
+    );
+    let mut forged = signed.clone();
+    if let pixseal_proof::Receipt::V2(r) = &mut forged.receipt {
+        r.deleted_at = "2030-01-01T00:00:00Z".into();
+    }
     assert!(forged.verify_pem(pem).is_err());
+    // A second DELETE finds nothing, and no second receipt exists.
+    let r = s
+        .client
+        .delete(format!("{}/v1/artifacts/{id}", s.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         s.get(&key, &format!("/v1/artifacts/{id}")).await.status(),
         StatusCode::NOT_FOUND
@@ -445,8 +515,9 @@ async fn postgres_transit_keys_s3_blobs() {
     lifecycle(&s).await;
 }
 
-/// The repair pass removes exactly what crashes leave: stale `pending` and `deleting` rows with
-/// their blobs, blobs without rows, temporary files; live artifacts are untouched.
+/// The repair pass removes exactly what crashes leave: stale `pending` rows with their blobs,
+/// blobs without rows, temporary files; live artifacts are untouched. A `deleting` row is not
+/// dropped without a receipt: the purge pass finishes it, receipt and all.
 #[tokio::test]
 async fn repair_pass_removes_only_leftovers() {
     let mut config = TestApp::config();
@@ -496,7 +567,7 @@ async fn repair_pass_removes_only_leftovers() {
     assert_eq!(
         report,
         pixseal_service::RepairReport {
-            unfinished_rows: 2,
+            unfinished_rows: 1,
             orphan_blobs: 2
         }
     );
@@ -506,17 +577,35 @@ async fn repair_pass_removes_only_leftovers() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, vec!["live", "young"]);
+    assert_eq!(left, vec!["dying", "live", "young"]);
     assert!(
         db.artifact_exists("live").await.unwrap() && db.artifact_exists("young").await.unwrap()
     );
+    assert!(!db.artifact_exists("stale").await.unwrap());
     assert!(
-        !db.artifact_exists("stale").await.unwrap() && !db.artifact_exists("dying").await.unwrap()
+        db.artifact_exists("dying").await.unwrap(),
+        "left for the purge pass"
     );
     // A second pass finds nothing.
     assert_eq!(
         state.repair_with_grace(60_000).await.unwrap(),
         pixseal_service::RepairReport::default()
+    );
+    // The purge pass finishes the deletion (one an older version left without a decided
+    // receipt): blob and row gone, a signed receipt stored.
+    let r = state.purge_at(now, 10, 600_000).await.unwrap();
+    assert_eq!((r.resumed, r.purged, r.failed), (1, 0, 0), "{r:?}");
+    assert!(!db.artifact_exists("dying").await.unwrap());
+    assert!(!data.path().join("blobs/us/dying").exists());
+    let stored = db.receipt_of_artifact("dying").await.unwrap().unwrap();
+    let signed: pixseal_proof::SignedReceipt = serde_json::from_str(&stored.signed_json).unwrap();
+    signed
+        .verify(state.receipts.public_key().verifying_key())
+        .unwrap();
+    assert_eq!(
+        signed.receipt.reason(),
+        "deleted_by_owner",
+        "not yet expired"
     );
 }
 
@@ -1479,6 +1568,11 @@ async fn verify_and_public_proof_records() {
     assert_eq!(p["status"], "purged", "{p:#}");
     assert_eq!(p["receipt"]["receipt"]["proof_id"], proof_id.as_str());
     assert_eq!(p["receipt"]["receipt"]["reason"], "retention_expired");
+    let shown = p.to_string();
+    assert!(
+        !shown.contains(&id) && !shown.contains(up["original_sha256"].as_str().unwrap()),
+        "the public record names the artifact: {shown}"
+    );
     let v = verify_upload(&s, reencode(&webp, 100, image::ImageFormat::Png)).await;
     assert_eq!(v["verdict"], "watermark_only", "{v:#}");
     assert_eq!(v["record"]["status"], "purged");
@@ -1610,18 +1704,18 @@ async fn transit_signed_deletion_receipts_over_http() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let signed: pixseal_proof::SignedReceipt = r.json().await.unwrap();
-    assert_eq!(signed.receipt.artifact_id, *id);
-    assert_eq!(signed.receipt.proof_id, *proof_id);
-    assert_eq!(signed.receipt.reason, "deleted_by_owner");
+    assert_eq!(signed.opening.as_ref().unwrap().artifact_id, *id);
+    assert_eq!(signed.receipt.proof_id(), *proof_id);
+    assert_eq!(signed.receipt.reason(), "deleted_by_owner");
     assert_eq!(signed.key_id, key_doc["key_id"].as_str().unwrap());
     signed.verify_pem(&pem).unwrap();
     let again: pixseal_proof::SignedReceipt = s
-        .public_json(&format!("/v1/receipts/{}", signed.receipt.receipt_id))
+        .public_json(&format!("/v1/receipts/{}", signed.receipt.receipt_id()))
         .await;
-    assert_eq!(again, signed);
+    assert_eq!(again, signed.public());
     again.verify_pem(&pem).unwrap();
     let json = serde_json::to_value(&signed).unwrap();
-    for field in ["artifact_id", "proof_id", "sha256", "deleted_at", "reason"] {
+    for field in ["subject", "proof_id", "sha256", "deleted_at", "reason"] {
         let mut j = json.clone();
         j["receipt"][field] = Value::String("changed".into());
         let t: pixseal_proof::SignedReceipt = serde_json::from_value(j).unwrap();
@@ -1642,7 +1736,11 @@ async fn transit_signed_deletion_receipts_over_http() {
     assert_eq!(p["status"], "purged", "{p:#}");
     let purged: pixseal_proof::SignedReceipt =
         serde_json::from_value(p["receipt"].clone()).unwrap();
-    assert_eq!(purged.receipt.reason, "retention_expired");
+    assert_eq!(purged.receipt.reason(), "retention_expired");
+    assert_eq!(
+        purged.opening, None,
+        "the public record shows the public view"
+    );
     purged.verify_pem(&pem).unwrap();
 
     // Key service cut: DELETE is key_unavailable (503) and the artifact is untouched.
@@ -1741,4 +1839,269 @@ async fn any_order_through_one_worker_gives_what_a_fresh_service_gives() {
             assert_eq!(got, alone[i], "round {round}: {}", inputs[i].0);
         }
     }
+}
+
+/// The configured receipt signer, slowed down and recording every receipt it is asked to
+/// sign: what a race test counts.
+struct RecordingSigner {
+    inner: Arc<dyn pixseal_proof::ReceiptSigner>,
+    signed: std::sync::Mutex<Vec<pixseal_proof::Receipt>>,
+}
+
+impl pixseal_proof::ReceiptSigner for RecordingSigner {
+    fn provider(&self) -> &'static str {
+        self.inner.provider()
+    }
+    fn public_key(&self) -> &pixseal_proof::ReceiptPublicKey {
+        self.inner.public_key()
+    }
+    fn sign(
+        &self,
+        receipt: pixseal_proof::Receipt,
+    ) -> Result<pixseal_proof::SignedReceipt, pixseal_proof::ReceiptError> {
+        self.signed.lock().unwrap().push(receipt.clone());
+        // A slow signer (a key service) widens every race window around the signature.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        self.inner.sign(receipt)
+    }
+}
+
+/// `parts` served with a recording receipt signer.
+async fn spawn_recording(parts: Parts) -> (TestServer, Arc<RecordingSigner>) {
+    let mut rec = None;
+    let app = TestApp::spawn_adjusted(config(&parts, ServerConfig::default()), |state| {
+        let r = Arc::new(RecordingSigner {
+            inner: state.services.receipts.clone(),
+            signed: Default::default(),
+        });
+        state.services.receipts = r.clone();
+        rec = Some(r);
+    })
+    .await;
+    (TestServer(app), rec.unwrap())
+}
+
+/// DELETE `id` `n` times at once: each answer's (status, body).
+async fn concurrent_deletes(
+    s: &TestServer,
+    key: &str,
+    id: &str,
+    n: usize,
+) -> Vec<(StatusCode, Value)> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (client, url, key) = (
+                s.client.clone(),
+                format!("{}/v1/artifacts/{id}", s.url),
+                key.to_string(),
+            );
+            tokio::spawn(async move {
+                let r = client.delete(url).bearer_auth(key).send().await.unwrap();
+                (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// One artifact, one receipt: whatever raced, every receipt ever signed for `id` is one and
+/// the same statement, it is the one stored and the one the public proof record names.
+async fn one_receipt(
+    s: &TestServer,
+    rec: &RecordingSigner,
+    id: &str,
+    proof_id: &str,
+) -> pixseal_proof::SignedReceipt {
+    let signed = rec.signed.lock().unwrap().clone();
+    assert!(!signed.is_empty(), "nothing signed");
+    assert!(
+        signed.iter().all(|r| *r == signed[0]),
+        "different receipts signed for one artifact: {signed:#?}"
+    );
+    assert_eq!(s.db.receipt_count().await.unwrap(), 1);
+    let stored =
+        s.db.receipt_of_artifact(id)
+            .await
+            .unwrap()
+            .expect("a stored receipt");
+    assert_eq!(stored.receipt_id, signed[0].receipt_id());
+    assert!(!s.db.artifact_exists(id).await.unwrap());
+    assert!(
+        !s.data.path().join("blobs/us").join(id).exists(),
+        "blob gone"
+    );
+    let p: Value = s.public_json(&format!("/v1/proofs/{proof_id}")).await;
+    assert_eq!(p["status"], "purged", "{p:#}");
+    let public: pixseal_proof::SignedReceipt =
+        serde_json::from_value(p["receipt"].clone()).unwrap();
+    assert_eq!(public.receipt, signed[0]);
+    public
+        .verify(s.state.receipts.public_key().verifying_key())
+        .unwrap();
+    public
+}
+
+async fn upload_tiny(s: &TestServer, key: &str) -> (String, String) {
+    let photo = std::fs::read(fixtures().join("photos/tiny.gif")).unwrap();
+    let (st, up) = s.upload(key, photo, "?retention_days=7").await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    (
+        up["id"].as_str().unwrap().to_string(),
+        up["proof_id"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Many DELETEs of one artifact at once: exactly one answers the receipt (tenant's view),
+/// every other one `not_found`; exactly one receipt is ever signed.
+async fn racing_deletes(parts: Parts) {
+    let (s, rec) = spawn_recording(parts).await;
+    let key = s.key("race", "us", ALL).await;
+    let (id, proof_id) = upload_tiny(&s, &key).await;
+    let answers = concurrent_deletes(&s, &key, &id, 8).await;
+    let ok: Vec<_> = answers
+        .iter()
+        .filter(|(st, _)| *st == StatusCode::OK)
+        .collect();
+    assert_eq!(ok.len(), 1, "{answers:?}");
+    for (st, body) in answers.iter().filter(|(st, _)| *st != StatusCode::OK) {
+        assert_eq!(
+            (*st, body["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found"))
+        );
+    }
+    assert_eq!(rec.signed.lock().unwrap().len(), 1, "only the winner signs");
+    let public = one_receipt(&s, &rec, &id, &proof_id).await;
+    let full: pixseal_proof::SignedReceipt = serde_json::from_value(ok[0].1.clone()).unwrap();
+    assert_eq!(full.public(), public);
+    assert_eq!(full.opening.as_ref().unwrap().artifact_id, id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_deletes_sign_one_receipt_on_sqlite() {
+    racing_deletes(Parts::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_deletes_sign_one_receipt_on_postgres() {
+    racing_deletes(Parts::Postgres).await;
+}
+
+/// DELETEs racing two purge passes on an expired artifact (the passes run a week ahead, so
+/// they also take over the DELETEs' fresh deletions as stale): whoever wins, one receipt is
+/// signed (possibly by several finishers, always the same statement), one is stored, and
+/// every 200 answer is that receipt.
+async fn delete_racing_purge(parts: Parts) {
+    let (s, rec) = spawn_recording(parts).await;
+    let key = s.key("race", "us", ALL).await;
+    for round in 0..3 {
+        rec.signed.lock().unwrap().clear();
+        let (id, proof_id) = upload_tiny(&s, &key).await;
+        let t = s.db.tenant_by_name("race").await.unwrap();
+        let due = s.db.artifact(&t.id, &id).await.unwrap().expires_ms;
+        let (a, b) = (s.state.clone(), s.state.clone());
+        let stale = if round == 0 { 600_000 } else { 10 * DAY };
+        let (deletes, pa, pb) = tokio::join!(
+            concurrent_deletes(&s, &key, &id, 4),
+            tokio::spawn(async move { a.purge_at(due, 10, stale).await.unwrap() }),
+            tokio::spawn(async move { b.purge_at(due, 10, stale).await.unwrap() }),
+        );
+        let (pa, pb) = (pa.unwrap(), pb.unwrap());
+        assert_eq!(pa.failed + pb.failed, 0, "{pa:?} {pb:?}");
+        let public = one_receipt(&s, &rec, &id, &proof_id).await;
+        for (st, body) in &deletes {
+            match *st {
+                StatusCode::OK => {
+                    let r: pixseal_proof::SignedReceipt =
+                        serde_json::from_value(body.clone()).unwrap();
+                    assert_eq!(r.public(), public);
+                    assert_eq!(r.receipt.reason(), "deleted_by_owner");
+                }
+                StatusCode::NOT_FOUND => {}
+                other => panic!("{other}: {body}"),
+            }
+        }
+        let owner_won = deletes.iter().any(|(st, _)| *st == StatusCode::OK);
+        assert_eq!(
+            public.receipt.reason(),
+            if owner_won {
+                "deleted_by_owner"
+            } else {
+                "retention_expired"
+            }
+        );
+        // The receipt of round 0 is consumed; the next round starts from an empty count.
+        sqlx::query("DELETE FROM receipts")
+            .execute(s.db.pool())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_racing_purge_signs_one_receipt_on_sqlite() {
+    delete_racing_purge(Parts::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_racing_purge_signs_one_receipt_on_postgres() {
+    delete_racing_purge(Parts::Postgres).await;
+}
+
+/// A DELETE that fails half-way (the blob cannot be deleted) leaves a `deleting` row: no
+/// longer served, not dropped by the repair pass, and finished by the purge pass once stale,
+/// with a signed receipt and the proof marked purged.
+#[tokio::test]
+async fn a_delete_that_fails_half_way_is_finished_by_the_purge_pass() {
+    let (s, rec) = spawn_recording(Parts::Embedded).await;
+    let key = s.key("half", "us", ALL).await;
+    let (id, proof_id) = upload_tiny(&s, &key).await;
+    // The blob's path becomes a non-empty directory: deleting it fails.
+    let blob = s.data.path().join("blobs/us").join(&id);
+    std::fs::remove_file(&blob).unwrap();
+    std::fs::create_dir_all(blob.join("x")).unwrap();
+    let answers = concurrent_deletes(&s, &key, &id, 1).await;
+    assert!(answers[0].0.is_server_error(), "{answers:?}");
+    assert_eq!(
+        s.get(&key, &format!("/v1/artifacts/{id}")).await.status(),
+        StatusCode::NOT_FOUND,
+        "no longer served"
+    );
+    assert!(s.db.artifact_exists(&id).await.unwrap());
+    assert_eq!(
+        s.state.repair_with_grace(0).await.unwrap().unfinished_rows,
+        0
+    );
+    assert!(s.db.artifact_exists(&id).await.unwrap(), "repair leaves it");
+    let (_, now) = pixseal_store::meta::now();
+    // Fresh: its eraser may still be at work.
+    assert_eq!(s.state.purge_at(now, 10, 600_000).await.unwrap().resumed, 0);
+    // Stale, the blob store still failing: retried, nothing lost.
+    let r = s.state.purge_at(now + 700_000, 10, 600_000).await.unwrap();
+    assert_eq!((r.resumed, r.failed), (0, 1), "{r:?}");
+    std::fs::remove_dir_all(&blob).unwrap();
+    let r = s
+        .state
+        .purge_at(now + 1_400_000, 10, 600_000)
+        .await
+        .unwrap();
+    assert_eq!((r.resumed, r.failed), (1, 0), "{r:?}");
+    let public = one_receipt(&s, &rec, &id, &proof_id).await;
+    assert_eq!(public.receipt.reason(), "deleted_by_owner");
+    // Its tenant gets the full view by receipt id.
+    let full: pixseal_proof::SignedReceipt = s
+        .get(
+            &key,
+            &format!("/v1/receipts/{}", public.receipt.receipt_id()),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(full.opening.as_ref().unwrap().artifact_id, id);
+    full.verify(s.state.receipts.public_key().verifying_key())
+        .unwrap();
 }

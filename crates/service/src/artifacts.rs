@@ -1,12 +1,12 @@
-//! Artifacts: upload (stamp → seal → store, with its write order and undo), metadata, content
-//! decrypted on demand, and erasure with a signed deletion receipt.
+//! Artifacts: upload (stamp → seal → store, with its write order and undo), metadata and
+//! content decrypted on demand. Erasure is in [`crate::erase`].
 
 use std::net::IpAddr;
 
 use base64::Engine;
 use bytes::Bytes;
 use pixseal_media::{Options, OutputFormat};
-use pixseal_proof::{ProofId, Receipt, SignedReceipt};
+use pixseal_proof::ProofId;
 use pixseal_provenance::ProofAssertion;
 use pixseal_provenance::stamp::{MarkOptions, Stamped, stamp};
 use pixseal_seal::{KeyPlacement, ObjectRef, Sealer, WrappedKey};
@@ -100,31 +100,6 @@ pub struct ArtifactMetadata {
 pub struct Content {
     pub bytes: Vec<u8>,
     pub content_type: String,
-}
-
-/// The public key that verifies this installation's deletion receipts.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ReceiptKey {
-    /// `Ed25519`.
-    pub alg: &'static str,
-    pub key_id: String,
-    pub public_key_pem: String,
-}
-
-/// Why an artifact was erased (the receipt's `reason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeletionReason {
-    DeletedByOwner,
-    RetentionExpired,
-}
-
-impl DeletionReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeletionReason::DeletedByOwner => "deleted_by_owner",
-            DeletionReason::RetentionExpired => "retention_expired",
-        }
-    }
 }
 
 /// What the blocking part of an upload made: the stamp and everything sealed.
@@ -437,92 +412,6 @@ impl Services {
             bytes,
             content_type: a.content_type,
         })
-    }
-
-    /// The owner deletes an artifact: blob deleted, wrapped data key destroyed with the row,
-    /// and the signed deletion receipt returned (and kept, for [`Services::receipt`]).
-    pub async fn delete(&self, caller: &Caller, id: &str) -> Result<SignedReceipt> {
-        let a = self.own(caller, Scope::ArtifactsDelete, id).await?;
-        let signed = self.erase(&a, DeletionReason::DeletedByOwner).await?;
-        self.audit_detail(
-            &caller.actor(),
-            "artifact.delete",
-            &a.id,
-            Outcome::Ok,
-            &signed.receipt.receipt_id,
-        )
-        .await;
-        Ok(signed)
-    }
-
-    /// Delete one artifact and return its signed receipt. The receipt is signed first (the
-    /// signer may be a key service that is down: then nothing has changed, the artifact is
-    /// still served and the caller gets `key_unavailable`), then the row goes `deleting` (no
-    /// longer served), then the blob, then receipt + row removal in one transaction: a crash
-    /// anywhere leaves a state the repair pass finishes. The receipt is published only once
-    /// that commits.
-    pub async fn erase(&self, a: &Artifact, reason: DeletionReason) -> Result<SignedReceipt> {
-        let key = BlobKey::new(&a.id).map_err(|_| ServiceError::NotFound)?;
-        let (deleted_at, _) = self.clock.now();
-        let mut rid = [0u8; 16];
-        for chunk in rid.chunks_mut(8) {
-            // The proof-id source of randomness: the OS CSPRNG.
-            let v = ProofId::random()
-                .map_err(|e| ServiceError::internal(e.to_string()))?
-                .0
-                .to_be_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-        let receipt = Receipt {
-            receipt_id: format!("rcpt_{}", hex::encode(rid)),
-            artifact_id: a.id.clone(),
-            proof_id: a.proof_id.clone(),
-            sha256: a.sha256.clone(),
-            original_sha256: a.original_sha256.clone(),
-            region: a.region.clone(),
-            created_at: a.created_at.clone(),
-            deleted_at: deleted_at.clone(),
-            reason: reason.as_str().into(),
-        };
-        let signer = self.receipts.clone();
-        let signed = tokio::task::spawn_blocking(move || signer.sign(receipt)).await??;
-        let json =
-            serde_json::to_string(&signed).map_err(|e| ServiceError::internal(e.to_string()))?;
-        if !self.db.mark_deleting(&a.id).await? {
-            // Another eraser got there first and finishes (or a crash left it to the repair
-            // pass): this receipt is never published.
-            return Err(ServiceError::NotFound);
-        }
-        self.blobs.delete(&a.region, &key).await?;
-        self.db
-            .record_deletion(
-                &a.id,
-                &signed.receipt.receipt_id,
-                &a.proof_id,
-                &a.tenant_id,
-                &json,
-                &deleted_at,
-            )
-            .await?;
-        Ok(signed)
-    }
-
-    /// A deletion receipt by id, as stored (signed JSON). Public: receipt ids are 128 random
-    /// bits and hold nothing personal.
-    pub async fn receipt(&self, id: &str) -> Result<String> {
-        if !id.starts_with("rcpt_") || id.len() > 64 {
-            return Err(ServiceError::NotFound);
-        }
-        Ok(self.db.receipt(id).await?)
-    }
-
-    /// The public key that verifies this installation's receipts.
-    pub fn receipt_key(&self) -> ReceiptKey {
-        ReceiptKey {
-            alg: "Ed25519",
-            key_id: self.receipts.key_id().to_string(),
-            public_key_pem: self.receipts.public_key_pem(),
-        }
     }
 }
 

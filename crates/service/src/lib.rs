@@ -9,6 +9,7 @@ pub mod budget;
 pub mod clock;
 pub mod codes;
 pub mod config;
+pub mod erase;
 pub mod error;
 pub mod lifecycle;
 pub mod services;

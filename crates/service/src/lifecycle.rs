@@ -1,13 +1,16 @@
-//! Retention and crash repair. The purge pass deletes every artifact whose retention ended
-//! (blob, wrapped data key, metadata, personal fields) and issues its signed receipt; it also
-//! forgets client IPs older than 30 days, and verification codes 30 days after they expired.
-//! The repair pass finishes what an interrupted upload or delete left.
+//! Retention and crash repair. The purge pass finishes deletions whose eraser stopped, deletes
+//! every artifact whose retention ended (blob, wrapped data key, metadata, personal fields),
+//! each with its signed receipt; it also forgets client IPs older than 30 days, and
+//! verification codes 30 days after they expired. The repair pass removes what an interrupted
+//! upload left.
 
 use pixseal_store::BlobKey;
 use serde::Serialize;
 
-use crate::artifacts::DeletionReason;
+use pixseal_store::ArtifactState;
+
 use crate::clock::DAY_MS;
+use crate::erase::DeletionReason;
 use crate::{Actor, Outcome, Result, ServiceError, Services};
 
 /// Client IPs are kept this long for abuse handling (SPEC §8), then removed.
@@ -19,6 +22,9 @@ pub const EXPIRED_CODE_RETENTION_MS: i64 = 30 * DAY_MS;
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct PurgeReport {
     pub purged: u64,
+    /// Deletions whose eraser stopped (a DELETE or a purge that failed half-way, a crash),
+    /// taken over once stale and finished with their receipt.
+    pub resumed: u64,
     pub failed: u64,
     pub ips_forgotten: u64,
     pub codes_forgotten: u64,
@@ -49,21 +55,58 @@ impl Services {
         Ok(self.db.count_due(self.clock.now_ms()).await? as u64)
     }
 
-    /// Purge everything due at `now_ms`, in batches of `batch`. Safe with several instances
-    /// (each row is claimed by exactly one worker) and idempotent after a crash (a claim older
-    /// than `stale_ms` is taken over; a blob already gone is not an error).
+    /// Finish every deletion whose eraser stopped more than `stale_ms` ago, then purge
+    /// everything due at `now_ms`, in batches of `batch`. Safe with several instances (each
+    /// row is claimed by exactly one worker) and idempotent after a crash (a claim older than
+    /// `stale_ms` is taken over; a blob already gone is not an error).
     pub async fn purge_at(&self, now_ms: i64, batch: i64, stale_ms: i64) -> Result<PurgeReport> {
         let mut report = PurgeReport::default();
         loop {
+            let stale = self
+                .db
+                .claim_stale_deletions(now_ms, stale_ms, batch)
+                .await?;
+            if stale.is_empty() {
+                break;
+            }
+            for (a, d) in stale {
+                let action = match d.as_ref().map(|d| d.reason) {
+                    Some(DeletionReason::DeletedByOwner) => "artifact.delete",
+                    _ => "artifact.purge",
+                };
+                match self.finish_deletion(&a, d, now_ms).await {
+                    Ok(r) => {
+                        report.resumed += 1;
+                        let rid = r.receipt.receipt_id();
+                        self.audit_detail(&Actor::System, action, &a.id, Outcome::Ok, rid)
+                            .await;
+                    }
+                    Err(ServiceError::NotFound) => {}
+                    Err(e) => {
+                        report.failed += 1;
+                        tracing::error!(artifact = %a.id, code = e.code(), "finishing a stopped deletion failed; retried once stale again");
+                        self.audit_detail(&Actor::System, action, &a.id, Outcome::Failed, e.code())
+                            .await;
+                    }
+                }
+            }
+            if report.failed > 0 {
+                break; // do not spin on a failing dependency; the next pass retries
+            }
+        }
+        while report.failed == 0 {
             let claimed = self.db.claim_due(now_ms, stale_ms, batch).await?;
             if claimed.is_empty() {
                 break;
             }
             for a in claimed {
-                match self.erase(&a, DeletionReason::RetentionExpired).await {
+                match self
+                    .erase(&a, ArtifactState::Purging, DeletionReason::RetentionExpired)
+                    .await
+                {
                     Ok(r) => {
                         report.purged += 1;
-                        let rid = &r.receipt.receipt_id;
+                        let rid = r.receipt.receipt_id();
                         self.audit_detail(
                             &Actor::System,
                             "artifact.purge",
@@ -73,7 +116,7 @@ impl Services {
                         )
                         .await;
                     }
-                    // Erased meanwhile by another worker or its owner: nothing left to do.
+                    // Erased meanwhile by another worker: nothing left to do.
                     Err(ServiceError::NotFound) => {}
                     Err(e) => {
                         report.failed += 1;
@@ -88,9 +131,6 @@ impl Services {
                         .await;
                     }
                 }
-            }
-            if report.failed > 0 {
-                break; // do not spin on a failing dependency; the next pass retries
             }
         }
         report.ips_forgotten = self.db.forget_ips(now_ms - IP_RETENTION_MS).await?;
@@ -108,9 +148,9 @@ impl Services {
     }
 
     /// Remove exactly what crashes leave: a `pending` row older than `grace_ms` (uploads in
-    /// flight on another instance are younger) or a `deleting` row, with its blob; and blobs
-    /// without a row, which only a crash can produce (a row is always written before its blob
-    /// and removed after it).
+    /// flight on another instance are younger), with its blob; and blobs without a row, which
+    /// only a crash can produce (a row is always written before its blob and removed after
+    /// it). A `deleting` row is left to the purge pass, which finishes it with its receipt.
     pub async fn repair_with_grace(&self, grace_ms: i64) -> Result<RepairReport> {
         let mut report = RepairReport::default();
         let now_ms = self.clock.now_ms();

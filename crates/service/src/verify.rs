@@ -88,10 +88,11 @@ pub struct ProofView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime, nullable = false)]
     pub purged_at: Option<String>,
-    /// The signed deletion receipt, once purged.
+    /// The signed deletion receipt once purged, in its public view (a version 1 receipt,
+    /// which names the artifact, is left out).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<pixseal_proof::SignedReceipt>, nullable = false)]
-    pub receipt: Option<serde_json::Value>,
+    #[schema(nullable = false)]
+    pub receipt: Option<pixseal_proof::SignedReceipt>,
 }
 
 /// The service's verdict on an uploaded file: the offline verdict, and what this
@@ -243,11 +244,7 @@ impl Services {
         if p.status == ProofStatus::Purged {
             view.purged_at = p.purged_at.clone();
             if let Some(rid) = &p.receipt_id {
-                let signed = self.db.receipt(rid).await?;
-                view.receipt = Some(
-                    serde_json::from_str(&signed)
-                        .map_err(|_| ServiceError::internal("stored receipt is not JSON"))?,
-                );
+                view.receipt = crate::erase::public_view(&self.db.receipt(rid).await?)?;
             }
         }
         Ok(view)

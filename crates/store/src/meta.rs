@@ -187,7 +187,7 @@ macro_rules! artifact_columns {
     };
 }
 
-fn artifact_from(r: &sqlx::any::AnyRow) -> Result<Artifact, sqlx::Error> {
+pub(crate) fn artifact_from(r: &sqlx::any::AnyRow) -> Result<Artifact, sqlx::Error> {
     Ok(Artifact {
         id: r.try_get("id")?,
         tenant_id: r.try_get("tenant_id")?,
@@ -474,18 +474,6 @@ impl Db {
         Ok(())
     }
 
-    /// Stop serving an artifact that is being erased: `active` (its owner deletes it) or
-    /// `purging` (claimed by a purge worker) becomes `deleting`. False when it was in neither.
-    pub async fn mark_deleting(&self, id: &str) -> Result<bool, DbError> {
-        let r = sqlx::query(
-            "UPDATE artifacts SET state = 'deleting' WHERE id = $1 AND state IN ('active', 'purging')",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
     /// Make an uploaded artifact visible and publish its proof record, in one transaction: a
     /// proof is public exactly when its artifact became active.
     pub async fn activate_artifact(&self, id: &str, proof: &ProofRecord) -> Result<(), DbError> {
@@ -578,67 +566,18 @@ impl Db {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Rows an interrupted upload or delete left behind: `pending` ones created before
-    /// `before_ms`, and every `deleting` one.
+    /// Rows an interrupted upload left behind: `pending` ones created before `before_ms`.
+    /// (`deleting` rows are finished by the purge pass, with their receipt.)
     pub async fn unfinished(&self, before_ms: i64) -> Result<Vec<Artifact>, DbError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             artifact_columns!(),
-            " FROM artifacts WHERE (state = 'pending' AND created_ms < $1) OR state = 'deleting'"
+            " FROM artifacts WHERE state = 'pending' AND created_ms < $1"
         ))
         .bind(before_ms)
         .fetch_all(&self.pool)
         .await?;
         artifacts_from(&rows)
-    }
-
-    /// Store a signed receipt and delete the artifact row (with its wrapped data key) in one
-    /// transaction: the receipt exists exactly when the artifact no longer does.
-    pub async fn record_deletion(
-        &self,
-        artifact_id: &str,
-        receipt_id: &str,
-        proof_id: &str,
-        tenant_id: &str,
-        signed_json: &str,
-        deleted_at: &str,
-    ) -> Result<(), DbError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO receipts (receipt_id, artifact_id, proof_id, tenant_id, signed_json, deleted_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(receipt_id)
-        .bind(artifact_id)
-        .bind(proof_id)
-        .bind(tenant_id)
-        .bind(signed_json)
-        .bind(deleted_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM artifacts WHERE id = $1")
-            .bind(artifact_id)
-            .execute(&mut *tx)
-            .await?;
-        // The public proof record stays, marked purged, pointing at its receipt.
-        sqlx::query(
-            "UPDATE proofs SET status = 'purged', purged_at = $1, receipt_id = $2 WHERE proof_id = $3",
-        )
-        .bind(deleted_at)
-        .bind(receipt_id)
-        .bind(proof_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// A stored receipt's signed JSON.
-    pub async fn receipt(&self, receipt_id: &str) -> Result<String, DbError> {
-        let r = sqlx::query("SELECT signed_json FROM receipts WHERE receipt_id = $1")
-            .bind(receipt_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(r.try_get("signed_json")?)
     }
 
     /// Every stored wrapped data key: (artifact id, region, wrapped key), for rewrapping.
@@ -725,13 +664,6 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected())
-    }
-
-    pub async fn receipt_count(&self) -> Result<i64, DbError> {
-        let r = sqlx::query("SELECT COUNT(*) AS n FROM receipts")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(r.try_get("n")?)
     }
 
     /// Whether any row (any state) names this artifact id.

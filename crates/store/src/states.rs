@@ -1,4 +1,5 @@
-//! The typed states and choices stored as text: artifact lifecycle, proof status, API scopes.
+//! The typed states and choices stored as text: artifact lifecycle, deletion reason, proof
+//! status, API scopes.
 
 use std::fmt;
 use std::str::FromStr;
@@ -87,6 +88,16 @@ text_enum! {
         Deleting = "deleting",
         /// Claimed by a purge worker (retention ended).
         Purging = "purging",
+    }
+}
+
+text_enum! {
+    /// Why an artifact was erased (its receipt's `reason`).
+    DeletionReason, "deletion reason" {
+        /// Its owner deleted it.
+        DeletedByOwner = "deleted_by_owner",
+        /// Its retention ended.
+        RetentionExpired = "retention_expired",
     }
 }
 

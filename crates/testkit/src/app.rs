@@ -32,13 +32,20 @@ impl TestApp {
 
     /// Open `config` with its data directory replaced by a fresh temporary one, and serve it
     /// until the test's runtime ends.
-    pub async fn spawn(mut config: Config) -> TestApp {
+    pub async fn spawn(config: Config) -> TestApp {
+        Self::spawn_adjusted(config, |_| {}).await
+    }
+
+    /// [`TestApp::spawn`], with `adjust` applied to the opened state before it serves (to
+    /// wrap a part, e.g. the receipt signer, in something a test observes).
+    pub async fn spawn_adjusted(mut config: Config, adjust: impl FnOnce(&mut AppState)) -> TestApp {
         let data = tempfile::tempdir().expect("temporary data directory");
         config.data_dir = data.path().to_path_buf();
         let tls = config.server.tls();
-        let state = AppState::open(&config)
+        let mut state = AppState::open(&config)
             .await
             .unwrap_or_else(|e| panic!("opening the service: {e}"));
+        adjust(&mut state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port");

@@ -1,4 +1,5 @@
-//! `pixseal receipt verify RECEIPT.json [--pubkey FILE]`: check a deletion receipt offline.
+//! `pixseal receipt verify RECEIPT.json [--pubkey FILE]`: check a deletion receipt offline, in
+//! either view (docs/receipts.md).
 
 use std::path::PathBuf;
 
@@ -10,7 +11,8 @@ use crate::config::Config;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Args {
-    /// Verify a receipt's Ed25519 signature (exit 0 valid, 2 invalid).
+    /// Verify a receipt's Ed25519 signature and, in the tenant's view, that its opening opens
+    /// the signed subject (exit 0 valid, 2 invalid).
     Verify {
         receipt: PathBuf,
         /// Public key PEM (as served at /v1/keys/receipts); default: this installation's key
@@ -39,7 +41,8 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             return Outcome::Rejected;
         }
     };
-    // Accept the bare signed receipt, or a JSON file holding it under "receipt" as served.
+    // The public view (the signed receipt alone) or the tenant's view (with `opening`, which
+    // is then checked against the signed subject).
     let parsed: Result<SignedReceipt, _> = serde_json::from_str(&text);
     let signed = match parsed {
         Ok(s) => s,
@@ -67,28 +70,38 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     match signed.verify_pem(&pem) {
         Ok(()) => {
             let r = &signed.receipt;
+            // Version 1 names the artifact itself; version 2 only through its opening, which
+            // the tenant's view carries and the public view does not.
+            let named = r.named(signed.opening.as_ref());
             if json {
-                println!(
-                    "{}",
-                    json!({"input": shown, "status": "ok", "verdict": "valid", "key_id": signed.key_id,
-                           "artifact_id": r.artifact_id, "proof_id": r.proof_id, "deleted_at": r.deleted_at, "reason": r.reason})
-                );
+                let mut out = json!({"input": shown, "status": "ok", "verdict": "valid", "key_id": signed.key_id,
+                       "version": r.version(), "receipt_id": r.receipt_id(), "proof_id": r.proof_id(),
+                       "deleted_at": r.deleted_at(), "reason": r.reason()});
+                if let Some((artifact_id, original_sha256)) = named {
+                    out["artifact_id"] = json!(artifact_id);
+                    out["original_sha256"] = json!(original_sha256);
+                }
+                println!("{out}");
             } else {
+                let artifact = match named {
+                    Some((id, _)) => format!("artifact {id}"),
+                    None => "an artifact (named only by the receipt's subject)".to_string(),
+                };
                 println!(
-                    "{shown}: valid deletion receipt {} — artifact {} (proof {}, sha256 {}) deleted {} ({}), signed by key {}",
-                    r.receipt_id,
-                    r.artifact_id,
-                    r.proof_id,
-                    r.sha256,
-                    r.deleted_at,
-                    r.reason,
+                    "{shown}: valid deletion receipt {} (v{}) — {artifact} (proof {}, sha256 {}) deleted {} ({}), signed by key {}",
+                    r.receipt_id(),
+                    r.version(),
+                    r.proof_id(),
+                    r.sha256(),
+                    r.deleted_at(),
+                    r.reason(),
                     signed.key_id
                 );
             }
             Outcome::Ok
         }
         Err(e) => {
-            fail("tampered", e.to_string());
+            fail(e.code(), e.to_string());
             Outcome::Rejected
         }
     }

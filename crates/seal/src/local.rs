@@ -350,7 +350,7 @@ fn save(path: &Path, map: &BTreeMap<String, RegionKeys>) -> Result<()> {
             .open(&tmp)?;
         f.write_all(&json)?;
         f.sync_all()?;
-        fs::rename(&tmp, &path)?;
+        fs::rename(&tmp, path)?;
         if let Ok(d) = fs::File::open(dir) {
             let _ = d.sync_all();
         }

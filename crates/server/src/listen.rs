@@ -111,9 +111,10 @@ pub async fn serve(
             match tls {
                 None => conn.drive(tcp, activity).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout(deadlines.head, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => conn.drive(stream, activity).await,
-                        _ => {} // handshake failed or too slow: the socket closes
+                    // A handshake that fails or is too slow just closes the socket.
+                    let handshake = tokio::time::timeout(deadlines.head, acceptor.accept(tcp));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        conn.drive(stream, activity).await;
                     }
                 }
             }

@@ -90,6 +90,10 @@ impl Services {
             signed.receipt.receipt_id(),
         )
         .await;
+        // SQLite: the deleted row's earlier pages leave the write-ahead log as well.
+        if let Err(e) = self.db.checkpoint().await {
+            tracing::warn!(error = %e, "database checkpoint after a deletion failed");
+        }
         Ok(signed)
     }
 

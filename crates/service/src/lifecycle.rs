@@ -138,6 +138,12 @@ impl Services {
             .db
             .forget_expired_codes(now_ms - EXPIRED_CODE_RETENTION_MS)
             .await?;
+        if report.purged + report.resumed + report.ips_forgotten + report.codes_forgotten > 0 {
+            // SQLite: the pages written before these deletions leave the write-ahead log too.
+            if let Err(e) = self.db.checkpoint().await {
+                tracing::warn!(error = %e, "database checkpoint after a purge pass failed");
+            }
+        }
         Ok(report)
     }
 

@@ -140,12 +140,14 @@ fn key_for_env(data: &Path, env: &[(&str, &str)]) -> String {
     json_lines(&r)[0]["key"].as_str().unwrap().to_string()
 }
 
+/// The files under the `us` blob prefix, but for the installation's owner marker.
 fn blob_files(data: &Path) -> Vec<String> {
     let dir = data.join("blobs/us");
     std::fs::read_dir(&dir)
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name != pixseal_store::OWNER_MARKER)
                 .collect()
         })
         .unwrap_or_default()
@@ -374,6 +376,97 @@ fn deletion_receipt_verifies_offline_and_tampering_is_caught() {
     let v = &json_lines(&r)[0];
     assert_eq!(v["verdict"], "intact");
     assert!(v["entries"].as_u64().unwrap() >= 4, "{v}");
+    audit_checkpoint_catches_a_cut_tail(data.path());
+}
+
+/// Someone with write access to the database deletes the last audit entries and rewrites the
+/// head: `audit verify` alone cannot tell, a signed checkpoint kept off the box can.
+fn audit_checkpoint_catches_a_cut_tail(data: &Path) {
+    let dir = data.to_str().unwrap();
+    let r = pixseal(&["--data-dir", dir, "audit", "checkpoint"]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let cp: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let seen = cp["checkpoint"]["seq"].as_i64().unwrap();
+    assert!(seen >= 4, "{cp}");
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("checkpoint.json");
+    std::fs::write(&file, &r.stdout).unwrap();
+    let against = || {
+        pixseal(&[
+            "--data-dir",
+            dir,
+            "audit",
+            "verify",
+            "--checkpoint",
+            file.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    // Later entries only extend it.
+    let r = pixseal(&[
+        "--data-dir",
+        dir,
+        "tenant",
+        "create",
+        "later",
+        "--region",
+        "us",
+    ]);
+    assert_eq!(r.status.code(), Some(0));
+    let r = against();
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+
+    // The cut: the last two entries the checkpoint saw (and everything after) go, and the
+    // head is rewritten to what is left.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let db = pixseal_store::Db::connect(&format!(
+            "sqlite://{}",
+            data.join("pixseal.db").display()
+        ))
+        .await
+        .unwrap();
+        sqlx::query("DELETE FROM audit_log WHERE seq >= $1")
+            .bind(seen - 1)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        sqlx::query(
+            "UPDATE audit_head SET seq = $1, hash = (SELECT hash FROM audit_log WHERE seq = $1) WHERE id = 1",
+        )
+        .bind(seen - 2)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    });
+    let r = pixseal(&["--data-dir", dir, "audit", "verify"]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "the chain alone still looks intact"
+    );
+    let r = against();
+    assert_eq!(r.status.code(), Some(2));
+    let v = &json_lines(&r)[0];
+    assert_eq!(v["verdict"], "broken", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("cut"), "{v}");
+    // A checkpoint whose numbers were edited is not this installation's signature.
+    let mut forged = cp.clone();
+    forged["checkpoint"]["seq"] = (seen - 2).into();
+    std::fs::write(&file, forged.to_string()).unwrap();
+    let r = against();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("invalid_signature"));
 }
 
 /// `keys.receipt_provider = "transit"` (set through PIXSEAL_KEYS_RECEIPT_PROVIDER): the real

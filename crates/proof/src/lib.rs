@@ -1,10 +1,12 @@
 //! pixseal-proof: what proves a stamp and what proves a deletion: proof ids (SPEC §2) and
 //! signed deletion receipts (SPEC §8, docs/receipts.md); stamps, manifests and codes join them.
 
+pub mod checkpoint;
 pub mod proof_id;
 pub mod receipt;
 pub mod subject;
 
+pub use checkpoint::{Checkpoint, SignedCheckpoint};
 pub use proof_id::ProofId;
 pub use receipt::{
     LocalReceiptSigner, Receipt, ReceiptError, ReceiptPublicKey, ReceiptSigner, ReceiptV1,

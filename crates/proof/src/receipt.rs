@@ -277,6 +277,11 @@ pub trait ReceiptSigner: Send + Sync {
     /// be reached.
     fn sign(&self, receipt: Receipt) -> Result<SignedReceipt, ReceiptError>;
 
+    /// The raw Ed25519 signature of `message` with the same key. Callers sign only
+    /// domain-separated messages (a receipt's or a checkpoint's `signed_bytes`), so no
+    /// signature made for one can pass for the other.
+    fn sign_message(&self, message: &[u8]) -> Result<Vec<u8>, ReceiptError>;
+
     /// Whether signing would work now (readiness); the local key always can.
     fn check(&self) -> Result<(), ReceiptError> {
         Ok(())
@@ -302,6 +307,9 @@ impl<T: ReceiptSigner + ?Sized> ReceiptSigner for std::sync::Arc<T> {
     }
     fn sign(&self, receipt: Receipt) -> Result<SignedReceipt, ReceiptError> {
         (**self).sign(receipt)
+    }
+    fn sign_message(&self, message: &[u8]) -> Result<Vec<u8>, ReceiptError> {
+        (**self).sign_message(message)
     }
     fn check(&self) -> Result<(), ReceiptError> {
         (**self).check()
@@ -352,6 +360,10 @@ impl ReceiptSigner for LocalReceiptSigner {
 
     fn public_key(&self) -> &ReceiptPublicKey {
         &self.public
+    }
+
+    fn sign_message(&self, message: &[u8]) -> Result<Vec<u8>, ReceiptError> {
+        Ok(self.key.sign(message).to_bytes().to_vec())
     }
 
     fn sign(&self, receipt: Receipt) -> Result<SignedReceipt, ReceiptError> {

@@ -155,14 +155,14 @@ impl ReceiptSigner for TransitReceiptSigner {
         &self.public
     }
 
-    fn sign(&self, receipt: Receipt) -> std::result::Result<SignedReceipt, ReceiptError> {
+    fn sign_message(&self, message: &[u8]) -> std::result::Result<Vec<u8>, ReceiptError> {
         let body = self
             .client
             .call(
                 false,
                 &format!("sign/{}", self.key),
                 Some(&serde_json::json!({
-                    "input": B64.encode(receipt.signed_bytes()),
+                    "input": B64.encode(message),
                     "key_version": self.version,
                 })),
                 Input::Trusted,
@@ -176,11 +176,14 @@ impl ReceiptSigner for TransitReceiptSigner {
                 self.version
             )));
         }
-        let sig = r
-            .signature
+        r.signature
             .rsplit_once(':')
             .and_then(|(_, s)| B64.decode(s.as_bytes()).ok())
-            .ok_or_else(|| ReceiptError::Key("transit signature is not base64".into()))?;
+            .ok_or_else(|| ReceiptError::Key("transit signature is not base64".into()))
+    }
+
+    fn sign(&self, receipt: Receipt) -> std::result::Result<SignedReceipt, ReceiptError> {
+        let sig = self.sign_message(&receipt.signed_bytes())?;
         // Checked here: a receipt that would not verify offline is never handed out.
         self.public.attach(receipt, &sig)
     }

@@ -192,6 +192,30 @@ pub fn spawn_purge_worker(state: &AppState) {
     });
 }
 
+/// Log a signed audit checkpoint every `[server].audit_checkpoint_secs` (none when 0), for as
+/// long as the runtime lives: logs shipped off the box keep the chain's head where the
+/// database's administrators cannot rewrite it (`pixseal audit verify --checkpoint`).
+pub fn spawn_audit_checkpoints(state: &AppState) {
+    let every = state.config.audit_checkpoint_secs;
+    if every == 0 {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(every));
+        loop {
+            tick.tick().await;
+            match state.audit_checkpoint().await {
+                Ok(cp) => match serde_json::to_string(&cp) {
+                    Ok(line) => tracing::info!(checkpoint = %line, "audit checkpoint"),
+                    Err(e) => tracing::error!(error = %e, "audit checkpoint not serialisable"),
+                },
+                Err(e) => tracing::error!(code = e.code(), "audit checkpoint failed"),
+            }
+        }
+    });
+}
+
 /// Serve until `shutdown` completes; in-flight requests finish first (graceful shutdown).
 /// With `[server].tls_cert` / `tls_key` set, TLS (rustls) terminates here. Connections are
 /// capped and deadlined ([`listen`]).

@@ -515,6 +515,60 @@ async fn postgres_transit_keys_s3_blobs() {
     lifecycle(&s).await;
 }
 
+/// Two installations never share a blob prefix: the second one refuses to open on the first's
+/// (before writing or sweeping anything), and a repair pass skips a prefix whose marker names
+/// another installation instead of deleting what it cannot account for.
+#[tokio::test]
+async fn a_blob_prefix_belongs_to_one_installation() {
+    let shared = tempfile::tempdir().unwrap();
+    let mut config = TestApp::config();
+    config.storage.path = shared.path().display().to_string();
+    let first = TestApp::spawn(config.clone()).await;
+    let key = first.key("mine", "us", ALL).await;
+    let photo = std::fs::read(fixtures().join("photos/tiny.gif")).unwrap();
+    let r = first
+        .client
+        .post(format!("{}/v1/artifacts", first.url))
+        .bearer_auth(&key)
+        .body(photo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Another installation (its own database and keys) pointed at the same blob store.
+    let other_data = tempfile::tempdir().unwrap();
+    config.data_dir = other_data.path().to_path_buf();
+    let e = match pixseal_server::AppState::open(&config).await {
+        Ok(_) => panic!("a second installation opened on the first one's blob prefix"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("belong to another installation"), "{e}");
+    assert!(shared.path().join("us").join(&id).exists());
+
+    // Were the marker ever another's (two installations set up on one prefix before markers
+    // existed), the sweep leaves the prefix alone.
+    let marker = shared.path().join("us/.pixseal-installation");
+    let ours = std::fs::read_to_string(&marker).unwrap();
+    std::fs::write(&marker, "someone-else").unwrap();
+    let stray = shared
+        .path()
+        .join("us/01936f6e-0000-7000-8000-000000000001");
+    std::fs::write(&stray, b"another installation's blob").unwrap();
+    let r = first.state.repair_with_grace(60_000).await.unwrap();
+    assert_eq!((r.foreign_prefixes, r.orphan_blobs), (1, 0), "{r:?}");
+    assert!(stray.exists() && shared.path().join("us").join(&id).exists());
+    // Its own prefix again: the stray blob, which no row of ours accounts for, is swept.
+    std::fs::write(&marker, ours).unwrap();
+    let r = first.state.repair_with_grace(60_000).await.unwrap();
+    assert_eq!((r.foreign_prefixes, r.orphan_blobs), (0, 1), "{r:?}");
+    assert!(!stray.exists() && shared.path().join("us").join(&id).exists());
+}
+
 /// The repair pass removes exactly what crashes leave: stale `pending` rows with their blobs,
 /// blobs without rows, temporary files; live artifacts are untouched. A `deleting` row is not
 /// dropped without a receipt: the purge pass finishes it, receipt and all.
@@ -568,7 +622,8 @@ async fn repair_pass_removes_only_leftovers() {
         report,
         pixseal_service::RepairReport {
             unfinished_rows: 1,
-            orphan_blobs: 2
+            orphan_blobs: 2,
+            foreign_prefixes: 0,
         }
     );
     let mut left: Vec<String> = std::fs::read_dir(data.path().join("blobs/us"))
@@ -577,7 +632,11 @@ async fn repair_pass_removes_only_leftovers() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, vec!["dying", "live", "young"]);
+    assert_eq!(
+        left,
+        vec![".pixseal-installation", "dying", "live", "young"],
+        "the owner marker is kept"
+    );
     assert!(
         db.artifact_exists("live").await.unwrap() && db.artifact_exists("young").await.unwrap()
     );
@@ -1863,6 +1922,9 @@ impl pixseal_proof::ReceiptSigner for RecordingSigner {
         // A slow signer (a key service) widens every race window around the signature.
         std::thread::sleep(std::time::Duration::from_millis(30));
         self.inner.sign(receipt)
+    }
+    fn sign_message(&self, message: &[u8]) -> Result<Vec<u8>, pixseal_proof::ReceiptError> {
+        self.inner.sign_message(message)
     }
 }
 

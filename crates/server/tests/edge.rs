@@ -353,34 +353,3 @@ async fn verify_refuses_what_is_not_a_picture_before_parsing_it() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unsupported_format");
 }
-
-/// A decode slot belongs to the work, not to the request: when the request times out the
-/// slot stays taken until the blocking work ends, so timed-out requests cannot stack up more
-/// work than `decode_concurrency`.
-#[tokio::test]
-async fn a_timed_out_request_keeps_its_decode_slot_until_the_work_ends() {
-    let mut c = config(10, 1024);
-    c.server.decode_concurrency = 1;
-    c.server.request_timeout_secs = 1;
-    let app = TestApp::spawn(c).await;
-    // Large enough that watermark detection and hashing take well over a second.
-    let big = jpeg(7000, 5000, 3);
-    let r = app
-        .client
-        .post(format!("{}/v1/verify", app.url))
-        .body(big)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 408);
-    assert_eq!(
-        metric(&app, "pixseal_decode_slots_busy").await,
-        1,
-        "the work goes on after the timeout and still holds its slot"
-    );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while metric(&app, "pixseal_decode_slots_busy").await > 0 {
-        assert!(Instant::now() < deadline, "the slot never came back");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}

@@ -132,6 +132,43 @@ impl Services {
 mod tests {
     use super::*;
 
+    /// A decode slot belongs to the work, not to the request: when the request stops waiting
+    /// (its timeout drops the future) the slot stays taken until the blocking work ends, so
+    /// abandoned requests cannot stack up more work than `decode_concurrency`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_request_leaves_its_slot_with_the_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::Config {
+            data_dir: dir.path().to_path_buf(),
+            ..crate::Config::default()
+        };
+        config.server.decode_concurrency = 1;
+        let s = Services::open(&config).await.unwrap();
+        let mut img = image::RgbImage::new(6000, 4000);
+        for (x, y, p) in img.enumerate_pixels_mut() {
+            *p = image::Rgb([((x * 7) ^ (y * 3)) as u8, (x + y) as u8, (x * y) as u8]);
+        }
+        let mut jpeg = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut jpeg, image::ImageFormat::Jpeg).unwrap();
+        let body = Body::from(Bytes::from(jpeg.into_inner()));
+        let gave_up =
+            tokio::time::timeout(std::time::Duration::from_millis(5), s.verify(body)).await;
+        assert!(gave_up.is_err(), "a 24 MP verification took under 5 ms");
+        assert_eq!(
+            s.decode_slots_busy(),
+            1,
+            "the work goes on after its request gave up, and still holds its slot"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while s.decode_slots_busy() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the slot never came back"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     #[test]
     fn a_reservation_shrinks_to_the_body_and_returns_when_it_is_dropped() {
         let budget = Slots::for_bytes(10 * UNIT);

@@ -113,6 +113,9 @@ pub struct ServerConfig {
     pub purge_interval_secs: u64,
     /// Artifacts a purge pass claims at a time.
     pub purge_batch: u32,
+    /// Seconds between signed audit checkpoints written to the log by `pixseal serve` (0 =
+    /// none; `pixseal audit checkpoint` prints one on demand).
+    pub audit_checkpoint_secs: u64,
     /// A purge claim older than this belongs to a worker that died and is taken over.
     pub purge_stale_claim_secs: u64,
     /// Rate limits (GCRA): per instance, or shared by every instance through Redis.
@@ -162,6 +165,7 @@ impl Default for ServerConfig {
             tls_key: String::new(),
             purge_interval_secs: 60,
             purge_batch: 500,
+            audit_checkpoint_secs: 3600,
             purge_stale_claim_secs: 600,
             rate_limit_backend: RateLimitBackend::Memory,
             rate_limit_redis_url: "redis://127.0.0.1:6379".into(),

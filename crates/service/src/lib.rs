@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod artifacts;
+pub mod audit;
 pub mod auth;
 pub mod budget;
 pub mod clock;

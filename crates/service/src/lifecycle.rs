@@ -4,7 +4,7 @@
 //! verification codes 30 days after they expired. The repair pass removes what an interrupted
 //! upload left.
 
-use pixseal_store::BlobKey;
+use pixseal_store::{BlobKey, OWNER_MARKER, PrefixOwner};
 use serde::Serialize;
 
 use pixseal_store::ArtifactState;
@@ -35,6 +35,8 @@ pub struct PurgeReport {
 pub struct RepairReport {
     pub unfinished_rows: usize,
     pub orphan_blobs: usize,
+    /// Regions whose blob prefix another installation owns: not swept.
+    pub foreign_prefixes: usize,
 }
 
 impl Services {
@@ -169,7 +171,23 @@ impl Services {
         }
         let regions: Vec<String> = self.blobs.regions().map(String::from).collect();
         for region in regions {
+            // Only a prefix this installation owns is swept: what another writes there is not
+            // ours to judge (its rows are in its own database).
+            if let PrefixOwner::Other(owner) = self.blobs.claim(&region, &self.installation).await?
+            {
+                tracing::error!(
+                    region,
+                    place = %self.blobs.describe(&region),
+                    owner,
+                    "repair: this region's blob prefix belongs to another installation; its orphan sweep is skipped"
+                );
+                report.foreign_prefixes += 1;
+                continue;
+            }
             for name in self.blobs.list_names(&region).await? {
+                if name == OWNER_MARKER {
+                    continue;
+                }
                 // A name that is not a key (a temporary file from an interrupted write) or a
                 // key with no row at all is an orphan.
                 let orphan = match BlobKey::new(&name) {

@@ -8,7 +8,7 @@ use pixseal_media::Limits;
 use pixseal_proof::ReceiptSigner;
 use pixseal_provenance::{ClaimSigner, ProvenanceError, Verifier};
 use pixseal_seal::{KeyProvider, SealError};
-use pixseal_store::{BlobError, BlobStore, Db, DbError};
+use pixseal_store::{BlobError, BlobStore, Db, DbError, PrefixOwner};
 use serde::Serialize;
 
 use crate::budget::Slots;
@@ -28,6 +28,15 @@ pub enum OpenError {
     Database(#[from] DbError),
     #[error("blob store: {0}")]
     Blobs(#[from] BlobError),
+    #[error(
+        "the blobs of region {region} ({place}) belong to another installation ({owner}); this one is {us}: give each installation its own bucket or prefix"
+    )]
+    ForeignPrefix {
+        region: String,
+        place: String,
+        owner: String,
+        us: String,
+    },
     #[error("key provider: {0}")]
     Keys(SealError),
     #[error("receipt signer: {0}")]
@@ -48,6 +57,8 @@ pub struct Services {
     pub regions: Arc<[String]>,
     pub db: Db,
     pub blobs: Arc<BlobStore>,
+    /// This installation's id (one per database): it owns the blob prefixes it writes to.
+    pub installation: Arc<str>,
     pub keys: Arc<dyn KeyProvider>,
     /// Signs deletion receipts (local key file or Transit; `sign` may block).
     pub receipts: Arc<dyn ReceiptSigner>,
@@ -87,6 +98,19 @@ impl Services {
         })?;
         let db = Db::connect(&config.database_url()).await?;
         let blobs = BlobStore::open(&config.storage, &config.data_dir)?;
+        // Another installation's prefix is refused before anything could be written to it or
+        // swept from it.
+        let installation = db.installation_id().await?;
+        for region in blobs.regions() {
+            if let PrefixOwner::Other(owner) = blobs.claim(region, &installation).await? {
+                return Err(OpenError::ForeignPrefix {
+                    region: region.to_string(),
+                    place: blobs.describe(region),
+                    owner,
+                    us: installation,
+                });
+            }
+        }
         // Transit clients load keys over blocking HTTP: off the runtime.
         let c = config.clone();
         let (keys, receipts, identity, anchors) = tokio::task::spawn_blocking(move || {
@@ -107,6 +131,7 @@ impl Services {
             regions: config.regions.clone().into(),
             db,
             blobs: Arc::new(blobs),
+            installation: installation.into(),
             keys: Arc::from(keys),
             receipts,
             codes: Arc::new(config.codes.clone()),

@@ -120,6 +120,43 @@ impl Db {
             .map_err(DbError::from)
     }
 
+    /// The chain's head as recorded: its sequence number and hash (0 and the genesis value
+    /// while empty).
+    pub async fn audit_head(&self) -> Result<(i64, String), DbError> {
+        let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match r {
+            Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
+            None => (0, GENESIS.to_string()),
+        })
+    }
+
+    /// What is wrong with the chain against a checkpoint that saw entry `seq` with `hash`:
+    /// `None` when the chain still holds that entry (an intact chain then extends the
+    /// checkpoint: each entry's hash covers every one before it).
+    pub async fn audit_against(&self, seq: i64, hash: &str) -> Result<Option<String>, DbError> {
+        if seq == 0 {
+            return Ok((hash != GENESIS)
+                .then(|| "the checkpoint's empty chain has another genesis".into()));
+        }
+        let r = sqlx::query("SELECT hash FROM audit_log WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match r {
+            None => Some(format!(
+                "entry {seq}, the head at the checkpoint, is gone: the chain was cut"
+            )),
+            Some(r) => {
+                let now: String = r.try_get("hash")?;
+                (now != hash).then(|| {
+                    format!("entry {seq} differs from the checkpoint: the chain was rewritten")
+                })
+            }
+        })
+    }
+
     /// Recompute the chain from genesis to the head; `Ok(None)` when intact, else the first
     /// broken link (an edited, inserted or deleted entry, or a head that does not match).
     pub async fn audit_verify(&self) -> Result<(usize, Option<BrokenLink>), DbError> {

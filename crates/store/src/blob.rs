@@ -9,7 +9,7 @@ use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
 
 /// Which kind of store holds blobs.
@@ -107,6 +107,19 @@ fn map_err(e: object_store::Error) -> BlobError {
     }
 }
 
+/// The object naming the installation that owns a region's prefix. Never a blob key (keys do
+/// not start with a dot).
+pub const OWNER_MARKER: &str = ".pixseal-installation";
+
+/// Who owns a region's prefix, by its [`OWNER_MARKER`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrefixOwner {
+    /// This installation (the marker names it, or it was just written).
+    Us,
+    /// Another installation, by its id.
+    Other(String),
+}
+
 /// A blob's name inside its region: restricted to `[0-9A-Za-z_.-]`, so no key can climb out of
 /// its region's prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -138,6 +151,8 @@ struct RegionStore {
     /// Local backend: the region's directory (listing it directly also shows the temporary
     /// `name#n` files an interrupted write leaves, which `object_store` hides).
     local_dir: Option<PathBuf>,
+    /// Where it is, for people: the directory, or `s3://bucket/prefix`.
+    shown: String,
 }
 
 /// Blob stores by region.
@@ -163,6 +178,7 @@ impl BlobStore {
             };
             let prefix = ObjPath::parse(&prefix).map_err(|e| BlobError::Config(e.to_string()))?;
             let mut local_dir = None;
+            let shown;
             let store: Arc<dyn ObjectStore> = match cfg.backend {
                 StorageBackend::Local => {
                     let root: PathBuf = if cfg.path.is_empty() {
@@ -171,6 +187,7 @@ impl BlobStore {
                         PathBuf::from(&cfg.path)
                     };
                     local_dir = Some(root.join(prefix.as_ref()));
+                    shown = root.join(prefix.as_ref()).display().to_string();
                     std::fs::create_dir_all(&root).map_err(|e| {
                         BlobError::Config(format!("creating {}: {e}", root.display()))
                     })?;
@@ -186,6 +203,7 @@ impl BlobStore {
                     } else {
                         &r.bucket
                     };
+                    shown = format!("s3://{bucket}/{prefix}");
                     let mut b = AmazonS3Builder::new()
                         .with_bucket_name(bucket)
                         .with_region(&cfg.aws_region)
@@ -206,6 +224,7 @@ impl BlobStore {
                     store,
                     prefix,
                     local_dir,
+                    shown,
                 },
             );
         }
@@ -331,6 +350,50 @@ impl BlobStore {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(map_err(e)),
         }
+    }
+
+    /// Claim `region`'s prefix for `installation`: the marker is written when there is none
+    /// (create-only where the store supports it, so of two installations starting at once one
+    /// wins), else read.
+    pub async fn claim(&self, region: &str, installation: &str) -> Result<PrefixOwner, BlobError> {
+        let rs = self.region(region)?;
+        let path = rs.prefix.clone().join(OWNER_MARKER);
+        let payload = PutPayload::from(Bytes::from(installation.to_string()));
+        let read = || async {
+            let r = rs.store.get(&path).await?;
+            r.bytes().await
+        };
+        let owner = match rs
+            .store
+            .put_opts(&path, payload.clone(), PutMode::Create.into())
+            .await
+        {
+            Ok(_) => return Ok(PrefixOwner::Us),
+            Err(object_store::Error::AlreadyExists { .. }) => read().await.map_err(map_err)?,
+            // A store without conditional writes: read, and write only when there is none.
+            Err(object_store::Error::NotImplemented { .. }) => match read().await {
+                Ok(b) => b,
+                Err(object_store::Error::NotFound { .. }) => {
+                    rs.store.put(&path, payload).await.map_err(map_err)?;
+                    return Ok(PrefixOwner::Us);
+                }
+                Err(e) => return Err(map_err(e)),
+            },
+            Err(e) => return Err(map_err(e)),
+        };
+        let owner = String::from_utf8_lossy(&owner).trim().to_string();
+        Ok(if owner == installation {
+            PrefixOwner::Us
+        } else {
+            PrefixOwner::Other(owner)
+        })
+    }
+
+    /// Where a region's blobs live, for people (a directory, or `s3://bucket/prefix`).
+    pub fn describe(&self, region: &str) -> String {
+        self.regions
+            .get(region)
+            .map_or_else(|| region.to_string(), |rs| rs.shown.clone())
     }
 
     /// Readiness: every region's store answers a listing.

@@ -13,7 +13,10 @@ pub mod deletions;
 pub mod states;
 
 pub use audit::{AuditEntry, BrokenLink};
-pub use blob::{BlobError, BlobKey, BlobStore, RegionStorage, StorageBackend, StorageConfig};
+pub use blob::{
+    BlobError, BlobKey, BlobStore, OWNER_MARKER, PrefixOwner, RegionStorage, StorageBackend,
+    StorageConfig,
+};
 pub use codes::{CodeAccount, LevelEvent, LiveSession, MessageCodeRow};
 pub use deletions::{Deletion, StoredReceipt};
 pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, ProofRecord, Tenant};

@@ -272,6 +272,19 @@ impl Db {
         self.kind
     }
 
+    /// This installation's id (made on first use): a random UUID, the same for every instance
+    /// sharing this database.
+    pub async fn installation_id(&self) -> Result<String, DbError> {
+        sqlx::query("INSERT INTO installation (id, installation_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
+            .bind(uuid::Uuid::new_v4().to_string())
+            .execute(&self.pool)
+            .await?;
+        let r = sqlx::query("SELECT installation_id FROM installation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("installation_id")?)
+    }
+
     /// SQLite: copy the write-ahead log into the database and truncate it, so pages written
     /// before a deletion (which still hold the deleted rows) leave the log file too. A no-op
     /// on PostgreSQL.

@@ -57,6 +57,12 @@ async fn serve(config: &Config, args: Args) -> Result<()> {
             report.unfinished_rows, report.orphan_blobs
         );
     }
+    if report.foreign_prefixes > 0 {
+        eprintln!(
+            "repair: {} region(s) store blobs under another installation's prefix; not swept",
+            report.foreign_prefixes
+        );
+    }
     let listen = args.listen.unwrap_or_else(|| config.server.listen.clone());
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -78,6 +84,7 @@ async fn serve(config: &Config, args: Args) -> Result<()> {
         tracing::info!("shutting down: finishing in-flight requests");
     };
     pixseal_server::spawn_purge_worker(&state);
+    pixseal_server::spawn_audit_checkpoints(&state);
     pixseal_server::serve(state, listener, shutdown).await?;
     Ok(())
 }

@@ -13,6 +13,17 @@ cargo test --release --locked --workspace
 BIN="$CARGO_TARGET_DIR/release/pixseal"
 # The API as a third-party fuzzer sees it: no 5xx, every answer as /openapi.json documents.
 bash scripts/api-fuzz.sh "$BIN"
+# The production shape: two instances behind Caddy (TLS) on PostgreSQL, SeaweedFS, Redis and
+# OpenBao; an upload through one is read, verified and deleted through the other.
+PROD_DIR="$(mktemp -d /tmp/pixseal-prod.XXXXXX)"
+export PIXSEAL_PROD_DIR="$PROD_DIR/run"
+trap 'bash scripts/prod-shape.sh stop' EXIT
+PROD_ENV="$(bash scripts/prod-shape.sh start "$BIN")"
+eval "$PROD_ENV"
+python3 scripts/prod-shape-test.py
+bash scripts/prod-shape.sh stop
+trap - EXIT
+rm -rf "$PROD_DIR"
 
 TOOLS="$(cd .. && pwd)/shared/tools"
 if [ -f "$TOOLS/make_bad_inputs.py" ]; then

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""End to end against the production shape of scripts/prod-shape.sh (run `start` first and
+export what it prints): two instances behind Caddy (TLS) sharing PostgreSQL, SeaweedFS, Redis
+and OpenBao.
+
+Checks: an upload through instance A is read, verified and deleted through instance B; the
+receipt's public view verifies and names no artifact; a purge worker runs on A while B serves;
+rate limits are shared by both instances; a client cannot choose its address with
+X-Forwarded-For. Exit 0 when every check passes.
+Needs: requests (installed with schemathesis by scripts/setup.sh), Pillow.
+"""
+import io, os, sys, time
+
+import requests
+from PIL import Image
+
+E = os.environ
+CA, KEY = E["PIXSEAL_PROD_CA"], E["PIXSEAL_PROD_KEY"]
+A, B, BOTH = E["PIXSEAL_PROD_URL_A"], E["PIXSEAL_PROD_URL_B"], E["PIXSEAL_PROD_URL"]
+AUTH = {"Authorization": f"Bearer {KEY}"}
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def photo():
+    im = Image.new("RGB", (900, 600))
+    px = im.load()
+    for y in range(600):
+        for x in range(900):
+            px[x, y] = ((x * 3) % 256, (y * 5) % 256, ((x ^ y) * 7) % 256)
+    b = io.BytesIO()
+    im.save(b, "JPEG", quality=90)
+    return b.getvalue()
+
+
+s = requests.Session()
+s.verify = CA
+s.trust_env = False  # a CA bundle named in the environment would replace ours
+r = s.post(f"{A}/v1/artifacts?retention_days=7", data=photo(), headers=AUTH)
+check(r.status_code == 201, f"upload through A: {r.status_code}")
+up = r.json()
+aid, pid = up["id"], up["proof_id"]
+r = s.get(f"{B}/v1/artifacts/{aid}", headers=AUTH)
+check(r.status_code == 200 and r.json()["proof_id"] == pid, "metadata through B")
+r = s.get(f"{B}/v1/artifacts/{aid}/content", headers=AUTH)
+content = r.content
+check(r.status_code == 200 and content[:4] == b"RIFF", "content through B (decrypted with Transit)")
+r = s.post(f"{B}/v1/verify", data=content)
+v = r.json()
+check(r.status_code == 200 and v.get("verdict") == "verified" and v.get("proof_id") == pid,
+      f"verify through B: {v.get('verdict')}")
+check(all(s.get(f"{BOTH}/healthz").status_code == 200 for _ in range(4)), "the balanced route answers")
+
+# A purges every second; B keeps serving meanwhile.
+codes = [s.get(f"{B}/v1/artifacts/{aid}", headers=AUTH).status_code for _ in range(20)]
+check(all(c == 200 for c in codes), f"B serves while A purges: {set(codes)}")
+
+r = s.delete(f"{B}/v1/artifacts/{aid}", headers=AUTH)
+check(r.status_code == 200, f"delete through B: {r.status_code}")
+receipt = r.json()
+rid = receipt["receipt"]["receipt_id"]
+check("opening" in receipt, "the owner gets the tenant's view")
+r = s.get(f"{A}/v1/receipts/{rid}")
+pub = r.json()
+check(r.status_code == 200 and "opening" not in pub and "artifact_id" not in pub["receipt"],
+      "the public view through A names no artifact")
+r = s.get(f"{A}/v1/artifacts/{aid}", headers=AUTH)
+check(r.status_code == 404, "gone for A too")
+r = s.get(f"{A}/v1/proofs/{pid}")
+check(r.status_code == 200 and r.json().get("status") == "purged", "the public proof record says purged")
+
+# One budget for both instances, whatever the client claims to be: 60 per minute per address.
+statuses = []
+for i in range(70):
+    url = A if i % 2 == 0 else B
+    statuses.append(s.get(f"{url}/v1/proofs/px_0000000000000",
+                          headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code)
+first = statuses.index(429) if 429 in statuses else None
+check(first is not None and first <= 62,
+      f"shared per-address limit across A and B, spoofed X-Forwarded-For ignored (first 429 at request {first})")
+
+errors = []
+for name in ("a.log", "b.log"):
+    for line in open(os.path.join(E["PIXSEAL_PROD_DIR"], name)):
+        if '"level":"ERROR"' in line or "panicked" in line:
+            errors.append(f"{name}: {line.strip()[:200]}")
+check(not errors, f"no errors logged by either instance {errors[:3]}")
+
+print(f"{len(failures)} failure(s)")
+sys.exit(1 if failures else 0)

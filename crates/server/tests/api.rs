@@ -66,8 +66,12 @@ fn config(parts: &Parts, server: ServerConfig) -> Config {
         c.storage.access_key_id = s3.access_key.clone();
         c.storage.secret_access_key = s3.secret_key.clone();
         c.storage.allow_http = true;
+        // A prefix of its own: each test is another installation (its own database), and an
+        // installation never opens on another's prefix.
+        let run = uuid::Uuid::new_v4().simple().to_string();
         for (name, r) in c.storage.regions.iter_mut() {
             r.bucket = format!("pixseal-{name}");
+            r.prefix = format!("{run}/{name}");
         }
     }
     c

@@ -348,7 +348,8 @@ fn apply(px: &mut Pixels, d: &Grid, gain: f32) -> f64 {
     }
 }
 
-/// Looks for a watermark. Never fails: a picture too small or unmarked is simply not found.
+/// Looks for a watermark. Never fails: a picture too small, unmarked, or not the RGB or RGBA of its
+/// declared size is simply not found.
 ///
 /// The mark may sit on either working grid (the embedder picks by the original's size, which a
 /// resized copy no longer tells): the grid this picture would be embedded on is tried first, then
@@ -360,7 +361,7 @@ pub fn detect(px: &Pixels) -> Detection {
         proof_id: None,
         sync_score: 0.0,
     };
-    if px.width.min(px.height) < 32 {
+    if px.width.min(px.height) < 32 || !follows_contract(px) {
         return best;
     }
     if let Some(win) = window(px.width, px.height) {
@@ -387,6 +388,17 @@ pub fn detect(px: &Pixels) -> Detection {
         }
     }
     best
+}
+
+/// RGB or RGBA with exactly the bytes its size needs. `Pixels` has public fields, so a caller can
+/// build one that breaks this, and the luma pass indexes rows by the declared size: a detector
+/// that never fails has to refuse such a picture rather than read past its buffer.
+fn follows_contract(px: &Pixels) -> bool {
+    matches!(px.channels, 3 | 4)
+        && (px.width as usize)
+            .checked_mul(px.height as usize)
+            .and_then(|n| n.checked_mul(px.channels as usize))
+            == Some(px.data.len())
 }
 
 /// One working grid's hypotheses (at most [`DECODES_PER_GRID`] decodes).

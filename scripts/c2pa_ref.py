@@ -12,6 +12,10 @@ Subcommands (JSON on stdout):
   variants OUTDIR IN...                resize 50%/25%, JPEG q60, WebP q70, 4% crop of each input
   flip-pixel IN OUT                    PNG only: change one pixel in the IDAT data, keep every
                                        other chunk (the C2PA caBX chunk included) byte for byte
+  transplant DONOR HOST OUT            HOST's picture with DONOR's manifest store in place of its
+                                       own (JPEG APP11 segments, PNG caBX, WebP C2PA chunk)
+  rename-label IN OUT --old L --new M  an assertion label rewritten (same length) inside the
+                                       manifest store: the assertion the claim names is gone
 """
 import argparse
 import io
@@ -65,10 +69,16 @@ def cmd_read(a):
             "informational": [s.get("code") for s in am.get("informational", [])],
             "claim_generator_info": active.get("claim_generator_info"),
             "assertions": {x.get("label"): x.get("data") for x in active.get("assertions", [])},
+            # Every assertion in order: several may share a label (two soft bindings).
+            "assertion_list": [{"label": x.get("label"), "data": x.get("data")} for x in active.get("assertions", [])],
             "signature_info": active.get("signature_info"),
         }
     )
     print(json.dumps(out))
+
+
+# A watermark announced in a third party's manifest (C2PA 2.2 action names).
+WATERMARK_ACTIONS = {"bound": "c2pa.watermarked.bound", "legacy": "c2pa.watermarked"}
 
 
 def cmd_sign(a):
@@ -94,7 +104,21 @@ def cmd_sign(a):
             {"label": "org.example.thirdparty", "data": {"note": "signed by the reference library"}},
         ],
     }
-    ctx = c2pa.Context(c2pa.Settings.from_dict({"builder": {"thumbnail": {"enabled": a.thumbnail}}}))
+    if a.watermark_action:
+        manifest["assertions"][0]["data"]["actions"].append({"action": WATERMARK_ACTIONS[a.watermark_action]})
+    if a.soft_binding:
+        manifest["assertions"].append(
+            {
+                "label": "c2pa.soft-binding",
+                "data": {"alg": "org.example.wm.1", "blocks": [{"scope": {}, "value": "AAECAwQFBgc="}]},
+            }
+        )
+    settings = {"builder": {"thumbnail": {"enabled": a.thumbnail}}}
+    if a.watermark_action and not a.soft_binding:
+        # The library checks its own output and refuses this one: the point is a manifest that
+        # breaks the rule, to see readers call it invalid.
+        settings["verify"] = {"verify_after_sign": False}
+    ctx = c2pa.Context(c2pa.Settings.from_dict(settings))
     b = c2pa.Builder(manifest, ctx)
     dest = io.BytesIO()
     b.sign(signer, mime_of(data), io.BytesIO(data), dest)
@@ -184,6 +208,69 @@ def cmd_flip_pixel(a):
     print(json.dumps({"output": a.output}))
 
 
+def _jpeg_segments(data):
+    """(marker, start, end) of each segment before the first SOS, then ("scan", start, len)."""
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        m = data[i + 1]
+        (n,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if m == 0xDA:
+            break
+        yield m, i, i + 2 + n
+        i += 2 + n
+    yield "scan", i, len(data)
+
+
+def _webp_chunks(data):
+    i = 12
+    while i + 8 <= len(data):
+        fourcc = data[i : i + 4]
+        (n,) = struct.unpack("<I", data[i + 4 : i + 8])
+        end = i + 8 + n + (n & 1)
+        yield fourcc, i, end
+        i = end
+
+
+def _manifest_parts(data):
+    """The byte ranges of the manifest store, and where it sits, for each container."""
+    if data.startswith(b"\xff\xd8"):
+        parts = [(s, e) for m, s, e in _jpeg_segments(data) if m == 0xEB]
+    elif data.startswith(b"\x89PNG"):
+        parts = [(s, e) for t, _, s, e in _chunks(data) if t == b"caBX"]
+    elif data[:4] == b"RIFF":
+        parts = [(s, e) for t, s, e in _webp_chunks(data) if t == b"C2PA"]
+    else:
+        sys.exit("JPEG, PNG or WebP only")
+    assert parts, "no manifest store in the file"
+    return parts
+
+
+def cmd_transplant(a):
+    donor = open(a.donor, "rb").read()
+    host = open(a.host, "rb").read()
+    store = b"".join(donor[s:e] for s, e in _manifest_parts(donor))
+    parts = _manifest_parts(host)
+    out = bytearray(host[: parts[0][0]]) + store
+    for (_, e), nxt in zip(parts, parts[1:] + [(len(host), None)]):
+        out += host[e : nxt[0]]
+    if out[:4] == b"RIFF":
+        out[4:8] = struct.pack("<I", len(out) - 8)
+    open(a.output, "wb").write(out)
+    print(json.dumps({"output": a.output}))
+
+
+def cmd_rename_label(a):
+    data = open(a.input, "rb").read()
+    old, new = a.old.encode(), a.new.encode()
+    assert len(old) == len(new), "same length only (no box sizes change)"
+    (s, _), e = _manifest_parts(data)[0], _manifest_parts(data)[-1][1]
+    store = data[s:e]
+    assert old in store, f"{a.old} not in the manifest store"
+    out = data[:s] + store.replace(old, new) + data[e:]
+    open(a.output, "wb").write(out)
+    print(json.dumps({"output": a.output}))
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -197,6 +284,8 @@ def main():
     s.add_argument("--key", required=True)
     s.add_argument("--alg", default="es256")
     s.add_argument("--thumbnail", action="store_true")
+    s.add_argument("--watermark-action", choices=sorted(WATERMARK_ACTIONS))
+    s.add_argument("--soft-binding", action="store_true")
     q = sub.add_parser("pdq")
     q.add_argument("files", nargs="+")
     d = sub.add_parser("derive")
@@ -210,8 +299,26 @@ def main():
     f = sub.add_parser("flip-pixel")
     f.add_argument("input")
     f.add_argument("output")
+    t = sub.add_parser("transplant")
+    t.add_argument("donor")
+    t.add_argument("host")
+    t.add_argument("output")
+    n = sub.add_parser("rename-label")
+    n.add_argument("input")
+    n.add_argument("output")
+    n.add_argument("--old", required=True)
+    n.add_argument("--new", required=True)
     a = p.parse_args()
-    {"read": cmd_read, "sign": cmd_sign, "pdq": cmd_pdq, "derive": cmd_derive, "flip-pixel": cmd_flip_pixel, "variants": cmd_variants}[a.cmd](a)
+    {
+        "read": cmd_read,
+        "sign": cmd_sign,
+        "pdq": cmd_pdq,
+        "derive": cmd_derive,
+        "flip-pixel": cmd_flip_pixel,
+        "variants": cmd_variants,
+        "transplant": cmd_transplant,
+        "rename-label": cmd_rename_label,
+    }[a.cmd](a)
 
 
 if __name__ == "__main__":

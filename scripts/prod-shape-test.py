@@ -5,11 +5,13 @@ and OpenBao.
 
 Checks: an upload through instance A is read, verified and deleted through instance B; the
 receipt's public view verifies and names no artifact; a purge worker runs on A while B serves;
-rate limits are shared by both instances; a client cannot choose its address with
-X-Forwarded-For. Exit 0 when every check passes.
-Needs: requests (installed with schemathesis by scripts/setup.sh), Pillow.
+after the purge the signed manifest is still served and the C2PA Soft Binding Resolution API
+resolves the stamp's watermark, its PDQ hash and a re-encoded copy to it, as c2pa-python reads
+them (a client that is not pixseal); rate limits are shared by both instances; a client cannot
+choose its address with X-Forwarded-For. Exit 0 when every check passes.
+Needs: requests (installed with schemathesis by scripts/setup.sh), Pillow, c2pa-python.
 """
-import io, os, sys, time
+import io, json, os, sys, time
 
 import requests
 from PIL import Image
@@ -73,6 +75,52 @@ r = s.get(f"{A}/v1/artifacts/{aid}", headers=AUTH)
 check(r.status_code == 404, "gone for A too")
 r = s.get(f"{A}/v1/proofs/{pid}")
 check(r.status_code == 200 and r.json().get("status") == "purged", "the public proof record says purged")
+
+# The credential outlives the artifact: the signed manifest store, read by the reference C2PA
+# library against the stamped bytes, then found again through each soft binding it carries.
+import c2pa  # noqa: E402
+
+r = s.get(f"{A}/v1/proofs/{pid}/manifest")
+check(r.status_code == 200 and r.headers.get("content-type") == "application/c2pa",
+      f"the purged proof's manifest is served: {r.status_code} {r.headers.get('content-type')}")
+store = r.content
+reader = c2pa.Reader("image/webp", io.BytesIO(content), manifest_data=store)
+doc = json.loads(reader.json())
+manifest_id = doc.get("active_manifest")
+state = reader.get_validation_state()
+check(state in ("Valid", "Trusted") and (manifest_id or "").startswith("urn:c2pa:"),
+      f"c2pa-python validates the stamped bytes against the kept manifest: {state}, {manifest_id}")
+bindings = {a["data"]["alg"]: a["data"]["blocks"][0]["value"]
+            for a in doc["manifests"][manifest_id]["assertions"]
+            if a["label"].startswith("c2pa.soft-binding")}
+check(sorted(bindings) == ["org.pixseal.pdq.1", "org.pixseal.watermark.1"], f"soft bindings {sorted(bindings)}")
+r = s.get(f"{B}/v1/services/supportedAlgorithms")
+check(r.status_code == 200 and {"alg": "org.pixseal.watermark.1"} in r.json()["watermarks"],
+      "supported algorithms listed")
+for alg, value in bindings.items():
+    r = s.get(f"{B}/v1/matches/byBinding", params={"alg": alg, "value": value})
+    m = r.json().get("matches", []) if r.status_code == 200 else []
+    check(bool(m) and m[0]["manifestId"] == manifest_id and m[0]["proofId"] == pid,
+          f"byBinding {alg} resolves to the manifest: {r.status_code} {m[:1]}")
+r = s.get(f"{B}/v1/matches/byBinding", params={"alg": "com.example.unknown", "value": "AAAA"})
+check(r.status_code == 400 and r.json()["error"]["code"] == "unsupported_algorithm",
+      f"an unknown algorithm is a clear 400: {r.status_code}")
+im = Image.open(io.BytesIO(content)).convert("RGB")
+im = im.resize((im.width * 3 // 4, im.height * 3 // 4))
+buf = io.BytesIO()
+im.save(buf, "JPEG", quality=80)
+r = s.post(f"{A}/v1/matches/byContent", data=buf.getvalue())
+m = r.json().get("matches", []) if r.status_code == 200 else []
+check(bool(m) and m[0]["manifestId"] == manifest_id,
+      f"byContent: a resized, re-encoded copy resolves to the manifest: {r.status_code} {m[:1]}")
+r = s.get(f"{B}/v1/manifests/{m[0]['manifestId'] if m else manifest_id}")
+check(r.status_code == 200 and r.content == store, "GET /v1/manifests/{id} is the same store")
+r = s.post(f"{B}/v1/verify", data=buf.getvalue())
+v = r.json()
+cred = v.get("credential") or {}
+check(v.get("verdict") in ("watermark_only", "near_match") and cred.get("manifest_id") == manifest_id
+      and "not the file that was signed" in cred.get("statement", ""),
+      f"a stripped copy is shown the original credential: {v.get('verdict')} {cred.get('manifest_id')}")
 
 # One budget for both instances, whatever the client claims to be: 60 per minute per address.
 statuses = []

@@ -3,6 +3,7 @@
 
 mod cmd;
 mod config;
+mod remote;
 mod report;
 
 use std::path::PathBuf;

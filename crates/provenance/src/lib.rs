@@ -10,7 +10,10 @@ pub mod verify;
 
 pub use config::{Identity, ProvenanceConfig};
 pub use identity::{ClaimSigner, DevChain, DevPaths, LocalSigner, SignAlg};
-pub use manifest::{PIXSEAL_ASSERTION, ProofAssertion, StampActions, embed};
+pub use manifest::{
+    Embedded, PDQ_BINDING_ALG, PIXSEAL_ASSERTION, ProofAssertion, SoftBindings, StampActions,
+    WATERMARK_BINDING_ALG, embed,
+};
 pub use pdq::{Pdq, PdqResult};
 pub use stamp::{MarkOptions, StampError, Stamped, apply_watermarks, detect_watermark};
 pub use verify::{Report, Verdict, Verifier};

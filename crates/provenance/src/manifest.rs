@@ -6,11 +6,14 @@
 
 use std::io::Cursor;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::ProvenanceError;
 use crate::identity::{ClaimSigner, SignAlg};
+use crate::pdq::Pdq;
 
 /// Label of pixseal's own assertion.
 pub const PIXSEAL_ASSERTION: &str = "org.pixseal.proof";
@@ -35,6 +38,20 @@ pub struct ProofAssertion {
     pub verify_url: String,
 }
 
+/// The C2PA watermark action for a watermark bound to this manifest by a soft binding
+/// (C2PA 2.2; it replaces `c2pa.watermarked`, which validators still read).
+pub const WATERMARKED_ACTION: &str = "c2pa.watermarked.bound";
+
+/// Soft-binding algorithm of pixseal's invisible watermark. Not in the C2PA soft-binding
+/// algorithm list, so it lives in pixseal's namespace. Value: the 64-bit payload (the proof id's
+/// bits), 8 bytes big-endian, base64.
+pub const WATERMARK_BINDING_ALG: &str = "org.pixseal.watermark.1";
+
+/// Soft-binding algorithm of the PDQ fingerprint (Meta's 256-bit perceptual hash) of the stamped
+/// pixels. Value: the 32 hash bytes, base64. A fingerprint, not a watermark: it finds copies
+/// that were re-encoded or resized, within a Hamming distance (docs/provenance.md).
+pub const PDQ_BINDING_ALG: &str = "org.pixseal.pdq.1";
+
 /// What went into the stamped picture, for the actions assertion.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StampActions {
@@ -44,8 +61,66 @@ pub struct StampActions {
     pub visible_mark: bool,
 }
 
+/// The manifest's soft bindings: what lets a copy that lost its manifest find it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SoftBindings {
+    /// The invisible watermark's payload, when one was embedded: required with the watermark
+    /// action (a validator fails `assertion.action.softBindingMissing` without it).
+    pub watermark: Option<u64>,
+    /// PDQ of the stamped pixels, when the picture was large enough to hash.
+    pub pdq: Option<Pdq>,
+}
+
+impl SoftBindings {
+    /// The `c2pa.soft-binding` assertions' data, one per binding.
+    fn assertions(&self) -> Vec<serde_json::Value> {
+        let one = |alg: &str, name: &str, value: String| {
+            json!({"label": "c2pa.soft-binding",
+                   "data": {"alg": alg, "name": name, "blocks": [{"scope": {}, "value": value}]}})
+        };
+        let mut out = Vec::new();
+        if let Some(bits) = self.watermark {
+            out.push(one(
+                WATERMARK_BINDING_ALG,
+                "pixseal invisible watermark: the proof id",
+                binding_value_of_watermark(bits),
+            ));
+        }
+        if let Some(p) = &self.pdq {
+            out.push(one(
+                PDQ_BINDING_ALG,
+                "PDQ perceptual hash of the stamped pixels",
+                B64.encode(p.0),
+            ));
+        }
+        out
+    }
+}
+
+/// The soft-binding value of a watermark payload ([`WATERMARK_BINDING_ALG`]).
+pub fn binding_value_of_watermark(bits: u64) -> String {
+    B64.encode(bits.to_be_bytes())
+}
+
+/// The watermark payload a soft-binding value names, if it is one.
+pub fn watermark_of_binding_value(value: &str) -> Option<u64> {
+    let bytes: [u8; 8] = B64.decode(value.trim()).ok()?.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
+/// The PDQ hash a soft-binding value names, if it is one ([`PDQ_BINDING_ALG`]).
+pub fn pdq_of_binding_value(value: &str) -> Option<Pdq> {
+    let bytes: [u8; 32] = B64.decode(value.trim()).ok()?.try_into().ok()?;
+    Some(Pdq(bytes))
+}
+
 /// The manifest definition (JSON for the c2pa builder).
-fn definition(format: &str, proof: &ProofAssertion, acts: &StampActions) -> serde_json::Value {
+fn definition(
+    format: &str,
+    proof: &ProofAssertion,
+    acts: &StampActions,
+    bindings: &SoftBindings,
+) -> serde_json::Value {
     let agent = json!({"name": GENERATOR, "version": VERSION});
     let mut actions = vec![
         // The picture pixseal writes is a new asset made from the submitted pixels; its
@@ -60,20 +135,22 @@ fn definition(format: &str, proof: &ProofAssertion, acts: &StampActions) -> serd
                "description": "sanitised: every piece of the input's metadata removed (EXIF, GPS, XMP, IPTC, ICC, comments, thumbnails); orientation and colour applied to the pixels"}),
     ];
     if acts.watermarked {
-        actions.push(json!({"action": "c2pa.watermarked", "softwareAgent": agent,
+        actions.push(json!({"action": WATERMARKED_ACTION, "softwareAgent": agent,
                             "description": "invisible watermark carrying the proof id"}));
     }
     if acts.visible_mark {
         actions.push(json!({"action": "c2pa.edited", "softwareAgent": agent,
                             "description": "visible pixseal mark drawn"}));
     }
+    let mut assertions = vec![
+        json!({"label": "c2pa.actions", "data": {"actions": actions}}),
+        json!({"label": PIXSEAL_ASSERTION, "data": proof}),
+    ];
+    assertions.extend(bindings.assertions());
     json!({
         "claim_generator_info": [{"name": GENERATOR, "version": VERSION}],
         "format": format,
-        "assertions": [
-            {"label": "c2pa.actions", "data": {"actions": actions}},
-            {"label": PIXSEAL_ASSERTION, "data": proof},
-        ],
+        "assertions": assertions,
     })
 }
 
@@ -111,33 +188,61 @@ pub fn media_type_for(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// A picture with its signed manifest embedded, and that manifest on its own.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// The picture, manifest included.
+    pub bytes: Vec<u8>,
+    /// The signed manifest store alone (JUMBF, `application/c2pa`): what a proof record keeps.
+    pub manifest: Vec<u8>,
+    /// The manifest's label, `urn:c2pa:<uuid>`: its id for the Soft Binding Resolution API.
+    pub manifest_id: String,
+}
+
 /// Sign a manifest for `proof` and embed it in `image` (JPEG, PNG or WebP, as pixseal's
 /// encoder wrote it). Blocking and CPU-bound: run it off async threads.
 pub fn embed(
     image: &[u8],
     proof: &ProofAssertion,
     acts: &StampActions,
+    bindings: &SoftBindings,
     signer: &dyn ClaimSigner,
-) -> Result<Vec<u8>, ProvenanceError> {
+) -> Result<Embedded, ProvenanceError> {
     let format = media_type_for(image).ok_or_else(|| {
         ProvenanceError::Embed("only JPEG, PNG and WebP outputs carry a manifest".into())
     })?;
+    if acts.watermarked && bindings.watermark.is_none() {
+        // C2PA requires a soft binding with the watermark action; signing without one would
+        // issue a manifest every validator calls invalid.
+        return Err(ProvenanceError::Embed(
+            "the watermark action needs the watermark's soft binding".into(),
+        ));
+    }
     let ctx = c2pa::Context::new()
         .with_settings(json!({
             // Nothing is fetched and no thumbnail of the picture goes into the manifest.
             "builder": {"thumbnail": {"enabled": false}},
         }))
         .map_err(|e| ProvenanceError::Embed(format!("settings: {e}")))?;
+    // The label is chosen here rather than by the builder so that it is known without parsing
+    // the result back; C2PA wants a random (v4) UUID in it, as the builder would pick.
+    let manifest_id = format!("urn:c2pa:{}", uuid::Uuid::new_v4());
+    let mut def = definition(format, proof, acts, bindings);
+    def["label"] = json!(manifest_id);
     let mut builder = c2pa::Builder::from_context(ctx)
-        .with_definition(definition(format, proof, acts))
+        .with_definition(def)
         .map_err(|e| ProvenanceError::Embed(format!("manifest definition: {e}")))?;
     let mut src = Cursor::new(image);
     let mut dst = Cursor::new(Vec::with_capacity(image.len() + 32 * 1024));
-    builder
+    let manifest = builder
         .sign(&Adapter(signer), format, &mut src, &mut dst)
         .map_err(|e| match e {
             c2pa::Error::OtherError(inner) => ProvenanceError::Signing(inner.to_string()),
             other => ProvenanceError::Embed(other.to_string()),
         })?;
-    Ok(dst.into_inner())
+    Ok(Embedded {
+        bytes: dst.into_inner(),
+        manifest,
+        manifest_id,
+    })
 }

@@ -6,7 +6,7 @@ use pixseal_media::{Decoded, IngestError, Options, OutputFormat, Pipeline, Pixel
 use pixseal_proof::ProofId;
 use pixseal_watermark::{Strength, visible};
 
-use crate::manifest::{ProofAssertion, StampActions, embed};
+use crate::manifest::{ProofAssertion, SoftBindings, StampActions, embed};
 use crate::pdq::{self, Pdq};
 use crate::{ClaimSigner, ProvenanceError};
 
@@ -89,6 +89,10 @@ pub struct Stamped {
     pub visible: Option<visible::Drawn>,
     /// Luma PSNR of the invisible watermark alone, in dB.
     pub watermark_psnr: Option<f64>,
+    /// The signed manifest store on its own (`application/c2pa`).
+    pub manifest: Vec<u8>,
+    /// Its label, `urn:c2pa:…`.
+    pub manifest_id: String,
     /// Manifest bytes added to the encoded picture.
     pub manifest_bytes: usize,
     /// Time spent building, signing and embedding the manifest.
@@ -148,14 +152,20 @@ pub fn stamp_decoded(
         Err(e) => return (Err(e.into()), pixels),
     };
     let t = std::time::Instant::now();
-    let bytes = match embed(&s.bytes, proof, &actions, signer) {
+    let bindings = SoftBindings {
+        watermark: actions.watermarked.then_some(proof_bits),
+        pdq: ph.map(|p| p.hash),
+    };
+    let signed = match embed(&s.bytes, proof, &actions, &bindings, signer) {
         Ok(b) => b,
         Err(e) => return (Err(e.into()), pixels),
     };
     let out = Stamped {
-        manifest_bytes: bytes.len().saturating_sub(s.bytes.len()),
+        manifest_bytes: signed.bytes.len().saturating_sub(s.bytes.len()),
         embed_ms: t.elapsed().as_secs_f64() * 1e3,
-        bytes,
+        bytes: signed.bytes,
+        manifest: signed.manifest,
+        manifest_id: signed.manifest_id,
         format: s.format,
         width: s.width,
         height: s.height,

@@ -12,6 +12,10 @@ use serde_json::json;
 
 use crate::manifest::{PIXSEAL_ASSERTION, ProofAssertion};
 
+/// The validation code the reference reader (c2pa-rs 0.91) gives a watermark action without a
+/// soft-binding assertion; pixseal's c2pa (0.90) does not check it, so the verifier applies it itself.
+pub const SOFT_BINDING_MISSING: &str = "assertion.action.softBindingMissing";
+
 /// SPEC §6 verdicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -48,6 +52,16 @@ pub struct SignerInfo {
     pub cert_serial_number: Option<String>,
 }
 
+/// One soft binding of a manifest: an algorithm and its value over the whole picture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SoftBinding {
+    /// `org.pixseal.watermark.1`, `org.pixseal.pdq.1`, or another issuer's algorithm name.
+    pub alg: String,
+    /// Algorithm-specific; base64 for pixseal's.
+    pub value: String,
+}
+
 /// One validation status code reported by the C2PA validator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ValidationCode))]
@@ -77,6 +91,8 @@ pub struct Report {
     pub validation_codes: Vec<Code>,
     /// pixseal's assertion, when the manifest is pixseal's.
     pub proof: Option<ProofAssertion>,
+    /// The active manifest's soft bindings (watermark, fingerprint), as signed.
+    pub soft_bindings: Vec<SoftBinding>,
     /// Manifests in the file (the active one and any ingredients').
     pub manifests: usize,
 }
@@ -92,6 +108,7 @@ impl Report {
             assertions: Vec::new(),
             validation_codes: Vec::new(),
             proof: None,
+            soft_bindings: Vec::new(),
             manifests: 0,
         }
     }
@@ -219,6 +236,11 @@ fn report_from(reader: &c2pa::Reader) -> Report {
             });
         }
     }
+    if let Some(missing) = reader.active_manifest().and_then(missing_soft_binding)
+        && !codes.iter().any(|c| c.code == SOFT_BINDING_MISSING)
+    {
+        codes.push(missing);
+    }
     let failures: Vec<&str> = codes
         .iter()
         .filter(|c| c.kind == "failure")
@@ -287,6 +309,7 @@ fn report_from(reader: &c2pa::Reader) -> Report {
             .iter()
             .map(|a| a.label().to_string())
             .collect();
+        r.soft_bindings = soft_bindings_of(m);
         r.proof = m
             .assertions()
             .iter()
@@ -301,4 +324,59 @@ fn report_from(reader: &c2pa::Reader) -> Report {
     }
     r.validation_codes = codes;
     r
+}
+
+/// The action names that announce a watermark, current and legacy.
+const WATERMARK_ACTIONS: [&str; 2] = ["c2pa.watermarked.bound", "c2pa.watermarked"];
+
+fn is_soft_binding(label: &str) -> bool {
+    label == "c2pa.soft-binding" || label.starts_with("c2pa.soft-binding__")
+}
+
+/// C2PA's rule that a watermark action comes with at least one soft-binding assertion, as the
+/// reference validator applies it: a failure when it does not hold.
+fn missing_soft_binding(m: &c2pa::Manifest) -> Option<Code> {
+    let watermarked = m
+        .assertions()
+        .iter()
+        .filter(|a| a.label().starts_with("c2pa.actions"))
+        .filter_map(|a| a.value().ok())
+        .filter_map(|v| v.get("actions").and_then(|a| a.as_array()).cloned())
+        .flatten()
+        .any(|act| {
+            act.get("action")
+                .and_then(|a| a.as_str())
+                .is_some_and(|a| WATERMARK_ACTIONS.contains(&a))
+        });
+    let bound = m.assertions().iter().any(|a| is_soft_binding(a.label()));
+    (watermarked && !bound).then(|| Code {
+        code: SOFT_BINDING_MISSING.into(),
+        kind: "failure",
+        explanation: Some("watermark action missing soft binding assertion".into()),
+    })
+}
+
+/// Each block of each soft-binding assertion (algorithm from the assertion).
+fn soft_bindings_of(m: &c2pa::Manifest) -> Vec<SoftBinding> {
+    let mut out = Vec::new();
+    for a in m.assertions().iter().filter(|a| is_soft_binding(a.label())) {
+        let Ok(v) = a.value() else { continue };
+        let Some(alg) = v.get("alg").and_then(|x| x.as_str()) else {
+            continue;
+        };
+        for block in v
+            .get("blocks")
+            .and_then(|b| b.as_array())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(value) = block.get("value").and_then(|x| x.as_str()) {
+                out.push(SoftBinding {
+                    alg: alg.to_string(),
+                    value: value.to_string(),
+                });
+            }
+        }
+    }
+    out
 }

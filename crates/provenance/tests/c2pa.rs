@@ -5,8 +5,8 @@ use std::path::Path;
 
 use pixseal_media::{OutputFormat, Pixels, encode::Encoder};
 use pixseal_provenance::{
-    ClaimSigner, DevChain, LocalSigner, ProofAssertion, SignAlg, StampActions, Verdict, Verifier,
-    embed,
+    ClaimSigner, DevChain, LocalSigner, ProofAssertion, SignAlg, SoftBindings, StampActions,
+    Verdict, Verifier, embed,
 };
 use pixseal_testkit::{c2pa_ref, synthetic_photo};
 use serde_json::Value;
@@ -48,9 +48,34 @@ fn stamped(id: &Ident, format: OutputFormat, seed: u64) -> Vec<u8> {
         &picture(format, seed),
         &proof(),
         &StampActions::default(),
+        &SoftBindings::default(),
         &id.signer,
     )
     .unwrap()
+    .bytes
+}
+
+#[test]
+fn a_watermark_action_is_never_signed_without_its_soft_binding() {
+    let id = ident("pixseal bindings");
+    let acts = StampActions {
+        watermarked: true,
+        visible_mark: false,
+    };
+    let pic = picture(OutputFormat::Jpeg, 9);
+    let e = embed(&pic, &proof(), &acts, &SoftBindings::default(), &id.signer).unwrap_err();
+    assert!(e.to_string().contains("soft binding"), "{e}");
+    let bindings = SoftBindings {
+        watermark: Some(0x0123_4567_89ab_cdef),
+        pdq: None,
+    };
+    let signed = embed(&pic, &proof(), &acts, &bindings, &id.signer).unwrap();
+    assert!(signed.manifest_id.starts_with("urn:c2pa:"));
+    let r = Verifier::new(&id.chain.root_pem).verify(&signed.bytes);
+    assert_eq!(r.verdict, Verdict::Verified, "{r:#?}");
+    assert_eq!(r.soft_bindings.len(), 1);
+    assert_eq!(r.soft_bindings[0].alg, "org.pixseal.watermark.1");
+    assert_eq!(r.soft_bindings[0].value, "ASNFZ4mrze8=");
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {

@@ -156,4 +156,5 @@ error_responses! {
     AccountErrors: [401, 403, 429];
     DeviceKeyErrors: [400, 401, 403, 413, 429];
     VerifyFileErrors: [400, 413, 415, 422, 429, 503];
+    PublicErrors: [429];
 }

@@ -11,6 +11,7 @@ mod error;
 mod listen;
 mod observe;
 pub mod ratelimit;
+mod resolve;
 mod state;
 mod verify;
 
@@ -51,6 +52,11 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(codes::device_key))
         .routes(routes!(verify::verify))
         .routes(routes!(verify::proof))
+        .routes(routes!(resolve::proof_manifest))
+        .routes(routes!(resolve::manifest))
+        .routes(routes!(resolve::by_binding))
+        .routes(routes!(resolve::by_content))
+        .routes(routes!(resolve::supported_algorithms))
         .routes(routes!(observe::metrics))
         .routes(routes!(openapi_json))
 }

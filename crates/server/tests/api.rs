@@ -107,6 +107,30 @@ impl TestServer {
             .unwrap()
     }
 
+    /// `GET /v1/matches/byBinding`: status and JSON body.
+    async fn by_binding(&self, alg: &str, value: &str) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .get(format!("{}/v1/matches/byBinding", self.url))
+            .query(&[("alg", alg), ("value", value)])
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap())
+    }
+
+    /// `POST /v1/matches/byContent` with a raw body: status and JSON body.
+    async fn by_content(&self, body: Vec<u8>) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .post(format!("{}/v1/matches/byContent", self.url))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap())
+    }
+
     async fn get(&self, key: &str, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.url))
@@ -1472,6 +1496,23 @@ async fn watermark_of_an_unknown_proof_is_still_named() {
     assert_eq!(v["record"], Value::Null);
 }
 
+/// Another photo (fixtures/photos/street.webp) marked with this proof's watermark: a forgery,
+/// since the watermark carries no secret. PNG.
+fn forged_with(proof_id: &str) -> Vec<u8> {
+    let other =
+        image::load_from_memory(&std::fs::read(fixtures().join("photos/street.webp")).unwrap())
+            .unwrap()
+            .to_rgb8();
+    let (w, h) = other.dimensions();
+    let mut px = pixseal_media::Pixels::new(w, h, 3, other.into_raw());
+    let id: pixseal_proof::ProofId = proof_id.parse().unwrap();
+    pixseal_watermark::embed(&mut px, id, pixseal_watermark::Strength::default()).unwrap();
+    let img = image::RgbImage::from_raw(w, h, px.data).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
 fn reencode(webp: &[u8], scale_pct: u32, format: image::ImageFormat) -> Vec<u8> {
     let img = image::load_from_memory(webp).unwrap();
     let img = if scale_pct == 100 {
@@ -1547,20 +1588,7 @@ async fn verify_and_public_proof_records() {
     }
     // The watermark is no secret: another picture marked with this proof's id claims the
     // proof but gets neither its issuer nor its date.
-    let forged = {
-        let other =
-            image::load_from_memory(&std::fs::read(fixtures().join("photos/street.webp")).unwrap())
-                .unwrap()
-                .to_rgb8();
-        let (w, h) = other.dimensions();
-        let mut px = pixseal_media::Pixels::new(w, h, 3, other.into_raw());
-        let id: pixseal_proof::ProofId = proof_id.parse().unwrap();
-        pixseal_watermark::embed(&mut px, id, pixseal_watermark::Strength::default()).unwrap();
-        let img = image::RgbImage::from_raw(w, h, px.data).unwrap();
-        let mut out = std::io::Cursor::new(Vec::new());
-        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-        out.into_inner()
-    };
+    let forged = forged_with(&proof_id);
     let v = verify_upload(&s, forged).await;
     assert_eq!(v["verdict"], "watermark_only", "{v:#}");
     assert_eq!(v["proof_match"], "mismatch", "{v:#}");
@@ -2170,4 +2198,205 @@ async fn a_delete_that_fails_half_way_is_finished_by_the_purge_pass() {
     assert_eq!(full.opening.as_ref().unwrap().artifact_id, id);
     full.verify(s.state.receipts.public_key().verifying_key())
         .unwrap();
+}
+
+/// The stored copy exactly as `GET /v1/artifacts/{id}/content` hands it back (WebP, with and
+/// without the visible mark), read by the reference C2PA reader: `Trusted` with the service's
+/// root, `Valid` with only the signer's credential questioned without it.
+#[tokio::test]
+async fn stored_copies_are_valid_in_the_reference_reader() {
+    let s = spawn(Parts::Embedded).await;
+    let key = s.key("interop", "us", ALL).await;
+    let root = s.data.path().join("c2pa/root.pem");
+    let root = root.to_str().unwrap();
+    let photo = std::fs::read(fixtures().join("photos/garden.jpg")).unwrap();
+    for visible in ["true", "false"] {
+        let (st, up) = s
+            .upload(
+                &key,
+                photo.clone(),
+                &format!("?visible={visible}&label=interop"),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{up}");
+        let id = up["id"].as_str().unwrap();
+        let stored = s.get(&key, &format!("/v1/artifacts/{id}/content")).await;
+        assert_eq!(stored.status(), StatusCode::OK);
+        let bytes = stored.bytes().await.unwrap();
+        let file = s.data.path().join(format!("stored-{visible}.webp"));
+        std::fs::write(&file, &bytes).unwrap();
+        let file = file.to_str().unwrap();
+        let read = |trust: Option<&str>| -> Value {
+            let mut args = vec!["read", file];
+            args.extend(trust.map(|t| ["--trust", t]).iter().flatten());
+            serde_json::from_str(&pixseal_testkit::c2pa_ref(&args)[0]).unwrap()
+        };
+        let r = read(Some(root));
+        assert_eq!(r["state"], "Trusted", "visible={visible}: {r:#}");
+        assert_eq!(r["failure"], serde_json::json!([]), "{r:#}");
+        assert_eq!(
+            r["assertions"]["org.pixseal.proof"]["proof_id"],
+            up["proof_id"]
+        );
+        let algs: Vec<&Value> = r["assertion_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["label"] == "c2pa.soft-binding")
+            .map(|a| &a["data"]["alg"])
+            .collect();
+        assert_eq!(
+            algs,
+            ["org.pixseal.watermark.1", "org.pixseal.pdq.1"],
+            "{r:#}"
+        );
+        let r = read(None);
+        assert_eq!(r["state"], "Valid", "visible={visible}: {r:#}");
+        assert_eq!(
+            r["failure"],
+            serde_json::json!(["signingCredential.untrusted"])
+        );
+        let v = verify_upload(&s, bytes.to_vec()).await;
+        assert_eq!(v["verdict"], "verified", "{v:#}");
+    }
+}
+
+/// The credential outlives the artifact, and the Soft Binding Resolution API finds it: by the
+/// watermark's binding value, by the PDQ binding value, by a re-encoded copy; never for a
+/// picture onto which the watermark was copied; unknown algorithms and bad values are 400.
+#[tokio::test]
+async fn durable_credentials_and_the_resolution_api() {
+    let s = spawn(Parts::Embedded).await;
+    let key = s.key("resolve", "us", ALL).await;
+    let photo = std::fs::read(fixtures().join("photos/garden.jpg")).unwrap();
+    let (st, up) = s.upload(&key, photo, "?retention_days=7").await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let (id, proof_id) = (
+        up["id"].as_str().unwrap().to_string(),
+        up["proof_id"].as_str().unwrap().to_string(),
+    );
+    let webp = s
+        .get(&key, &format!("/v1/artifacts/{id}/content"))
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let report = pixseal_provenance::Verifier::new("").verify(&webp);
+    let binding = |alg: &str| {
+        report
+            .soft_bindings
+            .iter()
+            .find(|b| b.alg == alg)
+            .unwrap_or_else(|| panic!("no {alg} binding: {report:#?}"))
+            .value
+            .clone()
+    };
+    let (wm, pdq) = (
+        binding("org.pixseal.watermark.1"),
+        binding("org.pixseal.pdq.1"),
+    );
+    // Delete: the artifact is gone, the manifest is not.
+    let r = s
+        .client
+        .delete(format!("{}/v1/artifacts/{id}", s.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = s
+        .client
+        .get(format!("{}/v1/proofs/{proof_id}/manifest", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/c2pa");
+    let store = r.bytes().await.unwrap();
+    assert!(
+        webp.windows(store.len()).any(|w| w == store.as_ref()),
+        "the kept store is the one embedded in the stamped file"
+    );
+    let record: Value = s.public_json(&format!("/v1/proofs/{proof_id}")).await;
+    assert_eq!(record["status"], "purged");
+    let manifest_url = record["manifest_url"].as_str().unwrap().to_string();
+    let manifest_id = manifest_url.rsplit('/').next().unwrap().to_string();
+    assert!(manifest_id.starts_with("urn:c2pa:"), "{manifest_url}");
+
+    for (alg, value) in [
+        ("org.pixseal.watermark.1", &wm),
+        ("org.pixseal.pdq.1", &pdq),
+    ] {
+        let (st, m) = s.by_binding(alg, value).await;
+        assert_eq!(st, StatusCode::OK, "{m}");
+        assert_eq!(
+            m["matches"][0]["manifestId"],
+            manifest_id.as_str(),
+            "{alg}: {m}"
+        );
+        assert_eq!(m["matches"][0]["proofId"], proof_id.as_str());
+        assert_eq!(m["matches"][0]["similarityScore"], 100, "{alg}: {m}");
+        assert!(
+            m["matches"][0]["endpoint"]
+                .as_str()
+                .unwrap()
+                .ends_with(&manifest_id)
+        );
+    }
+    let (st, m) = s
+        .by_binding("org.pixseal.watermark.1", "AAAAAAAAAAA=")
+        .await;
+    assert_eq!(
+        (st, m["matches"].clone()),
+        (StatusCode::OK, Value::Array(vec![]))
+    );
+    let (st, m) = s.by_binding("com.example.wm", &wm).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(m["error"]["code"], "unsupported_algorithm", "{m}");
+    let (st, m) = s.by_binding("org.pixseal.pdq.1", "not base64!").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(m["error"]["code"], "invalid_request", "{m}");
+
+    let r = s
+        .client
+        .get(format!("{}/v1/manifests/{manifest_id}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.unwrap(), store);
+    let r = s
+        .client
+        .get(format!("{}/v1/manifests/urn:c2pa:nope", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    let copy = reencode(&webp, 75, image::ImageFormat::Jpeg);
+    let (st, m) = s.by_content(copy.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{m}");
+    assert_eq!(m["matches"][0]["manifestId"], manifest_id.as_str(), "{m}");
+    // A stripped copy is shown the original credential, said to be not these bytes.
+    let v = verify_upload(&s, copy).await;
+    assert_eq!(
+        v["credential"]["manifest_id"],
+        manifest_id.as_str(),
+        "{v:#}"
+    );
+    assert!(
+        v["credential"]["statement"]
+            .as_str()
+            .unwrap()
+            .contains("not the file that was signed"),
+        "{v:#}"
+    );
+    // Another picture carrying this proof's watermark resolves to nothing.
+    let forged = forged_with(&proof_id);
+    let (st, m) = s.by_content(forged).await;
+    assert_eq!(st, StatusCode::OK, "{m}");
+    assert_eq!(m["matches"], Value::Array(vec![]), "{m}");
+    let (st, m) = s.by_content(b"not a picture".to_vec()).await;
+    assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{m}");
 }

@@ -10,7 +10,9 @@ use pixseal_proof::ProofId;
 use pixseal_provenance::ProofAssertion;
 use pixseal_provenance::stamp::{MarkOptions, Stamped, stamp};
 use pixseal_seal::{KeyPlacement, ObjectRef, Sealer, WrappedKey};
-use pixseal_store::{Artifact, ArtifactState, BlobKey, DbError, ProofRecord, ProofStatus, Scope};
+use pixseal_store::{
+    Artifact, ArtifactState, BlobKey, DbError, ProofManifest, ProofRecord, ProofStatus, Scope,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::OwnedSemaphorePermit;
@@ -229,7 +231,13 @@ impl Services {
             expires_ms,
         };
         let pdq = out.pdq.map(|p| p.to_string());
-        self.store(&artifact, Bytes::from(sealed.blob), pdq).await?;
+        let manifest = ProofManifest {
+            proof_id: artifact.proof_id.clone(),
+            manifest_id: out.manifest_id.clone(),
+            manifest: b64().encode(&out.manifest),
+        };
+        self.store(&artifact, Bytes::from(sealed.blob), pdq, &manifest)
+            .await?;
         self.audit(&actor, "artifact.create", &id, Outcome::Ok)
             .await;
         Ok(Uploaded {
@@ -323,7 +331,13 @@ impl Services {
     /// Row first (pending), then blob, then active with the public proof record: a crash in
     /// between leaves a pending row that the repair pass removes (with its blob, if any), never
     /// a visible half-stored artifact. A failure undoes what was written.
-    async fn store(&self, a: &Artifact, blob: Bytes, pdq: Option<String>) -> Result<()> {
+    async fn store(
+        &self,
+        a: &Artifact,
+        blob: Bytes,
+        pdq: Option<String>,
+        manifest: &ProofManifest,
+    ) -> Result<()> {
         self.db.insert_artifact(a).await?;
         let key = BlobKey::new(&a.id).map_err(|e| ServiceError::internal(e.to_string()))?;
         if let Err(e) = self.blobs.put(&a.region, &key, blob).await {
@@ -340,7 +354,7 @@ impl Services {
             purged_at: None,
             receipt_id: None,
         };
-        if let Err(e) = self.db.activate_artifact(&a.id, &record).await {
+        if let Err(e) = self.db.activate_artifact(&a.id, &record, manifest).await {
             let _ = self.blobs.delete(&a.region, &key).await;
             let _ = self.db.delete_artifact(&a.id).await;
             return Err(match e {

@@ -13,6 +13,7 @@ pub mod config;
 pub mod erase;
 pub mod error;
 pub mod lifecycle;
+pub mod resolve;
 pub mod services;
 pub mod verify;
 mod work;

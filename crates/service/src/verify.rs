@@ -93,6 +93,23 @@ pub struct ProofView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub receipt: Option<pixseal_proof::SignedReceipt>,
+    /// The signed C2PA manifest the proof was issued with (`application/c2pa`), kept past the
+    /// purge: the credential of the stamped file, for copies that lost theirs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub manifest_url: Option<String>,
+}
+
+/// The original credential of a proof, shown for a file that carries no manifest of its own
+/// but was matched to the proof by its watermark or its likeness.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Credential {
+    /// The manifest's label, `urn:c2pa:…`.
+    pub manifest_id: String,
+    /// Where the signed manifest store can be fetched (`application/c2pa`).
+    pub manifest_url: String,
+    /// In plain words: these bytes are not the signed ones.
+    pub statement: String,
 }
 
 /// The service's verdict on an uploaded file: the offline verdict, and what this
@@ -111,6 +128,10 @@ pub struct Verified {
     /// id), so the record is shown only on `matches`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proof_match: Option<ProofMatch>,
+    /// `watermark_only` and `near_match` with a record: the credential the proof was issued
+    /// with, and a statement that this file is not the file it signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<Credential>,
 }
 
 /// Whether a picture whose watermark names a proof looks like the picture that proof was
@@ -205,11 +226,31 @@ impl Services {
             Some(r) => Some(self.public_record(r).await?),
             None => None,
         };
+        let credential = match (&record, v.report.verdict) {
+            (Some(r), Verdict::WatermarkOnly | Verdict::NearMatch) => self
+                .manifest_id_of(&r.proof_id)
+                .await?
+                .map(|manifest_id| Credential {
+                    manifest_url: self.manifest_url(&manifest_id),
+                    manifest_id,
+                    statement: format!(
+                        "This file carries no C2PA manifest: it is not the file that was signed. It was matched to proof {} by its {}; the credential shown is the one signed for the stamped original, and its signature covers those bytes, not these.",
+                        r.proof_id,
+                        if v.report.verdict == Verdict::WatermarkOnly {
+                            "invisible watermark and its likeness to the original"
+                        } else {
+                            "likeness to the original (perceptual hash)"
+                        }
+                    ),
+                }),
+            _ => None,
+        };
         Ok(Verified {
             verification: v,
             record,
             pdq_distance: distance,
             proof_match,
+            credential,
         })
     }
 
@@ -240,6 +281,10 @@ impl Services {
             status: p.status,
             purged_at: None,
             receipt: None,
+            manifest_url: self
+                .manifest_id_of(&p.proof_id)
+                .await?
+                .map(|m| self.manifest_url(&m)),
         };
         if p.status == ProofStatus::Purged {
             view.purged_at = p.purged_at.clone();
@@ -250,12 +295,17 @@ impl Services {
         Ok(view)
     }
 
-    /// The closest stored PDQ within the threshold: (proof id, distance). A linear scan in
+    /// The closest stored PDQ within the threshold: (proof id, distance).
+    async fn nearest(&self, h: &Pdq) -> Result<Option<(String, u32)>> {
+        Ok(self.near(h, 1).await?.pop())
+    }
+
+    /// Every stored PDQ within `pdq_threshold` of `h`: (proof id, distance). A linear scan in
     /// pages: fine for the record counts of one installation (≈1 µs per record); an index
     /// (multi-index hashing) is the step up when that stops being true.
-    async fn nearest(&self, h: &Pdq) -> Result<Option<(String, u32)>> {
+    pub(crate) async fn within_threshold(&self, h: &Pdq) -> Result<Vec<(String, u32)>> {
         let threshold = self.provenance.pdq_threshold;
-        let mut best: Option<(String, u32)> = None;
+        let mut found = Vec::new();
         let mut after = String::new();
         loop {
             let page = self.db.pdq_page(&after, PDQ_PAGE).await?;
@@ -266,14 +316,14 @@ impl Services {
                     continue;
                 };
                 let d = other.distance(h);
-                if d <= threshold && best.as_ref().is_none_or(|(_, b)| d < *b) {
-                    best = Some((id.clone(), d));
+                if d <= threshold {
+                    found.push((id.clone(), d));
                 }
             }
             if (page.len() as i64) < PDQ_PAGE {
                 break;
             }
         }
-        Ok(best)
+        Ok(found)
     }
 }

@@ -19,5 +19,5 @@ pub use blob::{
 };
 pub use codes::{CodeAccount, LevelEvent, LiveSession, MessageCodeRow};
 pub use deletions::{Deletion, StoredReceipt};
-pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, ProofRecord, Tenant};
+pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, ProofManifest, ProofRecord, Tenant};
 pub use states::{ArtifactState, DeletionReason, ProofStatus, Scope, UnknownValue};

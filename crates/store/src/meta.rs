@@ -106,6 +106,24 @@ pub struct ProofRecord {
     pub receipt_id: Option<String>,
 }
 
+/// The signed C2PA manifest store of one stamp, kept with its proof record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofManifest {
+    pub proof_id: String,
+    /// The manifest's label, `urn:c2pa:…`.
+    pub manifest_id: String,
+    /// The JUMBF manifest store (`application/c2pa`), base64.
+    pub manifest: String,
+}
+
+fn manifest_from(r: &sqlx::any::AnyRow) -> Result<ProofManifest, sqlx::Error> {
+    Ok(ProofManifest {
+        proof_id: r.try_get("proof_id")?,
+        manifest_id: r.try_get("manifest_id")?,
+        manifest: r.try_get("manifest")?,
+    })
+}
+
 /// A text column holding one of an enum's values; anything else is a decode error.
 fn parse_text<T: std::str::FromStr<Err = UnknownValue>>(
     r: &sqlx::any::AnyRow,
@@ -487,9 +505,14 @@ impl Db {
         Ok(())
     }
 
-    /// Make an uploaded artifact visible and publish its proof record, in one transaction: a
-    /// proof is public exactly when its artifact became active.
-    pub async fn activate_artifact(&self, id: &str, proof: &ProofRecord) -> Result<(), DbError> {
+    /// Make an uploaded artifact visible and publish its proof record with its signed manifest,
+    /// in one transaction: a proof is public exactly when its artifact became active.
+    pub async fn activate_artifact(
+        &self,
+        id: &str,
+        proof: &ProofRecord,
+        manifest: &ProofManifest,
+    ) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
             "UPDATE artifacts SET state = 'active' WHERE id = $1 AND state = 'pending'",
@@ -510,8 +533,42 @@ impl Db {
         .bind(&proof.issued_at)
         .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "INSERT INTO proof_manifests (proof_id, manifest_id, manifest) VALUES ($1, $2, $3)",
+        )
+        .bind(&manifest.proof_id)
+        .bind(&manifest.manifest_id)
+        .bind(&manifest.manifest)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The signed manifest of a proof, if it was kept (stamps issued before manifests were kept
+    /// have none).
+    pub async fn proof_manifest(&self, proof_id: &str) -> Result<Option<ProofManifest>, DbError> {
+        let r = sqlx::query(
+            "SELECT proof_id, manifest_id, manifest FROM proof_manifests WHERE proof_id = $1",
+        )
+        .bind(proof_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(r.as_ref().map(manifest_from).transpose()?)
+    }
+
+    /// A kept manifest by its label.
+    pub async fn manifest_by_id(
+        &self,
+        manifest_id: &str,
+    ) -> Result<Option<ProofManifest>, DbError> {
+        let r = sqlx::query(
+            "SELECT proof_id, manifest_id, manifest FROM proof_manifests WHERE manifest_id = $1",
+        )
+        .bind(manifest_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(r.as_ref().map(manifest_from).transpose()?)
     }
 
     /// A public proof record by proof id.

@@ -3,7 +3,8 @@
 //! deletion is taken over by exactly one worker.
 
 use pixseal_store::{
-    Artifact, ArtifactState, Db, DbError, Deletion, DeletionReason, ProofRecord, ProofStatus,
+    Artifact, ArtifactState, Db, DbError, Deletion, DeletionReason, ProofManifest, ProofRecord,
+    ProofStatus,
 };
 
 async fn active(db: &Db, tenant: &str, id: &str) -> Artifact {
@@ -38,7 +39,12 @@ async fn active(db: &Db, tenant: &str, id: &str) -> Artifact {
         purged_at: None,
         receipt_id: None,
     };
-    db.activate_artifact(id, &proof).await.unwrap();
+    let manifest = ProofManifest {
+        proof_id: a.proof_id.clone(),
+        manifest_id: format!("urn:c2pa:{id}"),
+        manifest: "AAAA".into(),
+    };
+    db.activate_artifact(id, &proof, &manifest).await.unwrap();
     a
 }
 

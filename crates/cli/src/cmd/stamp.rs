@@ -122,6 +122,7 @@ fn process(job: &Job, ctx: &Ctx<'_>, reporter: &Reporter) -> Outcome {
                 "height": s.height,
                 "bytes": s.bytes.len(),
                 "manifest_bytes": s.manifest_bytes,
+                "manifest_id": s.manifest_id,
                 "watermarked": s.actions.watermarked,
                 "watermark_psnr": s.watermark_psnr.map(|p| (p * 100.0).round() / 100.0),
                 "visible_mark": s.visible.as_ref().map(|v| json!({

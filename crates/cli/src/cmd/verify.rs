@@ -1,7 +1,9 @@
-//! `pixseal verify FILE... [--trust PEM]`: offline SPEC §6 verdicts from the file alone.
+//! `pixseal verify FILE... [--trust PEM] [--server URL]`: offline SPEC §6 verdicts from the file
+//! alone; with `--server`, what that server knows of each file's proof (`crate::remote`).
 //!
-//! Exit code 0 only when every file is `verified`; 2 when any file is not (untrusted,
-//! tampered, not stamped) or cannot be read, so `pixseal verify f && publish f` is safe.
+//! Exit code 0 only when every file is `verified` (and, with `--server`, the server answered);
+//! 2 when any file is not (untrusted, tampered, not stamped) or cannot be read, so
+//! `pixseal verify f && publish f` is safe.
 
 use std::path::PathBuf;
 
@@ -13,6 +15,7 @@ use serde_json::{Map, Value, json};
 use super::batch::read_input;
 use crate::Outcome;
 use crate::config::Config;
+use crate::remote::{LookupBy, Server, ServerAnswer};
 use crate::report::Reporter;
 
 #[derive(clap::Args, Debug)]
@@ -24,6 +27,11 @@ pub struct Args {
     /// configured anchors ([provenance].trust_anchors, default this installation's root).
     #[arg(long, value_name = "PEM")]
     trust: Vec<PathBuf>,
+    /// Also ask this pixseal server what it knows of each file's proof: found by the manifest's
+    /// proof id, the watermark, or the PDQ hash (only those are sent, never the file); a purged
+    /// proof's receipt is checked with the server's published key.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
@@ -36,6 +44,13 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
         }
     };
     let verifier = Verifier::new(&anchors);
+    let mut server = match args.server.as_deref().map(Server::new).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error[usage]: {e:#}");
+            return Outcome::Usage;
+        }
+    };
     let reporter = Reporter::new(json, None);
     let mut worst = Outcome::Ok;
     let mut pipeline = Pipeline::new(limits);
@@ -50,7 +65,7 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             }
         };
         let started = std::time::Instant::now();
-        let v = match examine(&verifier, &mut pipeline, &bytes, false) {
+        let mut v = match examine(&verifier, &mut pipeline, &bytes, server.is_some()) {
             Ok(v) => v,
             Err(e) => {
                 reporter.error(&shown, e.code(), &e.to_string());
@@ -58,10 +73,40 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
                 continue;
             }
         };
-        if v.report.verdict != Verdict::Verified {
+        let answer = server.as_mut().map(|s| s.look_up(&v));
+        if let Some(Ok(a)) = &answer
+            && a.by == Some(LookupBy::Pdq)
+            && let Some(id) = a.record.as_ref().and_then(|r| r["proof_id"].as_str())
+        {
+            v.report.verdict = Verdict::NearMatch;
+            v.report.message = format!(
+                "no manifest or watermark, but the server finds the picture looks like stamped proof {id}"
+            );
+            v.proof_id = Some(id.to_string());
+        }
+        let answered = match &answer {
+            None => true,
+            Some(Ok(a)) => a.receipt_signature_valid != Some(false),
+            Some(Err(_)) => false,
+        };
+        if v.report.verdict != Verdict::Verified || !answered {
             worst = worst.max(Outcome::Rejected);
         }
-        let (human, mut fields) = describe(&shown, &v);
+        let (mut human, mut fields) = describe(&shown, &v);
+        match &answer {
+            Some(Ok(a)) => {
+                human.push_str(&format!("\n  server {}: {}", a.url, server_summary(a)));
+                fields.insert(
+                    "server".into(),
+                    serde_json::to_value(a).unwrap_or(Value::Null),
+                );
+            }
+            Some(Err(e)) => {
+                human.push_str(&format!("\n  server: no answer ({e:#})"));
+                fields.insert("server".into(), json!({"error": format!("{e:#}")}));
+            }
+            None => {}
+        }
         fields.insert(
             "ms".into(),
             json!((started.elapsed().as_secs_f64() * 1e4).round() / 10.0),
@@ -70,6 +115,39 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     }
     reporter.finish();
     worst
+}
+
+/// What the server said, in one line.
+fn server_summary(a: &ServerAnswer) -> String {
+    let Some(r) = &a.record else {
+        return a
+            .note
+            .clone()
+            .unwrap_or_else(|| "knows nothing of this file".into());
+    };
+    let field = |k: &str| r[k].as_str().unwrap_or("?").to_string();
+    let by = match a.by {
+        Some(LookupBy::Manifest) => "by the manifest's proof id",
+        Some(LookupBy::Watermark) => "by the watermark, and the picture looks like the proof's",
+        Some(LookupBy::Pdq) => "by likeness (PDQ)",
+        None => "",
+    };
+    let mut s = format!(
+        "proof {} found {by}: issued {} by {}, {}",
+        field("proof_id"),
+        field("issued_at"),
+        field("issuer"),
+        field("status")
+    );
+    if let Some(t) = r["purged_at"].as_str() {
+        s.push_str(&format!(" at {t}"));
+    }
+    match a.receipt_signature_valid {
+        Some(true) => s.push_str(", deletion receipt signature valid"),
+        Some(false) => s.push_str(", deletion receipt signature INVALID"),
+        None => {}
+    }
+    s
 }
 
 /// The one-line summary and the `--json` fields of a verification.

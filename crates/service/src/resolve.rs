@@ -249,7 +249,6 @@ impl Services {
     /// Every proof whose PDQ is within `pdq_threshold` of `h`, closest first, at most `limit`.
     pub(crate) async fn near(&self, h: &Pdq, limit: usize) -> Result<Vec<(String, u32)>> {
         let mut all = self.within_threshold(h).await?;
-        all.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         all.truncate(limit);
         Ok(all)
     }

@@ -14,9 +14,6 @@ use crate::budget::Body;
 use crate::work::with_pipeline;
 use crate::{Result, ServiceError, Services};
 
-/// Proof records read per page by the near-match scan.
-const PDQ_PAGE: i64 = 5000;
-
 /// What one file says about itself, offline.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Verification {
@@ -300,30 +297,12 @@ impl Services {
         Ok(self.near(h, 1).await?.pop())
     }
 
-    /// Every stored PDQ within `pdq_threshold` of `h`: (proof id, distance). A linear scan in
-    /// pages: fine for the record counts of one installation (≈1 µs per record); an index
-    /// (multi-index hashing) is the step up when that stops being true.
+    /// Every stored PDQ within `pdq_threshold` of `h`: (proof id, distance), closest first,
+    /// through the near-match index (`pixseal_store::pdq_index`).
     pub(crate) async fn within_threshold(&self, h: &Pdq) -> Result<Vec<(String, u32)>> {
-        let threshold = self.provenance.pdq_threshold;
-        let mut found = Vec::new();
-        let mut after = String::new();
-        loop {
-            let page = self.db.pdq_page(&after, PDQ_PAGE).await?;
-            let Some((last, _)) = page.last() else { break };
-            after = last.clone();
-            for (id, hex) in &page {
-                let Ok(other) = hex.parse::<Pdq>() else {
-                    continue;
-                };
-                let d = other.distance(h);
-                if d <= threshold {
-                    found.push((id.clone(), d));
-                }
-            }
-            if (page.len() as i64) < PDQ_PAGE {
-                break;
-            }
-        }
-        Ok(found)
+        Ok(self
+            .db
+            .pdq_near(&h.0, self.provenance.pdq_threshold)
+            .await?)
     }
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod blob;
 pub mod codes;
 pub mod deletions;
+pub mod pdq_index;
 pub mod states;
 
 pub use audit::{AuditEntry, BrokenLink};

@@ -283,7 +283,9 @@ impl Db {
             .run(&pool)
             .await
             .map_err(|e| DbError::Unavailable(format!("migrations: {e}")))?;
-        Ok(Db { pool, kind })
+        let db = Db { pool, kind };
+        db.backfill_pdq_keys().await?;
+        Ok(db)
     }
 
     pub fn kind(&self) -> DbKind {
@@ -533,6 +535,9 @@ impl Db {
         .bind(&proof.issued_at)
         .execute(&mut *tx)
         .await?;
+        if let Some(h) = proof.pdq.as_deref().and_then(crate::pdq_index::parse) {
+            crate::pdq_index::insert_keys(&mut tx, &proof.proof_id, &h).await?;
+        }
         sqlx::query(
             "INSERT INTO proof_manifests (proof_id, manifest_id, manifest) VALUES ($1, $2, $3)",
         )

@@ -1,0 +1,18 @@
+-- The near-match index (crates/store/src/pdq_index.rs): each kept PDQ hash under the sixteen
+-- keys of its 16-bit slices (slice number × 65536 + slice value). Filled with the proof in the
+-- same transaction; proofs kept before this migration are indexed once, at the next open, after
+-- which `pdq_index_state.complete` says so.
+CREATE TABLE pdq_keys (
+    k BIGINT NOT NULL,
+    proof_id TEXT NOT NULL,
+    PRIMARY KEY (k, proof_id)
+);
+
+CREATE INDEX pdq_keys_proof_id ON pdq_keys (proof_id);
+
+CREATE TABLE pdq_index_state (
+    id INTEGER PRIMARY KEY,
+    complete INTEGER NOT NULL
+);
+
+INSERT INTO pdq_index_state (id, complete) VALUES (1, 0);

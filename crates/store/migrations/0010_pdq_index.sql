@@ -1,5 +1,5 @@
--- The near-match index (crates/store/src/pdq_index.rs): each kept PDQ hash under the sixteen
--- keys of its 16-bit slices (slice number × 65536 + slice value). Filled with the proof in the
+-- The near-match index (crates/store/src/pdq_index.rs): each kept PDQ hash under the eleven
+-- keys of its 23- and 24-bit slices (slice number × 2^24 + slice value). Filled with the proof in the
 -- same transaction; proofs kept before this migration are indexed once, at the next open, after
 -- which `pdq_index_state.complete` says so.
 CREATE TABLE pdq_keys (

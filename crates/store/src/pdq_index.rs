@@ -1,21 +1,24 @@
-//! The near-match index: multi-index hashing over the sixteen 16-bit slices of each kept PDQ
-//! hash, in SQL on both databases, so a lookup within a Hamming threshold reads a few
+//! The near-match index: multi-index hashing over eleven slices (23 or 24 bits) of each kept PDQ
+//! hash, in SQL on both databases, so a lookup within a Hamming threshold reads a few hundred
 //! candidates instead of every proof, and returns exactly what a full scan returns.
 //!
 //! Why it is exact: if two 256-bit hashes differ in at most `t` bits, the differences spread over
-//! 16 slices, so at least one slice differs in at most `⌊t/16⌋` bits (else the total would exceed
+//! 11 slices, so at least one slice differs in at most `⌊t/11⌋` bits (else the total would exceed
 //! `t`). Probing every slice with every value within that radius therefore finds every hash
 //! within `t`; each candidate is then measured exactly. At the default threshold 31 the radius
-//! is 1: 16 × 17 = 272 probed keys.
+//! is 2: 3 × 301 + 8 × 277 = 3119 probed keys, and among a million uniformly spread hashes about
+//! 320 candidates (16-bit slices would probe 272 keys but read about 4 150; docs/provenance.md).
 
 use sqlx::Row;
 
-use crate::meta::{Db, DbError, ProofRecord};
+use crate::meta::{Db, DbError, DbKind, ProofRecord};
 
-/// Slices of a 256-bit hash.
-pub const SLICES: usize = 16;
+/// Slices of a 256-bit hash, and their widths in bits (most significant first).
+pub const SLICES: usize = 11;
+const WIDTHS: [u32; SLICES] = [24, 24, 24, 23, 23, 23, 23, 23, 23, 23, 23];
 
-/// Past this radius a lookup would probe too many keys (radius 3: 16 × 697); it scans instead.
+/// Past this radius a lookup would probe too many keys (radius 3: about 25 000); it scans
+/// instead. Radius 2 serves thresholds up to 32.
 const MAX_RADIUS: u32 = 2;
 
 /// Proof rows per page when scanning or backfilling.
@@ -35,28 +38,33 @@ pub fn distance(a: &Hash, b: &Hash) -> u32 {
 }
 
 /// The index key of slice `i` holding `value`: one integer column serves every slice.
-fn key(i: usize, value: u16) -> i64 {
-    ((i as i64) << 16) | i64::from(value)
+fn key(i: usize, value: u32) -> i64 {
+    ((i as i64) << 24) | i64::from(value)
 }
 
-fn slice(h: &Hash, i: usize) -> u16 {
-    u16::from_be_bytes([h[2 * i], h[2 * i + 1]])
+/// Bits `[start, start + width)` of the hash, read most significant first.
+fn slice(h: &Hash, i: usize) -> u32 {
+    let start: u32 = WIDTHS[..i].iter().sum();
+    (start..start + WIDTHS[i]).fold(0, |v, bit| {
+        let b = (h[(bit / 8) as usize] >> (7 - bit % 8)) & 1;
+        (v << 1) | u32::from(b)
+    })
 }
 
-/// The sixteen keys a hash is stored under.
+/// The keys a hash is stored under, one per slice.
 pub fn keys(h: &Hash) -> [i64; SLICES] {
     std::array::from_fn(|i| key(i, slice(h, i)))
 }
 
-/// Every 16-bit value within Hamming distance `radius` of `v`.
-fn ball(v: u16, radius: u32) -> Vec<u16> {
+/// Every `width`-bit value within Hamming distance `radius` of `v`.
+fn ball(v: u32, width: u32, radius: u32) -> Vec<u32> {
     let mut out = vec![v];
     let mut frontier = vec![(v, 0u32)];
     // Flip bits in increasing position order so each value is produced once.
     for _ in 0..radius {
         let mut next = Vec::new();
         for &(x, lowest) in &frontier {
-            for bit in lowest..16 {
+            for bit in lowest..width {
                 let y = x ^ (1 << bit);
                 out.push(y);
                 next.push((y, bit + 1));
@@ -77,7 +85,7 @@ pub fn probes(h: &Hash, threshold: u32) -> Option<Vec<i64>> {
     Some(
         (0..SLICES)
             .flat_map(|i| {
-                ball(slice(h, i), radius)
+                ball(slice(h, i), WIDTHS[i], radius)
                     .into_iter()
                     .map(move |v| key(i, v))
             })
@@ -94,24 +102,66 @@ impl Db {
         };
         // The keys are integers computed here, never text from a request, so they are written
         // into the statement: one statement shape for both databases, no parameter limits.
-        let list = probes
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let sql = format!(
-            "SELECT DISTINCT p.proof_id, p.pdq FROM pdq_keys k JOIN proofs p ON p.proof_id = k.proof_id WHERE k.k IN ({list})"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(self.pool())
-            .await?;
+        let ids: Vec<String> = match self.kind() {
+            // One prepared statement whatever the probes (passed as one array literal), and
+            // one index probe per key: the lateral subquery is not flattened (OFFSET 0), since
+            // with thousands of keys the planner would rather scan the whole key table.
+            DbKind::Postgres => {
+                let array = format!(
+                    "{{{}}}",
+                    probes
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                sqlx::query(
+                    "SELECT DISTINCT p.proof_id FROM unnest(CAST(CAST($1 AS TEXT) AS BIGINT[])) AS q(k) \
+                     CROSS JOIN LATERAL (SELECT proof_id FROM pdq_keys WHERE pdq_keys.k = q.k OFFSET 0) AS p",
+                )
+                .bind(array)
+                .fetch_all(self.pool())
+                .await?
+            }
+            // SQLite probes the key index once per value of a joined VALUES list. The keys are
+            // integers computed here, never text from a request, so they are written into the
+            // statement.
+            DbKind::Sqlite => {
+                let list = probes
+                    .iter()
+                    .map(|k| format!("({k})"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let sql = format!(
+                    "WITH q(k) AS (VALUES {list}) SELECT DISTINCT p.proof_id FROM q JOIN pdq_keys p ON p.k = q.k"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(self.pool())
+                    .await?
+            }
+        }
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+        // Then the candidates' hashes by primary key: two index lookups whatever the planner
+        // thinks of joining a few hundred keys to every proof.
         let mut found = Vec::new();
-        for r in &rows {
-            let (id, hex_digits): (String, String) = (r.try_get(0)?, r.try_get(1)?);
-            if let Some(other) = parse(&hex_digits) {
-                let d = distance(h, &other);
-                if d <= threshold {
-                    found.push((id, d));
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT proof_id, pdq FROM proofs WHERE proof_id IN {}",
+                placeholders(self.kind(), 1, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                let (id, hex_digits): (String, Option<String>) = (r.try_get(0)?, r.try_get(1)?);
+                if let Some(other) = hex_digits.as_deref().and_then(parse) {
+                    let d = distance(h, &other);
+                    if d <= threshold {
+                        found.push((id, d));
+                    }
                 }
             }
         }
@@ -152,7 +202,7 @@ impl Db {
         for chunk in proofs.chunks(1000) {
             let sql = format!(
                 "INSERT INTO proofs (proof_id, sha256, original_sha256, pdq, issued_at, status) VALUES {}",
-                placeholders(chunk.len(), 6)
+                placeholders(self.kind(), chunk.len(), 6)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for p in chunk {
@@ -175,7 +225,7 @@ impl Db {
             }
             let sql = format!(
                 "INSERT INTO pdq_keys (k, proof_id) VALUES {}",
-                placeholders(keyed.len(), 2)
+                placeholders(self.kind(), keyed.len(), 2)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (k, id) in keyed {
@@ -184,6 +234,11 @@ impl Db {
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        // A bulk load changes the tables' shape at once; fresh statistics keep the planner on
+        // the index (PostgreSQL otherwise scans until autovacuum analyzes).
+        for table in ["ANALYZE proofs", "ANALYZE pdq_keys"] {
+            sqlx::query(table).execute(self.pool()).await?;
+        }
         Ok(())
     }
 
@@ -226,12 +281,17 @@ impl Db {
     }
 }
 
-/// `($1, …, $n), ($n+1, …)`: `rows` tuples of `n` numbered placeholders, the one spelling both
-/// databases accept.
-fn placeholders(rows: usize, n: usize) -> String {
+/// `rows` tuples of `n` placeholders: numbered (`$1, …`) for PostgreSQL; plain `?` for SQLite,
+/// where binding thousands of numbered parameters costs time quadratic in their count.
+fn placeholders(kind: DbKind, rows: usize, n: usize) -> String {
     (0..rows)
         .map(|r| {
-            let cols: Vec<String> = (1..=n).map(|c| format!("${}", r * n + c)).collect();
+            let cols: Vec<String> = (1..=n)
+                .map(|c| match kind {
+                    DbKind::Postgres => format!("${}", r * n + c),
+                    DbKind::Sqlite => "?".to_string(),
+                })
+                .collect();
             format!("({})", cols.join(", "))
         })
         .collect::<Vec<_>>()
@@ -269,19 +329,34 @@ mod tests {
 
     #[test]
     fn balls_have_the_binomial_sizes_and_no_repeats() {
-        for (r, n) in [(0, 1), (1, 17), (2, 137)] {
-            let mut b = ball(0xA5C3, r);
-            assert_eq!(b.len(), n, "radius {r}");
+        for (width, r, n) in [(24, 0, 1), (24, 1, 25), (24, 2, 301), (23, 2, 277)] {
+            let v = 0x5A_C3A5 & ((1 << width) - 1);
+            let mut b = ball(v, width, r);
+            assert_eq!(b.len(), n, "width {width} radius {r}");
             b.sort_unstable();
             b.dedup();
-            assert_eq!(b.len(), n, "radius {r}: repeats");
-            assert!(b.iter().all(|v| (v ^ 0xA5C3).count_ones() <= r));
+            assert_eq!(b.len(), n, "width {width} radius {r}: repeats");
+            assert!(
+                b.iter()
+                    .all(|x| (x ^ v).count_ones() <= r && *x < 1 << width)
+            );
+        }
+    }
+
+    #[test]
+    fn slices_cover_every_bit_once() {
+        assert_eq!(WIDTHS.iter().sum::<u32>(), 256);
+        for bit in 0..256 {
+            let mut h = [0u8; 32];
+            h[bit / 8] = 0x80 >> (bit % 8);
+            let set: Vec<u32> = (0..SLICES).map(|i| slice(&h, i).count_ones()).collect();
+            assert_eq!(set.iter().sum::<u32>(), 1, "bit {bit}");
         }
     }
 
     #[test]
     fn probes_cover_every_hash_within_the_threshold() {
-        // Random pairs at every distance up to 47 (radius 2): whenever d <= t, one of b's keys
+        // Random pairs at every distance up to 32 (radius 2): whenever d <= t, one of b's keys
         // is among a's probes.
         let mut s = 0x9E37_79B9_7F4A_7C15u64;
         let mut rnd = move || {
@@ -293,7 +368,7 @@ mod tests {
         for _ in 0..2000 {
             let mut a = [0u8; 32];
             a.iter_mut().for_each(|x| *x = rnd() as u8);
-            let d = (rnd() % 48) as u32;
+            let d = (rnd() % 33) as u32;
             let mut b = a;
             let mut flipped = std::collections::BTreeSet::new();
             while flipped.len() < d as usize {
@@ -303,14 +378,14 @@ mod tests {
                 b[bit / 8] ^= 1 << (bit % 8);
             }
             assert_eq!(distance(&a, &b), d);
-            for t in [d, 31, 47] {
+            for t in [d, 31, 32] {
                 if d <= t {
                     let p = probes(&a, t).unwrap();
                     assert!(keys(&b).iter().any(|k| p.contains(k)), "d {d} t {t}");
                 }
             }
         }
-        assert_eq!(probes(&[0; 32], 31).unwrap().len(), 272);
-        assert!(probes(&[0; 32], 48).is_none());
+        assert_eq!(probes(&[0; 32], 31).unwrap().len(), 3119);
+        assert!(probes(&[0; 32], 33).is_none());
     }
 }

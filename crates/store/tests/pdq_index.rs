@@ -46,7 +46,7 @@ fn record(i: usize, h: Option<&Hash>) -> ProofRecord {
     }
 }
 
-/// 3000 unrelated hashes, 40 families of 10 near copies (1 to 60 bits away from their base),
+/// 3000 unrelated hashes, 40 families of 10 near copies (1 to 55 bits away from their base),
 /// a few proofs without a hash; then 300 queries: bases, near copies, unrelated.
 async fn index_equals_scan(db: &Db) {
     let mut rng = Rng(0x5eed_0123_4567_89ab);
@@ -79,7 +79,7 @@ async fn index_equals_scan(db: &Db) {
         queries.push(rng.hash());
     }
     let mut nonempty = 0;
-    for t in [31, 47] {
+    for t in [31, 32] {
         for q in &queries {
             let index = db.pdq_near(q, t).await.unwrap();
             let scan = db.pdq_scan(q, t).await.unwrap();
@@ -88,8 +88,8 @@ async fn index_equals_scan(db: &Db) {
         }
     }
     // The families are found (the test is not comparing empty answers).
-    assert!(nonempty > 300, "{nonempty}");
-    // Past radius 2 the lookup is the scan itself.
+    assert!(nonempty > 200, "{nonempty}");
+    // Past radius 2 (threshold 33 and up) the lookup is the scan itself.
     let wide = db.pdq_near(&bases[0], 64).await.unwrap();
     assert_eq!(wide, db.pdq_scan(&bases[0], 64).await.unwrap());
 }

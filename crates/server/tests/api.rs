@@ -785,6 +785,11 @@ const API: &[(&str, &str)] = &[
     ("put", "/v1/codes/device-key"),
     ("post", "/v1/verify"),
     ("get", "/v1/proofs/{proof_id}"),
+    ("get", "/v1/proofs/{proof_id}/manifest"),
+    ("get", "/v1/manifests/{manifest_id}"),
+    ("get", "/v1/matches/byBinding"),
+    ("post", "/v1/matches/byContent"),
+    ("get", "/v1/services/supportedAlgorithms"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];
@@ -835,7 +840,7 @@ async fn openapi_matches_the_router() {
     assert_eq!(live["openapi"], "3.1.0");
     assert_eq!(live, doc);
     // Picture routes take the raw picture as well as the form (what `Upload` reads).
-    for path in ["/v1/artifacts", "/v1/verify"] {
+    for path in ["/v1/artifacts", "/v1/verify", "/v1/matches/byContent"] {
         let content = &doc["paths"][path]["post"]["requestBody"]["content"];
         for ty in ["application/octet-stream", "image/*", "multipart/form-data"] {
             assert!(

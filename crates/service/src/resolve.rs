@@ -6,13 +6,12 @@ use base64::Engine as _;
 use pixseal_proof::ProofId;
 use pixseal_provenance::manifest::{pdq_of_binding_value, watermark_of_binding_value};
 use pixseal_provenance::pdq::Pdq;
-use pixseal_provenance::{PDQ_BINDING_ALG, Verdict, WATERMARK_BINDING_ALG};
+use pixseal_provenance::{PDQ_BINDING_ALG, WATERMARK_BINDING_ALG};
 use pixseal_store::ProofManifest;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::budget::Body;
-use crate::verify::examine;
 use crate::work::with_pipeline;
 use crate::{Result, ServiceError, Services};
 
@@ -171,6 +170,7 @@ impl Services {
                 if alg == WATERMARK_BINDING_ALG { 8 } else { 32 }
             ))
         };
+        let limit = clamp_results(max_results);
         let found = match BindingAlg::parse(alg)? {
             BindingAlg::Watermark => {
                 let bits = watermark_of_binding_value(value).ok_or_else(bad_value)?;
@@ -178,10 +178,10 @@ impl Services {
             }
             BindingAlg::Pdq => {
                 let h = pdq_of_binding_value(value).ok_or_else(bad_value)?;
-                self.near(&h, clamp_results(max_results)).await?
+                self.near(&h, limit).await?
             }
         };
-        self.matches_of(found, clamp_results(max_results)).await
+        self.matches_of(found, limit).await
     }
 
     /// The manifests a picture resolves to, through its soft bindings: the watermark (only
@@ -198,18 +198,15 @@ impl Services {
         let (watermark, hash) = tokio::task::spawn_blocking(move || {
             let _held = (slot, &body);
             with_pipeline(s.limits, |p| {
-                // A manifest of its own does not stop the lookup: the picture's pixels are what
-                // the bindings are about.
-                let v = examine(&s.provenance.verifier, p, body.bytes(), false)?;
+                // Only the pixels matter here (a manifest of its own is not read): the upload
+                // limits, one decode, then the watermark and the PDQ hash of the same pixels.
+                pixseal_media::admit(body.bytes(), p.limits())?;
                 let d = p.decode(body.bytes(), None)?;
                 let px = &d.pixels;
                 let h =
                     pixseal_provenance::pdq::hash_rgb(&px.data, px.width, px.height, px.channels)
                         .map(|r| r.hash);
-                let wm = match v.report.verdict {
-                    Verdict::WatermarkOnly => v.watermark,
-                    _ => pixseal_provenance::detect_watermark(px),
-                };
+                let wm = pixseal_provenance::detect_watermark(px);
                 p.recycle(d.pixels);
                 Ok::<_, pixseal_media::IngestError>((wm, h))
             })

@@ -26,6 +26,11 @@ pub struct ProvenanceConfig {
     pub issuer_name: String,
     /// Hamming distance (of 256 bits) at or below which two PDQ hashes are the same picture.
     pub pdq_threshold: u32,
+    /// RFC 3161 time-stamping authority (http:// or https:// URL) that countersigns every
+    /// manifest signature; empty = no time-stamp. When set, nothing is signed without one.
+    pub tsa_url: String,
+    /// Seconds one time-stamp request may take, connection included.
+    pub tsa_timeout_secs: u64,
 }
 
 impl Default for ProvenanceConfig {
@@ -37,6 +42,8 @@ impl Default for ProvenanceConfig {
             trust_anchors: String::new(),
             issuer_name: "pixseal development installation".into(),
             pdq_threshold: crate::pdq::MATCH_THRESHOLD,
+            tsa_url: String::new(),
+            tsa_timeout_secs: 10,
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -13,6 +14,7 @@ use rcgen::{
 use serde::{Deserialize, Serialize};
 
 use crate::ProvenanceError;
+use crate::timestamp::TimeStamper;
 
 /// The C2PA claim-signing EKU (id-kp-c2pa-claimSigning, 1.3.6.1.4.1.62558.2.1).
 const C2PA_CLAIM_SIGNING: &[u64] = &[1, 3, 6, 1, 4, 1, 62558, 2, 1];
@@ -54,6 +56,10 @@ pub trait ClaimSigner: Send + Sync {
     /// included).
     fn cert_chain(&self) -> &[Vec<u8>];
     fn sign(&self, data: &[u8]) -> Result<Vec<u8>, ProvenanceError>;
+    /// The time-stamping authority that countersigns each signature, if one is configured.
+    fn time_stamper(&self) -> Option<&dyn TimeStamper> {
+        None
+    }
 }
 
 /// A key held in memory, loaded from PEM (PKCS#8).
@@ -61,6 +67,7 @@ pub struct LocalSigner {
     alg: SignAlg,
     chain: Vec<Vec<u8>>,
     inner: c2pa::BoxedSigner,
+    tsa: Option<Arc<dyn TimeStamper>>,
 }
 
 impl LocalSigner {
@@ -78,7 +85,18 @@ impl LocalSigner {
         }
         let inner = c2pa::create_signer::from_keys(chain_pem, key_pem, alg.c2pa(), None)
             .map_err(|e| ProvenanceError::Identity(format!("signing key: {e}")))?;
-        Ok(LocalSigner { alg, chain, inner })
+        Ok(LocalSigner {
+            alg,
+            chain,
+            inner,
+            tsa: None,
+        })
+    }
+
+    /// Countersign every signature with an RFC 3161 time-stamp from `tsa`.
+    pub fn with_time_stamper(mut self, tsa: Arc<dyn TimeStamper>) -> Self {
+        self.tsa = Some(tsa);
+        self
     }
 
     pub fn from_files(chain: &Path, key: &Path, alg: SignAlg) -> Result<Self, ProvenanceError> {
@@ -100,6 +118,9 @@ impl ClaimSigner for LocalSigner {
         self.inner
             .sign(data)
             .map_err(|e| ProvenanceError::Signing(e.to_string()))
+    }
+    fn time_stamper(&self) -> Option<&dyn TimeStamper> {
+        self.tsa.as_deref()
     }
 }
 
@@ -144,6 +165,15 @@ impl DevChain {
     /// Make a chain for `org` (shown as the signer). The root's private key is not returned:
     /// it signs this one certificate and is dropped, so nothing else can ever chain to it.
     pub fn generate(org: &str) -> Result<DevChain, ProvenanceError> {
+        Self::generate_valid_for(org, time::Duration::days(365 * DEV_SIGNER_YEARS))
+    }
+
+    /// The same chain with a signing certificate that expires `validity` from now (a short one
+    /// shows what a time-stamp is for: the manifest outlives the certificate).
+    pub fn generate_valid_for(
+        org: &str,
+        validity: time::Duration,
+    ) -> Result<DevChain, ProvenanceError> {
         let err = |e: rcgen::Error| ProvenanceError::Identity(format!("certificate: {e}"));
         let now = time::OffsetDateTime::now_utc();
         let root_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(err)?;
@@ -167,7 +197,7 @@ impl DevChain {
         ];
         ee.use_authority_key_identifier_extension = true;
         ee.not_before = now - time::Duration::days(1);
-        ee.not_after = now + time::Duration::days(365 * DEV_SIGNER_YEARS);
+        ee.not_after = now + validity;
         ee.serial_number = Some(random_serial()?.into());
         let issuer = Issuer::new(root, root_key);
         let ee_cert = ee.signed_by(&ee_key, &issuer).map_err(err)?;

@@ -6,6 +6,7 @@ pub mod identity;
 pub mod manifest;
 pub mod pdq;
 pub mod stamp;
+pub mod timestamp;
 pub mod verify;
 
 pub use config::{Identity, ProvenanceConfig};
@@ -16,6 +17,7 @@ pub use manifest::{
 };
 pub use pdq::{Pdq, PdqResult};
 pub use stamp::{MarkOptions, StampError, Stamped, apply_watermarks, detect_watermark};
+pub use timestamp::{TimeStampStatus, TimeStamper};
 pub use verify::{Report, Verdict, Verifier};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,9 @@ pub enum ProvenanceError {
     /// The signer refused or failed (e.g. the key service was unreachable).
     #[error("signing failed: {0}")]
     Signing(String),
+    /// The time-stamping authority did not answer, or its answer did not check out.
+    #[error("time-stamp: {0}")]
+    TimeStamp(String),
     /// The manifest could not be built or embedded.
     #[error("manifest: {0}")]
     Embed(String),
@@ -36,6 +41,7 @@ impl ProvenanceError {
     pub fn code(&self) -> &'static str {
         match self {
             ProvenanceError::Identity(_) | ProvenanceError::Signing(_) => "key_unavailable",
+            ProvenanceError::TimeStamp(_) => "tsa_unavailable",
             ProvenanceError::Embed(_) => "internal",
         }
     }

@@ -5,6 +5,7 @@
 //! and metadata were stripped on purpose), no thumbnail.
 
 use std::io::Cursor;
+use std::sync::Mutex;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -154,27 +155,43 @@ fn definition(
     })
 }
 
-/// Adapts a [`ClaimSigner`] to the c2pa crate's signer.
-struct Adapter<'a>(&'a dyn ClaimSigner);
+/// Adapts a [`ClaimSigner`] to the c2pa crate's signer. A time-stamping failure is kept
+/// aside, because the c2pa crate reports it only as a string inside its own error.
+struct Adapter<'a> {
+    signer: &'a dyn ClaimSigner,
+    tsa_failure: Mutex<Option<ProvenanceError>>,
+}
 
 impl c2pa::Signer for Adapter<'_> {
     fn sign(&self, data: &[u8]) -> c2pa::Result<Vec<u8>> {
-        self.0
+        self.signer
             .sign(data)
             .map_err(|e| c2pa::Error::OtherError(Box::new(e)))
     }
     fn alg(&self) -> c2pa::SigningAlg {
-        self.0.alg().c2pa()
+        self.signer.alg().c2pa()
     }
     fn certs(&self) -> c2pa::Result<Vec<Vec<u8>>> {
-        Ok(self.0.cert_chain().to_vec())
+        Ok(self.signer.cert_chain().to_vec())
     }
     fn reserve_size(&self) -> usize {
-        // Signature + certificates + COSE framing, with room to spare (no timestamp, no OCSP).
-        let certs: usize = self.0.cert_chain().iter().map(Vec::len).sum();
-        match self.0.alg() {
-            SignAlg::Es256 | SignAlg::Es384 | SignAlg::Ed25519 => 2048 + certs,
+        // Signature + certificates + COSE framing, with room to spare (no OCSP).
+        let certs: usize = self.signer.cert_chain().iter().map(Vec::len).sum();
+        let token = match self.signer.time_stamper() {
+            Some(_) => crate::timestamp::TOKEN_RESERVE,
+            None => 0,
+        };
+        match self.signer.alg() {
+            SignAlg::Es256 | SignAlg::Es384 | SignAlg::Ed25519 => 2048 + certs + token,
         }
+    }
+    fn send_timestamp_request(&self, message: &[u8]) -> Option<c2pa::Result<Vec<u8>>> {
+        let tsa = self.signer.time_stamper()?;
+        Some(crate::timestamp::request(tsa, message).map_err(|e| {
+            let text = e.to_string();
+            *self.tsa_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            c2pa::Error::OtherError(text.into())
+        }))
     }
 }
 
@@ -234,12 +251,20 @@ pub fn embed(
         .map_err(|e| ProvenanceError::Embed(format!("manifest definition: {e}")))?;
     let mut src = Cursor::new(image);
     let mut dst = Cursor::new(Vec::with_capacity(image.len() + 32 * 1024));
-    let manifest = builder
-        .sign(&Adapter(signer), format, &mut src, &mut dst)
-        .map_err(|e| match e {
-            c2pa::Error::OtherError(inner) => ProvenanceError::Signing(inner.to_string()),
-            other => ProvenanceError::Embed(other.to_string()),
-        })?;
+    let adapter = Adapter {
+        signer,
+        tsa_failure: Mutex::new(None),
+    };
+    let signed = builder.sign(&adapter, format, &mut src, &mut dst);
+    let tsa_failure = adapter
+        .tsa_failure
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    let manifest = signed.map_err(|e| match (tsa_failure, e) {
+        (Some(tsa), _) => tsa,
+        (None, c2pa::Error::OtherError(inner)) => ProvenanceError::Signing(inner.to_string()),
+        (None, other) => ProvenanceError::Embed(other.to_string()),
+    })?;
     Ok(Embedded {
         bytes: dst.into_inner(),
         manifest,

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::manifest::{PIXSEAL_ASSERTION, ProofAssertion};
+use crate::timestamp::TimeStampStatus;
 
 /// The validation code the reference reader (c2pa-rs 0.91) gives a watermark action without a
 /// soft-binding assertion; pixseal's c2pa (0.90) does not check it, so the verifier applies it itself.
@@ -93,6 +94,8 @@ pub struct Report {
     pub proof: Option<ProofAssertion>,
     /// The active manifest's soft bindings (watermark, fingerprint), as signed.
     pub soft_bindings: Vec<SoftBinding>,
+    /// The signature's RFC 3161 time-stamp, when it carries one.
+    pub timestamp: Option<TimeStampStatus>,
     /// Manifests in the file (the active one and any ingredients').
     pub manifests: usize,
 }
@@ -109,6 +112,7 @@ impl Report {
             validation_codes: Vec::new(),
             proof: None,
             soft_bindings: Vec::new(),
+            timestamp: None,
             manifests: 0,
         }
     }
@@ -303,6 +307,7 @@ fn report_from(reader: &c2pa::Reader) -> Report {
                 cert_serial_number: si.cert_serial_number.clone(),
             });
             r.time = si.time.clone();
+            r.timestamp = timestamp_status(&codes, si.time.as_deref());
         }
         r.assertions = m
             .assertions()
@@ -324,6 +329,34 @@ fn report_from(reader: &c2pa::Reader) -> Report {
     }
     r.validation_codes = codes;
     r
+}
+
+/// What the validator said about the signature's time-stamp: a trusted one, else the first
+/// problem it found, else a token that checked out without its authority being trusted. The
+/// time counts only when the token checked out (the reader then gives it as the signing time).
+fn timestamp_status(codes: &[Code], signing_time: Option<&str>) -> Option<TimeStampStatus> {
+    const TRUSTED: &str = "timeStamp.trusted";
+    const VALIDATED: &str = "timeStamp.validated";
+    let has = |c: &str| codes.iter().any(|x| x.code == c);
+    let problem = codes
+        .iter()
+        .map(|c| c.code.as_str())
+        .find(|c| c.starts_with("timeStamp.") && *c != TRUSTED && *c != VALIDATED);
+    let (code, trusted) = if has(TRUSTED) {
+        (TRUSTED, true)
+    } else if let Some(p) = problem {
+        (p, false)
+    } else if has(VALIDATED) {
+        (VALIDATED, false)
+    } else {
+        return None;
+    };
+    let checked = has(TRUSTED) || has(VALIDATED);
+    Some(TimeStampStatus {
+        time: signing_time.filter(|_| checked).map(str::to_string),
+        trusted,
+        code: code.to_string(),
+    })
 }
 
 /// The action names that announce a watermark, current and legacy.

@@ -2266,6 +2266,80 @@ async fn stored_copies_are_valid_in_the_reference_reader() {
     }
 }
 
+/// With `[provenance].tsa_url` set, stored copies carry the authority's RFC 3161 time-stamp,
+/// which /v1/verify reports (not trusted: only pixseal's root is an anchor) and the reference
+/// reader trusts once given the authority's root. With the authority down, an upload is 503
+/// `tsa_unavailable` and nothing is stored.
+#[tokio::test]
+async fn uploads_are_time_stamped_and_refused_without_the_authority() {
+    let tsa = pixseal_testkit::tsa();
+    let mut c = config(&Parts::Embedded, ServerConfig::default());
+    c.provenance.tsa_url = tsa.url.clone();
+    let s = TestServer(TestApp::spawn(c).await);
+    let key = s.key("stamped", "us", ALL).await;
+    let photo = std::fs::read(fixtures().join("photos/garden.jpg")).unwrap();
+    let (st, up) = s.upload(&key, photo.clone(), "").await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let id = up["id"].as_str().unwrap();
+    let bytes = s
+        .get(&key, &format!("/v1/artifacts/{id}/content"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let v = verify_upload(&s, bytes.to_vec()).await;
+    assert_eq!(v["verdict"], "verified", "{v:#}");
+    assert_eq!(v["timestamp"]["trusted"], false, "{v:#}");
+    assert_eq!(v["timestamp"]["code"], "timeStamp.untrusted", "{v:#}");
+
+    let file = s.data.path().join("stored.webp");
+    std::fs::write(&file, &bytes).unwrap();
+    let bundle = s.data.path().join("roots.pem");
+    let roots = [s.data.path().join("c2pa/root.pem"), tsa.root_pem.clone()]
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&bundle, roots).unwrap();
+    let r: Value = serde_json::from_str(
+        &pixseal_testkit::c2pa_ref(&[
+            "read",
+            file.to_str().unwrap(),
+            "--trust",
+            bundle.to_str().unwrap(),
+        ])[0],
+    )
+    .unwrap();
+    assert_eq!(r["state"], "Trusted", "{r:#}");
+    assert!(
+        r["success"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("timeStamp.trusted")),
+        "{r:#}"
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = config(&Parts::Embedded, ServerConfig::default());
+    c.provenance.tsa_url = format!("http://127.0.0.1:{closed}/");
+    c.provenance.tsa_timeout_secs = 2;
+    let down = TestServer(TestApp::spawn(c).await);
+    let key = down.key("stamped", "us", ALL).await;
+    let (st, body) = down.upload(&key, photo, "").await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "tsa_unavailable", "{body}");
+    assert!(down.db.unfinished(i64::MAX).await.unwrap().is_empty());
+    let blobs: Vec<PathBuf> = walk(&down.data.path().join("blobs"))
+        .into_iter()
+        .filter(|p| !p.ends_with(".pixseal-installation"))
+        .collect();
+    assert!(blobs.is_empty(), "stored without a time-stamp: {blobs:?}");
+}
+
 /// The credential outlives the artifact, and the Soft Binding Resolution API finds it: by the
 /// watermark's binding value, by the PDQ binding value, by a re-encoded copy; never for a
 /// picture onto which the watermark was copied; unknown algorithms and bad values are 400.

@@ -252,6 +252,17 @@ impl Config {
                 "server.purge_batch must be at least 1".into(),
             ));
         }
+        let tsa = &cfg.provenance.tsa_url;
+        if !tsa.is_empty() && !(tsa.starts_with("http://") || tsa.starts_with("https://")) {
+            return Err(ConfigError::Invalid(
+                "provenance.tsa_url must be an http:// or https:// URL".into(),
+            ));
+        }
+        if !(1..=120).contains(&cfg.provenance.tsa_timeout_secs) {
+            return Err(ConfigError::Invalid(
+                "provenance.tsa_timeout_secs must be between 1 and 120".into(),
+            ));
+        }
         Ok(cfg)
     }
 
@@ -266,9 +277,18 @@ impl Config {
 
     /// The C2PA signing identity, and whether the development chain was made just now (on
     /// first use). A development identity is trusted by nobody else: callers say so.
+    /// With `[provenance].tsa_url` set, every signature is countersigned by that authority.
     pub fn signing_identity(&self) -> Result<(Identity, bool), ProvenanceError> {
         let created = self.provenance.ensure_dev_chain(&self.data_dir)?;
-        Ok((self.provenance.identity(&self.data_dir)?, created))
+        let mut identity = self.provenance.identity(&self.data_dir)?;
+        if !self.provenance.tsa_url.is_empty() {
+            let tsa = crate::tsa::HttpTimeStamper::new(
+                &self.provenance.tsa_url,
+                std::time::Duration::from_secs(self.provenance.tsa_timeout_secs),
+            )?;
+            identity.signer = identity.signer.with_time_stamper(std::sync::Arc::new(tsa));
+        }
+        Ok((identity, created))
     }
 
     /// Trusted roots for verification: the configured anchors plus any `extra` PEM files.
@@ -407,6 +427,18 @@ mod tests {
         let c = Config::load_from(None, env(&[("PIXSEAL_CODES_MESSAGE_TTL_DAYS", "7")])).unwrap();
         assert_eq!(c.codes.message_ttl_days, 7);
         assert!(Config::load_from(None, env(&[("PIXSEAL_SERVER_PURGE_BATCH", "0")])).is_err());
+        assert!(
+            Config::load_from(None, env(&[("PIXSEAL_PROVENANCE_TSA_URL", "ftp://tsa")])).is_err()
+        );
+        assert!(
+            Config::load_from(None, env(&[("PIXSEAL_PROVENANCE_TSA_TIMEOUT_SECS", "0")])).is_err()
+        );
+        let c = Config::load_from(
+            None,
+            env(&[("PIXSEAL_PROVENANCE_TSA_URL", "http://127.0.0.1:3161/tsa")]),
+        )
+        .unwrap();
+        assert_eq!(c.provenance.tsa_url, "http://127.0.0.1:3161/tsa");
         assert!(
             Config::load_from(None, env(&[("PIXSEAL_SERVER_MAX_INFLIGHT_BYTES", "1000")])).is_err()
         );

@@ -63,6 +63,10 @@ pub enum ServiceError {
     /// A key service (data keys, signing, receipts) could not be reached.
     #[error("{0}, retry later")]
     KeyUnavailable(&'static str),
+    /// The configured time-stamping authority did not answer, or answered with a token that
+    /// does not check out (`tsa_unavailable`): nothing is signed without the time-stamp.
+    #[error("time-stamping authority unavailable, retry later")]
+    TsaUnavailable,
     /// A stored artifact failed authentication.
     #[error("stored artifact failed authentication")]
     Tampered,
@@ -121,6 +125,7 @@ impl ServiceError {
             ServiceError::Ingest(e) => e.code(),
             ServiceError::Busy(_) => "busy",
             ServiceError::KeyUnavailable(_) => "key_unavailable",
+            ServiceError::TsaUnavailable => "tsa_unavailable",
             ServiceError::Tampered => "tampered",
             ServiceError::Internal(_) => "internal",
         }
@@ -136,7 +141,9 @@ impl ServiceError {
             ServiceError::Gone { .. } => ErrorKind::Gone,
             ServiceError::Ingest(IngestError::Internal(_)) => ErrorKind::Internal,
             ServiceError::Ingest(_) => ErrorKind::Rejected,
-            ServiceError::KeyUnavailable(_) | ServiceError::Busy(_) => ErrorKind::Unavailable,
+            ServiceError::KeyUnavailable(_)
+            | ServiceError::TsaUnavailable
+            | ServiceError::Busy(_) => ErrorKind::Unavailable,
             ServiceError::Tampered | ServiceError::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -158,6 +165,10 @@ impl From<StampError> for ServiceError {
             StampError::Provenance(e) if e.code() == "key_unavailable" => {
                 tracing::warn!(error = %e, "signing key unavailable");
                 ServiceError::KeyUnavailable("signing key unavailable")
+            }
+            StampError::Provenance(e) if e.code() == "tsa_unavailable" => {
+                tracing::warn!(error = %e, "time-stamping authority unavailable");
+                ServiceError::TsaUnavailable
             }
             StampError::Provenance(e) => Self::internal(e.to_string()),
         }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod lifecycle;
 pub mod resolve;
 pub mod services;
+pub mod tsa;
 pub mod verify;
 mod work;
 

@@ -66,6 +66,28 @@ pub fn seaweedfs() -> &'static S3 {
     })
 }
 
+/// A running RFC 3161 time-stamping authority: OpenSSL's responder behind scripts/tsa_server.py.
+#[derive(Debug, Clone)]
+pub struct Tsa {
+    pub url: String,
+    /// PEM of the authority's root certificate (trust it to get `timeStamp.trusted`).
+    pub root_pem: PathBuf,
+}
+
+/// Start (or reuse) the test TSA (scripts/tsa.sh). Panics with the script's output when it
+/// cannot start: a test that needs a time-stamp must fail loudly, never pass without one.
+pub fn tsa() -> &'static Tsa {
+    static TSA: OnceLock<Tsa> = OnceLock::new();
+    TSA.get_or_init(|| {
+        let env = run_start_script("tsa.sh")
+            .unwrap_or_else(|e| panic!("the test TSA did not start: {e}"));
+        Tsa {
+            url: env["PIXSEAL_TEST_TSA_URL"].clone(),
+            root_pem: PathBuf::from(&env["PIXSEAL_TEST_TSA_ROOT"]),
+        }
+    })
+}
+
 /// A running OpenBao dev server with transit enabled (scripts/openbao.sh).
 #[derive(Debug, Clone)]
 pub struct Bao {

@@ -172,6 +172,13 @@ fn describe(shown: &str, v: &Verification) -> (String, Map<String, Value>) {
             if let Some(t) = &r.time {
                 human.push_str(&format!(" at {t}"));
             }
+            if let Some(ts) = &r.timestamp {
+                human.push_str(match (ts.trusted, ts.time.is_some()) {
+                    (true, _) => " (time-stamped by a trusted authority)",
+                    (false, true) => " (time-stamped by an authority you do not trust)",
+                    (false, false) => " (its time-stamp does not check out)",
+                });
+            }
             if let Some(p) = &proof_id {
                 human.push_str(&format!(", proof {p}"));
             } else if let Some(g) = &r.claim_generator {

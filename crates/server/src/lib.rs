@@ -14,6 +14,7 @@ pub mod ratelimit;
 mod resolve;
 mod state;
 mod verify;
+mod web;
 
 use std::future::Future;
 use std::time::Duration;
@@ -124,6 +125,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, doc) = parts();
     let doc = doc.to_json().expect("the OpenAPI document is plain data");
     routes
+        .merge(web::routes())
         .layer(Extension(OpenApiJson(Bytes::from(doc))))
         .fallback(|| async {
             ApiError::new(

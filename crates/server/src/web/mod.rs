@@ -1,0 +1,118 @@
+//! The public pages served beside the API: server-rendered HTML (maud), one embedded style
+//! sheet, no script, no third-party origin, under a strict Content-Security-Policy. They call
+//! the same service workflows as the API routes and say in words what the API says in codes.
+
+mod proof;
+mod verify;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use maud::{DOCTYPE, Markup, html};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::{ApiError, AppState};
+
+/// Nothing but this origin's style sheet and pictures; no script, no frames, forms post here.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+    base-uri 'none'; frame-ancestors 'none'";
+
+/// The style sheet, compiled into the binary.
+const CSS: &str = include_str!("pixseal.css");
+
+/// The pages' routes (the API's rate limits and edge layers wrap them like every route).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v/{proof_id}", get(proof::show))
+        .route("/verify", get(verify::form).post(verify::check))
+        .route("/assets/pixseal.css", get(style))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("content-security-policy"),
+            HeaderValue::from_static(CSP),
+        ))
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+/// A whole page: the shared header, `body`, and the footer saying what is kept.
+fn layout(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                title { (title) " · pixseal" }
+                link rel="stylesheet" href="/assets/pixseal.css";
+            }
+            body {
+                header.site {
+                    a.brand href="/verify" { "pixseal" }
+                    nav { a href="/verify" { "Check a file" } }
+                }
+                main { (body) }
+                footer.site {
+                    p { "pixseal verifies and stamps photos without keeping them. Files you check here are not stored." }
+                }
+            }
+        }
+    }
+}
+
+/// An HTML answer with `status`.
+fn page(status: StatusCode, title: &str, body: Markup) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        layout(title, body).into_string(),
+    )
+        .into_response()
+}
+
+/// An error said in words, with its status and its stable code for whoever reports it.
+fn error_page(e: &ApiError) -> Response {
+    let (title, words) = match e.code {
+        "not_found" => ("Not found", "There is nothing here by that name."),
+        "unsupported_format" => (
+            "Not a picture pixseal reads",
+            "This file is not a JPEG, PNG, WebP, GIF, TIFF, HEIC or AVIF picture.",
+        ),
+        "file_too_large" => ("File too large", "This file is over the size limit."),
+        "rate_limited" => (
+            "Too many requests",
+            "Too many checks from your address just now. Wait a minute and try again.",
+        ),
+        "busy" | "key_unavailable" | "tsa_unavailable" => (
+            "Try again shortly",
+            "The service cannot do this right now. Nothing was kept; try again in a moment.",
+        ),
+        _ if e.status.is_client_error() => ("This file was refused", e.message.as_str()),
+        _ => (
+            "Something went wrong",
+            "The service failed to answer. Nothing was kept; try again later.",
+        ),
+    };
+    page(
+        e.status,
+        title,
+        html! {
+            section.card.problem {
+                h1 { (title) }
+                p { (words) }
+                p.code { "Code: " code { (e.code) } }
+                p { a href="/verify" { "Check a file" } }
+            }
+        },
+    )
+}

@@ -205,3 +205,44 @@ fn keys_stamp_and_verify_offline() {
     assert_eq!(l["verdict"], "watermark_only", "{l}");
     assert_eq!(l["proof_id"], garden_id.as_str(), "{l}");
 }
+
+/// The `verify` fuzz target's out-of-memory finding, kept as a test: a 10 KB stamped JPEG whose
+/// assertion declares a 2.5 GB CBOR byte string. The C2PA reader would allocate that much
+/// before reading; the manifest store is checked first, so `pixseal verify` says `tampered`,
+/// names the malformed CBOR, and stays small (its peak RSS, measured by the kernel).
+#[test]
+fn a_declared_length_cannot_make_verify_allocate() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/cbor-length-bomb.jpg");
+    let d = tempfile::tempdir().unwrap();
+    let script = r#"
+import json, resource, subprocess, sys
+out = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"code": out.returncode, "stdout": out.stdout, "peak_kib": peak_kib}))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(common::bin())
+        .args(["--data-dir", d.path().to_str().unwrap(), "--json", "verify"])
+        .arg(&file)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let line: serde_json::Value =
+        serde_json::from_str(r["stdout"].as_str().unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(line["verdict"], "tampered", "{line:#}");
+    let codes = line["validation_codes"].to_string();
+    assert!(codes.contains("CBOR content box"), "{line:#}");
+    assert_eq!(r["code"], 2);
+    let peak_mib = r["peak_kib"].as_u64().unwrap() / 1024;
+    assert!(
+        peak_mib < 256,
+        "verify peaked at {peak_mib} MiB on a 10 KB file"
+    );
+}

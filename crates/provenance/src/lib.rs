@@ -2,6 +2,7 @@
 //! identity behind a trait, and PDQ perceptual hashes. Bytes in, bytes out: no network I/O.
 
 pub mod config;
+mod guard;
 pub mod identity;
 pub mod manifest;
 pub mod pdq;

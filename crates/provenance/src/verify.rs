@@ -186,6 +186,21 @@ impl Verifier {
             Ok(c) => c,
             Err(e) => return Report::bare(Verdict::NotStamped, format!("verifier settings: {e}")),
         };
+        // The store is checked before the reader sees it: the reader trusts declared lengths.
+        if let Ok(store) = c2pa::jumbf_io::load_jumbf_from_memory(format, bytes)
+            && let Err(why) = crate::guard::check_store(&store)
+        {
+            let mut r = Report::bare(
+                Verdict::Tampered,
+                "a C2PA manifest is present but malformed: the file was altered or damaged",
+            );
+            r.validation_codes.push(Code {
+                code: "pixseal.manifest.unreadable".into(),
+                kind: "failure",
+                explanation: Some(why),
+            });
+            return r;
+        }
         let reader = match c2pa::Reader::from_context(ctx).with_stream(format, Cursor::new(bytes)) {
             Ok(r) => r,
             Err(c2pa::Error::JumbfNotFound)

@@ -253,7 +253,7 @@ impl Config {
             ));
         }
         let tsa = &cfg.provenance.tsa_url;
-        if !tsa.is_empty() && !(tsa.starts_with("http://") || tsa.starts_with("https://")) {
+        if !(tsa.is_empty() || tsa.starts_with("http://") || tsa.starts_with("https://")) {
             return Err(ConfigError::Invalid(
                 "provenance.tsa_url must be an http:// or https:// URL".into(),
             ));

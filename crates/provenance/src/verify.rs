@@ -187,7 +187,10 @@ impl Verifier {
             Err(e) => return Report::bare(Verdict::NotStamped, format!("verifier settings: {e}")),
         };
         // The store is checked before the reader sees it: the reader trusts declared lengths.
-        if let Ok(store) = c2pa::jumbf_io::load_jumbf_from_memory(format, bytes)
+        // Without the C2PA superbox markers the reader finds no manifest to decode, and the
+        // file is `not_stamped` as it would have been.
+        if has_c2pa_marker(bytes)
+            && let Ok(store) = c2pa::jumbf_io::load_jumbf_from_memory(format, bytes)
             && let Err(why) = crate::guard::check_store(&store)
         {
             let mut r = Report::bare(

@@ -377,3 +377,19 @@ fn malformed_manifests_never_panic() {
         "{counts:?}"
     );
 }
+
+/// The `verify` fuzz target's second finding, kept as a test: a JPEG whose APP11 manifest store
+/// lost its `jumb` superbox type. The reader finds no manifest in it, so it is `not_stamped`;
+/// the store check must not call it `tampered` (it did, for a while, on the box's bogus length).
+#[test]
+fn a_store_without_its_superbox_is_not_stamped() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/store-without-superbox.jpg");
+    let bytes = std::fs::read(file).unwrap();
+    let report = pixseal_provenance::Verifier::new("").verify(&bytes);
+    assert_eq!(
+        report.verdict,
+        pixseal_provenance::Verdict::NotStamped,
+        "{report:?}"
+    );
+}

@@ -253,10 +253,8 @@ impl Config {
             ));
         }
         let tsa = &cfg.provenance.tsa_url;
-        if !(tsa.is_empty() || tsa.starts_with("http://") || tsa.starts_with("https://")) {
-            return Err(ConfigError::Invalid(
-                "provenance.tsa_url must be an http:// or https:// URL".into(),
-            ));
+        if !tsa.is_empty() {
+            crate::tsa::check_url(tsa).map_err(ConfigError::Invalid)?;
         }
         if !(1..=120).contains(&cfg.provenance.tsa_timeout_secs) {
             return Err(ConfigError::Invalid(
@@ -429,6 +427,13 @@ mod tests {
         assert!(Config::load_from(None, env(&[("PIXSEAL_SERVER_PURGE_BATCH", "0")])).is_err());
         assert!(
             Config::load_from(None, env(&[("PIXSEAL_PROVENANCE_TSA_URL", "ftp://tsa")])).is_err()
+        );
+        assert!(
+            Config::load_from(
+                None,
+                env(&[("PIXSEAL_PROVENANCE_TSA_URL", "https://u:p@tsa.example/")])
+            )
+            .is_err()
         );
         assert!(
             Config::load_from(None, env(&[("PIXSEAL_PROVENANCE_TSA_TIMEOUT_SECS", "0")])).is_err()

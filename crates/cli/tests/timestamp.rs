@@ -174,7 +174,7 @@ fn a_trusted_time_stamp_keeps_a_manifest_valid_after_its_certificate_expires() {
     let tsa_root = tsa.root_pem.to_str().unwrap();
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
-    let lifetime = Duration::from_secs(6);
+    let lifetime = Duration::from_secs(10);
     let made = Instant::now();
     let c = chain(
         &d.path().join("chain"),

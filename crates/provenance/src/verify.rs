@@ -117,6 +117,18 @@ impl Report {
         }
     }
 
+    /// `tampered` with `pixseal.manifest.unreadable`: a manifest store is there but cannot be
+    /// read, and `explanation` says where.
+    fn unreadable(message: &str, explanation: String) -> Report {
+        let mut r = Report::bare(Verdict::Tampered, message);
+        r.validation_codes.push(Code {
+            code: "pixseal.manifest.unreadable".into(),
+            kind: "failure",
+            explanation: Some(explanation),
+        });
+        r
+    }
+
     pub fn proof_id(&self) -> Option<&str> {
         self.proof.as_ref().map(|p| p.proof_id.as_str())
     }
@@ -165,18 +177,10 @@ impl Verifier {
     pub fn verify(&self, bytes: &[u8]) -> Report {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.verify_inner(bytes))) {
             Ok(r) => r,
-            Err(_) => {
-                let mut r = Report::bare(
-                    Verdict::Tampered,
-                    "the file's C2PA data could not be read (malformed manifest)",
-                );
-                r.validation_codes.push(Code {
-                    code: "pixseal.manifest.unreadable".into(),
-                    kind: "failure",
-                    explanation: Some("the C2PA reader stopped on this file".into()),
-                });
-                r
-            }
+            Err(_) => Report::unreadable(
+                "the file's C2PA data could not be read (malformed manifest)",
+                "the C2PA reader stopped on this file".into(),
+            ),
         }
     }
 
@@ -193,16 +197,10 @@ impl Verifier {
             && let Ok(store) = c2pa::jumbf_io::load_jumbf_from_memory(format, bytes)
             && let Err(why) = crate::guard::check_store(&store)
         {
-            let mut r = Report::bare(
-                Verdict::Tampered,
+            return Report::unreadable(
                 "a C2PA manifest is present but malformed: the file was altered or damaged",
+                why,
             );
-            r.validation_codes.push(Code {
-                code: "pixseal.manifest.unreadable".into(),
-                kind: "failure",
-                explanation: Some(why),
-            });
-            return r;
         }
         let reader = match c2pa::Reader::from_context(ctx).with_stream(format, Cursor::new(bytes)) {
             Ok(r) => r,
@@ -215,16 +213,10 @@ impl Verifier {
                 return Report::bare(Verdict::NotStamped, format!("no C2PA manifest found ({e})"));
             }
             Err(e) => {
-                let mut r = Report::bare(
-                    Verdict::Tampered,
+                return Report::unreadable(
                     "a C2PA manifest is present but cannot be read: the file was altered or damaged",
+                    e.to_string(),
                 );
-                r.validation_codes.push(Code {
-                    code: "pixseal.manifest.unreadable".into(),
-                    kind: "failure",
-                    explanation: Some(e.to_string()),
-                });
-                return r;
             }
         };
         report_from(&reader)

@@ -2,7 +2,8 @@
 # Install what the build and the tests need (idempotent; quick when everything is present).
 # System: cmake + nasm (libjpeg-turbo is built from the vendored source with SIMD), exiftool
 # (metadata checks in tests), caddy (the TLS proxy of scripts/prod-shape.sh), libde265 + dav1d + pkg-config (libheif is built from the crate's
-# embedded source and decodes HEVC and AV1 through them). Python: Pillow + numpy (shared test tools); c2pa-python (the
+# embedded source and decodes HEVC and AV1 through them), chromium + chromium-driver (the browser
+# tests of the pages drive Debian's Chromium through WebDriver). Python: Pillow + numpy (shared test tools); c2pa-python (the
 # reference C2PA implementation) and pdqhash (Meta's PDQ reference) for the provenance tests;
 # schemathesis (the API fuzzer of scripts/api-fuzz.sh).
 set -euo pipefail
@@ -15,6 +16,8 @@ command -v caddy >/dev/null || need_apt+=(caddy)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 pkg-config --exists libde265 2>/dev/null || need_apt+=(libde265-dev)
 pkg-config --exists dav1d 2>/dev/null || need_apt+=(libdav1d-dev)
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if ((${#need_apt[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive

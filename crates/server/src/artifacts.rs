@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pixseal_service::SignedReceipt;
 use pixseal_service::artifacts::{ArtifactMetadata, UploadQuery, Uploaded};
+use pixseal_service::dashboard::ArtifactPage;
 use pixseal_service::erase::ReceiptKey;
 
 use crate::auth::Caller;
@@ -42,6 +43,42 @@ pub async fn create(
     let Upload(body) = Upload::from_request(req, &s).await?;
     let done = s.upload(plan, client, body).await?;
     Ok((StatusCode::CREATED, Json(done)))
+}
+
+/// `GET /v1/artifacts` query.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// `next` of the previous page.
+    cursor: Option<String>,
+    /// Artifacts per page, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/artifacts",
+    operation_id = "list_artifacts",
+    tag = "artifacts",
+    summary = "The caller's active artifacts, newest first, a page at a time (scope artifacts:read)",
+    security(("apiKey" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "one page", body = ArtifactPage),
+        ListErrors,
+    ),
+)]
+pub async fn list(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<ArtifactPage>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    let page = s
+        .artifacts_page(&caller, q.cursor.as_deref(), q.limit.unwrap_or(50))
+        .await?;
+    Ok(Json(page))
 }
 
 #[utoipa::path(

@@ -146,6 +146,7 @@ macro_rules! error_responses {
 error_responses! {
     UploadErrors: [400, 401, 403, 413, 415, 422, 429, 503];
     ReadErrors: [401, 404, 429];
+    ListErrors: [400, 401, 403, 429];
     DeleteErrors: [401, 403, 404, 429, 503];
     ReceiptErrors: [401, 404, 429];
     NotFoundErrors: [404, 429];

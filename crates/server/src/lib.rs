@@ -40,7 +40,7 @@ fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(document())
         .routes(routes!(state::healthz))
         .routes(routes!(state::readyz))
-        .routes(routes!(artifacts::create))
+        .routes(routes!(artifacts::create, artifacts::list))
         .routes(routes!(artifacts::metadata, artifacts::delete))
         .routes(routes!(artifacts::content))
         .routes(routes!(artifacts::receipt))

@@ -160,7 +160,7 @@ impl Limiter {
 
     /// Whether this address may still try a key, spending nothing: `Err(wait)` once a failed
     /// authentication from it went past its budget, until that budget has room again.
-    async fn may_authenticate(&self, client: &ClientAddr) -> Result<(), Duration> {
+    pub(crate) async fn may_authenticate(&self, client: &ClientAddr) -> Result<(), Duration> {
         let key = format!("afr:{}", client.bucket());
         if let Some(conn) = &self.redis {
             let ttl: redis::RedisResult<i64> = redis::cmd("PTTL")
@@ -180,7 +180,7 @@ impl Limiter {
 
     /// Count one failed authentication from this address; past the budget, the address is
     /// refused until the budget has room again.
-    async fn failed_authentication(&self, client: &ClientAddr) {
+    pub(crate) async fn failed_authentication(&self, client: &ClientAddr) {
         let Err(wait) = self
             .check(&self.auth_failures, format!("af:{}", client.bucket()))
             .await
@@ -271,13 +271,21 @@ impl Limiter {
 /// The public routes that answer whether a code is valid: the class guessing would target.
 pub const VERIFY_ROUTES: [&str; 2] = ["/v1/codes/verify", "/v1/codes/live/verify"];
 
-/// Middleware: every route but health, readiness and metrics. A bearer token is checked here,
+/// Whether a request asks whether a code is valid: the API routes, or the `/check` page's form,
+/// which answers the same question and so spends the same budget.
+fn checks_a_code(method: &axum::http::Method, path: &str) -> bool {
+    VERIFY_ROUTES.contains(&path) || (path == "/check" && method == axum::http::Method::POST)
+}
+
+/// Middleware: every route but health, readiness, metrics and the pages' assets. A bearer token is checked here,
 /// once: a valid key is limited per key and handed on to the handler; any other request is
 /// limited per client address, and a failed authentication also spends that address's
 /// failed-authentication budget (when it is spent, tokens from there are not even looked up).
 pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+    // Probes, and the pages' compiled-in style sheet, scripts and icon: constant and cheap, and
+    // counting them would spend a reader's budget four times per page.
+    if matches!(path, "/healthz" | "/readyz" | "/metrics") || path.starts_with("/assets/") {
         return next.run(req).await;
     }
     let client = req
@@ -287,7 +295,7 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
         .unwrap_or(ClientAddr([0, 0, 0, 0].into()));
     let limiter = &state.limiter;
     let per_ip = format!("ip:{}", client.bucket());
-    let verdict = if VERIFY_ROUTES.contains(&path) {
+    let verdict = if checks_a_code(req.method(), path) {
         // Code verification is public whatever the request carries: counted by address.
         limiter
             .check(&limiter.verify_per_ip, format!("v:{}", client.bucket()))

@@ -19,29 +19,8 @@ async fn stamped(app: &TestApp) -> (Value, Vec<u8>) {
     let key = app
         .key("web", "us", &["artifacts:write", "artifacts:read"])
         .await;
-    let up: Value = app
-        .client
-        .post(format!("{}/v1/artifacts", app.url))
-        .bearer_auth(&key)
-        .body(photo())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = up["id"].as_str().unwrap();
-    let bytes = app
-        .client
-        .get(format!("{}/v1/artifacts/{id}/content", app.url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
+    let up = app.upload(&key, photo()).await;
+    let bytes = app.content(&key, up["id"].as_str().unwrap()).await;
     (up, bytes)
 }
 
@@ -76,7 +55,8 @@ async fn check(app: &TestApp, query: &str, name: &str, bytes: Vec<u8>) -> (Statu
     (status, body)
 }
 
-/// What every page must hold to: HTML, the strict policy, no script and no inline style.
+/// What every page must hold to: HTML, the strict policy, scripts only as this origin's
+/// module files (never inline), no inline style.
 fn assert_page(headers: &reqwest::header::HeaderMap, body: &str) {
     let h = |n: &str| headers.get(n).map(|v| v.to_str().unwrap().to_string());
     assert!(h("content-type").unwrap().starts_with("text/html"));
@@ -87,12 +67,19 @@ fn assert_page(headers: &reqwest::header::HeaderMap, body: &str) {
         "frame-ancestors 'none'",
         "base-uri 'none'",
         "form-action 'self'",
+        "script-src 'self'",
     ] {
         assert!(csp.contains(directive), "{csp}");
     }
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert_eq!(h("referrer-policy").as_deref(), Some("no-referrer"));
-    assert!(!body.contains("<script"), "a page with a script: {body}");
+    for (i, _) in body.match_indices("<script") {
+        let tag = &body[i..body[i..].find("</script>").map_or(body.len(), |e| i + e)];
+        assert!(
+            tag.starts_with(r#"<script type="module" src="/assets/"#) && tag.ends_with('>'),
+            "an inline or foreign script: {tag}"
+        );
+    }
     assert!(
         !body.contains("style="),
         "a page with an inline style: {body}"
@@ -164,7 +151,7 @@ async fn unknown_proofs_get_the_same_not_found_page() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{id}: {body}");
         assert_page(&headers, &body);
         assert!(body.contains("Not found"), "{body}");
-        assert!(!body.contains("<script>"), "{body}");
+        assert!(!body.contains("<script"), "{body}");
         pages.push(body);
     }
     // Nothing in the page tells a malformed id from an unknown one.
@@ -237,4 +224,412 @@ async fn the_verify_page_says_each_verdict_in_words() {
     assert!(body.contains("Not a picture pixseal reads"), "{body}");
     assert!(body.contains("unsupported_format"), "{body}");
     assert!(!body.contains("{\"error\""), "raw JSON on a page: {body}");
+}
+
+/// Upload and delete a photo through the API: the tenant's view of its receipt.
+async fn deleted(app: &TestApp) -> Value {
+    let key = app
+        .key(
+            "web",
+            "us",
+            &["artifacts:write", "artifacts:read", "artifacts:delete"],
+        )
+        .await;
+    let up = app.upload(&key, photo()).await;
+    app.delete(&key, up["id"].as_str().unwrap()).await
+}
+
+#[tokio::test]
+async fn a_receipt_page_shows_the_public_view_and_how_to_check_it() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let tenant_view = deleted(&app).await;
+    let rid = tenant_view["receipt"]["receipt_id"].as_str().unwrap();
+    let artifact_id = tenant_view["opening"]["artifact_id"].as_str().unwrap();
+    let (status, headers, body) = get(&app, &format!("/r/{rid}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_page(&headers, &body);
+    for shown in [
+        rid,
+        tenant_view["receipt"]["proof_id"].as_str().unwrap(),
+        tenant_view["receipt"]["subject"].as_str().unwrap(),
+        tenant_view["key_id"].as_str().unwrap(),
+        tenant_view["signature"].as_str().unwrap(),
+        "deleted by its owner",
+        "pixseal receipt verify",
+        "BEGIN PUBLIC KEY",
+        r#"src="/assets/receipt.js""#,
+    ] {
+        assert!(
+            body.contains(shown),
+            "the page does not show {shown}: {body}"
+        );
+    }
+    // The public view: nothing that opens the subject.
+    assert!(!body.contains(artifact_id), "{body}");
+    assert!(!body.contains("opening"), "{body}");
+    // The proof page links it.
+    let proof = tenant_view["receipt"]["proof_id"].as_str().unwrap();
+    let (_, _, page) = get(&app, &format!("/v/{proof}")).await;
+    assert!(page.contains(&format!("/r/{rid}")), "{page}");
+    // Unknown receipts: not found, in words.
+    for id in ["rcpt_00000000000000000000000000000000", "nope"] {
+        let (status, headers, body) = get(&app, &format!("/r/{id}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert_page(&headers, &body);
+    }
+    // The module is this origin's JavaScript.
+    let (status, headers, js) = get(&app, "/assets/receipt.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(js.contains("crypto.subtle.verify"), "{js}");
+}
+
+/// POST the /check page's form.
+async fn check_code(app: &TestApp, fields: &[(&str, &str)]) -> (StatusCode, String) {
+    let r = app
+        .client
+        .post(format!("{}/check", app.url))
+        .form(fields)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_check_page_answers_codes_in_words_within_the_verify_budget() {
+    let mut config = TestApp::config();
+    config.server.rate_limit_verify_per_ip = 5;
+    let app = TestApp::spawn(config).await;
+    let (status, headers, body) = get(&app, "/check?code=ABCD-1234").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_page(&headers, &body);
+    assert!(body.contains(r#"value="ABCD-1234""#), "{body}");
+
+    let key = app.key("web", "us", &["codes"]).await;
+    let message = "Hello Bob,\nthe invoice is attached.";
+    let issued: Value = app
+        .client
+        .post(format!("{}/v1/codes", app.url))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"message": message, "recipient": "bob@example.com"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = issued["code"].as_str().unwrap();
+    // A browser sends the text area's line break as CRLF: the same message.
+    let typed = message.replace('\n', "\r\n");
+    let msg = |m: &'static str, r: &'static str| {
+        [
+            ("kind", "message"),
+            ("code", code),
+            ("message", m),
+            ("recipient", r),
+        ]
+    };
+    let (status, body) = check_code(
+        &app,
+        &msg(
+            "Hello Bob,\r\nthe invoice is NOT attached.",
+            "bob@example.com",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("Warning: this does not match"), "{body}");
+    assert!(body.contains("Do not trust this message"), "{body}");
+    let (status, body) = check_code(
+        &app,
+        &[
+            ("kind", "message"),
+            ("code", code),
+            ("message", &typed),
+            ("recipient", " Bob@Example.com"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("Valid code"), "{body}");
+    assert!(body.contains("Level 0"), "{body}");
+    let (_, body) = check_code(
+        &app,
+        &[
+            ("kind", "message"),
+            ("code", code),
+            ("message", &typed),
+            ("recipient", "bob@example.com"),
+        ],
+    )
+    .await;
+    assert!(body.contains("Already checked"), "{body}");
+    let (_, body) = check_code(
+        &app,
+        &[
+            ("kind", "live"),
+            ("session_id", "ls_0000000000000"),
+            ("code", "1234"),
+        ],
+    )
+    .await;
+    assert!(body.contains("Unknown code"), "{body}");
+    // A form that is not one: refused in words.
+    let (status, body) = check_code(&app, &[("kind", "other"), ("code", "x")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("invalid_request"), "{body}");
+    // Five answers spent the address's verify budget: the page is limited like the API.
+    let (status, body) = check_code(&app, &msg("x", "bob@example.com")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let api = app
+        .client
+        .post(format!("{}/v1/codes/verify", app.url))
+        .json(&serde_json::json!({"code": code, "message": "x", "recipient": "b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// A browser's view of the dashboard: one cookie (the session), no redirects followed.
+struct Jar {
+    client: reqwest::Client,
+    base: String,
+    cookie: std::sync::Mutex<Option<String>>,
+}
+
+impl Jar {
+    fn new(app: &TestApp) -> Jar {
+        Jar {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: app.url.clone(),
+            cookie: std::sync::Mutex::new(None),
+        }
+    }
+
+    async fn send(&self, rb: reqwest::RequestBuilder) -> reqwest::Response {
+        let cookie = self.cookie.lock().unwrap().clone();
+        let rb = match cookie {
+            Some(c) => rb.header("cookie", c),
+            None => rb,
+        };
+        let r = rb.send().await.unwrap();
+        if let Some(set) = r.headers().get("set-cookie") {
+            let pair = set.to_str().unwrap().split(';').next().unwrap().to_string();
+            *self.cookie.lock().unwrap() = (!pair.ends_with('=')).then_some(pair);
+        }
+        r
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.send(self.client.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(format!("{}{path}", self.base))
+    }
+}
+
+/// The dashboard's CSRF token, from its page.
+fn csrf_of(page: &str) -> String {
+    let at = page.find("data-csrf=\"").expect("a signed-in page") + "data-csrf=\"".len();
+    page[at..at + 32].to_string()
+}
+
+#[tokio::test]
+async fn the_dashboard_session_is_a_cookie_bound_to_a_live_key_and_checked_for_csrf() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = app
+        .key(
+            "dash",
+            "us",
+            &["artifacts:write", "artifacts:read", "artifacts:delete"],
+        )
+        .await;
+    let up = app.upload(&key, photo()).await;
+    let id = up["id"].as_str().unwrap();
+    let c = Jar::new(&app);
+
+    // Signed out: the sign-in form, and nothing of the account's.
+    let r = c.get("/app").await;
+    let (status, headers) = (r.status(), r.headers().clone());
+    let body = r.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_page(&headers, &body);
+    assert!(body.contains(r#"action="/app/sign-in""#), "{body}");
+    let r = c.get(&format!("/app/artifacts/{id}/content")).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // A wrong key, and a key without artifacts:read: refused in words.
+    let r = c
+        .send(c.post("/app/sign-in").form(&[("key", "pxk_nope")]))
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("unknown or was revoked"));
+    let writer = app.key("dash", "us", &["artifacts:write"]).await;
+    let r = c
+        .send(c.post("/app/sign-in").form(&[("key", writer.as_str())]))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // Signing in sets an HttpOnly, SameSite=Strict cookie holding a session, not the key.
+    let r = c
+        .send(c.post("/app/sign-in").form(&[("key", key.as_str())]))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for part in [
+        "pixseal_session=pxs_",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/",
+        "Max-Age=28800",
+    ] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    assert!(!cookie.contains(&key), "{cookie}");
+
+    // The gallery: locked (metadata, no picture), the CSRF token in the page.
+    let r = c.get("/app").await;
+    let (headers, page) = (r.headers().clone(), r.text().await.unwrap());
+    assert_page(&headers, &page);
+    assert!(page.contains(id) && page.contains("Locked"), "{page}");
+    assert!(page.contains(up["proof_id"].as_str().unwrap()), "{page}");
+    assert!(
+        !page.contains("<img"),
+        "a picture in the locked gallery: {page}"
+    );
+    let csrf = csrf_of(&page);
+
+    // Content only for this session, never cached.
+    let r = c.get(&format!("/app/artifacts/{id}/content")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "private, no-store");
+    assert_eq!(
+        r.bytes().await.unwrap().to_vec(),
+        app.content(&key, id).await
+    );
+
+    // A state change without the token, with another, or from another site: refused.
+    let del = format!("/app/artifacts/{id}/delete");
+    let r = c.send(c.post(&del)).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .send(c.post(&del).header("x-csrf-token", "0".repeat(32)))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .send(
+            c.post(&del)
+                .header("x-csrf-token", &csrf)
+                .header("sec-fetch-site", "cross-site"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.content(&key, id).await.len() as i64,
+        up["bytes"].as_i64().unwrap()
+    );
+    // With it: deleted, the owner's receipt.
+    let r = c.send(c.post(&del).header("x-csrf-token", &csrf)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let receipt: Value = r.json().await.unwrap();
+    assert!(receipt["opening"]["artifact_id"] == id, "{receipt}");
+
+    // Revoking the key ends the session at once.
+    let tenant = app.db.tenant_by_name("dash").await.unwrap();
+    let live = app.db.list_api_keys(&tenant).await.unwrap();
+    let k = live.iter().find(|k| k.scopes.len() == 3).unwrap();
+    app.db.revoke_api_key(&tenant, &k.id).await.unwrap();
+    let page = c.get("/app").await.text().await.unwrap();
+    assert!(
+        page.contains(r#"action="/app/sign-in""#),
+        "still signed in: {page}"
+    );
+
+    // Signing out ends a session too (and needs its token).
+    let key2 = app.key("dash", "us", &["artifacts:read"]).await;
+    c.send(c.post("/app/sign-in").form(&[("key", key2.as_str())]))
+        .await;
+    let page = c.get("/app").await.text().await.unwrap();
+    let csrf = csrf_of(&page);
+    let r = c.send(c.post("/app/sign-out").form(&[("csrf", "x")])).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .send(c.post("/app/sign-out").form(&[("csrf", csrf.as_str())]))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = c.get("/app").await.text().await.unwrap();
+    assert!(page.contains(r#"action="/app/sign-in""#), "{page}");
+}
+
+#[tokio::test]
+async fn artifacts_are_listed_newest_first_a_page_at_a_time() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = app
+        .key("list", "us", &["artifacts:write", "artifacts:read"])
+        .await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(
+            app.upload(&key, photo()).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // Another tenant's artifacts are not listed.
+    let other = app
+        .key("list-other", "us", &["artifacts:write", "artifacts:read"])
+        .await;
+    app.upload(&other, photo()).await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = vec![("limit", "2".to_string())];
+        if let Some(c) = &cursor {
+            q.push(("cursor", c.clone()));
+        }
+        let r = app
+            .client
+            .get(format!("{}/v1/artifacts", app.url))
+            .bearer_auth(&key)
+            .query(&q)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let page: Value = r.json().await.unwrap();
+        assert_eq!(page["total"], 5);
+        let items = page["artifacts"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        for a in items {
+            assert_eq!(a["retention_days"], 30);
+            seen.push(a["id"].as_str().unwrap().to_string());
+        }
+        match page["next"].as_str() {
+            Some(n) => cursor = Some(n.to_string()),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "newest first, each once");
+    let r = app
+        .client
+        .get(format!("{}/v1/artifacts?cursor=nonsense", app.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }

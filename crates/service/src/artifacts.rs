@@ -74,6 +74,8 @@ pub struct ArtifactView {
     pub created_at: String,
     #[schema(format = DateTime)]
     pub expires_at: String,
+    /// Days between `created_at` and `expires_at`: the retention chosen at upload.
+    pub retention_days: i64,
     pub verify_url: String,
 }
 
@@ -122,7 +124,7 @@ impl Services {
         )
     }
 
-    fn view(&self, a: &Artifact) -> ArtifactView {
+    pub(crate) fn view(&self, a: &Artifact) -> ArtifactView {
         ArtifactView {
             id: a.id.clone(),
             proof_id: a.proof_id.clone(),
@@ -135,6 +137,7 @@ impl Services {
             bytes: a.bytes,
             created_at: a.created_at.clone(),
             expires_at: a.expires_at.clone(),
+            retention_days: (a.expires_ms - a.created_ms) / crate::DAY_MS,
             verify_url: self.verify_url(&a.proof_id),
         }
     }

@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use base64::Engine;
+/// A verdict on a code, as [`CodeVerdict::verdict`] gives it.
+pub use pixseal_codes::Verdict;
 use pixseal_codes::{
-    CodeKey, Level, MessageCode, SignedCode, StoredCode, Verdict, live, message_sha256,
-    parse_public_key, parse_sha256_hex, recipient_sha256,
+    CodeKey, Level, MessageCode, SignedCode, StoredCode, live, message_sha256, parse_public_key,
+    parse_sha256_hex, recipient_sha256,
 };
 use pixseal_seal::WrappedKey;
 use pixseal_store::{CodeAccount, DbError, LevelEvent, LiveSession, MessageCodeRow, Tenant, meta};

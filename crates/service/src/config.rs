@@ -137,6 +137,9 @@ pub struct ServerConfig {
     /// Proxies (CIDR blocks) whose `Forwarded` / `X-Forwarded-For` headers name the client;
     /// from any other peer those headers are ignored and the socket address is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a dashboard session lasts (minutes, at most 30 days); revoking the key it was
+    /// opened with ends it at once.
+    pub session_minutes: u64,
 }
 
 impl ServerConfig {
@@ -176,6 +179,7 @@ impl Default for ServerConfig {
             rate_limit_auth_failures_per_ip: 10,
             rate_limit_period_secs: 60,
             trusted_proxies: Vec::new(),
+            session_minutes: 480,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod budget;
 pub mod clock;
 pub mod codes;
 pub mod config;
+pub mod dashboard;
 pub mod erase;
 pub mod error;
 pub mod lifecycle;

@@ -28,6 +28,8 @@ pub struct PurgeReport {
     pub failed: u64,
     pub ips_forgotten: u64,
     pub codes_forgotten: u64,
+    /// Dashboard sessions that expired or whose key was revoked.
+    pub sessions_ended: u64,
 }
 
 /// What one repair pass did.
@@ -136,6 +138,7 @@ impl Services {
             }
         }
         report.ips_forgotten = self.db.forget_ips(now_ms - IP_RETENTION_MS).await?;
+        report.sessions_ended = self.db.purge_web_sessions(now_ms).await?;
         report.codes_forgotten = self
             .db
             .forget_expired_codes(now_ms - EXPIRED_CODE_RETENTION_MS)

@@ -11,6 +11,7 @@ pub mod blob;
 pub mod codes;
 pub mod deletions;
 pub mod pdq_index;
+pub mod sessions;
 pub mod states;
 
 pub use audit::{AuditEntry, BrokenLink};
@@ -21,4 +22,5 @@ pub use blob::{
 pub use codes::{CodeAccount, LevelEvent, LiveSession, MessageCodeRow};
 pub use deletions::{Deletion, StoredReceipt};
 pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, ProofManifest, ProofRecord, Tenant};
+pub use sessions::PageAfter;
 pub use states::{ArtifactState, DeletionReason, ProofStatus, Scope, UnknownValue};

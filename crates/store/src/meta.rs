@@ -235,7 +235,20 @@ fn artifacts_from(rows: &[sqlx::any::AnyRow]) -> Result<Vec<Artifact>, DbError> 
         .map_err(DbError::from)
 }
 
-fn tenant_from(r: &sqlx::any::AnyRow) -> Result<Tenant, sqlx::Error> {
+/// An API key from a row of the key columns (`key_id`, `scopes`, `key_created_at`,
+/// `revoked_at`) joined with its tenant's.
+pub(crate) fn key_from(r: &sqlx::any::AnyRow) -> Result<ApiKey, sqlx::Error> {
+    let scopes: String = r.try_get("scopes")?;
+    Ok(ApiKey {
+        id: r.try_get("key_id")?,
+        tenant: tenant_from(r)?,
+        scopes: parse_scopes(&scopes)?,
+        created_at: r.try_get("key_created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+pub(crate) fn tenant_from(r: &sqlx::any::AnyRow) -> Result<Tenant, sqlx::Error> {
     Ok(Tenant {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -432,14 +445,7 @@ impl Db {
         .bind(secret_hash(secret))
         .fetch_one(&self.pool)
         .await?;
-        let scopes: String = r.try_get("scopes")?;
-        Ok(ApiKey {
-            id: r.try_get("key_id")?,
-            tenant: tenant_from(&r)?,
-            scopes: parse_scopes(&scopes)?,
-            created_at: r.try_get("key_created_at")?,
-            revoked_at: r.try_get("revoked_at")?,
-        })
+        Ok(key_from(&r)?)
     }
 
     pub async fn list_api_keys(&self, tenant: &Tenant) -> Result<Vec<ApiKey>, DbError> {

@@ -86,4 +86,50 @@ impl TestApp {
             .collect();
         self.db.create_api_key(&t, &scopes).await.expect("key").1
     }
+
+    /// `POST /v1/artifacts` with `bytes` as the raw body: the answer (with `id`, `proof_id`,
+    /// `verify_url`). Panics unless 201.
+    pub async fn upload(&self, key: &str, bytes: Vec<u8>) -> serde_json::Value {
+        let r = self
+            .client
+            .post(format!("{}/v1/artifacts", self.url))
+            .bearer_auth(key)
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload request");
+        let status = r.status();
+        let v: serde_json::Value = r.json().await.expect("upload answer");
+        assert_eq!(status, reqwest::StatusCode::CREATED, "upload: {v}");
+        v
+    }
+
+    /// `GET /v1/artifacts/{id}/content`: the stored, stamped bytes. Panics unless 200.
+    pub async fn content(&self, key: &str, id: &str) -> Vec<u8> {
+        let r = self
+            .client
+            .get(format!("{}/v1/artifacts/{id}/content", self.url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("content request");
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "content of {id}");
+        r.bytes().await.expect("content").to_vec()
+    }
+
+    /// `DELETE /v1/artifacts/{id}`: the signed receipt in the tenant's view (with `opening`).
+    /// Panics unless 200.
+    pub async fn delete(&self, key: &str, id: &str) -> serde_json::Value {
+        let r = self
+            .client
+            .delete(format!("{}/v1/artifacts/{id}", self.url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("delete request");
+        let status = r.status();
+        let v: serde_json::Value = r.json().await.expect("delete answer");
+        assert_eq!(status, reqwest::StatusCode::OK, "delete: {v}");
+        v
+    }
 }

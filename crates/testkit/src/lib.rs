@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 
 #[cfg(feature = "app")]
 mod app;
+#[cfg(feature = "browser")]
+pub mod browser;
 pub mod hostile;
 #[cfg(feature = "app")]
 pub use app::TestApp;

@@ -1,32 +1,66 @@
 //! The public pages served beside the API: server-rendered HTML (maud), one embedded style
-//! sheet, no script, no third-party origin, under a strict Content-Security-Policy. They call
-//! the same service workflows as the API routes and say in words what the API says in codes.
+//! sheet, small script modules of this origin only where a page needs one, under a strict
+//! Content-Security-Policy. They call the same service workflows as the API routes and say in
+//! words what the API says in codes.
 
+mod app;
+mod check;
 mod proof;
+mod receipt;
 mod verify;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, html};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{ApiError, AppState};
 
-/// Nothing but this origin's style sheet and pictures; no script, no frames, forms post here.
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-    base-uri 'none'; frame-ancestors 'none'";
+/// Nothing but this origin's style sheet, script files, pictures and API; no inline script or
+/// style, no frames, forms post here.
+/// `blob:` pictures are the dashboard's decrypted ones, made by its own script in memory.
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' blob:; \
+    connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// The style sheet, compiled into the binary.
+/// The style sheet and the script modules, compiled into the binary.
 const CSS: &str = include_str!("pixseal.css");
+const RECEIPT_JS: &str = include_str!("receipt.js");
+const APP_JS: &str = include_str!("app.js");
+const VERIFY_JS: &str = include_str!("verify.js");
+const FAVICON: &str = include_str!("favicon.svg");
 
 /// The pages' routes (the API's rate limits and edge layers wrap them like every route).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v/{proof_id}", get(proof::show))
         .route("/verify", get(verify::form).post(verify::check))
+        .route(
+            "/check",
+            get(check::form)
+                .post(check::submit)
+                .layer(DefaultBodyLimit::max(crate::body::JSON_BODY_LIMIT)),
+        )
+        .route("/r/{receipt_id}", get(receipt::show))
+        .route("/app", get(app::home))
+        .route(
+            "/app/sign-in",
+            post(app::sign_in).layer(DefaultBodyLimit::max(crate::body::JSON_BODY_LIMIT)),
+        )
+        .route(
+            "/app/sign-out",
+            post(app::sign_out).layer(DefaultBodyLimit::max(crate::body::JSON_BODY_LIMIT)),
+        )
+        .route("/app/artifacts", post(app::upload))
+        .route("/app/artifacts/{id}/content", get(app::content))
+        .route("/app/artifacts/{id}/delete", post(app::delete))
         .route("/assets/pixseal.css", get(style))
+        .route("/assets/receipt.js", get(|| script(RECEIPT_JS)))
+        .route("/assets/verify.js", get(|| script(VERIFY_JS)))
+        .route("/assets/app.js", get(|| script(APP_JS)))
+        .route("/assets/favicon.svg", get(icon))
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("content-security-policy"),
             HeaderValue::from_static(CSP),
@@ -44,6 +78,28 @@ async fn style() -> Response {
         .into_response()
 }
 
+async fn icon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        FAVICON,
+    )
+        .into_response()
+}
+
+async fn script(source: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        source,
+    )
+        .into_response()
+}
+
 /// A whole page: the shared header, `body`, and the footer saying what is kept.
 fn layout(title: &str, body: Markup) -> Markup {
     html! {
@@ -55,15 +111,16 @@ fn layout(title: &str, body: Markup) -> Markup {
                 meta name="color-scheme" content="light dark";
                 title { (title) " · pixseal" }
                 link rel="stylesheet" href="/assets/pixseal.css";
+                link rel="icon" type="image/svg+xml" href="/assets/favicon.svg";
             }
             body {
                 header.site {
                     a.brand href="/verify" { "pixseal" }
-                    nav { a href="/verify" { "Check a file" } }
+                    nav { a href="/verify" { "Check a file" } " " a href="/check" { "Check a code" } " " a href="/app" { "Your photos" } }
                 }
                 main { (body) }
                 footer.site {
-                    p { "pixseal verifies and stamps photos without keeping them. Files you check here are not stored." }
+                    p { "pixseal verifies and stamps photos without keeping them: files checked here are not stored, and an upload keeps only its stamped copy, sealed, until its retention ends." }
                 }
             }
         }
@@ -115,4 +172,13 @@ fn error_page(e: &ApiError) -> Response {
             }
         },
     )
+}
+
+/// Why a stamped file was deleted, in words.
+fn reason(code: &str) -> &str {
+    match code {
+        "deleted_by_owner" => "deleted by its owner",
+        "retention_expired" => "its retention ended",
+        other => other,
+    }
 }

@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use pixseal_service::verify::ProofView;
 use pixseal_store::ProofStatus;
 
-use super::{error_page, page};
+use super::{error_page, page, reason};
 use crate::{ApiError, AppState};
 
 pub async fn show(State(s): State<AppState>, Path(raw): Path<String>) -> Response {
@@ -57,7 +57,7 @@ fn render(p: &ProofView) -> Markup {
                 dl {
                     @match &r.receipt {
                         pixseal_proof::Receipt::V2(v) => {
-                            dt { "Receipt" } dd { code { (v.receipt_id) } }
+                            dt { "Receipt" } dd { a href={ "/r/" (v.receipt_id) } { code { (v.receipt_id) } } }
                             dt { "Deleted at" } dd { (v.deleted_at) }
                             dt { "Why" } dd { (reason(&v.reason)) }
                         }
@@ -93,13 +93,5 @@ fn status(p: &ProofView) -> Markup {
             p.badge.neutral { "Deleted" }
             p { "The stamped copy was deleted. The proof record and its signed credential remain." }
         },
-    }
-}
-
-fn reason(code: &str) -> &str {
-    match code {
-        "deleted_by_owner" => "deleted by its owner",
-        "retention_expired" => "its retention ended",
-        other => other,
     }
 }

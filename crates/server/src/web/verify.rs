@@ -23,9 +23,16 @@ pub async fn form() -> Response {
                 h1 { "Check a photo" }
                 p { "Find out whether a photo was stamped by pixseal, by whom and when, and whether it "
                     "changed since. The file is checked in memory and not stored." }
-                (upload_form("/verify"))
+                form #verify-form method="post" action="/verify" enctype="multipart/form-data" {
+                    label for="file" { "Photos" }
+                    input #file type="file" name="file" required;
+                    button type="submit" { "Check" }
+                }
+                p #several .small hidden { "You can choose several files at once; each is checked on its own." }
             }
+            div #results aria-live="polite" {}
             (verdict_guide())
+            script type="module" src="/assets/verify.js" {}
         },
     )
 }

@@ -1,0 +1,617 @@
+//! The pages in a real browser (headless Chromium through ChromeDriver): what a person sees and
+//! does, with nothing loaded from another origin and no error or CSP violation in the console.
+//! Needs Chromium and ChromeDriver (scripts/setup.sh installs both).
+
+use std::path::{Path, PathBuf};
+
+use pixseal_testkit::TestApp;
+use pixseal_testkit::browser::Browser;
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/photos")
+        .join(name);
+    std::fs::read(p).unwrap()
+}
+
+/// A tenant key allowed to upload, read and delete.
+async fn owner(app: &TestApp) -> String {
+    app.key(
+        "browser",
+        "us",
+        &[
+            "artifacts:write",
+            "artifacts:read",
+            "artifacts:delete",
+            "codes",
+        ],
+    )
+    .await
+}
+
+/// Choose `file` in the page's file input and submit its form; the verdict page's headline.
+async fn check_file(b: &Browser, app: &TestApp, file: &Path) -> String {
+    b.client.goto(&format!("{}/verify", app.url)).await.unwrap();
+    b.find("input#file")
+        .await
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    b.find("form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_until("document.title !== 'Check a file · pixseal'")
+        .await;
+    b.assert_clean(&app.url).await;
+    b.text("main h1").await
+}
+
+#[tokio::test]
+async fn the_verify_page_gives_each_verdict_in_a_browser() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = owner(&app).await;
+    let up = app.upload(&key, fixture("garden.jpg")).await;
+    let stamped = app.content(&key, up["id"].as_str().unwrap()).await;
+
+    // The stamped file; a copy whose manifest is gone (decoded and saved again as PNG, as a
+    // screenshot or a re-upload would); the stamped file with bytes changed; an unrelated one.
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let stripped = {
+        let img = image::load_from_memory(&stamped).unwrap();
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    let mut tampered = stamped.clone();
+    let mid = tampered.len() / 2;
+    for b in &mut tampered[mid..mid + 64] {
+        *b ^= 0x55;
+    }
+    let b = Browser::open(1280, 900).await;
+    b.client.goto(&format!("{}/verify", app.url)).await.unwrap();
+    b.assert_clean(&app.url).await;
+
+    let h1 = check_file(&b, &app, &write("stamped.webp", &stamped)).await;
+    assert_eq!(h1, "Verified");
+    let lead = b.text("main p.lead").await;
+    assert!(
+        lead.contains("has not changed since it was signed"),
+        "{lead}"
+    );
+    let page = b.text("main").await;
+    assert!(page.contains(up["proof_id"].as_str().unwrap()), "{page}");
+    assert!(page.contains("This file was not stored."), "{page}");
+
+    let h1 = check_file(&b, &app, &write("stripped.png", &stripped)).await;
+    assert_eq!(h1, "Watermark found");
+    assert!(
+        b.text("main")
+            .await
+            .contains(up["proof_id"].as_str().unwrap()),
+        "the watermark's proof is named"
+    );
+
+    let h1 = check_file(&b, &app, &write("tampered.webp", &tampered)).await;
+    assert!(
+        [
+            "Changed after signing",
+            "Not stamped",
+            "This file was refused"
+        ]
+        .contains(&h1.as_str()),
+        "{h1}"
+    );
+    assert_ne!(h1, "Verified");
+
+    let h1 = check_file(&b, &app, &write("alpha.png", &fixture("alpha.png"))).await;
+    assert_eq!(h1, "Not stamped");
+
+    // Several files at once: each one's verdict, under its name, on the same page.
+    b.client.goto(&format!("{}/verify", app.url)).await.unwrap();
+    let several = [
+        write("one.webp", &stamped),
+        write("two.png", &stripped),
+        write("three.png", &fixture("alpha.png")),
+    ];
+    let paths: Vec<&str> = several.iter().map(|p| p.to_str().unwrap()).collect();
+    b.find("input#file")
+        .await
+        .send_keys(&paths.join("\n"))
+        .await
+        .unwrap();
+    b.find("form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_until("document.querySelectorAll('#results article.result').length === 3 && !document.getElementById('results').hasAttribute('aria-busy')").await;
+    let verdicts = b
+        .client
+        .execute(
+            "return [...document.querySelectorAll('#results article.result')].map(a => [a.getAttribute('aria-label'), a.querySelector('h1').textContent])",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        verdicts,
+        json!([
+            ["one.webp", "Verified"],
+            ["two.png", "Watermark found"],
+            ["three.png", "Not stamped"]
+        ])
+    );
+    assert!(
+        b.text("#results")
+            .await
+            .contains("None of them was stored.")
+    );
+    b.assert_clean(&app.url).await;
+
+    // Not a picture: refused in words, not raw JSON.
+    let h1 = check_file(&b, &app, &write("notes.txt", b"hello")).await;
+    assert_eq!(h1, "Not a picture pixseal reads");
+    assert!(!b.text("main").await.contains("{\""));
+    b.close().await;
+}
+
+/// Put `json` in the receipt page's paste box, check it, and return the result's class and text.
+async fn paste(b: &Browser, json: &Value) -> (String, String) {
+    b.client
+        .execute(
+            "document.getElementById('paste-result').className = ''; \
+             document.getElementById('paste-result').textContent = ''; \
+             document.getElementById('paste-text').value = arguments[0];",
+            vec![Value::String(json.to_string())],
+        )
+        .await
+        .unwrap();
+    b.find("#paste-form button").await.click().await.unwrap();
+    b.wait_until("document.getElementById('paste-result').textContent !== ''")
+        .await;
+    let el = b.find("#paste-result").await;
+    (
+        el.attr("class").await.unwrap().unwrap_or_default(),
+        el.text().await.unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_receipt_is_checked_in_the_browser_and_a_changed_one_is_refused() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = owner(&app).await;
+    let up = app.upload(&key, fixture("garden.jpg")).await;
+    let tenant_view = app.delete(&key, up["id"].as_str().unwrap()).await;
+    let rid = tenant_view["receipt"]["receipt_id"].as_str().unwrap();
+
+    let b = Browser::open(1280, 900).await;
+    b.client
+        .goto(&format!("{}/r/{rid}", app.url))
+        .await
+        .unwrap();
+    b.wait_until("document.getElementById('signature-check').classList.contains('good') || document.getElementById('signature-check').classList.contains('bad')").await;
+    let status = b.text("#signature-check").await;
+    assert!(status.starts_with("Signature valid"), "{status}");
+    assert!(
+        status.contains(tenant_view["key_id"].as_str().unwrap()),
+        "{status}"
+    );
+
+    // The owner's view, with the opening of its subject: valid, and the opening checked.
+    let (class, text) = paste(&b, &tenant_view).await;
+    assert!(class.contains("good"), "{class}: {text}");
+    assert!(text.contains("opening matches"), "{text}");
+
+    // Each change is caught: a signed field, the opening, an added field, another key id.
+    let mut changed = tenant_view.clone();
+    changed["receipt"]["deleted_at"] = json!("2020-01-01T00:00:00Z");
+    let (class, text) = paste(&b, &changed).await;
+    assert!(
+        class.contains("bad") && text.contains("does not verify"),
+        "{class}: {text}"
+    );
+
+    let mut other_opening = tenant_view.clone();
+    other_opening["opening"]["artifact_id"] = json!("0192aaaa-0000-7000-8000-000000000000");
+    let (class, text) = paste(&b, &other_opening).await;
+    assert!(
+        class.contains("bad") && text.contains("does not open"),
+        "{class}: {text}"
+    );
+
+    let mut extra = tenant_view.clone();
+    extra["receipt"]["note"] = json!("added later");
+    let (class, text) = paste(&b, &extra).await;
+    assert!(
+        class.contains("bad") && text.contains("note"),
+        "{class}: {text}"
+    );
+
+    let mut other_key = tenant_view.clone();
+    other_key["key_id"] = json!("0000000000000000");
+    let (class, text) = paste(&b, &other_key).await;
+    assert!(
+        class.contains("bad") && text.contains("not by this service"),
+        "{class}: {text}"
+    );
+
+    let (class, text) = paste(&b, &json!("not a receipt")).await;
+    assert!(class.contains("bad"), "{class}: {text}");
+
+    b.assert_clean(&app.url).await;
+    b.close().await;
+}
+
+/// Fill the message-code form and submit it: the answer's headline.
+async fn check_message(
+    b: &Browser,
+    app: &TestApp,
+    code: &str,
+    message: &str,
+    recipient: &str,
+) -> String {
+    b.client.goto(&format!("{}/check", app.url)).await.unwrap();
+    b.find("#m-code").await.send_keys(code).await.unwrap();
+    b.find("#m-message").await.send_keys(message).await.unwrap();
+    b.find("#m-recipient")
+        .await
+        .send_keys(recipient)
+        .await
+        .unwrap();
+    b.find("#m-recipient")
+        .await
+        .send_keys("\u{E007}") // Enter submits the form, as a keyboard user would.
+        .await
+        .unwrap();
+    b.wait_until("document.getElementById('verdict') !== null")
+        .await;
+    b.assert_clean(&app.url).await;
+    b.text("main h1").await
+}
+
+#[tokio::test]
+async fn codes_are_checked_in_a_browser_valid_mismatched_and_used() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = owner(&app).await;
+    let message = "Hi Ann,\nplease pay invoice 2231 to the usual account.";
+    let issued: Value = app
+        .client
+        .post(format!("{}/v1/codes", app.url))
+        .bearer_auth(&key)
+        .json(&json!({"message": message, "recipient": "ann@example.com"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = issued["code"].as_str().unwrap();
+    let b = Browser::open(1280, 900).await;
+
+    let forged = message.replace("2231", "2232");
+    let h1 = check_message(&b, &app, code, &forged, "ann@example.com").await;
+    assert_eq!(h1, "Warning: this does not match");
+    assert!(b.text("main").await.contains("Do not trust this message"));
+
+    let h1 = check_message(&b, &app, code, message, "Ann@Example.com").await;
+    assert_eq!(h1, "Valid code");
+    let verdict = b.text("#verdict").await;
+    assert!(verdict.contains("Level 0"), "{verdict}");
+
+    let h1 = check_message(&b, &app, code, message, "ann@example.com").await;
+    assert_eq!(h1, "Already checked");
+
+    // A live call code: the session's current code, then a wrong one.
+    let live: Value = app
+        .client
+        .post(format!("{}/v1/codes/live", app.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = live["session_id"].as_str().unwrap();
+    b.client
+        .goto(&format!("{}/check?session={session}", app.url))
+        .await
+        .unwrap();
+    let prefilled = b.find("#l-session").await.prop("value").await.unwrap();
+    assert_eq!(prefilled.as_deref(), Some(session));
+    b.find("#l-code")
+        .await
+        .send_keys(live["code"].as_str().unwrap())
+        .await
+        .unwrap();
+    b.find("#l-code").await.send_keys("\u{E007}").await.unwrap();
+    b.wait_until("document.getElementById('verdict') !== null")
+        .await;
+    assert_eq!(b.text("main h1").await, "Valid code");
+    b.assert_clean(&app.url).await;
+    b.close().await;
+}
+
+/// The pages at phone and desktop width, light and dark: nothing wider than the screen, the
+/// colour scheme followed, and, with PIXSEAL_SCREENSHOTS set to a directory (docs/img), the
+/// pictures the README shows.
+#[tokio::test]
+async fn pages_fit_phone_and_desktop_in_light_and_dark() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = owner(&app).await;
+    let up = app.upload(&key, fixture("garden.jpg")).await;
+    let proof = up["proof_id"].as_str().unwrap().to_string();
+    let gone = app.upload(&key, fixture("garden.jpg")).await;
+    let receipt = app.delete(&key, gone["id"].as_str().unwrap()).await;
+    let rid = receipt["receipt"]["receipt_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = std::env::var_os("PIXSEAL_SCREENSHOTS").map(PathBuf::from);
+
+    let pages = [
+        ("proof", format!("/v/{proof}")),
+        ("verify", "/verify".to_string()),
+        ("check", "/check".to_string()),
+        ("receipt", format!("/r/{rid}")),
+        ("not-found", "/v/px_0000000000000".to_string()),
+        ("dashboard", "/app".to_string()),
+        ("verdict", "/verify".to_string()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let stamped = dir.path().join("stamped.webp");
+    std::fs::write(
+        &stamped,
+        app.content(&key, up["id"].as_str().unwrap()).await,
+    )
+    .unwrap();
+    for (device, width, height) in [("phone", 390, 844), ("desktop", 1280, 900)] {
+        let b = Browser::open(width, height).await;
+        b.client.goto(&format!("{}/app", app.url)).await.unwrap();
+        b.find("#key").await.send_keys(&key).await.unwrap();
+        b.find("#key").await.send_keys("\u{E007}").await.unwrap();
+        b.wait_until("document.getElementById('gallery') !== null")
+            .await;
+        for dark in [false, true] {
+            b.prefer_dark(dark).await;
+            for (name, path) in &pages {
+                b.client.goto(&format!("{}{path}", app.url)).await.unwrap();
+                if *name == "verdict" {
+                    b.find("input#file")
+                        .await
+                        .send_keys(stamped.to_str().unwrap())
+                        .await
+                        .unwrap();
+                    b.find("form button[type=submit]")
+                        .await
+                        .click()
+                        .await
+                        .unwrap();
+                    b.wait_until("document.title.startsWith('Verified')").await;
+                }
+                if *name == "receipt" {
+                    b.wait_until(
+                        "document.getElementById('signature-check').classList.contains('good')",
+                    )
+                    .await;
+                }
+                b.assert_clean(&app.url).await;
+                let overflow = b
+                    .client
+                    .execute(
+                        "return document.documentElement.scrollWidth - window.innerWidth",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                assert!(
+                    overflow.as_i64().unwrap() <= 0,
+                    "{name} is {overflow} px wider than a {width} px screen"
+                );
+                let png = b.screenshot().await;
+                let img = image::load_from_memory(&png).unwrap().to_rgb8();
+                assert_eq!(img.width(), width, "{name} {device}");
+                let px = img.get_pixel(2, img.height() - 2).0;
+                let luma =
+                    (u32::from(px[0]) * 299 + u32::from(px[1]) * 587 + u32::from(px[2]) * 114)
+                        / 1000;
+                if dark {
+                    assert!(luma < 60, "{name} {device} dark: background {px:?}");
+                } else {
+                    assert!(luma > 200, "{name} {device} light: background {px:?}");
+                }
+                if let Some(dir) = &out {
+                    let scheme = if dark { "dark" } else { "light" };
+                    std::fs::create_dir_all(dir).unwrap();
+                    std::fs::write(dir.join(format!("{name}-{device}-{scheme}.png")), &png)
+                        .unwrap();
+                }
+            }
+        }
+        b.close().await;
+    }
+}
+
+/// Whether any file under `dir` holds `needle`.
+fn holds(dir: &Path, needle: &[u8]) -> Option<PathBuf> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn the_dashboard_is_locked_until_decrypt_and_deletes_with_a_checked_receipt() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = owner(&app).await;
+    let up = app.upload(&key, fixture("garden.jpg")).await;
+    let id = up["id"].as_str().unwrap();
+    let stored = app.content(&key, id).await;
+
+    let b = Browser::open(1280, 900).await;
+    b.client.goto(&format!("{}/app", app.url)).await.unwrap();
+    b.find("#key").await.send_keys(&key).await.unwrap();
+    b.find("#key").await.send_keys("\u{E007}").await.unwrap();
+    b.wait_until("document.getElementById('gallery') !== null")
+        .await;
+    b.assert_clean(&app.url).await;
+    // The key is not kept by the browser: only an HttpOnly session cookie, unreadable here.
+    let cookies = b
+        .client
+        .execute("return document.cookie", vec![])
+        .await
+        .unwrap();
+    assert_eq!(cookies, json!(""));
+
+    // Locked by default: the item's metadata, no picture anywhere on the page.
+    let item = format!("#gallery li[data-id='{id}']");
+    let text = b.text(&item).await;
+    assert!(
+        text.contains("Locked") && text.contains(up["proof_id"].as_str().unwrap()),
+        "{text}"
+    );
+    let images = b
+        .client
+        .execute("return document.images.length", vec![])
+        .await
+        .unwrap();
+    assert_eq!(images, json!(0));
+
+    // Decrypt: the picture from memory (a blob: URL), shown at its size; closed, it is gone.
+    b.find(&format!("{item} button.decrypt"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_until("document.getElementById('decrypted')?.complete && document.getElementById('decrypted').naturalWidth > 0").await;
+    let src = b
+        .find("#decrypted")
+        .await
+        .attr("src")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(src.starts_with("blob:"), "{src}");
+    let width = b
+        .client
+        .execute(
+            "return document.getElementById('decrypted').naturalWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(width, up["width"]);
+    b.find("#viewer-close").await.click().await.unwrap();
+    b.wait_until(
+        "document.getElementById('decrypted') === null && !document.getElementById('viewer').open",
+    )
+    .await;
+    let revoked = b
+        .client
+        .execute_async(
+            // Loaded as a picture (which the policy allows from blob:): a live URL loads.
+            "const done = arguments[arguments.length - 1]; const i = new Image(); \
+             i.onload = () => done('readable'); i.onerror = () => done('revoked'); i.src = arguments[0];",
+            vec![json!(src)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        revoked,
+        json!("revoked"),
+        "the object URL outlived the viewer"
+    );
+    // That failed load is the console's only entry.
+    let log = b.log().await;
+    assert!(log.iter().all(|e| e.message.starts_with(&src)), "{log:#?}");
+    b.assert_clean(&app.url).await;
+
+    // Delete, confirmed: the receipt shown, and its page checks the signature.
+    b.find(&format!("{item} button.delete"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find("#confirm-delete").await.click().await.unwrap();
+    b.wait_until("document.getElementById('receipt').open")
+        .await;
+    let words = b.text("#receipt-words").await;
+    assert!(words.contains("rcpt_"), "{words}");
+    let gone = b
+        .client
+        .execute(
+            &format!("return document.querySelector(\"{item}\") === null"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone, json!(true));
+    let href = b
+        .find("#receipt-link")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let download = b
+        .find("#receipt-download")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(download.starts_with("blob:"), "{download}");
+    b.assert_clean(&app.url).await;
+    b.client.goto(&format!("{}{href}", app.url)).await.unwrap();
+    b.wait_until("document.getElementById('signature-check').classList.contains('good')")
+        .await;
+    let r = app
+        .client
+        .get(format!("{}/v1/artifacts/{id}", app.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
+
+    // Nothing of the decrypted picture reached the browser's disk (its cache included), where
+    // the style sheet, which may be cached, did: the search finds what is there.
+    let profile = b.close().await;
+    let css = app
+        .client
+        .get(format!("{}/assets/pixseal.css", app.url))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        holds(profile.path(), &css[100..164]).is_some(),
+        "the disk cache was not where it was looked for"
+    );
+    let mid = stored.len() / 2;
+    assert_eq!(
+        holds(profile.path(), &stored[mid..mid + 64]),
+        None,
+        "the picture was written to the browser's disk"
+    );
+}

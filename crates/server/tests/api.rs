@@ -771,6 +771,7 @@ const API: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/v1/artifacts"),
+    ("get", "/v1/artifacts"),
     ("get", "/v1/artifacts/{id}"),
     ("delete", "/v1/artifacts/{id}"),
     ("get", "/v1/artifacts/{id}/content"),

@@ -375,11 +375,7 @@ async fn pages_fit_phone_and_desktop_in_light_and_dark() {
     .unwrap();
     for (device, width, height) in [("phone", 390, 844), ("desktop", 1280, 900)] {
         let b = Browser::open(width, height).await;
-        b.client.goto(&format!("{}/app", app.url)).await.unwrap();
-        b.find("#key").await.send_keys(&key).await.unwrap();
-        b.find("#key").await.send_keys("\u{E007}").await.unwrap();
-        b.wait_until("document.getElementById('gallery') !== null")
-            .await;
+        sign_in(&b, &app, &key).await;
         for dark in [false, true] {
             b.prefer_dark(dark).await;
             for (name, path) in &pages {
@@ -467,11 +463,7 @@ async fn the_dashboard_is_locked_until_decrypt_and_deletes_with_a_checked_receip
     let stored = app.content(&key, id).await;
 
     let b = Browser::open(1280, 900).await;
-    b.client.goto(&format!("{}/app", app.url)).await.unwrap();
-    b.find("#key").await.send_keys(&key).await.unwrap();
-    b.find("#key").await.send_keys("\u{E007}").await.unwrap();
-    b.wait_until("document.getElementById('gallery') !== null")
-        .await;
+    sign_in(&b, &app, &key).await;
     b.assert_clean(&app.url).await;
     // The key is not kept by the browser: only an HttpOnly session cookie, unreadable here.
     let cookies = b
@@ -614,4 +606,130 @@ async fn the_dashboard_is_locked_until_decrypt_and_deletes_with_a_checked_receip
         None,
         "the picture was written to the browser's disk"
     );
+}
+
+/// Sign `key` in on the dashboard and wait for the gallery.
+async fn sign_in(b: &Browser, app: &TestApp, key: &str) {
+    b.client.goto(&format!("{}/app", app.url)).await.unwrap();
+    b.find("#key").await.send_keys(key).await.unwrap();
+    b.find("#key").await.send_keys("\u{E007}").await.unwrap();
+    b.wait_until("document.getElementById('gallery') !== null")
+        .await;
+}
+
+#[tokio::test]
+async fn photos_uploaded_from_the_dashboard_by_picker_or_drop_land_in_the_gallery() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = owner(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("garden.jpg");
+    std::fs::write(&photo, fixture("garden.jpg")).unwrap();
+    let b = Browser::open(1280, 900).await;
+    sign_in(&b, &app, &key).await;
+    assert!(b.text("main").await.contains("No photos stored."));
+
+    // The picker, with a 7-day retention and no visible mark.
+    b.find("#upload-file")
+        .await
+        .send_keys(photo.to_str().unwrap())
+        .await
+        .unwrap();
+    b.find("#retention option[value='7']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find("#visible").await.click().await.unwrap();
+    b.find("#upload-form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_until("document.querySelectorAll('#gallery li').length === 1")
+        .await;
+    assert!(b.text("#gallery li").await.contains("7 days"));
+    b.assert_clean(&app.url).await;
+
+    // A drop of a file onto the zone, as a desktop's file manager does.
+    let bytes = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        fixture("alpha.png"),
+    );
+    b.client
+        .execute(
+            "const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0)); \
+             const dt = new DataTransfer(); \
+             dt.items.add(new File([bytes], 'alpha.png', { type: 'image/png' })); \
+             document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));",
+            vec![json!(bytes)],
+        )
+        .await
+        .unwrap();
+    b.wait_until("document.querySelectorAll('#gallery li').length === 2")
+        .await;
+    b.assert_clean(&app.url).await;
+
+    // Both stored, newest first, as the API lists them.
+    let listed: Value = app
+        .client
+        .get(format!("{}/v1/artifacts", app.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    let shown = b
+        .client
+        .execute(
+            "return [...document.querySelectorAll('#gallery li')].map(li => li.dataset.id)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown, json!(ids));
+    assert_eq!(listed["artifacts"][1]["retention_days"], 7);
+    b.close().await;
+}
+
+#[tokio::test]
+async fn older_photos_are_appended_a_page_at_a_time() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = owner(&app).await;
+    for _ in 0..26 {
+        app.upload(&key, fixture("alpha.png")).await;
+    }
+    let b = Browser::open(1280, 900).await;
+    sign_in(&b, &app, &key).await;
+    let count = "document.querySelectorAll('#gallery li').length";
+    assert_eq!(
+        b.client
+            .execute(&format!("return {count}"), vec![])
+            .await
+            .unwrap(),
+        json!(24)
+    );
+    b.find("#more").await.click().await.unwrap();
+    b.wait_until(&format!(
+        "{count} === 26 && document.getElementById('more') === null"
+    ))
+    .await;
+    let unique = b
+        .client
+        .execute(
+            "return new Set([...document.querySelectorAll('#gallery li')].map(li => li.dataset.id)).size",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unique, json!(26));
+    b.assert_clean(&app.url).await;
+    b.close().await;
 }

@@ -9,5 +9,6 @@ CREATE TABLE web_sessions (
 );
 CREATE INDEX web_sessions_expiry ON web_sessions (expires_ms);
 
--- The dashboard's gallery: a tenant's artifacts, newest first, a page at a time.
-CREATE INDEX artifacts_tenant_created ON artifacts (tenant_id, created_ms, id);
+-- The dashboard's gallery: a tenant's active artifacts, newest first, a page at a time (a
+-- backward range scan whatever the table's statistics say), and their count (index only).
+CREATE INDEX artifacts_tenant_state_created ON artifacts (tenant_id, state, created_ms, id);

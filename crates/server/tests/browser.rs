@@ -341,7 +341,7 @@ async fn codes_are_checked_in_a_browser_valid_mismatched_and_used() {
 }
 
 /// The pages at phone and desktop width, light and dark: nothing wider than the screen, the
-/// colour scheme followed, and, with PIXSEAL_SCREENSHOTS set to a directory (docs/img), the
+/// colour scheme followed, every text at WCAG AA contrast, and, with PIXSEAL_SCREENSHOTS set to a directory (docs/img), the
 /// pictures the README shows.
 #[tokio::test]
 async fn pages_fit_phone_and_desktop_in_light_and_dark() {
@@ -400,6 +400,8 @@ async fn pages_fit_phone_and_desktop_in_light_and_dark() {
                     .await;
                 }
                 b.assert_clean(&app.url).await;
+                let low = b.contrast_failures().await;
+                assert!(low.is_empty(), "{name} {device} dark={dark}: {low:#?}");
                 let overflow = b
                     .client
                     .execute(
@@ -432,6 +434,19 @@ async fn pages_fit_phone_and_desktop_in_light_and_dark() {
                 }
             }
         }
+        // The contrast check finds what it looks for: grey on white is refused.
+        b.prefer_dark(false).await;
+        b.client.goto(&format!("{}/verify", app.url)).await.unwrap();
+        b.client
+            .execute(
+                "const p = document.createElement('p'); p.textContent = 'faint words'; \
+                 p.style.color = '#999999'; document.querySelector('main .card').append(p);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let low = b.contrast_failures().await;
+        assert!(low.len() == 1 && low[0].contains("faint words"), "{low:#?}");
         b.close().await;
     }
 }

@@ -217,6 +217,53 @@ impl Browser {
         }
     }
 
+    /// Text on the page whose contrast with its background is under WCAG AA: 4.5:1, or 3:1
+    /// for large text (24 px, or 18.66 px bold). Each entry names the element, its text, the
+    /// two colours and the ratio. Backgrounds are the nearest opaque ones of the element and its
+    /// ancestors (the page's own colours: no images behind text here).
+    pub async fn contrast_failures(&self) -> Vec<String> {
+        const SCRIPT: &str = r#"
+            const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+            const lum = ([r, g, b]) => {
+              const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+              return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+            };
+            const background = (el) => {
+              for (let e = el; e; e = e.parentElement) {
+                const c = rgb(getComputedStyle(e).backgroundColor);
+                if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+              }
+              return rgb(getComputedStyle(document.documentElement).backgroundColor).slice(0, 3);
+            };
+            const out = [];
+            const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+            const seen = new Set();
+            for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+              const el = n.parentElement;
+              if (!n.textContent.trim() || seen.has(el) || !el.checkVisibility()) continue;
+              seen.add(el);
+              const s = getComputedStyle(el);
+              const fg = rgb(s.color).slice(0, 3), bg = background(el);
+              const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+              const ratio = (a + 0.05) / (b + 0.05);
+              const size = parseFloat(s.fontSize), bold = Number(s.fontWeight) >= 700;
+              const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+              if (ratio < need) out.push(`${el.tagName.toLowerCase()}.${el.className} "${n.textContent.trim().slice(0, 40)}": ${s.color} on rgb(${bg}) = ${ratio.toFixed(2)} < ${need}`);
+            }
+            return out;
+        "#;
+        let v = self
+            .client
+            .execute(SCRIPT, vec![])
+            .await
+            .expect("the contrast check");
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect()
+    }
+
     /// A PNG of the whole page at the window's width (beyond the window's height).
     pub async fn screenshot(&self) -> Vec<u8> {
         use base64::Engine;

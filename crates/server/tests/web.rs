@@ -633,3 +633,70 @@ async fn artifacts_are_listed_newest_first_a_page_at_a_time() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
+
+/// Under TLS the session cookie is `__Host-` prefixed and `Secure` (this host only, HTTPS only),
+/// the dashboard is sent with HSTS, and the plain-HTTP cookie name is not accepted.
+#[tokio::test]
+async fn under_tls_the_session_cookie_is_secure_and_host_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key_pem, ck.signing_key.serialize_pem()).unwrap();
+    let mut config = TestApp::config();
+    config.server.tls_cert = cert.display().to_string();
+    config.server.tls_key = key_pem.display().to_string();
+    let app = TestApp::spawn(config).await;
+    let port: u16 = app.url.rsplit(':').next().unwrap().parse().unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap())
+        .resolve(
+            "localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let key = app.key("tls", "us", &["artifacts:read"]).await;
+    let r = client
+        .post(format!("{}/app/sign-in", app.url))
+        .form(&[("key", key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for part in [
+        "__Host-pixseal_session=pxs_",
+        "; Secure",
+        "; HttpOnly",
+        "; SameSite=Strict",
+        "; Path=/",
+    ] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let r = client
+        .get(format!("{}/app", app.url))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("strict-transport-security"));
+    assert!(
+        r.text().await.unwrap().contains("data-csrf"),
+        "not signed in"
+    );
+    let plain_name = pair.replacen("__Host-", "", 1);
+    let page = client
+        .get(format!("{}/app", app.url))
+        .header("cookie", plain_name)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"action="/app/sign-in""#), "{page}");
+}

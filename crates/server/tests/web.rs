@@ -482,6 +482,17 @@ async fn the_dashboard_session_is_a_cookie_bound_to_a_live_key_and_checked_for_c
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
+    // Another site cannot sign a visitor in (to an account of its choosing).
+    let r = c
+        .send(
+            c.post("/app/sign-in")
+                .header("sec-fetch-site", "cross-site")
+                .form(&[("key", key.as_str())]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get("set-cookie").is_none());
+
     // Signing in sets an HttpOnly, SameSite=Strict cookie holding a session, not the key.
     let r = c
         .send(c.post("/app/sign-in").form(&[("key", key.as_str())]))

@@ -125,8 +125,18 @@ pub struct SignInForm {
 pub async fn sign_in(
     State(s): State<AppState>,
     Extension(client): Extension<ClientAddr>,
+    headers: HeaderMap,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Response {
+    // Another site must not sign a visitor in to an account of its choosing (whose gallery
+    // would then receive the visitor's uploads): a browser says where a form comes from.
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if site.is_some_and(|v| v != "same-origin" && v != "none") {
+        return sign_in_page(
+            StatusCode::FORBIDDEN,
+            Some("Sign in from this site's own page."),
+        );
+    }
     let Ok(Form(f)) = form else {
         return sign_in_page(StatusCode::BAD_REQUEST, Some("Enter an API key."));
     };

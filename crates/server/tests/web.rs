@@ -384,6 +384,7 @@ async fn the_check_page_answers_codes_in_words_within_the_verify_budget() {
     let (status, body) = check_code(&app, &[("kind", "other"), ("code", "x")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body.contains("invalid_request"), "{body}");
+    assert!(body.contains("Request refused"), "{body}");
     // Five answers spent the address's verify budget: the page is limited like the API.
     let (status, body) = check_code(&app, &msg("x", "bob@example.com")).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");

@@ -154,6 +154,9 @@ fn error_page(e: &ApiError) -> Response {
             "Try again shortly",
             "The service cannot do this right now. Nothing was kept; try again in a moment.",
         ),
+        "invalid_request" | "request_too_large" | "csrf" | "unauthorized" | "forbidden" => {
+            ("Request refused", e.message.as_str())
+        }
         _ if e.status.is_client_error() => ("This file was refused", e.message.as_str()),
         _ => (
             "Something went wrong",

@@ -38,9 +38,21 @@ pub async fn create(
     query: Result<Query<UploadQuery>, QueryRejection>,
     req: Request,
 ) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+    store(&s, &caller, client, query, req).await
+}
+
+/// An upload by `caller`, whichever way it authenticated (a key here, a session on the
+/// dashboard): its options checked before the body is read.
+pub(crate) async fn store(
+    s: &AppState,
+    caller: &pixseal_service::Caller,
+    client: std::net::IpAddr,
+    query: Result<Query<UploadQuery>, QueryRejection>,
+    req: Request,
+) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
-    let plan = s.plan_upload(&caller, &q)?;
-    let Upload(body) = Upload::from_request(req, &s).await?;
+    let plan = s.plan_upload(caller, &q)?;
+    let Upload(body) = Upload::from_request(req, s).await?;
     let done = s.upload(plan, client, body).await?;
     Ok((StatusCode::CREATED, Json(done)))
 }
@@ -124,7 +136,11 @@ pub async fn content(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let c = s.content(&caller, &id).await?;
+    Ok(picture(s.content(&caller, &id).await?))
+}
+
+/// A decrypted picture as served: never cached, shown inline.
+pub(crate) fn picture(c: pixseal_service::artifacts::Content) -> Response {
     let content_type =
         HeaderValue::from_str(&c.content_type).unwrap_or(HeaderValue::from_static("image/webp"));
     let headers = [
@@ -138,7 +154,7 @@ pub async fn content(
             HeaderValue::from_static("inline"),
         ),
     ];
-    Ok((headers, c.bytes).into_response())
+    (headers, c.bytes).into_response()
 }
 
 #[utoipa::path(

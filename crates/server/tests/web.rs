@@ -290,7 +290,10 @@ async fn a_receipt_page_shows_the_public_view_and_how_to_check_it() {
 }
 
 /// POST the /check page's form.
-async fn check_code(app: &TestApp, fields: &[(&str, &str)]) -> (StatusCode, String) {
+async fn check_code<V: serde::Serialize>(
+    app: &TestApp,
+    fields: &[(&str, V)],
+) -> (StatusCode, String) {
     let r = app
         .client
         .post(format!("{}/check", app.url))
@@ -327,12 +330,12 @@ async fn the_check_page_answers_codes_in_words_within_the_verify_budget() {
     let code = issued["code"].as_str().unwrap();
     // A browser sends the text area's line break as CRLF: the same message.
     let typed = message.replace('\n', "\r\n");
-    let msg = |m: &'static str, r: &'static str| {
+    let msg = |m: &str, r: &str| {
         [
-            ("kind", "message"),
-            ("code", code),
-            ("message", m),
-            ("recipient", r),
+            ("kind", "message".to_string()),
+            ("code", code.to_string()),
+            ("message", m.to_string()),
+            ("recipient", r.to_string()),
         ]
     };
     let (status, body) = check_code(
@@ -346,29 +349,11 @@ async fn the_check_page_answers_codes_in_words_within_the_verify_budget() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("Warning: this does not match"), "{body}");
     assert!(body.contains("Do not trust this message"), "{body}");
-    let (status, body) = check_code(
-        &app,
-        &[
-            ("kind", "message"),
-            ("code", code),
-            ("message", &typed),
-            ("recipient", " Bob@Example.com"),
-        ],
-    )
-    .await;
+    let (status, body) = check_code(&app, &msg(&typed, " Bob@Example.com")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("Valid code"), "{body}");
     assert!(body.contains("Level 0"), "{body}");
-    let (_, body) = check_code(
-        &app,
-        &[
-            ("kind", "message"),
-            ("code", code),
-            ("message", &typed),
-            ("recipient", "bob@example.com"),
-        ],
-    )
-    .await;
+    let (_, body) = check_code(&app, &msg(&typed, "bob@example.com")).await;
     assert!(body.contains("Already checked"), "{body}");
     let (_, body) = check_code(
         &app,

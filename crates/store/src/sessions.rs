@@ -79,35 +79,21 @@ impl Db {
         after: Option<&PageAfter>,
         limit: i64,
     ) -> Result<Vec<Artifact>, DbError> {
-        let rows = match after {
-            None => {
-                sqlx::query(concat!(
-                    "SELECT ",
-                    artifact_columns!(),
-                    " FROM artifacts WHERE tenant_id = $1 AND state = 'active' \
-                     ORDER BY created_ms DESC, id DESC LIMIT $2"
-                ))
-                .bind(tenant_id)
-                .bind(limit)
-                .fetch_all(self.pool())
-                .await?
-            }
-            Some(a) => {
-                sqlx::query(concat!(
-                    "SELECT ",
-                    artifact_columns!(),
-                    " FROM artifacts WHERE tenant_id = $1 AND state = 'active' \
-                     AND (created_ms < $2 OR (created_ms = $2 AND id < $3)) \
-                     ORDER BY created_ms DESC, id DESC LIMIT $4"
-                ))
-                .bind(tenant_id)
-                .bind(a.created_ms)
-                .bind(&a.id)
-                .bind(limit)
-                .fetch_all(self.pool())
-                .await?
-            }
-        };
+        // The first page starts after a key greater than any: one statement for every page.
+        let (created_ms, id) = after.map_or((i64::MAX, ""), |a| (a.created_ms, a.id.as_str()));
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            artifact_columns!(),
+            " FROM artifacts WHERE tenant_id = $1 AND state = 'active' \
+             AND (created_ms < $2 OR (created_ms = $2 AND id < $3)) \
+             ORDER BY created_ms DESC, id DESC LIMIT $4"
+        ))
+        .bind(tenant_id)
+        .bind(created_ms)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
             .map(artifact_from)
             .collect::<Result<_, _>>()

@@ -7,7 +7,7 @@
 use axum::Form;
 use axum::Json;
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Extension, FromRequest, Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, PreEscaped, html};
@@ -17,7 +17,6 @@ use pixseal_service::{Caller, ServiceError};
 use serde::Deserialize;
 
 use super::{error_page, page};
-use crate::body::Upload;
 use crate::client::ClientAddr;
 use crate::{ApiError, AppState};
 
@@ -203,20 +202,9 @@ pub async fn content(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let signed = signed_in(&s, &headers).await?;
-    let c = s.content(&signed.caller, &id).await?;
-    let ctype =
-        HeaderValue::from_str(&c.content_type).unwrap_or(HeaderValue::from_static("image/webp"));
-    Ok((
-        [
-            (header::CONTENT_TYPE, ctype),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("private, no-store"),
-            ),
-        ],
-        c.bytes,
-    )
-        .into_response())
+    Ok(crate::artifacts::picture(
+        s.content(&signed.caller, &id).await?,
+    ))
 }
 
 /// `POST /app/artifacts`: an upload from the page (options as for `POST /v1/artifacts`).
@@ -228,11 +216,11 @@ pub async fn upload(
 ) -> Result<Response, ApiError> {
     let signed = signed_in(&s, req.headers()).await?;
     same_site(req.headers(), &signed.token, None)?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
-    let plan = s.plan_upload(&signed.caller, &q)?;
-    let Upload(body) = Upload::from_request(req, &s).await?;
-    let done = s.upload(plan, client, body).await?;
-    Ok((StatusCode::CREATED, Json(done)).into_response())
+    Ok(
+        crate::artifacts::store(&s, &signed.caller, client, query, req)
+            .await?
+            .into_response(),
+    )
 }
 
 /// `POST /app/artifacts/{id}/delete`: the signed receipt, in the tenant's view.

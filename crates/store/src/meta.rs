@@ -531,18 +531,44 @@ impl Db {
         if r.rows_affected() != 1 {
             return Err(DbError::NotFound);
         }
+        self.insert_proof(&mut tx, proof, manifest).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A proof record published without an artifact (ephemeral stamping): the record, its
+    /// near-match keys and its signed manifest, in one transaction.
+    pub async fn publish_proof(
+        &self,
+        proof: &ProofRecord,
+        manifest: &ProofManifest,
+    ) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        self.insert_proof(&mut tx, proof, manifest).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The proof row, its near-match keys and its manifest, inside the caller's transaction.
+    async fn insert_proof(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        proof: &ProofRecord,
+        manifest: &ProofManifest,
+    ) -> Result<(), DbError> {
         sqlx::query(
-            "INSERT INTO proofs (proof_id, sha256, original_sha256, pdq, issued_at, status) VALUES ($1, $2, $3, $4, $5, 'active')",
+            "INSERT INTO proofs (proof_id, sha256, original_sha256, pdq, issued_at, status) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&proof.proof_id)
         .bind(&proof.sha256)
         .bind(&proof.original_sha256)
         .bind(&proof.pdq)
         .bind(&proof.issued_at)
-        .execute(&mut *tx)
+        .bind(proof.status.as_str())
+        .execute(&mut **tx)
         .await?;
         if let Some(h) = proof.pdq.as_deref().and_then(crate::pdq_index::parse) {
-            crate::pdq_index::insert_keys(&mut tx, &proof.proof_id, &h).await?;
+            crate::pdq_index::insert_keys(tx, self.kind, &proof.proof_id, &h).await?;
         }
         sqlx::query(
             "INSERT INTO proof_manifests (proof_id, manifest_id, manifest) VALUES ($1, $2, $3)",
@@ -550,9 +576,8 @@ impl Db {
         .bind(&manifest.proof_id)
         .bind(&manifest.manifest_id)
         .bind(&manifest.manifest)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 

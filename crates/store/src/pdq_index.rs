@@ -1,28 +1,33 @@
-//! The near-match index: multi-index hashing over eleven slices (23 or 24 bits) of each kept PDQ
-//! hash, in SQL on both databases, so a lookup within a Hamming threshold reads a few hundred
-//! candidates instead of every proof, and returns exactly what a full scan returns.
+//! The near-match index: multi-index hashing over the sixteen 16-bit slices of each kept PDQ
+//! hash, in SQL on both databases, so a lookup within a Hamming threshold reads a few thousand
+//! index entries instead of every proof, and returns exactly what a full scan returns.
 //!
 //! Why it is exact: if two 256-bit hashes differ in at most `t` bits, the differences spread over
-//! 11 slices, so at least one slice differs in at most `⌊t/11⌋` bits (else the total would exceed
+//! 16 slices, so at least one slice differs in at most `⌊t/16⌋` bits (else the total would exceed
 //! `t`). Probing every slice with every value within that radius therefore finds every hash
-//! within `t`; each candidate is then measured exactly. At the default threshold 31 the radius
-//! is 2: 3 × 301 + 8 × 277 = 3119 probed keys, and among a million uniformly spread hashes about
-//! 320 candidates (16-bit slices would probe 272 keys but read about 4 150; docs/provenance.md).
+//! within `t`; each candidate is then measured exactly. At the default threshold 31 the radius is
+//! 1: 16 × 17 = 272 probed keys, about 4 150 candidates among a million uniformly spread hashes,
+//! each read from the index entry itself, which carries the whole hash (docs/provenance.md).
 
 use sqlx::Row;
 
 use crate::meta::{Db, DbError, DbKind, ProofRecord};
 
-/// Slices of a 256-bit hash, and their widths in bits (most significant first).
-pub const SLICES: usize = 11;
-const WIDTHS: [u32; SLICES] = [24, 24, 24, 23, 23, 23, 23, 23, 23, 23, 23];
+/// Slices of a 256-bit hash, 16 bits each (most significant first).
+pub const SLICES: usize = 16;
+const WIDTH: u32 = 16;
 
-/// Past this radius a lookup would probe too many keys (radius 3: about 25 000); it scans
-/// instead. Radius 2 serves thresholds up to 32.
+/// Past this radius a lookup would read too much of the index (radius 2 at a million proofs:
+/// 2 192 probes, about 33 000 candidates; radius 3: 11 000 probes); it scans instead. Radius 2
+/// serves thresholds up to 47.
 const MAX_RADIUS: u32 = 2;
 
 /// Proof rows per page when scanning or backfilling.
 const PAGE: i64 = 5000;
+
+/// Proofs per insert statement when importing: 16 key rows × 6 values each stays under both
+/// databases' limits on bound parameters (SQLite 32 766, PostgreSQL 65 535).
+const IMPORT_CHUNK: usize = 300;
 
 /// A PDQ hash as its 64 hex digits decode, 32 bytes.
 pub type Hash = [u8; 32];
@@ -37,18 +42,28 @@ pub fn distance(a: &Hash, b: &Hash) -> u32 {
     a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
 }
 
-/// The index key of slice `i` holding `value`: one integer column serves every slice.
-fn key(i: usize, value: u32) -> i64 {
-    ((i as i64) << 24) | i64::from(value)
+/// The hash as the four signed 64-bit words the key rows store (big-endian, `h0` first).
+fn words(h: &Hash) -> [i64; 4] {
+    std::array::from_fn(|i| i64::from_be_bytes(h[i * 8..i * 8 + 8].try_into().expect("8 bytes")))
 }
 
-/// Bits `[start, start + width)` of the hash, read most significant first.
+/// The hash back from its four words.
+fn from_words(w: [i64; 4]) -> Hash {
+    let mut h = [0u8; 32];
+    for (i, x) in w.iter().enumerate() {
+        h[i * 8..i * 8 + 8].copy_from_slice(&x.to_be_bytes());
+    }
+    h
+}
+
+/// The index key of slice `i` holding `value`: one integer column serves every slice.
+fn key(i: usize, value: u32) -> i64 {
+    ((i as i64) << WIDTH) | i64::from(value)
+}
+
+/// Slice `i` of the hash: bytes `2i` and `2i + 1`, big-endian.
 fn slice(h: &Hash, i: usize) -> u32 {
-    let start: u32 = WIDTHS[..i].iter().sum();
-    (start..start + WIDTHS[i]).fold(0, |v, bit| {
-        let b = (h[(bit / 8) as usize] >> (7 - bit % 8)) & 1;
-        (v << 1) | u32::from(b)
-    })
+    u32::from(u16::from_be_bytes([h[2 * i], h[2 * i + 1]]))
 }
 
 /// The keys a hash is stored under, one per slice.
@@ -85,7 +100,7 @@ pub fn probes(h: &Hash, threshold: u32) -> Option<Vec<i64>> {
     Some(
         (0..SLICES)
             .flat_map(|i| {
-                ball(slice(h, i), WIDTHS[i], radius)
+                ball(slice(h, i), WIDTH, radius)
                     .into_iter()
                     .map(move |v| key(i, v))
             })
@@ -100,67 +115,44 @@ impl Db {
         let Some(probes) = probes(h, threshold) else {
             return self.pdq_scan(h, threshold).await;
         };
-        let ids: Vec<String> = match self.kind() {
-            // One prepared statement whatever the probes (one array parameter): a single index
-            // scan over the sorted keys. Measured at 1 000 000 proofs it takes about half the
-            // time of one lateral subquery per key (docs/benchmarks.md).
+        let list = probes
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows = match self.kind() {
+            // One prepared statement whatever the probes (one array parameter): a single
+            // index-only scan over the sorted keys (docs/benchmarks.md).
             DbKind::Postgres => {
-                let array = format!(
-                    "{{{}}}",
-                    probes
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                );
                 sqlx::query(
-                    "SELECT DISTINCT proof_id FROM pdq_keys WHERE k = ANY(CAST(CAST($1 AS TEXT) AS BIGINT[]))",
+                    "SELECT proof_id, h0, h1, h2, h3 FROM pdq_slices WHERE k = ANY(CAST(CAST($1 AS TEXT) AS BIGINT[]))",
                 )
-                .bind(array)
+                .bind(format!("{{{list}}}"))
                 .fetch_all(self.pool())
                 .await?
             }
-            // SQLite probes the key index once per value of the IN list (it sorts the list
-            // first). The keys are integers computed here, never text from a request, so they
-            // are written into the statement.
+            // SQLite probes the covering key index once per value of the IN list (it sorts the
+            // list first). The keys are integers computed here, never text from a request, so
+            // they are written into the statement.
             DbKind::Sqlite => {
-                let list = probes
-                    .iter()
-                    .map(i64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let sql = format!("SELECT DISTINCT proof_id FROM pdq_keys WHERE k IN ({list})");
+                let sql =
+                    format!("SELECT proof_id, h0, h1, h2, h3 FROM pdq_slices WHERE k IN ({list})");
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .fetch_all(self.pool())
                     .await?
             }
-        }
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
-        // Then the candidates' hashes by primary key: two index lookups whatever the planner
-        // thinks of joining a few hundred keys to every proof.
+        };
         let mut found = Vec::new();
-        for chunk in ids.chunks(500) {
-            let sql = format!(
-                "SELECT proof_id, pdq FROM proofs WHERE proof_id IN {}",
-                placeholders(self.kind(), 1, chunk.len())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(id);
-            }
-            for r in q.fetch_all(self.pool()).await? {
-                let (id, hex_digits): (String, Option<String>) = (r.try_get(0)?, r.try_get(1)?);
-                if let Some(other) = hex_digits.as_deref().and_then(parse) {
-                    let d = distance(h, &other);
-                    if d <= threshold {
-                        found.push((id, d));
-                    }
-                }
+        for r in &rows {
+            let w = [r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?];
+            let d = distance(h, &from_words(w));
+            if d <= threshold {
+                found.push((r.try_get::<String, _>(0)?, d));
             }
         }
+        // A hash near on several slices was read once per slice.
         found.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        found.dedup();
         Ok(found)
     }
 
@@ -194,7 +186,7 @@ impl Db {
     /// reach. Each call is one transaction.
     pub async fn import_proofs(&self, proofs: &[ProofRecord]) -> Result<(), DbError> {
         let mut tx = self.pool().begin().await?;
-        for chunk in proofs.chunks(1000) {
+        for chunk in proofs.chunks(IMPORT_CHUNK) {
             let sql = format!(
                 "INSERT INTO proofs (proof_id, sha256, original_sha256, pdq, issued_at, status) VALUES {}",
                 placeholders(self.kind(), chunk.len(), 6)
@@ -210,68 +202,64 @@ impl Db {
                     .bind(p.status.as_str());
             }
             q.execute(&mut *tx).await?;
-            let keyed: Vec<(i64, &str)> = chunk
+            let hashed: Vec<(&str, Hash)> = chunk
                 .iter()
-                .filter_map(|p| Some((parse(p.pdq.as_deref()?)?, p.proof_id.as_str())))
-                .flat_map(|(h, id)| keys(&h).map(|k| (k, id)))
+                .filter_map(|p| Some((p.proof_id.as_str(), parse(p.pdq.as_deref()?)?)))
                 .collect();
-            if keyed.is_empty() {
-                continue;
-            }
-            let sql = format!(
-                "INSERT INTO pdq_keys (k, proof_id) VALUES {}",
-                placeholders(self.kind(), keyed.len(), 2)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (k, id) in keyed {
-                q = q.bind(k).bind(id);
-            }
-            q.execute(&mut *tx).await?;
+            insert_slices(&mut tx, self.kind(), &hashed).await?;
         }
         tx.commit().await?;
-        // A bulk load changes the tables' shape at once; fresh statistics keep the planner on
-        // the index (PostgreSQL otherwise scans until autovacuum analyzes).
-        for table in ["ANALYZE proofs", "ANALYZE pdq_keys"] {
-            sqlx::query(table).execute(self.pool()).await?;
+        // A bulk load changes the tables' shape at once: fresh statistics keep the planner on
+        // the index, and on PostgreSQL a vacuum marks the new pages all-visible so the lookup
+        // stays index-only (autovacuum does both, later).
+        let refresh: &[&str] = match self.kind() {
+            DbKind::Postgres => &["VACUUM ANALYZE proofs", "VACUUM ANALYZE pdq_slices"],
+            DbKind::Sqlite => &["ANALYZE proofs", "ANALYZE pdq_slices"],
+        };
+        for statement in refresh {
+            sqlx::query(*statement).execute(self.pool()).await?;
         }
         Ok(())
     }
 
     /// Index the proofs kept before the index existed (run at open; one row read once done).
+    /// Resumable: it walks the proofs in id order and records how far it got in the same
+    /// transaction as the keys; a proof published meanwhile indexes itself, and its keys are
+    /// not written twice.
     pub(crate) async fn backfill_pdq_keys(&self) -> Result<u64, DbError> {
-        let complete: i64 = sqlx::query("SELECT complete FROM pdq_index_state WHERE id = 1")
+        let r = sqlx::query("SELECT complete, indexed_to FROM pdq_index_state WHERE id = 1")
             .fetch_one(self.pool())
-            .await?
-            .try_get(0)?;
+            .await?;
+        let (complete, mut after): (i64, String) = (r.try_get(0)?, r.try_get(1)?);
         if complete == 1 {
             return Ok(0);
         }
         let mut done = 0;
         loop {
-            let rows = sqlx::query(
-                "SELECT p.proof_id, p.pdq FROM proofs p WHERE p.pdq IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pdq_keys k WHERE k.proof_id = p.proof_id) ORDER BY p.proof_id LIMIT $1",
-            )
-            .bind(PAGE)
-            .fetch_all(self.pool())
-            .await?;
-            if rows.is_empty() {
-                sqlx::query("UPDATE pdq_index_state SET complete = 1 WHERE id = 1")
-                    .execute(self.pool())
-                    .await?;
-                return Ok(done);
-            }
+            let page = self.pdq_page(&after, PAGE).await?;
             let mut tx = self.pool().begin().await?;
-            for r in &rows {
-                let (id, hex_digits): (String, String) = (r.try_get(0)?, r.try_get(1)?);
-                match parse(&hex_digits) {
-                    Some(h) => insert_keys(&mut tx, &id, &h).await?,
-                    // Not a hash: never indexable, and never matched by the scan either; a
-                    // marker key outside every slice's range keeps it from being picked again.
-                    None => insert_key(&mut tx, &id, -1).await?,
-                }
-                done += 1;
+            let Some((last, _)) = page.last() else {
+                sqlx::query("UPDATE pdq_index_state SET complete = 1 WHERE id = 1")
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(done);
+            };
+            after = last.clone();
+            // Not a hash: never indexable, and never matched by the scan either.
+            let hashed: Vec<(&str, Hash)> = page
+                .iter()
+                .filter_map(|(id, hex_digits)| Some((id.as_str(), parse(hex_digits)?)))
+                .collect();
+            for chunk in hashed.chunks(IMPORT_CHUNK) {
+                insert_slices(&mut tx, self.kind(), chunk).await?;
             }
+            sqlx::query("UPDATE pdq_index_state SET indexed_to = $1 WHERE id = 1")
+                .bind(&after)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
+            done += page.len() as u64;
         }
     }
 }
@@ -293,29 +281,38 @@ fn placeholders(kind: DbKind, rows: usize, n: usize) -> String {
         .join(", ")
 }
 
-async fn insert_key(
+/// The sixteen key rows of each hash, in one statement; rows already there are left alone.
+async fn insert_slices(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    proof_id: &str,
-    k: i64,
+    kind: DbKind,
+    hashed: &[(&str, Hash)],
 ) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO pdq_keys (k, proof_id) VALUES ($1, $2)")
-        .bind(k)
-        .bind(proof_id)
-        .execute(&mut **tx)
-        .await?;
+    if hashed.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO pdq_slices (k, proof_id, h0, h1, h2, h3) VALUES {} ON CONFLICT DO NOTHING",
+        placeholders(kind, hashed.len() * SLICES, 6)
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (id, h) in hashed {
+        let [h0, h1, h2, h3] = words(h);
+        for k in keys(h) {
+            q = q.bind(k).bind(*id).bind(h0).bind(h1).bind(h2).bind(h3);
+        }
+    }
+    q.execute(&mut **tx).await?;
     Ok(())
 }
 
 /// Index one proof's hash, inside the transaction that publishes the proof.
 pub(crate) async fn insert_keys(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    kind: DbKind,
     proof_id: &str,
     h: &Hash,
 ) -> Result<(), DbError> {
-    for k in keys(h) {
-        insert_key(tx, proof_id, k).await?;
-    }
-    Ok(())
+    insert_slices(tx, kind, &[(proof_id, *h)]).await
 }
 
 #[cfg(test)]
@@ -324,34 +321,36 @@ mod tests {
 
     #[test]
     fn balls_have_the_binomial_sizes_and_no_repeats() {
-        for (width, r, n) in [(24, 0, 1), (24, 1, 25), (24, 2, 301), (23, 2, 277)] {
-            let v = 0x5A_C3A5 & ((1 << width) - 1);
-            let mut b = ball(v, width, r);
-            assert_eq!(b.len(), n, "width {width} radius {r}");
+        for (r, n) in [(0, 1), (1, 17), (2, 137)] {
+            let v = 0xA5C3;
+            let mut b = ball(v, WIDTH, r);
+            assert_eq!(b.len(), n, "radius {r}");
             b.sort_unstable();
             b.dedup();
-            assert_eq!(b.len(), n, "width {width} radius {r}: repeats");
+            assert_eq!(b.len(), n, "radius {r}: repeats");
             assert!(
                 b.iter()
-                    .all(|x| (x ^ v).count_ones() <= r && *x < 1 << width)
+                    .all(|x| (x ^ v).count_ones() <= r && *x < 1 << WIDTH)
             );
         }
     }
 
     #[test]
-    fn slices_cover_every_bit_once() {
-        assert_eq!(WIDTHS.iter().sum::<u32>(), 256);
+    fn slices_cover_every_bit_once_and_words_round_trip() {
         for bit in 0..256 {
             let mut h = [0u8; 32];
             h[bit / 8] = 0x80 >> (bit % 8);
             let set: Vec<u32> = (0..SLICES).map(|i| slice(&h, i).count_ones()).collect();
             assert_eq!(set.iter().sum::<u32>(), 1, "bit {bit}");
+            assert_eq!(from_words(words(&h)), h, "bit {bit}");
         }
+        let h: Hash = std::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0xF0);
+        assert_eq!(from_words(words(&h)), h);
     }
 
     #[test]
     fn probes_cover_every_hash_within_the_threshold() {
-        // Random pairs at every distance up to 32 (radius 2): whenever d <= t, one of b's keys
+        // Random pairs at every distance up to 47 (radius 2): whenever d <= t, one of b's keys
         // is among a's probes.
         let mut s = 0x9E37_79B9_7F4A_7C15u64;
         let mut rnd = move || {
@@ -363,7 +362,7 @@ mod tests {
         for _ in 0..2000 {
             let mut a = [0u8; 32];
             a.iter_mut().for_each(|x| *x = rnd() as u8);
-            let d = (rnd() % 33) as u32;
+            let d = (rnd() % 48) as u32;
             let mut b = a;
             let mut flipped = std::collections::BTreeSet::new();
             while flipped.len() < d as usize {
@@ -373,14 +372,15 @@ mod tests {
                 b[bit / 8] ^= 1 << (bit % 8);
             }
             assert_eq!(distance(&a, &b), d);
-            for t in [d, 31, 32] {
+            for t in [d, 31, 47] {
                 if d <= t {
                     let p = probes(&a, t).unwrap();
                     assert!(keys(&b).iter().any(|k| p.contains(k)), "d {d} t {t}");
                 }
             }
         }
-        assert_eq!(probes(&[0; 32], 31).unwrap().len(), 3119);
-        assert!(probes(&[0; 32], 33).is_none());
+        assert_eq!(probes(&[0; 32], 31).unwrap().len(), 272);
+        assert_eq!(probes(&[0; 32], 47).unwrap().len(), 16 * 137);
+        assert!(probes(&[0; 32], 48).is_none());
     }
 }

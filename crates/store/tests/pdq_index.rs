@@ -71,7 +71,7 @@ async fn index_equals_scan(db: &Db) {
 
     let mut queries: Vec<Hash> = bases.clone();
     for b in &bases {
-        for d in [3, 20, 31, 40] {
+        for d in [3, 20, 31, 40, 47] {
             queries.push(rng.near(b, d));
         }
     }
@@ -79,7 +79,7 @@ async fn index_equals_scan(db: &Db) {
         queries.push(rng.hash());
     }
     let mut nonempty = 0;
-    for t in [31, 32] {
+    for t in [31, 32, 47] {
         for q in &queries {
             let index = db.pdq_near(q, t).await.unwrap();
             let scan = db.pdq_scan(q, t).await.unwrap();
@@ -89,7 +89,7 @@ async fn index_equals_scan(db: &Db) {
     }
     // The families are found (the test is not comparing empty answers).
     assert!(nonempty > 200, "{nonempty}");
-    // Past radius 2 (threshold 33 and up) the lookup is the scan itself.
+    // Past radius 2 (threshold 48 and up) the lookup is the scan itself.
     let wide = db.pdq_near(&bases[0], 64).await.unwrap();
     assert_eq!(wide, db.pdq_scan(&bases[0], 64).await.unwrap());
 }
@@ -102,11 +102,11 @@ async fn backfill(db: &Db, reopen: impl std::future::Future<Output = Db>) {
         .collect();
     db.import_proofs(&records).await.unwrap();
     // As a database from before the index: no keys, and the index marked incomplete.
-    sqlx::query("DELETE FROM pdq_keys")
+    sqlx::query("DELETE FROM pdq_slices")
         .execute(db.pool())
         .await
         .unwrap();
-    sqlx::query("UPDATE pdq_index_state SET complete = 0")
+    sqlx::query("UPDATE pdq_index_state SET complete = 0, indexed_to = ''")
         .execute(db.pool())
         .await
         .unwrap();

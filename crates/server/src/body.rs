@@ -61,23 +61,23 @@ pub fn document_raw_pictures(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-impl FromRequest<AppState> for Upload {
-    type Rejection = ApiError;
+/// A request's pictures before they are read: whether it is a form, and the room reserved
+/// for it. Room is reserved before the first byte is read (its `Content-Length`, or
+/// `max_body_bytes` when it sends none); a declared length over the limit is refused unread.
+struct Incoming {
+    multipart: bool,
+    reservation: pixseal_service::Reservation,
+    limit: u64,
+}
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let is_multipart = req
+impl Incoming {
+    fn of(req: &Request, state: &AppState) -> Result<Incoming, ApiError> {
+        let multipart = req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("multipart/form-data"));
         let limit = state.config.max_body_bytes;
-        let too_large = |e: String| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "file_too_large",
-                format!("request body over the max_body_bytes limit of {limit} ({e})"),
-            )
-        };
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -86,51 +86,125 @@ impl FromRequest<AppState> for Upload {
         if let Some(n) = declared
             && n > limit
         {
-            return Err(too_large(format!("Content-Length is {n}")));
+            return Err(too_large(limit, format!("Content-Length is {n}")));
         }
         let reservation = state.reserve_body(declared.unwrap_or(limit))?;
-        let refused = |status: StatusCode, text: String| {
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large(text)
-            } else {
-                ApiError::bad_request("corrupt", text)
-            }
-        };
-        if !is_multipart {
-            return Bytes::from_request(req, state)
-                .await
-                .map(|b| Upload(reservation.hold(b)))
-                .map_err(|e| refused(e.status(), e.body_text()));
+        Ok(Incoming {
+            multipart,
+            reservation,
+            limit,
+        })
+    }
+
+    /// A read that failed: over the limit, or not a readable body.
+    fn refused(&self, status: StatusCode, text: String) -> ApiError {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(self.limit, text)
+        } else {
+            ApiError::bad_request("corrupt", text)
         }
-        let mut mp = Multipart::from_request(req, state).await.map_err(|e| {
-            ApiError::bad_request("corrupt", format!("multipart body: {}", e.body_text()))
-        })?;
-        loop {
-            match mp.next_field().await {
-                Ok(Some(field)) if field.file_name().is_some() || field.name() == Some("file") => {
-                    return field
-                        .bytes()
-                        .await
-                        .map(|b| Upload(reservation.hold(b)))
-                        .map_err(|e| refused(e.status(), e.body_text()));
-                }
-                Ok(Some(_)) => continue,
-                Ok(None) => {
-                    return Err(ApiError::bad_request(
-                        "unsupported_format",
-                        "multipart form has no file part",
-                    ));
-                }
-                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                    return Err(too_large(e.body_text()));
-                }
-                Err(e) => {
-                    let text = format!("multipart body: {}", e.body_text());
-                    return Err(ApiError::bad_request("corrupt", text));
-                }
+    }
+}
+
+fn too_large(limit: u64, e: String) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "file_too_large",
+        format!("request body over the max_body_bytes limit of {limit} ({e})"),
+    )
+}
+
+/// The next file part of a form (one with a file name, or named `file`), or `None` at its end.
+async fn next_file(
+    mp: &mut Multipart,
+    incoming: &Incoming,
+) -> Result<Option<(Option<String>, Bytes)>, ApiError> {
+    loop {
+        match mp.next_field().await {
+            Ok(Some(field)) if field.file_name().is_some() || field.name() == Some("file") => {
+                let name = field.file_name().map(str::to_string);
+                return field
+                    .bytes()
+                    .await
+                    .map(|b| Some((name, b)))
+                    .map_err(|e| incoming.refused(e.status(), e.body_text()));
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => return Ok(None),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(too_large(incoming.limit, e.body_text()));
+            }
+            Err(e) => {
+                let text = format!("multipart body: {}", e.body_text());
+                return Err(ApiError::bad_request("corrupt", text));
             }
         }
     }
+}
+
+async fn form(req: Request, state: &AppState) -> Result<Multipart, ApiError> {
+    Multipart::from_request(req, state)
+        .await
+        .map_err(|e| ApiError::bad_request("corrupt", format!("multipart body: {}", e.body_text())))
+}
+
+fn no_file() -> ApiError {
+    ApiError::bad_request("unsupported_format", "multipart form has no file part")
+}
+
+impl FromRequest<AppState> for Upload {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let incoming = Incoming::of(&req, state)?;
+        if !incoming.multipart {
+            return match Bytes::from_request(req, state).await {
+                Ok(b) => Ok(Upload(incoming.reservation.hold(b))),
+                Err(e) => Err(incoming.refused(e.status(), e.body_text())),
+            };
+        }
+        let mut mp = form(req, state).await?;
+        match next_file(&mut mp, &incoming).await? {
+            Some((_, b)) => Ok(Upload(incoming.reservation.hold(b))),
+            None => Err(no_file()),
+        }
+    }
+}
+
+/// Several pictures in one request: a raw body is one (without a name); a form gives every
+/// file part, with its file name, up to `max` of them (more is refused before the rest is
+/// read). Read whole into memory (never to disk) within the same limits as [`Upload`].
+pub async fn pictures(
+    req: Request,
+    state: &AppState,
+    max: usize,
+) -> Result<Vec<(Option<String>, Body)>, ApiError> {
+    let incoming = Incoming::of(&req, state)?;
+    if !incoming.multipart {
+        return match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(vec![(None, incoming.reservation.hold(b))]),
+            Err(e) => Err(incoming.refused(e.status(), e.body_text())),
+        };
+    }
+    let mut mp = form(req, state).await?;
+    let (mut names, mut parts) = (Vec::new(), Vec::new());
+    while let Some((name, b)) = next_file(&mut mp, &incoming).await? {
+        if parts.len() == max {
+            return Err(ApiError::bad_request(
+                "too_many_files",
+                format!("at most {max} pictures per request"),
+            ));
+        }
+        names.push(name);
+        parts.push(b);
+    }
+    if parts.is_empty() {
+        return Err(no_file());
+    }
+    Ok(names
+        .into_iter()
+        .zip(incoming.reservation.hold_each(parts))
+        .collect())
 }
 
 /// The largest JSON body (code requests and the like): a message longer than this is sent as

@@ -38,6 +38,20 @@ impl ApiError {
     pub fn bad_request(code: &'static str, msg: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, msg)
     }
+
+    /// Its code and message, as an error body carries them (and a per-item error list).
+    pub fn detail(&self) -> ErrorDetail {
+        ErrorDetail {
+            code: self.code,
+            message: self.message.clone(),
+        }
+    }
+
+    /// The same error, its message led by `prefix`.
+    pub fn with_message_prefix(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}{}", self.message);
+        self
+    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -56,8 +70,8 @@ pub struct ErrorBody {
     error: ErrorDetail,
 }
 
-#[derive(Serialize, ToSchema)]
-struct ErrorDetail {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
     /// Stable and machine-readable: a picture's own code (SPEC §3: `unsupported_format`,
     /// `file_too_large`, `corrupt`, …) or the request's (`invalid_request`, `unauthorized`,
     /// `forbidden`, `not_found`, `rate_limited`, `key_unavailable`, `internal`, …).
@@ -70,10 +84,7 @@ struct ErrorDetail {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: self.message,
-            },
+            error: self.detail(),
         });
         let mut r = (self.status, body).into_response();
         if let Some(secs) = self.retry_after {

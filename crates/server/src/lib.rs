@@ -12,6 +12,7 @@ mod listen;
 mod observe;
 pub mod ratelimit;
 mod resolve;
+mod stamp;
 mod state;
 mod verify;
 mod web;
@@ -51,6 +52,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(codes::live_verify))
         .routes(routes!(codes::account))
         .routes(routes!(codes::device_key))
+        .routes(routes!(stamp::stamp))
         .routes(routes!(verify::verify))
         .routes(routes!(verify::proof))
         .routes(routes!(resolve::proof_manifest))

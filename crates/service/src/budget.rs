@@ -58,6 +58,26 @@ impl Reservation {
             _held: Some(self.0),
         }
     }
+
+    /// Several bodies read from one request (a multipart form): each keeps its own share of
+    /// the reservation, so each is given back when the work on it ends; the rest is given
+    /// back now.
+    pub fn hold_each(self, parts: Vec<Bytes>) -> Vec<Body> {
+        let mut left = Some(self.0);
+        parts
+            .into_iter()
+            .map(|bytes| {
+                let share = units(bytes.len() as u64) as usize;
+                // Parts are counted in whole units, so their shares can add up to a little more
+                // than the request reserved: a part that finds too little takes what is left.
+                let held = match left.as_mut() {
+                    Some(p) if p.num_permits() > share => p.split(share),
+                    _ => left.take(),
+                };
+                Body { bytes, _held: held }
+            })
+            .collect()
+    }
 }
 
 /// A picture's bytes, with the share of the in-flight budget they hold until dropped (by the

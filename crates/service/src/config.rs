@@ -9,6 +9,8 @@ use pixseal_media::Limits;
 use pixseal_provenance::{Identity, ProvenanceConfig, ProvenanceError};
 use pixseal_seal::{KeysConfig, SealError};
 use pixseal_store::StorageConfig;
+
+use crate::stamp::StampConfig;
 use serde::{Deserialize, Serialize};
 
 /// Why a configuration could not be loaded.
@@ -43,6 +45,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub codes: CodesConfig,
     pub provenance: ProvenanceConfig,
+    pub stamp: StampConfig,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             codes: CodesConfig::default(),
             provenance: ProvenanceConfig::default(),
+            stamp: StampConfig::default(),
         }
     }
 }
@@ -249,6 +253,11 @@ impl Config {
         if cfg.server.max_inflight_bytes < cfg.server.max_body_bytes {
             return Err(ConfigError::Invalid(
                 "server.max_inflight_bytes must be at least server.max_body_bytes".into(),
+            ));
+        }
+        if !(1..=100).contains(&cfg.stamp.max_files) {
+            return Err(ConfigError::Invalid(
+                "stamp.max_files must be between 1 and 100".into(),
             ));
         }
         if cfg.server.purge_batch == 0 {

@@ -16,6 +16,7 @@ pub mod error;
 pub mod lifecycle;
 pub mod resolve;
 pub mod services;
+pub mod stamp;
 pub mod tsa;
 pub mod verify;
 mod work;

@@ -64,6 +64,8 @@ pub struct Services {
     pub receipts: Arc<dyn ReceiptSigner>,
     /// `[codes]` settings.
     pub codes: Arc<pixseal_codes::CodesConfig>,
+    /// `[stamp]` settings.
+    pub stamp: Arc<crate::stamp::StampConfig>,
     /// The time every workflow is judged at (tests move it).
     pub clock: Clock,
     /// C2PA signing identity, trust anchors and the near-match threshold.
@@ -135,6 +137,7 @@ impl Services {
             keys: Arc::from(keys),
             receipts,
             codes: Arc::new(config.codes.clone()),
+            stamp: Arc::new(config.stamp.clone()),
             clock: Clock::default(),
             provenance: Arc::new(Provenance {
                 signer: Arc::new(identity.signer),

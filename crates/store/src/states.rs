@@ -108,6 +108,8 @@ text_enum! {
         Active = "active",
         /// Its artifact was deleted; the signed receipt says when and why.
         Purged = "purged",
+        /// Stamped and handed straight back (ephemeral stamping): no copy was ever kept.
+        NotStored = "not_stored",
     }
 }
 
@@ -118,6 +120,8 @@ text_enum! {
         ArtifactsRead = "artifacts:read",
         ArtifactsDelete = "artifacts:delete",
         Codes = "codes",
+        /// Ephemeral stamping (`POST /v1/stamp`): nothing of the picture is kept.
+        Stamp = "stamp",
         Admin = "admin",
     }
 }
@@ -135,7 +139,7 @@ mod tests {
             assert_eq!(s.to_string().parse::<ArtifactState>().unwrap(), *s);
         }
         let e = "Active".parse::<ProofStatus>().unwrap_err();
-        assert_eq!(e.allowed, "active, purged");
+        assert_eq!(e.allowed, "active, purged, not_stored");
         assert!("artifacts:*".parse::<Scope>().is_err());
         assert_eq!(
             serde_json::to_string(&ProofStatus::Purged).unwrap(),

@@ -93,5 +93,9 @@ fn status(p: &ProofView) -> Markup {
             p.badge.neutral { "Deleted" }
             p { "The stamped copy was deleted. The proof record and its signed credential remain." }
         },
+        ProofStatus::NotStored => html! {
+            p.badge.neutral { "Not stored" }
+            p { "The stamped copy was handed back when it was made; no copy was kept. The proof record and its signed credential remain." }
+        },
     }
 }

@@ -1,0 +1,375 @@
+//! Ephemeral stamping over HTTP (`POST /v1/stamp`): the stamped file comes back and nothing is
+//! kept but its proof record, on SQLite and PostgreSQL; who may stamp; several pictures in one
+//! request as a ZIP, a hostile one among them.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use pixseal_service::Config;
+use pixseal_store::DbKind;
+use pixseal_testkit::TestApp;
+use reqwest::StatusCode;
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+use sqlx::Row;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+fn photo() -> Vec<u8> {
+    std::fs::read(fixtures().join("photos/garden.jpg")).unwrap()
+}
+
+/// Rows per table of the service's database.
+async fn row_counts(app: &TestApp) -> BTreeMap<String, i64> {
+    let list = match app.db.kind() {
+        DbKind::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        }
+        DbKind::Postgres => {
+            "SELECT CAST(tablename AS TEXT) FROM pg_tables WHERE schemaname = 'public'"
+        }
+    };
+    let names: Vec<String> = sqlx::query(list)
+        .fetch_all(app.db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut out = BTreeMap::new();
+    for name in names {
+        let sql = format!("SELECT COUNT(*) FROM {name}");
+        let n: i64 = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap()
+            .get(0);
+        out.insert(name, n);
+    }
+    out
+}
+
+/// Every file under the data directory but the database's own, with its size.
+fn files(dir: &Path) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if !p
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("pixseal.db")
+            {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.insert(rel, p.metadata().unwrap().len());
+            }
+        }
+    }
+    out
+}
+
+async fn verify(app: &TestApp, bytes: Vec<u8>) -> Value {
+    let r = app
+        .client
+        .post(format!("{}/v1/verify", app.url))
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+async fn stamp(app: &TestApp, key: Option<&str>, query: &str, body: Vec<u8>) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(format!("{}/v1/stamp{query}", app.url))
+        .body(body);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    req.send().await.unwrap()
+}
+
+async fn error_code(r: reqwest::Response) -> (StatusCode, String) {
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    (
+        status,
+        v["error"]["code"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// The stamped file comes back; the database gains only the proof's rows (and the audit
+/// entry), the data directory not a byte; the file verifies with the installation's root and
+/// its watermark names its proof once the manifest is stripped.
+async fn nothing_kept_but_the_proof(app: &TestApp) {
+    let key = app.key("stamper", "us", &["stamp"]).await;
+    let rows_before = row_counts(app).await;
+    let files_before = files(app.data.path());
+
+    let r = stamp(
+        app,
+        Some(&key),
+        "?label=kept%20nowhere&format=jpeg",
+        photo(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let header = |n: &str| r.headers()[n].to_str().unwrap().to_string();
+    let proof_id = header("pixseal-proof-id");
+    assert_eq!(header("content-type"), "image/jpeg");
+    assert_eq!(header("cache-control"), "no-store");
+    assert!(header("pixseal-verify-url").ends_with(&format!("/v/{proof_id}")));
+    let sha = header("pixseal-sha256");
+    let bytes = r.bytes().await.unwrap().to_vec();
+    assert_eq!(
+        sha,
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+    );
+
+    let rows_after = row_counts(app).await;
+    let changed: Vec<(&String, i64)> = rows_after
+        .iter()
+        .filter(|(t, n)| rows_before.get(*t) != Some(n))
+        .map(|(t, n)| (t, n - rows_before.get(t).copied().unwrap_or(0)))
+        .collect();
+    let want: Vec<(String, i64)> = [
+        ("audit_log", 1),
+        ("pdq_slices", 16),
+        ("proof_manifests", 1),
+        ("proofs", 1),
+    ]
+    .iter()
+    .map(|(t, n)| (t.to_string(), *n))
+    .collect();
+    assert_eq!(
+        changed
+            .iter()
+            .map(|(t, n)| ((*t).clone(), *n))
+            .collect::<Vec<_>>(),
+        want
+    );
+    assert_eq!(
+        files(app.data.path()),
+        files_before,
+        "nothing written to disk"
+    );
+    // The label went into the pixels only.
+    let stored: Vec<String> = sqlx::query("SELECT sha256 || original_sha256 || status FROM proofs")
+        .fetch_all(app.db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(stored.iter().all(|s| !s.contains("kept nowhere")));
+
+    let v = verify(app, bytes.clone()).await;
+    assert_eq!(v["verdict"], "verified", "{v:#}");
+    assert_eq!(v["proof_id"], proof_id.as_str(), "{v:#}");
+    assert_eq!(v["record"]["status"], "not_stored", "{v:#}");
+
+    let img = image::load_from_memory(&bytes).unwrap().to_rgb8();
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let v = verify(app, png.into_inner()).await;
+    assert_eq!(v["verdict"], "watermark_only", "{v:#}");
+    assert_eq!(v["proof_id"], proof_id.as_str(), "{v:#}");
+
+    let record: Value = app
+        .client
+        .get(format!("{}/v1/proofs/{proof_id}", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record["status"], "not_stored", "{record:#}");
+    let manifest = app
+        .client
+        .get(format!("{}/v1/proofs/{proof_id}/manifest", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(manifest.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn nothing_kept_but_the_proof_on_sqlite() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    nothing_kept_but_the_proof(&app).await;
+}
+
+#[tokio::test]
+async fn nothing_kept_but_the_proof_on_postgres() {
+    let mut c = TestApp::config();
+    c.server.database_url = pixseal_testkit::fresh_postgres_db("stamp");
+    let app = TestApp::spawn(c).await;
+    nothing_kept_but_the_proof(&app).await;
+}
+
+/// A key needs the stamp scope; without a key only an installation that allows it stamps,
+/// and never with a label; bad options are 400 before the body is read.
+#[tokio::test]
+async fn who_may_stamp() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let other = app.key("t", "us", &["artifacts:write"]).await;
+    let (st, code) = error_code(stamp(&app, Some(&other), "", photo()).await).await;
+    assert_eq!((st, code.as_str()), (StatusCode::FORBIDDEN, "forbidden"));
+    let (st, code) = error_code(stamp(&app, None, "", photo()).await).await;
+    assert_eq!(
+        (st, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let (st, code) = error_code(stamp(&app, Some("pxk_made_up"), "", photo()).await).await;
+    assert_eq!(
+        (st, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+
+    let key = app.key("t", "us", &["stamp"]).await;
+    for query in [
+        "?format=gif",
+        "?quality=0",
+        "?quality=101",
+        "?max_edge=0",
+        "?visible=maybe",
+    ] {
+        let (st, code) = error_code(stamp(&app, Some(&key), query, photo()).await).await;
+        assert_eq!(
+            (st, code.as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{query}"
+        );
+    }
+    let r = stamp(
+        &app,
+        Some(&key),
+        "?format=png&max_edge=300&visible=false",
+        photo(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    let img = image::load_from_memory(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(img.width().max(img.height()), 300);
+
+    let mut c: Config = TestApp::config();
+    c.stamp.anonymous = true;
+    let open = TestApp::spawn(c).await;
+    let r = stamp(&open, None, "", photo()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let (st, code) = error_code(stamp(&open, None, "?label=Official", photo()).await).await;
+    assert_eq!(
+        (st, code.as_str()),
+        (StatusCode::BAD_REQUEST, "label_not_allowed")
+    );
+}
+
+fn form(parts: &[(&str, Vec<u8>)]) -> Form {
+    parts.iter().fold(Form::new(), |f, (name, bytes)| {
+        f.part(
+            "file",
+            Part::bytes(bytes.clone()).file_name(name.to_string()),
+        )
+    })
+}
+
+/// Several pictures: a ZIP of the stamped files and a manifest; a hostile picture among them
+/// is listed with its error and the others still come back; over `max_files` is refused; all
+/// refused is the first one's error.
+#[tokio::test]
+async fn several_pictures_come_back_as_a_zip() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = app.key("t", "us", &["stamp"]).await;
+    let street = std::fs::read(fixtures().join("photos/street.webp")).unwrap();
+    let mut truncated = photo();
+    truncated.truncate(2000);
+    let sent = [
+        ("../garden.jpg", photo()),
+        ("broken.jpg", truncated.clone()),
+        ("street.webp", street),
+        ("notes.txt", b"not a picture at all".to_vec()),
+    ];
+    let r = app
+        .client
+        .post(format!("{}/v1/stamp?format=webp", app.url))
+        .bearer_auth(&key)
+        .multipart(form(&sent))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/zip");
+    let zip_bytes = r.bytes().await.unwrap().to_vec();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).unwrap();
+    let mut names: Vec<String> = zip.file_names().map(str::to_string).collect();
+    names.sort();
+    assert_eq!(names, ["01-garden.webp", "03-street.webp", "manifest.json"]);
+    let mut text = String::new();
+    zip.by_name("manifest.json")
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let m: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(m["stamped"], 2, "{m:#}");
+    let files = m["files"].as_array().unwrap();
+    assert_eq!(files.len(), 4);
+    assert_eq!(files[0]["name"], "../garden.jpg");
+    assert_eq!(files[1]["error"]["code"], "truncated", "{m:#}");
+    assert_eq!(files[3]["error"]["code"], "unsupported_format", "{m:#}");
+    for i in [0, 2] {
+        let mut bytes = Vec::new();
+        zip.by_name(files[i]["file"].as_str().unwrap())
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        assert_eq!(
+            files[i]["sha256"].as_str().unwrap(),
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+        );
+        let v = verify(&app, bytes).await;
+        assert_eq!(v["verdict"], "verified", "{v:#}");
+        assert_eq!(v["proof_id"], files[i]["proof_id"], "{v:#}");
+    }
+
+    let six: Vec<(&str, Vec<u8>)> = (0..6).map(|_| ("p.jpg", photo())).collect();
+    let r = app
+        .client
+        .post(format!("{}/v1/stamp", app.url))
+        .bearer_auth(&key)
+        .multipart(form(&six))
+        .send()
+        .await
+        .unwrap();
+    let (st, code) = error_code(r).await;
+    assert_eq!(
+        (st, code.as_str()),
+        (StatusCode::BAD_REQUEST, "too_many_files")
+    );
+
+    let r = app
+        .client
+        .post(format!("{}/v1/stamp", app.url))
+        .bearer_auth(&key)
+        .multipart(form(&[("a.jpg", truncated.clone()), ("b.jpg", truncated)]))
+        .send()
+        .await
+        .unwrap();
+    let (st, code) = error_code(r).await;
+    assert_eq!(
+        (st, code.as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "truncated")
+    );
+}

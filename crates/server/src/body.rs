@@ -172,12 +172,14 @@ impl FromRequest<AppState> for Upload {
 }
 
 /// Several pictures in one request: a raw body is one (without a name); a form gives every
-/// file part, with its file name, up to `max` of them (more is refused before the rest is
-/// read). Read whole into memory (never to disk) within the same limits as [`Upload`].
+/// file part, with its file name, up to `max` of them (one more is refused with `too_many`,
+/// the rest unread). Read whole into memory (never to disk) within the same limits as
+/// [`Upload`].
 pub async fn pictures(
     req: Request,
     state: &AppState,
     max: usize,
+    too_many: impl Fn() -> ApiError,
 ) -> Result<Vec<(Option<String>, Body)>, ApiError> {
     let incoming = Incoming::of(&req, state)?;
     if !incoming.multipart {
@@ -190,10 +192,7 @@ pub async fn pictures(
     let (mut names, mut parts) = (Vec::new(), Vec::new());
     while let Some((name, b)) = next_file(&mut mp, &incoming).await? {
         if parts.len() == max {
-            return Err(ApiError::bad_request(
-                "too_many_files",
-                format!("at most {max} pictures per request"),
-            ));
+            return Err(too_many());
         }
         names.push(name);
         parts.push(b);

@@ -53,6 +53,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(codes::account))
         .routes(routes!(codes::device_key))
         .routes(routes!(stamp::stamp))
+        .routes(routes!(stamp::challenge))
         .routes(routes!(verify::verify))
         .routes(routes!(verify::proof))
         .routes(routes!(resolve::proof_manifest))

@@ -7,6 +7,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use pixseal_service::challenge::ChallengeRoute;
 use pixseal_service::stamp::{StampQuery, StampedFile};
 use pixseal_service::{ErrorKind, ServiceError};
 use serde::Serialize;
@@ -20,6 +21,8 @@ use crate::{ApiError, AppState};
 pub const PROOF_ID: HeaderName = HeaderName::from_static("pixseal-proof-id");
 pub const VERIFY_URL: HeaderName = HeaderName::from_static("pixseal-verify-url");
 pub const SHA256: HeaderName = HeaderName::from_static("pixseal-sha256");
+/// The request header carrying a solved challenge (ALTCHA's base64 JSON payload).
+pub const CHALLENGE: HeaderName = HeaderName::from_static("pixseal-challenge");
 
 /// Longest file name stem kept from an upload's name.
 const MAX_STEM: usize = 64;
@@ -56,7 +59,10 @@ pub struct StampManifest {
     tag = "stamp",
     summary = "Stamp pictures and hand them straight back; only each one's public proof record is kept (scope stamp, or anonymous where allowed)",
     security(("apiKey" = []), ()),
-    params(StampQuery),
+    params(
+        StampQuery,
+        ("Pixseal-Challenge" = Option<String>, Header, description = "a solved challenge (ALTCHA v2 payload, base64 JSON) from GET /v1/challenge?route=stamp: needed past [stamp].challenge_over pictures"),
+    ),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 200, description = "one picture: the stamped file (headers Pixseal-Proof-Id, Pixseal-Verify-Url, Pixseal-Sha256); several: application/zip holding each stamped file and manifest.json (StampManifest), with a per-file error for each picture refused", content(
@@ -76,7 +82,37 @@ pub async fn stamp(
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
     let plan = s.plan_stamp(caller.as_ref().map(|c| &c.0), &q)?;
-    let mut parts = pictures(req, &s, s.stamp_max_files()).await?;
+    // A challenge is redeemed (or refused) before the body is read.
+    let solved = match req.headers().get(&CHALLENGE) {
+        Some(v) => {
+            let payload = v.to_str().map_err(|_| {
+                ApiError::from(ServiceError::Forbidden {
+                    code: "challenge_invalid",
+                    message: "not a challenge this service issued".into(),
+                })
+            })?;
+            s.redeem_challenge(ChallengeRoute::Stamp, payload).await?;
+            true
+        }
+        None => false,
+    };
+    let max = s.stamp_max_files(solved);
+    let too_many = || {
+        if solved || max == s.stamp_max_files(true) {
+            ApiError::bad_request(
+                "too_many_files",
+                format!("at most {max} pictures per request"),
+            )
+        } else {
+            ApiError::from(ServiceError::Forbidden {
+                code: "challenge_required",
+                message: format!(
+                    "more than {max} pictures in one request need a solved challenge: GET /v1/challenge?route=stamp, then send its solution in the Pixseal-Challenge header"
+                ),
+            })
+        }
+    };
+    let mut parts = pictures(req, &s, max, too_many).await?;
     if parts.len() == 1 {
         let (_, body) = parts.pop().expect("one part");
         let done = s.stamp_ephemeral(&plan, body).await?;
@@ -218,4 +254,37 @@ mod tests {
         }
         assert_eq!(stem(Some(&"a".repeat(300))).len(), MAX_STEM);
     }
+}
+
+/// `GET /v1/challenge` query.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChallengeQuery {
+    /// The request the challenge will admit.
+    route: ChallengeRoute,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/challenge",
+    operation_id = "challenge",
+    tag = "stamp",
+    summary = "A signed, expiring proof-of-work challenge (ALTCHA v2, PBKDF2/SHA-256) for one request to the route named (public)",
+    params(ChallengeQuery),
+    responses(
+        (status = 200, description = "ALTCHA challenge: {parameters, signature}", body = Object),
+        PublicJsonErrors,
+    ),
+)]
+pub async fn challenge(
+    State(s): State<AppState>,
+    query: Result<Query<ChallengeQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    let c = s.issue_challenge(q.route).await?;
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        axum::Json(c),
+    )
+        .into_response())
 }

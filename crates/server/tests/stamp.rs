@@ -1,6 +1,7 @@
 //! Ephemeral stamping over HTTP (`POST /v1/stamp`): the stamped file comes back and nothing is
 //! kept but its proof record, on SQLite and PostgreSQL; who may stamp; several pictures in one
-//! request as a ZIP, a hostile one among them.
+//! request as a ZIP, a hostile one among them; past `challenge_over` pictures, a solved
+//! proof-of-work challenge, good once.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -344,21 +345,6 @@ async fn several_pictures_come_back_as_a_zip() {
         assert_eq!(v["proof_id"], files[i]["proof_id"], "{v:#}");
     }
 
-    let six: Vec<(&str, Vec<u8>)> = (0..6).map(|_| ("p.jpg", photo())).collect();
-    let r = app
-        .client
-        .post(format!("{}/v1/stamp", app.url))
-        .bearer_auth(&key)
-        .multipart(form(&six))
-        .send()
-        .await
-        .unwrap();
-    let (st, code) = error_code(r).await;
-    assert_eq!(
-        (st, code.as_str()),
-        (StatusCode::BAD_REQUEST, "too_many_files")
-    );
-
     let r = app
         .client
         .post(format!("{}/v1/stamp", app.url))
@@ -371,5 +357,106 @@ async fn several_pictures_come_back_as_a_zip() {
     assert_eq!(
         (st, code.as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, "truncated")
+    );
+}
+
+/// A challenge from GET /v1/challenge, solved as a client would (ALTCHA's own solver), as the
+/// Pixseal-Challenge header value.
+async fn solved(app: &TestApp) -> String {
+    let r = app
+        .client
+        .get(format!("{}/v1/challenge?route=stamp", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let challenge: altcha::Challenge = r.json().await.unwrap();
+    let solution = altcha::solve_challenge(altcha::SolveChallengeOptions::new(&challenge))
+        .unwrap()
+        .expect("solved");
+    let json = serde_json::json!({ "challenge": challenge, "solution": solution });
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, json.to_string())
+}
+
+async fn stamp_many(
+    app: &TestApp,
+    key: &str,
+    n: usize,
+    challenge: Option<&str>,
+) -> reqwest::Response {
+    let small = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 90]));
+    let mut png = std::io::Cursor::new(Vec::new());
+    small.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let parts: Vec<(&str, Vec<u8>)> = (0..n).map(|_| ("p.png", png.get_ref().clone())).collect();
+    let mut req = app
+        .client
+        .post(format!("{}/v1/stamp", app.url))
+        .bearer_auth(key)
+        .multipart(form(&parts));
+    if let Some(c) = challenge {
+        req = req.header("pixseal-challenge", c);
+    }
+    req.send().await.unwrap()
+}
+
+/// Five pictures need no challenge, six do; a solved challenge admits up to `max_files` once,
+/// then is refused as replayed; junk is refused as invalid; past `max_files` even a solved
+/// challenge does not help; a challenge is only issued for a known route.
+#[tokio::test]
+async fn bulk_needs_a_solved_challenge() {
+    let mut c = TestApp::config();
+    c.stamp.challenge_work_cost = 10;
+    c.stamp.challenge_work = 200;
+    c.stamp.max_files = 8;
+    let app = TestApp::spawn(c).await;
+    let key = app.key("bulk", "us", &["stamp"]).await;
+
+    let r = stamp_many(&app, &key, 5, None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (st, code) = error_code(stamp_many(&app, &key, 6, None).await).await;
+    assert_eq!(
+        (st, code.as_str()),
+        (StatusCode::FORBIDDEN, "challenge_required")
+    );
+
+    let header = solved(&app).await;
+    let r = stamp_many(&app, &key, 8, Some(&header)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(r.bytes().await.unwrap())).unwrap();
+    let mut text = String::new();
+    zip.by_name("manifest.json")
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["stamped"], 8);
+    let (st, code) = error_code(stamp_many(&app, &key, 6, Some(&header)).await).await;
+    assert_eq!(
+        (st, code.as_str()),
+        (StatusCode::FORBIDDEN, "challenge_replayed")
+    );
+    // A challenge is checked whenever one is sent, even where none is needed.
+    let (st, code) = error_code(stamp_many(&app, &key, 1, Some("junk")).await).await;
+    assert_eq!(
+        (st, code.as_str()),
+        (StatusCode::FORBIDDEN, "challenge_invalid")
+    );
+
+    let (st, code) = error_code(stamp_many(&app, &key, 9, Some(&solved(&app).await)).await).await;
+    assert_eq!(
+        (st, code.as_str()),
+        (StatusCode::BAD_REQUEST, "too_many_files")
+    );
+
+    let r = app
+        .client
+        .get(format!("{}/v1/challenge?route=elsewhere", app.url))
+        .send()
+        .await
+        .unwrap();
+    let (st, code) = error_code(r).await;
+    assert_eq!(
+        (st, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_request")
     );
 }

@@ -142,6 +142,11 @@ impl Services {
         self.decode_slots.taken()
     }
 
+    /// How busy the decode slots are now, from 0 (idle) to 1 (every slot taken).
+    pub fn decode_load(&self) -> f64 {
+        self.decode_slots.taken() as f64 / self.decode_slots.total as f64
+    }
+
     /// Bytes of the in-flight budget reserved or held now.
     pub fn inflight_body_bytes(&self) -> u64 {
         self.body_budget.taken() as u64 * UNIT

@@ -255,11 +255,7 @@ impl Config {
                 "server.max_inflight_bytes must be at least server.max_body_bytes".into(),
             ));
         }
-        if !(1..=100).contains(&cfg.stamp.max_files) {
-            return Err(ConfigError::Invalid(
-                "stamp.max_files must be between 1 and 100".into(),
-            ));
-        }
+        cfg.stamp.validate().map_err(ConfigError::Invalid)?;
         if cfg.server.purge_batch == 0 {
             return Err(ConfigError::Invalid(
                 "server.purge_batch must be at least 1".into(),

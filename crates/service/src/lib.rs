@@ -7,6 +7,7 @@ pub mod artifacts;
 pub mod audit;
 pub mod auth;
 pub mod budget;
+pub mod challenge;
 pub mod clock;
 pub mod codes;
 pub mod config;

@@ -30,6 +30,8 @@ pub struct PurgeReport {
     pub codes_forgotten: u64,
     /// Dashboard sessions that expired or whose key was revoked.
     pub sessions_ended: u64,
+    /// Spent proof-of-work challenges forgotten once expired.
+    pub challenges_forgotten: u64,
 }
 
 /// What one repair pass did.
@@ -139,6 +141,7 @@ impl Services {
         }
         report.ips_forgotten = self.db.forget_ips(now_ms - IP_RETENTION_MS).await?;
         report.sessions_ended = self.db.purge_web_sessions(now_ms).await?;
+        report.challenges_forgotten = self.db.purge_spent_challenges(now_ms).await?;
         report.codes_forgotten = self
             .db
             .forget_expired_codes(now_ms - EXPIRED_CODE_RETENTION_MS)

@@ -66,6 +66,8 @@ pub struct Services {
     pub codes: Arc<pixseal_codes::CodesConfig>,
     /// `[stamp]` settings.
     pub stamp: Arc<crate::stamp::StampConfig>,
+    /// The secrets that sign proof-of-work challenges, unwrapped on first use.
+    pub(crate) challenge_secrets: Arc<tokio::sync::OnceCell<crate::challenge::ChallengeSecrets>>,
     /// The time every workflow is judged at (tests move it).
     pub clock: Clock,
     /// C2PA signing identity, trust anchors and the near-match threshold.
@@ -138,6 +140,7 @@ impl Services {
             receipts,
             codes: Arc::new(config.codes.clone()),
             stamp: Arc::new(config.stamp.clone()),
+            challenge_secrets: Arc::default(),
             clock: Clock::default(),
             provenance: Arc::new(Provenance {
                 signer: Arc::new(identity.signer),
@@ -156,6 +159,7 @@ impl Services {
     pub fn with_empty_caches(&self) -> Services {
         Services {
             code_keys: Arc::default(),
+            challenge_secrets: Arc::default(),
             ..self.clone()
         }
     }

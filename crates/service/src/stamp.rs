@@ -28,14 +28,49 @@ pub struct StampConfig {
     pub anonymous: bool,
     /// Most pictures in one request.
     pub max_files: usize,
+    /// More pictures than this in one request need a solved proof-of-work challenge.
+    pub challenge_over: usize,
+    /// PBKDF2 iterations per attempt at a challenge.
+    pub challenge_work_cost: u32,
+    /// Attempts a challenge takes at an idle service (the counter is drawn between half and
+    /// all of it); up to four times as many when every decode slot is busy.
+    pub challenge_work: u32,
+    /// How long a challenge may be used after it is issued.
+    pub challenge_minutes: u64,
 }
 
 impl Default for StampConfig {
     fn default() -> Self {
         StampConfig {
             anonymous: false,
-            max_files: 5,
+            max_files: 20,
+            challenge_over: 5,
+            challenge_work_cost: 1000,
+            challenge_work: 1000,
+            challenge_minutes: 5,
         }
+    }
+}
+
+impl StampConfig {
+    /// The settings' own bounds.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if !(1..=100).contains(&self.max_files) {
+            return Err("stamp.max_files must be between 1 and 100".into());
+        }
+        if self.challenge_over > self.max_files {
+            return Err("stamp.challenge_over must be at most stamp.max_files".into());
+        }
+        if !(1..=1_000_000).contains(&self.challenge_work_cost) {
+            return Err("stamp.challenge_work_cost must be between 1 and 1000000".into());
+        }
+        if !(2..=10_000_000).contains(&self.challenge_work) {
+            return Err("stamp.challenge_work must be between 2 and 10000000".into());
+        }
+        if !(1..=60).contains(&self.challenge_minutes) {
+            return Err("stamp.challenge_minutes must be between 1 and 60".into());
+        }
+        Ok(())
     }
 }
 
@@ -168,9 +203,14 @@ impl Services {
         })
     }
 
-    /// Most pictures one stamp request may carry.
-    pub fn stamp_max_files(&self) -> usize {
-        self.stamp.max_files
+    /// Most pictures one stamp request may carry: `[stamp].max_files` with a redeemed
+    /// challenge, `[stamp].challenge_over` without.
+    pub fn stamp_max_files(&self, challenged: bool) -> usize {
+        if challenged {
+            self.stamp.max_files
+        } else {
+            self.stamp.challenge_over.min(self.stamp.max_files)
+        }
     }
 
     /// Stamp one picture and publish its proof record; the stamped bytes come back and are not

@@ -8,6 +8,7 @@ pub mod meta;
 
 pub mod audit;
 pub mod blob;
+pub mod challenges;
 pub mod codes;
 pub mod deletions;
 pub mod pdq_index;

@@ -120,34 +120,43 @@ impl Db {
             .map(i64::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let rows = match self.kind() {
+        // The candidates come back as one JSON array: both drivers hand rows over one at a
+        // time, which cost more than the probes themselves at a million proofs
+        // (docs/benchmarks.md).
+        let json: Option<String> = match self.kind() {
             // One prepared statement whatever the probes (one array parameter): a single
-            // index-only scan over the sorted keys (docs/benchmarks.md).
-            DbKind::Postgres => {
-                sqlx::query(
-                    "SELECT proof_id, h0, h1, h2, h3 FROM pdq_slices WHERE k = ANY(CAST(CAST($1 AS TEXT) AS BIGINT[]))",
-                )
-                .bind(format!("{{{list}}}"))
-                .fetch_all(self.pool())
-                .await?
-            }
+            // index-only scan over the sorted keys.
+            DbKind::Postgres => sqlx::query(
+                "SELECT CAST(json_agg(json_build_array(proof_id, h0, h1, h2, h3)) AS TEXT) FROM pdq_slices WHERE k = ANY(CAST(CAST($1 AS TEXT) AS BIGINT[]))",
+            )
+            .bind(format!("{{{list}}}"))
+            .fetch_one(self.pool())
+            .await?
+            .try_get(0)?,
             // SQLite probes the covering key index once per value of the IN list (it sorts the
             // list first). The keys are integers computed here, never text from a request, so
             // they are written into the statement.
             DbKind::Sqlite => {
-                let sql =
-                    format!("SELECT proof_id, h0, h1, h2, h3 FROM pdq_slices WHERE k IN ({list})");
+                let sql = format!(
+                    "SELECT json_group_array(json_array(proof_id, h0, h1, h2, h3)) FROM pdq_slices WHERE k IN ({list})"
+                );
                 sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .fetch_all(self.pool())
+                    .fetch_one(self.pool())
                     .await?
+                    .try_get(0)?
             }
         };
+        // PostgreSQL aggregates no rows to NULL.
+        let candidates: Vec<(String, i64, i64, i64, i64)> = match json {
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| DbError::Invalid(format!("near-match candidates: {e}")))?,
+            None => Vec::new(),
+        };
         let mut found = Vec::new();
-        for r in &rows {
-            let w = [r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?];
-            let d = distance(h, &from_words(w));
+        for (id, a, b, c, d) in candidates {
+            let d = distance(h, &from_words([a, b, c, d]));
             if d <= threshold {
-                found.push((r.try_get::<String, _>(0)?, d));
+                found.push((id, d));
             }
         }
         // A hash near on several slices was read once per slice.

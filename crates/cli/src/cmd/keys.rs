@@ -125,6 +125,13 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     worst
 }
 
+/// A wrapped key `keys rewrap` moves, and where it is stored.
+enum Wrapped {
+    Artifact(String),
+    CodeKey,
+    InstallationSecret(String),
+}
+
 /// `keys rewrap`: every wrapped data key in the artifact database, moved to the latest version.
 fn rewrap(config: &Config, provider: &dyn pixseal_seal::KeyProvider, json: bool) -> Outcome {
     use base64::Engine;
@@ -132,19 +139,23 @@ fn rewrap(config: &Config, provider: &dyn pixseal_seal::KeyProvider, json: bool)
     let res = super::block_on(async {
         let db = pixseal_store::Db::connect(&config.database_url()).await?;
         let (mut moved, mut current, mut failed) = (0u64, 0u64, 0u64);
-        // Artifacts' data keys, then each region's code secret (verification codes).
-        let mut all: Vec<(Option<String>, String, String)> = db
+        // Artifacts' data keys, each region's code secret (verification codes), then the
+        // installation secrets (proof-of-work challenges).
+        let mut all: Vec<(Wrapped, String, String)> = db
             .wrapped_keys()
             .await?
             .into_iter()
-            .map(|(id, region, stored)| (Some(id), region, stored))
+            .map(|(id, region, stored)| (Wrapped::Artifact(id), region, stored))
             .collect();
         all.extend(
             db.code_keys()
                 .await?
                 .into_iter()
-                .map(|(region, stored)| (None, region, stored)),
+                .map(|(region, stored)| (Wrapped::CodeKey, region, stored)),
         );
+        all.extend(db.installation_secrets().await?.into_iter().map(
+            |(purpose, region, stored)| (Wrapped::InstallationSecret(purpose), region, stored),
+        ));
         for (id, region, stored) in all {
             let old = pixseal_seal::WrappedKey::from_bytes(&b64.decode(&stored)?)?;
             let latest = provider.key_versions(&region)?.latest;
@@ -156,18 +167,22 @@ fn rewrap(config: &Config, provider: &dyn pixseal_seal::KeyProvider, json: bool)
                 Ok(new) => {
                     let new = b64.encode(new.to_bytes());
                     let replaced = match &id {
-                        Some(id) => db.replace_wrapped_key(id, &stored, &new).await?,
-                        None => db.replace_code_key(&region, &stored, &new).await?,
+                        Wrapped::Artifact(id) => db.replace_wrapped_key(id, &stored, &new).await?,
+                        Wrapped::CodeKey => db.replace_code_key(&region, &stored, &new).await?,
+                        Wrapped::InstallationSecret(p) => {
+                            db.replace_installation_secret(p, &stored, &new).await?
+                        }
                     };
                     if replaced {
                         moved += 1;
                     }
                 }
                 Err(e) => {
-                    let what = id.map_or_else(
-                        || format!("code key of {region}"),
-                        |i| format!("artifact {i}"),
-                    );
+                    let what = match id {
+                        Wrapped::Artifact(i) => format!("artifact {i}"),
+                        Wrapped::CodeKey => format!("code key of {region}"),
+                        Wrapped::InstallationSecret(p) => format!("installation secret {p}"),
+                    };
                     eprintln!("error[{}]: {what}: {e}", e.code());
                     failed += 1;
                 }

@@ -8,6 +8,18 @@ use pixseal_testkit::TestApp;
 use pixseal_testkit::browser::Browser;
 use serde_json::{Value, json};
 
+/// A fixture's canonical path (ChromeDriver takes no `..` in a file to send).
+fn fixture_path(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/photos")
+        .join(name);
+    std::fs::canonicalize(p)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
 fn fixture(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/photos")
@@ -342,7 +354,9 @@ async fn codes_are_checked_in_a_browser_valid_mismatched_and_used() {
 /// pictures the README shows.
 #[tokio::test]
 async fn pages_fit_phone_and_desktop_in_light_and_dark() {
-    let app = TestApp::spawn(TestApp::config()).await;
+    let mut c = TestApp::config();
+    c.stamp.anonymous = true;
+    let app = TestApp::spawn(c).await;
     let key = owner(&app).await;
     let up = app.upload(&key, fixture("garden.jpg")).await;
     let proof = up["proof_id"].as_str().unwrap().to_string();
@@ -362,6 +376,7 @@ async fn pages_fit_phone_and_desktop_in_light_and_dark() {
         ("not-found", "/v/px_0000000000000".to_string()),
         ("dashboard", "/app".to_string()),
         ("verdict", "/verify".to_string()),
+        ("stamp", "/stamp".to_string()),
     ];
     let dir = tempfile::tempdir().unwrap();
     let stamped = dir.path().join("stamped.webp");
@@ -389,6 +404,20 @@ async fn pages_fit_phone_and_desktop_in_light_and_dark() {
                         .await
                         .unwrap();
                     b.wait_until("document.title.startsWith('Verified')").await;
+                }
+                if *name == "stamp" {
+                    b.find("input#file")
+                        .await
+                        .send_keys(&fixture_path("garden.jpg"))
+                        .await
+                        .unwrap();
+                    b.find("#stamp-form button[type=submit]")
+                        .await
+                        .click()
+                        .await
+                        .unwrap();
+                    b.wait_until("document.querySelector('#stamped img')?.complete === true")
+                        .await;
                 }
                 if *name == "receipt" {
                     b.wait_until(
@@ -743,5 +772,162 @@ async fn older_photos_are_appended_a_page_at_a_time() {
         .unwrap();
     assert_eq!(unique, json!(26));
     b.assert_clean(&app.url).await;
+    b.close().await;
+}
+
+/// The stamp page: one photo comes back as a download with its proof; seven at once (past
+/// `challenge_over`) make the page solve the proof-of-work challenge in its Web Worker first,
+/// and come back as one download per photo, a refused one named with its reason; every proof
+/// is on record as not stored. An installation without anonymous stamping says so instead.
+#[tokio::test]
+async fn the_stamp_page_stamps_one_or_many_and_solves_the_challenge_for_bulk() {
+    let mut c = TestApp::config();
+    c.stamp.anonymous = true;
+    c.stamp.challenge_work_cost = 50;
+    c.stamp.challenge_work = 200;
+    let app = TestApp::spawn(c).await;
+    let b = Browser::open(1280, 900).await;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let stamp = |paths: Vec<PathBuf>| {
+        let b = &b;
+        async move {
+            let joined: Vec<&str> = paths.iter().map(|p| p.to_str().unwrap()).collect();
+            // A fresh choice, and no status left from the batch before.
+            b.client
+                .execute(
+                    "document.getElementById('file').value = ''; document.getElementById('stamp-status').className = '';",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            b.find("input#file")
+                .await
+                .send_keys(&joined.join("\n"))
+                .await
+                .unwrap();
+            b.find("#stamp-form button[type=submit]")
+                .await
+                .click()
+                .await
+                .unwrap();
+            b.wait_until("document.getElementById('stamp-status').className.startsWith('badge')")
+                .await;
+            b.text("#stamp-status").await
+        }
+    };
+    // What each result offers: [name, download file name, proof id, bytes, is a blob: link].
+    let results = || async {
+        // The page's CSP keeps even its own blob: URLs from fetch(); each link says its size.
+        b.client
+            .execute(
+                "return [...document.querySelectorAll('#stamped li')].map(li => {
+                   const a = li.querySelector('a[download]');
+                   const proof = li.querySelector('a[href^=\"/v/\"]');
+                   return [li.getAttribute('aria-label'), a && a.download, proof && proof.textContent.slice(6),
+                           a ? Number(a.dataset.bytes) : 0, a ? a.href.startsWith('blob:') : false];
+                 })",
+                vec![],
+            )
+            .await
+            .unwrap()
+    };
+
+    b.client.goto(&format!("{}/stamp", app.url)).await.unwrap();
+    let said = stamp(vec![write("garden.jpg", &fixture("garden.jpg"))]).await;
+    assert_eq!(said, "Stamped. Nothing but its proof was kept.");
+    let one = results().await;
+    let proof = one[0][2].as_str().unwrap().to_string();
+    assert_eq!(one[0][0], "garden.jpg");
+    assert_eq!(one[0][1], format!("{proof}.jpg"));
+    assert!(one[0][3].as_u64().unwrap() > 10_000, "{one}");
+    assert_eq!(one[0][4], true, "{one}");
+    assert!(
+        b.client
+            .execute(
+                "return document.getElementById('stamp-form').dataset.solvedMs",
+                vec![]
+            )
+            .await
+            .unwrap()
+            .is_null(),
+        "no challenge for one photo"
+    );
+
+    let mut seven = Vec::new();
+    for i in 0..6 {
+        let name = if i % 2 == 0 {
+            "garden.jpg"
+        } else {
+            "street.webp"
+        };
+        seven.push(write(&format!("{i}-{name}"), &fixture(name)));
+    }
+    seven.push(write("notes.txt", b"not a photo"));
+    let said = stamp(seven).await;
+    assert_eq!(said, "6 of 7 stamped. Nothing but their proofs was kept.");
+    let solved = b
+        .client
+        .execute(
+            "return document.getElementById('stamp-form').dataset.solvedMs",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        solved.is_string(),
+        "the challenge was solved in the page: {solved}"
+    );
+    let many = results().await;
+    let many = many.as_array().unwrap();
+    assert_eq!(many.len(), 7, "{many:?}");
+    assert_eq!(many[6][0], "notes.txt");
+    assert!(
+        b.text("#stamped")
+            .await
+            .contains("Not stamped: not a supported image")
+    );
+    let mut proofs = vec![proof];
+    for r in &many[..6] {
+        assert!(r[3].as_u64().unwrap() > 1000, "{r}");
+        proofs.push(r[2].as_str().unwrap().to_string());
+    }
+    for p in &proofs {
+        let record: Value = app
+            .client
+            .get(format!("{}/v1/proofs/{p}", app.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(record["status"], "not_stored", "{record}");
+    }
+    b.assert_clean(&app.url).await;
+
+    let closed = TestApp::spawn(TestApp::config()).await;
+    b.client
+        .goto(&format!("{}/stamp", closed.url))
+        .await
+        .unwrap();
+    assert!(
+        b.text("main")
+            .await
+            .contains("Not open on this installation")
+    );
+    let form = b
+        .client
+        .execute(
+            "return document.getElementById('stamp-form') === null",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(form, Value::Bool(true), "no form where stamping is closed");
     b.close().await;
 }

@@ -132,6 +132,27 @@ impl Services {
     /// `challenge_wrong_route`, `challenge_unsolved` (the solution is wrong),
     /// `challenge_replayed` (already used, on any instance).
     pub async fn redeem_challenge(&self, route: ChallengeRoute, payload: &str) -> Result<()> {
+        let (signature, expires_at) = self.check_challenge(route, payload).await?;
+        if !self
+            .db
+            .spend_challenge(&signature, expires_at * 1000)
+            .await?
+        {
+            return Err(refused(
+                "challenge_replayed",
+                "this challenge was already used: each solution is good for one request",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Everything [`Services::redeem_challenge`] checks but whether it was used before: the
+    /// challenge's signature and expiry (Unix seconds) when it holds.
+    pub async fn check_challenge(
+        &self,
+        route: ChallengeRoute,
+        payload: &str,
+    ) -> Result<(String, i64)> {
         let invalid = || refused("challenge_invalid", "not a challenge this service issued");
         let json = base64::engine::general_purpose::STANDARD
             .decode(payload.trim())
@@ -182,18 +203,8 @@ impl Services {
                 "the solution does not solve the challenge",
             ));
         }
-        let signature = payload.challenge.signature.as_deref().ok_or_else(invalid)?;
-        if !self
-            .db
-            .spend_challenge(signature, expires_at * 1000)
-            .await?
-        {
-            return Err(refused(
-                "challenge_replayed",
-                "this challenge was already used: each solution is good for one request",
-            ));
-        }
-        Ok(())
+        let signature = payload.challenge.signature.clone().ok_or_else(invalid)?;
+        Ok((signature, expires_at))
     }
 }
 

@@ -7,6 +7,7 @@ mod app;
 mod check;
 mod proof;
 mod receipt;
+mod stamp;
 mod verify;
 
 use axum::Router;
@@ -30,6 +31,8 @@ const CSS: &str = include_str!("pixseal.css");
 const RECEIPT_JS: &str = include_str!("receipt.js");
 const APP_JS: &str = include_str!("app.js");
 const VERIFY_JS: &str = include_str!("verify.js");
+const STAMP_JS: &str = include_str!("stamp.js");
+const POW_WORKER_JS: &str = include_str!("pow-worker.js");
 const FAVICON: &str = include_str!("favicon.svg");
 
 /// The pages' routes (the API's rate limits and edge layers wrap them like every route).
@@ -44,6 +47,7 @@ pub fn routes() -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(crate::body::JSON_BODY_LIMIT)),
         )
         .route("/r/{receipt_id}", get(receipt::show))
+        .route("/stamp", get(stamp::form))
         .route("/app", get(app::home))
         .route(
             "/app/sign-in",
@@ -60,6 +64,8 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/receipt.js", get(|| script(RECEIPT_JS)))
         .route("/assets/verify.js", get(|| script(VERIFY_JS)))
         .route("/assets/app.js", get(|| script(APP_JS)))
+        .route("/assets/stamp.js", get(|| script(STAMP_JS)))
+        .route("/assets/pow-worker.js", get(|| script(POW_WORKER_JS)))
         .route("/assets/favicon.svg", get(icon))
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("content-security-policy"),
@@ -116,7 +122,7 @@ fn layout(title: &str, body: Markup) -> Markup {
             body {
                 header.site {
                     a.brand href="/verify" { "pixseal" }
-                    nav { a href="/verify" { "Check a file" } " " a href="/check" { "Check a code" } " " a href="/app" { "Your photos" } }
+                    nav { a href="/verify" { "Check a file" } " " a href="/check" { "Check a code" } " " a href="/stamp" { "Stamp" } " " a href="/app" { "Your photos" } }
                 }
                 main { (body) }
                 footer.site {

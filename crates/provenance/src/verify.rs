@@ -1,9 +1,12 @@
 //! Reading and validating a C2PA manifest, pixseal's or anyone's, into a SPEC §6 verdict.
 //!
 //! `untrusted` and `tampered` are kept apart on purpose: a manifest whose only failures are
-//! about the signer's credential (not chaining to a trusted anchor, expired, revoked) is
-//! `untrusted`: the content still matches what was signed. Any integrity failure (a hash that
-//! no longer matches, a bad claim signature, a manifest that cannot be parsed) is `tampered`.
+//! about who signed it (a certificate not chaining to a trusted anchor, an untrusted
+//! time-stamp) is `untrusted`: the content still matches what was signed. Any integrity failure
+//! (a hash that no longer matches, a bad claim signature, a manifest that cannot be parsed) is
+//! `tampered`, and so is a credential that is no longer good at all (expired without a
+//! time-stamp proving it was signed before, revoked): the reference reader calls those Invalid,
+//! and pixseal is never more lenient than it.
 
 use std::io::Cursor;
 
@@ -145,6 +148,14 @@ fn is_credential_code(code: &str) -> bool {
     code.starts_with("signingCredential.") || code.starts_with("timeStamp.")
 }
 
+/// Credential failures that make the signature worthless rather than merely not trusted by
+/// this verifier: the reference reader's state for them is Invalid.
+pub const CREDENTIAL_INVALID: [&str; 3] = [
+    "signingCredential.expired",
+    "signingCredential.revoked",
+    "signingCredential.invalid",
+];
+
 /// The JUMBF superbox type and the C2PA manifest store label, which every embedded manifest
 /// store carries whatever the container.
 fn has_c2pa_marker(bytes: &[u8]) -> bool {
@@ -271,6 +282,17 @@ fn report_from(reader: &c2pa::Reader) -> Report {
         (
             Verdict::Verified,
             "manifest valid, signed by a trusted certificate, content unchanged".to_string(),
+        )
+    } else if let Some(dead) = failures
+        .iter()
+        .copied()
+        .find(|c| CREDENTIAL_INVALID.contains(c))
+    {
+        (
+            Verdict::Tampered,
+            format!(
+                "the signature no longer holds: its signing certificate failed ({dead}) and no trusted time-stamp shows it was signed while the certificate was good"
+            ),
         )
     } else if failures.iter().all(|c| is_credential_code(c)) {
         (

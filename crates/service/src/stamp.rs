@@ -46,7 +46,7 @@ impl Default for StampConfig {
             max_files: 20,
             challenge_over: 5,
             challenge_work_cost: 1000,
-            challenge_work: 1000,
+            challenge_work: 10_000,
             challenge_minutes: 5,
         }
     }

@@ -78,10 +78,21 @@ fn upload_form(action: &str) -> Markup {
     }
 }
 
+/// A `tampered` verdict that comes from the signer's certificate (expired without a time-stamp,
+/// revoked) rather than from a change to the file.
+fn signature_dead(v: &Verified) -> bool {
+    v.verification.report.verdict == Verdict::Tampered
+        && v.verification.report.validation_codes.iter().any(|c| {
+            c.kind == "failure"
+                && pixseal_provenance::verify::CREDENTIAL_INVALID.contains(&c.code.as_str())
+        })
+}
+
 fn headline(v: &Verified) -> &'static str {
     match v.verification.report.verdict {
         Verdict::Verified => "Verified",
         Verdict::Untrusted => "Valid, signer not trusted",
+        Verdict::Tampered if signature_dead(v) => "Signature no longer valid",
         Verdict::Tampered => "Changed after signing",
         Verdict::WatermarkOnly => "Watermark found",
         Verdict::NearMatch => "Looks like a stamped photo",
@@ -102,6 +113,12 @@ fn meaning(v: &Verified) -> String {
         Verdict::Untrusted => {
             "Its signed manifest is valid and the file has not changed since, but it was signed by \
              someone you haven't chosen to trust."
+                .into()
+        }
+        Verdict::Tampered if signature_dead(v) => {
+            "It carries a signed manifest, but the certificate it was signed with has expired or \
+             was revoked, and no trusted time-stamp shows it was signed before: the signature can \
+             no longer vouch for the file. Do not rely on it."
                 .into()
         }
         Verdict::Tampered => {

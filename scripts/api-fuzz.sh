@@ -32,7 +32,7 @@ export PIXSEAL_SERVER_PURGE_INTERVAL_SECS=0
 
 "$BIN" tenant create fuzz --region us >/dev/null
 KEY="$("$BIN" --json apikey create --tenant fuzz \
-  --scope artifacts:write --scope artifacts:read --scope artifacts:delete --scope codes \
+  --scope artifacts:write --scope artifacts:read --scope artifacts:delete --scope codes --scope stamp \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')"
 
 "$BIN" serve --listen "127.0.0.1:$PORT" >"$LOG" 2>&1 &

@@ -5,6 +5,7 @@ mod cmd;
 mod config;
 mod remote;
 mod report;
+mod stamper;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

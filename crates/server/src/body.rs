@@ -183,6 +183,10 @@ pub async fn pictures(
 ) -> Result<Vec<(Option<String>, Body)>, ApiError> {
     let incoming = Incoming::of(&req, state)?;
     if !incoming.multipart {
+        // A raw body is one picture: refused unread when not even one is allowed.
+        if max == 0 {
+            return Err(too_many());
+        }
         return match Bytes::from_request(req, state).await {
             Ok(b) => Ok(vec![(None, incoming.reservation.hold(b))]),
             Err(e) => Err(incoming.refused(e.status(), e.body_text())),

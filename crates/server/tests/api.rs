@@ -785,6 +785,8 @@ const API: &[(&str, &str)] = &[
     ("get", "/v1/codes/account"),
     ("put", "/v1/codes/device-key"),
     ("post", "/v1/verify"),
+    ("post", "/v1/stamp"),
+    ("get", "/v1/challenge"),
     ("get", "/v1/proofs/{proof_id}"),
     ("get", "/v1/proofs/{proof_id}/manifest"),
     ("get", "/v1/manifests/{manifest_id}"),
@@ -806,7 +808,7 @@ fn openapi_enums_are_the_wire_text() {
     let schemas = &doc["components"]["schemas"];
     assert_eq!(
         schemas["ProofStatus"]["enum"],
-        serde_json::json!(["active", "purged"])
+        serde_json::json!(["active", "purged", "not_stored"])
     );
 }
 
@@ -841,7 +843,12 @@ async fn openapi_matches_the_router() {
     assert_eq!(live["openapi"], "3.1.0");
     assert_eq!(live, doc);
     // Picture routes take the raw picture as well as the form (what `Upload` reads).
-    for path in ["/v1/artifacts", "/v1/verify", "/v1/matches/byContent"] {
+    for path in [
+        "/v1/artifacts",
+        "/v1/verify",
+        "/v1/matches/byContent",
+        "/v1/stamp",
+    ] {
         let content = &doc["paths"][path]["post"]["requestBody"]["content"];
         for ty in ["application/octet-stream", "image/*", "multipart/form-data"] {
             assert!(

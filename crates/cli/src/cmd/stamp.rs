@@ -1,5 +1,6 @@
 //! `pixseal stamp IN... -o DIR`: sanitize, then stamp (watermark hook, signed C2PA manifest)
-//! with the local signing identity; prints the proof id of every output.
+//! with the local signing identity; prints the proof id of every output. With `--server URL`
+//! the same stamping is done by that server (`crate::stamper`), and written the same way.
 
 use std::path::Path;
 use std::time::Instant;
@@ -29,6 +30,20 @@ pub struct Args {
     no_visible: bool,
     #[command(flatten)]
     encoding: Encoding,
+    /// Have this pixseal server stamp the files (POST /v1/stamp; its signing key, its proof
+    /// records; nothing of the pictures kept there).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// API key with the stamp scope, for --server (better in the environment than on the
+    /// command line, where other users of this machine can read it).
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "PIXSEAL_API_KEY",
+        hide_env_values = true,
+        requires = "server"
+    )]
+    key: Option<String>,
 }
 
 struct Ctx<'a> {
@@ -45,6 +60,9 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     if args.label.as_ref().is_some_and(|l| l.len() > 200) {
         eprintln!("error[usage]: --label is longer than 200 bytes");
         return Outcome::Usage;
+    }
+    if let Some(url) = &args.server {
+        return run_remote(config, &args, url, json);
     }
     let identity = match crate::config::signing_identity(config) {
         Ok(i) => i,
@@ -137,6 +155,80 @@ fn process(job: &Job, ctx: &Ctx<'_>, reporter: &Reporter) -> Outcome {
                 "embed_ms": (s.embed_ms * 10.0).round() / 10.0,
             });
             (human, fields)
+        },
+    )
+}
+
+/// `stamp --server`: each input sent to the server on its own, the answer written like a local
+/// stamp's.
+fn run_remote(config: &Config, args: &Args, url: &str, json: bool) -> Outcome {
+    let opts = args.encoding.options();
+    let stamper = match crate::stamper::Stamper::new(
+        url,
+        args.key.clone(),
+        &opts,
+        args.label.as_deref(),
+        !args.no_visible,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error[usage]: {e:#}");
+            return Outcome::Usage;
+        }
+    };
+    let batch = match Batch::open(
+        &args.files.inputs,
+        &args.files.out,
+        args.encoding.jobs,
+        json,
+    ) {
+        Ok(b) => b,
+        Err(o) => return o,
+    };
+    let limit = config.limits.max_file_bytes;
+    let out_dir = &args.files.out;
+    batch.run(
+        "unexpected failure while stamping this input",
+        |job, reporter| {
+            let started = Instant::now();
+            let Some(input) = batch::read_job(job, limit, reporter) else {
+                return Outcome::Rejected;
+            };
+            let original_sha256 = hex::encode(Sha256::digest(&input));
+            let s = match stamper.stamp(input) {
+                Ok(s) => s,
+                Err(r) => {
+                    reporter.error(&job.shown, &r.code, &r.message);
+                    return r.outcome;
+                }
+            };
+            let out_path = out_dir.join(format!("{}.{}", job.stem, s.format.extension()));
+            if let Err(e) = batch::write_atomic(&out_path, &s.bytes) {
+                let why = format!("cannot write {}: {e}", out_path.display());
+                reporter.error(&job.shown, "internal", &why);
+                return Outcome::Internal;
+            }
+            let shown_out = out_path.display().to_string();
+            let human = format!("{} -> {} {}", job.shown, shown_out, s.proof_id);
+            let ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+            let fields = json!({
+                "proof_id": s.proof_id,
+                "verify_url": s.verify_url,
+                "sha256": s.sha256,
+                "original_sha256": original_sha256,
+                "format": s.format.name(),
+                "bytes": s.bytes.len(),
+                "server": stamper.url(),
+                "challenge_solved": s.challenged,
+                "ms": ms,
+            });
+            reporter.ok(
+                &job.shown,
+                &shown_out,
+                &human,
+                crate::report::object(fields),
+            );
+            Outcome::Ok
         },
     )
 }

@@ -261,6 +261,7 @@ mod tests {
 #[into_params(parameter_in = Query)]
 pub struct ChallengeQuery {
     /// The request the challenge will admit.
+    #[param(inline)]
     route: ChallengeRoute,
 }
 

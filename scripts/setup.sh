@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the build and the tests need (idempotent; quick when everything is present).
 # System: cmake + nasm (libjpeg-turbo is built from the vendored source with SIMD), exiftool
-# (metadata checks in tests), caddy (the TLS proxy of scripts/prod-shape.sh), libde265 + dav1d + pkg-config (libheif is built from the crate's
+# (metadata checks in tests), strace (the proof that processing opens no network socket), caddy (the TLS proxy of scripts/prod-shape.sh), libde265 + dav1d + pkg-config (libheif is built from the crate's
 # embedded source and decodes HEVC and AV1 through them), chromium + chromium-driver (the browser
 # tests of the pages drive Debian's Chromium through WebDriver). Python: Pillow + numpy (shared test tools); c2pa-python (the
 # reference C2PA implementation) and pdqhash (Meta's PDQ reference) for the provenance tests;
@@ -13,6 +13,7 @@ command -v cmake >/dev/null || need_apt+=(cmake)
 command -v nasm >/dev/null || need_apt+=(nasm)
 command -v exiftool >/dev/null || need_apt+=(libimage-exiftool-perl)
 command -v caddy >/dev/null || need_apt+=(caddy)
+command -v strace >/dev/null || need_apt+=(strace)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 pkg-config --exists libde265 2>/dev/null || need_apt+=(libde265-dev)
 pkg-config --exists dav1d 2>/dev/null || need_apt+=(libdav1d-dev)

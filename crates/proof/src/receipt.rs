@@ -42,7 +42,7 @@ pub struct ReceiptV2 {
     pub created_at: String,
     /// When the deletion began: from then on the artifact was no longer served.
     pub deleted_at: String,
-    /// `deleted_by_owner` or `retention_expired`.
+    /// `deleted_by_owner`, `retention_expired` or `picked_up` (a pickup link's one download).
     pub reason: String,
     /// Hex SHA-256 commitment to (salt, artifact id, original SHA-256): see [`SubjectOpening`].
     pub subject: String,

@@ -169,4 +169,6 @@ error_responses! {
     DeviceKeyErrors: [400, 401, 403, 413, 429];
     VerifyFileErrors: [400, 413, 415, 422, 429, 503];
     PublicErrors: [429];
+    /// A pickup link: unknown, being downloaded, gone, limited, or no room to send it now.
+    PickupErrors: [404, 409, 410, 429, 503];
 }

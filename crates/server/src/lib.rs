@@ -10,12 +10,14 @@ mod codes;
 mod error;
 mod listen;
 mod observe;
+mod pickup;
 pub mod ratelimit;
 mod resolve;
 mod stamp;
 mod state;
 mod verify;
 mod web;
+mod zipstream;
 
 use std::future::Future;
 use std::time::Duration;
@@ -54,6 +56,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(codes::device_key))
         .routes(routes!(stamp::stamp))
         .routes(routes!(stamp::challenge))
+        .routes(routes!(pickup::pickup))
         .routes(routes!(verify::verify))
         .routes(routes!(verify::proof))
         .routes(routes!(resolve::proof_manifest))

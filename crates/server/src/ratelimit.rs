@@ -40,6 +40,7 @@ return {1, 0}
 
 struct Rule {
     limit: u32,
+    period: Duration,
     local: Option<DefaultKeyedRateLimiter<String>>,
 }
 
@@ -49,9 +50,16 @@ impl Rule {
             let per = period.checked_div(n.get())?;
             Quota::with_period(per).map(|q| RateLimiter::keyed(q.allow_burst(n)))
         });
-        Rule { limit, local }
+        Rule {
+            limit,
+            period,
+            local,
+        }
     }
 }
+
+/// The anonymous stamps an address gets without a challenge are counted per hour.
+const ANONYMOUS_STAMP_PERIOD: Duration = Duration::from_secs(3600);
 
 /// The configured limiter.
 pub struct Limiter {
@@ -59,6 +67,8 @@ pub struct Limiter {
     per_ip: Rule,
     verify_per_ip: Rule,
     auth_failures: Rule,
+    /// Anonymous stamp requests per address without a solved challenge.
+    anonymous_stamps: Rule,
     /// Addresses out of failed-authentication budget, and until when (in process; with Redis
     /// also a key there, so every instance refuses them).
     refused: Mutex<HashMap<String, Instant>>,
@@ -106,6 +116,7 @@ impl Limiter {
             per_ip: Rule::new(c.rate_limit_per_ip, period),
             verify_per_ip: Rule::new(c.rate_limit_verify_per_ip, period),
             auth_failures: Rule::new(c.rate_limit_auth_failures_per_ip, period),
+            anonymous_stamps: Rule::new(0, ANONYMOUS_STAMP_PERIOD),
             refused: Mutex::default(),
             period,
             prefix: c.rate_limit_prefix.clone(),
@@ -120,7 +131,7 @@ impl Limiter {
             return Ok(());
         }
         if let Some(conn) = &self.redis {
-            let interval_ms = (self.period.as_millis() as u64 / rule.limit as u64).max(1);
+            let interval_ms = (rule.period.as_millis() as u64 / rule.limit as u64).max(1);
             let mut conn = conn.clone();
             let res: redis::RedisResult<(i64, i64)> = self
                 .script
@@ -156,6 +167,22 @@ impl Limiter {
             },
             None => Ok(()),
         }
+    }
+
+    /// Allow `per_hour` anonymous stamp requests per address without a challenge (0: none).
+    pub fn with_anonymous_stamps(mut self, per_hour: u32) -> Self {
+        self.anonymous_stamps = Rule::new(per_hour, ANONYMOUS_STAMP_PERIOD);
+        self
+    }
+
+    /// Spend one of this address's anonymous stamp requests without a challenge; `false` when
+    /// none is left (the request then needs a solved challenge).
+    pub(crate) async fn anonymous_stamp(&self, client: &ClientAddr) -> bool {
+        self.anonymous_stamps.limit > 0
+            && self
+                .check(&self.anonymous_stamps, format!("as:{}", client.bucket()))
+                .await
+                .is_ok()
     }
 
     /// Whether this address may still try a key, spending nothing: `Err(wait)` once a failed
@@ -216,6 +243,7 @@ impl Limiter {
             &self.per_ip,
             &self.verify_per_ip,
             &self.auth_failures,
+            &self.anonymous_stamps,
         ] {
             if let Some(l) = &rule.local {
                 l.retain_recent();
@@ -235,6 +263,7 @@ impl Limiter {
             &self.per_ip,
             &self.verify_per_ip,
             &self.auth_failures,
+            &self.anonymous_stamps,
         ];
         rules
             .iter()
@@ -388,6 +417,26 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(3200)).await;
         l.prune();
         assert_eq!(l.tracked(), 0);
+    }
+
+    #[tokio::test]
+    async fn anonymous_stamps_are_counted_per_address_and_none_means_none() {
+        let a = ClientAddr([192, 0, 2, 1].into());
+        let b = ClientAddr([192, 0, 2, 2].into());
+        let l = limiter(100, 3, 60).await.with_anonymous_stamps(3);
+        for _ in 0..3 {
+            assert!(l.anonymous_stamp(&a).await);
+        }
+        assert!(
+            !l.anonymous_stamp(&a).await,
+            "the fourth in an hour needs a challenge"
+        );
+        assert!(l.anonymous_stamp(&b).await, "another address is untouched");
+        let none = limiter(100, 3, 60).await.with_anonymous_stamps(0);
+        assert!(
+            !none.anonymous_stamp(&a).await,
+            "0: every request needs one"
+        );
     }
 
     #[tokio::test]

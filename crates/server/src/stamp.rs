@@ -1,21 +1,20 @@
 //! `POST /v1/stamp`: ephemeral stamping. The stamped file comes straight back (one picture) or
 //! as a ZIP with a `manifest.json` (several); nothing is kept but each one's proof record.
 
-use std::io::Write;
-
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Extension, Query, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pixseal_service::challenge::ChallengeRoute;
-use pixseal_service::stamp::{StampQuery, StampedFile};
+use pixseal_service::stamp::{Delivery, StampPlan, StampQuery, StampedFile};
 use pixseal_service::{ErrorKind, ServiceError};
 use serde::Serialize;
 
 use crate::auth::Caller;
 use crate::body::{UploadForm, pictures};
+use crate::client::ClientAddr;
 use crate::error::*;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, zipstream};
 
 /// Headers of a single stamped file: its proof and where to check it.
 pub const PROOF_ID: HeaderName = HeaderName::from_static("pixseal-proof-id");
@@ -71,12 +70,14 @@ pub struct StampManifest {
             ("image/png"),
             ("application/zip"),
         )),
+        (status = 201, description = "deliver=link: each stamped file kept sealed for one download (its pickup url and expiry), with a per-file error for each picture refused", body = StampManifest),
         UploadErrors,
     ),
 )]
 pub async fn stamp(
     State(s): State<AppState>,
     caller: Option<Caller>,
+    Extension(client): Extension<ClientAddr>,
     query: Result<Query<StampQuery>, QueryRejection>,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -96,6 +97,16 @@ pub async fn stamp(
         }
         None => false,
     };
+    if caller.is_none() && !solved && !s.limiter.anonymous_stamp(&client).await {
+        let free = s.stamp.anonymous_free_per_hour;
+        return Err(ServiceError::Forbidden {
+            code: "challenge_required",
+            message: format!(
+                "anonymous stamping past {free} requests an hour from one address needs a solved challenge: GET /v1/challenge?route=stamp, then send its solution in the Pixseal-Challenge header"
+            ),
+        }
+        .into());
+    }
     let max = s.stamp_max_files(solved);
     let too_many = || {
         if solved || max == s.stamp_max_files(true) {
@@ -113,85 +124,127 @@ pub async fn stamp(
         }
     };
     let mut parts = pictures(req, &s, max, too_many).await?;
+    if plan.delivery() == Delivery::Link {
+        return links(&s, &plan, parts).await;
+    }
     if parts.len() == 1 {
         let (_, body) = parts.pop().expect("one part");
         let done = s.stamp_ephemeral(&plan, body).await?;
-        return Ok(single(done));
+        return single(&s, done).await;
     }
-    let mut files = Vec::with_capacity(parts.len());
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    // Pictures are compressed already: stored as they are.
-    let opts =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut parts = parts.into_iter().enumerate();
+    let mut files = Vec::new();
     let mut first_error = None;
-    for (i, (name, body)) in parts.into_iter().enumerate() {
-        match s.stamp_ephemeral(&plan, body).await {
-            Ok(done) => {
-                let file = format!("{:02}-{}.{}", i + 1, stem(name.as_deref()), done.extension);
-                zip.start_file(file.as_str(), opts).map_err(zip_failed)?;
-                zip.write_all(&done.bytes)
-                    .map_err(|e| zip_failed(e.into()))?;
-                files.push(StampEntry {
-                    name,
-                    file: Some(file),
-                    stamped: Some(done),
-                    error: None,
-                });
+    // Until one picture is stamped the answer can still be an error status; from the first
+    // one on, the ZIP is streamed, one stamped file in memory at a time.
+    for (i, (name, body)) in parts.by_ref() {
+        match stamp_one(&s, &plan, i, name, body).await? {
+            Ok(entry) => {
+                files.push(entry);
+                return Ok(zipstream::stream(s, plan, files, parts).await);
             }
-            // The picture's own fault: listed, and the others still come back.
-            Err(e) if matches!(e.kind(), ErrorKind::Invalid | ErrorKind::Rejected) => {
-                let api = ApiError::from(e);
-                files.push(StampEntry {
+            Err((entry, api)) => {
+                files.push(entry);
+                first_error.get_or_insert(api);
+            }
+        }
+    }
+    Err(none_stamped(first_error, files.len()))
+}
+
+/// A picture stamped (its ZIP entry), or the picture's own fault (its entry with the error,
+/// and the error). Anything else fails the request.
+pub(crate) async fn stamp_one(
+    s: &AppState,
+    plan: &StampPlan,
+    i: usize,
+    name: Option<String>,
+    body: pixseal_service::Body,
+) -> Result<Result<StampEntry, (StampEntry, ApiError)>, ApiError> {
+    match s.stamp_ephemeral(plan, body).await {
+        Ok(done) => Ok(Ok(StampEntry {
+            file: Some(format!(
+                "{:02}-{}.{}",
+                i + 1,
+                stem(name.as_deref()),
+                done.extension
+            )),
+            name,
+            stamped: Some(done),
+            error: None,
+        })),
+        Err(e) if matches!(e.kind(), ErrorKind::Invalid | ErrorKind::Rejected) => {
+            let api = ApiError::from(e);
+            Ok(Err((
+                StampEntry {
                     name,
                     file: None,
                     stamped: None,
                     error: Some(api.detail()),
-                });
+                },
+                api,
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Every picture refused: the first one's error, saying so.
+fn none_stamped(first: Option<ApiError>, n: usize) -> ApiError {
+    let first: ApiError =
+        first.unwrap_or_else(|| ServiceError::internal("no picture and no error").into());
+    first.with_message_prefix(&format!(
+        "none of the {n} pictures could be stamped; the first: "
+    ))
+}
+
+/// `deliver=link`: every picture stamped and kept sealed for one download; the answer lists
+/// the links (201), with a per-file error for each picture refused.
+async fn links(
+    s: &AppState,
+    plan: &StampPlan,
+    parts: Vec<(Option<String>, pixseal_service::Body)>,
+) -> Result<Response, ApiError> {
+    let n = parts.len();
+    let mut files = Vec::with_capacity(n);
+    let mut first_error = None;
+    for (i, (name, body)) in parts.into_iter().enumerate() {
+        match stamp_one(s, plan, i, name, body).await? {
+            Ok(mut entry) => {
+                entry.file = None;
+                files.push(entry);
+            }
+            Err((entry, api)) => {
+                files.push(entry);
                 first_error.get_or_insert(api);
             }
-            Err(e) => return Err(e.into()),
         }
     }
     let stamped = files.iter().filter(|f| f.stamped.is_some()).count();
     if stamped == 0 {
-        let first: ApiError =
-            first_error.unwrap_or_else(|| ServiceError::internal("no picture and no error").into());
-        return Err(first.with_message_prefix(&format!(
-            "none of the {} pictures could be stamped; the first: ",
-            files.len()
-        )));
+        return Err(if n == 1 {
+            first_error.expect("a refused picture has its error")
+        } else {
+            none_stamped(first_error, n)
+        });
     }
-    let manifest = serde_json::to_vec_pretty(&StampManifest { files, stamped })
-        .map_err(|e| ApiError::from(ServiceError::internal(e.to_string())))?;
-    zip.start_file("manifest.json", opts).map_err(zip_failed)?;
-    zip.write_all(&manifest).map_err(|e| zip_failed(e.into()))?;
-    let bytes = zip.finish().map_err(zip_failed)?.into_inner();
     Ok((
-        StatusCode::OK,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/zip"),
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_static("attachment; filename=\"stamped.zip\""),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        bytes,
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        axum::Json(StampManifest { files, stamped }),
     )
         .into_response())
 }
 
 /// The stamped file itself, with its proof in headers.
-fn single(done: StampedFile) -> Response {
+async fn single(s: &AppState, done: StampedFile) -> Result<Response, ApiError> {
     let disposition = format!(
         "attachment; filename=\"{}.{}\"",
         done.proof_id, done.extension
     );
     let header_of = |v: &str| HeaderValue::from_str(v).expect("ids, hex and URLs are ASCII");
-    (
+    let bytes = s.hold_answer(done.bytes).await?;
+    Ok((
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, header_of(&done.content_type)),
@@ -201,14 +254,14 @@ fn single(done: StampedFile) -> Response {
             (VERIFY_URL, header_of(&done.verify_url)),
             (SHA256, header_of(&done.sha256)),
         ],
-        done.bytes,
+        bytes,
     )
-        .into_response()
+        .into_response())
 }
 
 /// A file name stem safe in any ZIP reader: the sent name's last path component without its
 /// extension, reduced to letters, digits, `-` and `_`; `picture` when nothing is left.
-fn stem(name: Option<&str>) -> String {
+pub(crate) fn stem(name: Option<&str>) -> String {
     let base = name
         .and_then(|n| n.rsplit(['/', '\\']).next())
         .unwrap_or_default();
@@ -229,10 +282,6 @@ fn stem(name: Option<&str>) -> String {
     } else {
         safe
     }
-}
-
-fn zip_failed(e: zip::result::ZipError) -> ApiError {
-    ServiceError::internal(format!("writing the ZIP: {e}")).into()
 }
 
 #[cfg(test)]

@@ -34,7 +34,11 @@ impl AppState {
 
     /// The edge around already opened services.
     pub async fn new(services: Services) -> AppState {
-        let limiter = Arc::new(Limiter::new(&services.config).await);
+        let limiter = Arc::new(
+            Limiter::new(&services.config)
+                .await
+                .with_anonymous_stamps(services.stamp.anonymous_free_per_hour),
+        );
         Limiter::spawn_pruner(&limiter);
         let proxies = Arc::new(TrustedProxies::new(&services.config.trusted_proxies));
         AppState {

@@ -787,6 +787,7 @@ const API: &[(&str, &str)] = &[
     ("post", "/v1/verify"),
     ("post", "/v1/stamp"),
     ("get", "/v1/challenge"),
+    ("get", "/v1/pickups/{token}"),
     ("get", "/v1/proofs/{proof_id}"),
     ("get", "/v1/proofs/{proof_id}/manifest"),
     ("get", "/v1/manifests/{manifest_id}"),
@@ -830,7 +831,15 @@ async fn openapi_matches_the_router() {
     documented.sort();
     served.sort();
     assert_eq!(documented, served);
-    let s = spawn(Parts::Embedded).await;
+    // Every method on every path, unauthenticated: past the default per-address budget.
+    let s = spawn_with(
+        Parts::Embedded,
+        ServerConfig {
+            rate_limit_per_ip: 10_000,
+            ..ServerConfig::default()
+        },
+    )
+    .await;
     let r = s
         .client
         .get(format!("{}/openapi.json", s.url))

@@ -345,6 +345,35 @@ async fn several_pictures_come_back_as_a_zip() {
         assert_eq!(v["proof_id"], files[i]["proof_id"], "{v:#}");
     }
 
+    // The first picture refused: the archive starts with the second, the manifest lists both.
+    let r = app
+        .client
+        .post(format!("{}/v1/stamp", app.url))
+        .bearer_auth(&key)
+        .multipart(form(&[
+            ("bad.jpg", truncated.clone()),
+            ("good.jpg", photo()),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(r.bytes().await.unwrap())).unwrap();
+    let mut text = String::new();
+    zip.by_name("manifest.json")
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let m: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(m["files"][0]["error"]["code"], "truncated", "{m:#}");
+    assert_eq!(m["files"][1]["file"], "02-good.jpg", "{m:#}");
+    let mut bytes = Vec::new();
+    zip.by_name("02-good.jpg")
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    assert_eq!(verify(&app, bytes).await["verdict"], "verified");
+
     let r = app
         .client
         .post(format!("{}/v1/stamp", app.url))
@@ -458,5 +487,260 @@ async fn bulk_needs_a_solved_challenge() {
     assert_eq!(
         (st, code.as_str()),
         (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+}
+
+async fn get(app: &TestApp, url: &str) -> reqwest::Response {
+    app.client.get(url).send().await.unwrap()
+}
+
+/// A proof record as served, once its status is `want` (the erasure after a pickup runs just
+/// after the download's last byte is handed over).
+async fn proof_when(app: &TestApp, proof_id: &str, want: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let p: Value = get(app, &format!("{}/v1/proofs/{proof_id}", app.url))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if p["status"] == want {
+            return p;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {p:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A receipt as publicly served, checked against the installation's receipt key.
+async fn checked_receipt(app: &TestApp, rid: &str) -> pixseal_proof::SignedReceipt {
+    let key: Value = get(app, &format!("{}/v1/keys/receipts", app.url))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r: pixseal_proof::SignedReceipt = get(app, &format!("{}/v1/receipts/{rid}", app.url))
+        .await
+        .json()
+        .await
+        .unwrap();
+    r.verify_pem(key["public_key_pem"].as_str().unwrap())
+        .unwrap();
+    r
+}
+
+/// `deliver=link`: the file waits sealed (a blob, an artifact row, a pickup row), is handed out
+/// once to whoever holds the link (no key), verifies, and is then erased with a signed
+/// `picked_up` receipt; a second download is 410 naming that receipt. Only the proof is left.
+async fn a_pickup_link_gives_the_file_once(app: &TestApp) {
+    let key = app.key("courier", "eu", &["stamp"]).await;
+    let rows_before = row_counts(app).await;
+    let files_before = files(app.data.path());
+    let r = stamp(app, Some(&key), "?deliver=link", photo()).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(r.headers().get("pixseal-proof-id").is_none());
+    let m: Value = r.json().await.unwrap();
+    assert_eq!(m["stamped"], 1, "{m:#}");
+    let f = &m["files"][0];
+    let proof_id = f["proof_id"].as_str().unwrap().to_string();
+    let link = f["pickup"]["url"].as_str().unwrap();
+    let (_, token) = link.split_once("/v1/pickups/").expect("a pickup link");
+    let url = format!("{}/v1/pickups/{token}", app.url);
+    assert!(f["pickup"]["expires_at"].is_string(), "{m:#}");
+    let rows = row_counts(app).await;
+    assert_eq!(rows["artifacts"], rows_before["artifacts"] + 1);
+    assert_eq!(rows["pickups"], rows_before["pickups"] + 1);
+    assert_eq!(
+        proof_when(app, &proof_id, "active").await["status"],
+        "active"
+    );
+    let waiting = files(app.data.path());
+    let blobs: Vec<_> = waiting
+        .keys()
+        .filter(|k| !files_before.contains_key(*k))
+        .collect();
+    assert_eq!(blobs.len(), 1, "one sealed blob waits: {blobs:?}");
+    let sealed = std::fs::read(app.data.path().join(blobs[0])).unwrap();
+
+    // Whoever holds the link gets the file, once.
+    let r = get(app, &url).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    assert_eq!(r.headers()["pixseal-proof-id"], proof_id.as_str());
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let bytes = r.bytes().await.unwrap().to_vec();
+    assert_eq!(
+        f["sha256"].as_str().unwrap(),
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+    );
+    for at in [bytes.len() / 4, bytes.len() / 2, bytes.len() - 64] {
+        let piece = &bytes[at..at + 32];
+        assert!(
+            !sealed.windows(32).any(|w| w == piece),
+            "the waiting blob holds the file sealed, not in clear"
+        );
+    }
+    let v = verify(app, bytes).await;
+    assert_eq!(v["verdict"], "verified", "{v:#}");
+    assert_eq!(v["proof_id"], proof_id.as_str());
+
+    let p = proof_when(app, &proof_id, "purged").await;
+    let rid = p["receipt"]["receipt"]["receipt_id"]
+        .as_str()
+        .expect("a receipt")
+        .to_string();
+    let receipt = checked_receipt(app, &rid).await;
+    assert_eq!(receipt.receipt.reason(), "picked_up");
+    assert_eq!(receipt.receipt.proof_id(), proof_id);
+
+    let r = get(app, &url).await;
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::GONE, "{body:#}");
+    assert_eq!(body["error"]["code"], "pickup_gone");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&rid), "{message}");
+    assert!(message.contains("downloaded once"), "{message}");
+
+    let rows = row_counts(app).await;
+    assert_eq!(
+        rows["artifacts"], rows_before["artifacts"],
+        "the artifact is gone"
+    );
+    assert_eq!(files(app.data.path()), files_before, "and its blob");
+    // A made-up link is simply unknown.
+    let (st, code) =
+        error_code(get(app, &format!("{}/v1/pickups/{}", app.url, "A".repeat(43))).await).await;
+    assert_eq!((st, code.as_str()), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+#[tokio::test]
+async fn a_pickup_link_gives_the_file_once_on_sqlite() {
+    a_pickup_link_gives_the_file_once(&TestApp::spawn(TestApp::config()).await).await;
+}
+
+#[tokio::test]
+async fn a_pickup_link_gives_the_file_once_on_postgres() {
+    let mut c = TestApp::config();
+    c.server.database_url = pixseal_testkit::fresh_postgres_db("pickup");
+    a_pickup_link_gives_the_file_once(&TestApp::spawn(c).await).await;
+}
+
+/// A download that breaks off gives the link back; while one runs a second is 409; a link not
+/// used in time is erased by the purge pass (`retention_expired`) and then answers 410; link
+/// delivery needs a key; several pictures give a link each, with a refused one listed.
+#[tokio::test]
+async fn pickup_links_break_off_overlap_and_expire() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = app.key("courier", "us", &["stamp"]).await;
+    let (st, code) = error_code(stamp(&app, None, "?deliver=link", photo()).await).await;
+    assert_eq!(
+        (st, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let (st, code) = error_code(stamp(&app, Some(&key), "?deliver=post", photo()).await).await;
+    assert_eq!(
+        (st, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+
+    let mut truncated = photo();
+    truncated.truncate(2000);
+    let r = app
+        .client
+        .post(format!("{}/v1/stamp?deliver=link", app.url))
+        .bearer_auth(&key)
+        .multipart(form(&[
+            ("a.jpg", photo()),
+            ("b.jpg", truncated),
+            ("c.jpg", photo()),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let m: Value = r.json().await.unwrap();
+    assert_eq!(m["stamped"], 2, "{m:#}");
+    assert_eq!(m["files"][1]["error"]["code"], "truncated", "{m:#}");
+    let token = |i: usize| {
+        m["files"][i]["pickup"]["url"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+
+    // Held by one download: a second is refused; broken off, the link works again.
+    let first = app.state.open_pickup(&token(0)).await.unwrap();
+    let err = app.state.open_pickup(&token(0)).await.err().unwrap();
+    assert_eq!(err.code(), "pickup_in_progress");
+    drop(first);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let again = loop {
+        match app.state.open_pickup(&token(0)).await {
+            Ok(d) => break d,
+            Err(e) => {
+                assert_eq!(e.code(), "pickup_in_progress");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the claim never came back"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    drop(again);
+
+    // Not picked up in time: the purge pass erases it; the link then says gone.
+    let proof_id = m["files"][2]["proof_id"].as_str().unwrap();
+    let later = app.state.clock.now_ms() + 11 * 60_000;
+    let report = app.state.purge_at(later, 100, 600_000).await.unwrap();
+    assert_eq!(report.purged, 2, "{report:?}");
+    let p = proof_when(&app, proof_id, "purged").await;
+    let rid = p["receipt"]["receipt"]["receipt_id"].as_str().unwrap();
+    let receipt = checked_receipt(&app, rid).await;
+    assert_eq!(receipt.receipt.reason(), "retention_expired");
+    let r = get(&app, &format!("{}/v1/pickups/{}", app.url, token(2))).await;
+    let (st, code) = error_code(r).await;
+    assert_eq!((st, code.as_str()), (StatusCode::GONE, "pickup_gone"));
+}
+
+/// Anonymous stamping: `anonymous_free_per_hour` requests from one address, then each needs a
+/// solved challenge (which admits it).
+#[tokio::test]
+async fn anonymous_stamping_past_the_free_budget_needs_a_challenge() {
+    let mut c = TestApp::config();
+    c.stamp.anonymous = true;
+    c.stamp.anonymous_free_per_hour = 2;
+    c.stamp.challenge_work_cost = 10;
+    c.stamp.challenge_work = 200;
+    let app = TestApp::spawn(c).await;
+    for _ in 0..2 {
+        assert_eq!(
+            stamp(&app, None, "", photo()).await.status(),
+            StatusCode::OK
+        );
+    }
+    let (st, code) = error_code(stamp(&app, None, "", photo()).await).await;
+    assert_eq!(
+        (st, code.as_str()),
+        (StatusCode::FORBIDDEN, "challenge_required")
+    );
+    let r = app
+        .client
+        .post(format!("{}/v1/stamp", app.url))
+        .header("pixseal-challenge", solved(&app).await)
+        .body(photo())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // A key holder is not counted against the address.
+    let key = app.key("t", "us", &["stamp"]).await;
+    assert_eq!(
+        stamp(&app, Some(&key), "", photo()).await.status(),
+        StatusCode::OK
     );
 }

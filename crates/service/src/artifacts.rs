@@ -27,7 +27,7 @@ use crate::{Outcome, Result, ServiceError, Services};
 /// Longest label, in bytes.
 const MAX_LABEL_BYTES: usize = 200;
 
-fn b64() -> base64::engine::GeneralPurpose {
+pub(crate) fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
@@ -334,7 +334,7 @@ impl Services {
     /// Row first (pending), then blob, then active with the public proof record: a crash in
     /// between leaves a pending row that the repair pass removes (with its blob, if any), never
     /// a visible half-stored artifact. A failure undoes what was written.
-    async fn store(
+    pub(crate) async fn store(
         &self,
         a: &Artifact,
         blob: Bytes,
@@ -407,12 +407,21 @@ impl Services {
         let a = self.own(caller, Scope::ArtifactsRead, id).await?;
         self.audit(&caller.actor(), "artifact.content", &a.id, Outcome::Ok)
             .await;
+        let bytes = self.open_artifact(&a).await?;
+        Ok(Content {
+            bytes,
+            content_type: a.content_type,
+        })
+    }
+
+    /// Fetch an artifact's blob and open it.
+    pub(crate) async fn open_artifact(&self, a: &Artifact) -> Result<Vec<u8>> {
         let key = BlobKey::new(&a.id).map_err(|_| ServiceError::NotFound)?;
         let sealed = self.blobs.get(&a.region, &key).await?;
-        let wrapped = wrapped_key(&a)?;
+        let wrapped = wrapped_key(a)?;
         let keys = self.keys.clone();
-        let (object_id, tenant, region) = (a.id, a.tenant_id, a.region);
-        let bytes = tokio::task::spawn_blocking(move || {
+        let (object_id, tenant, region) = (a.id.clone(), a.tenant_id.clone(), a.region.clone());
+        Ok(tokio::task::spawn_blocking(move || {
             let obj = ObjectRef {
                 object_id: &object_id,
                 tenant: &tenant,
@@ -424,11 +433,7 @@ impl Services {
                 Some(&wrapped),
             )
         })
-        .await??;
-        Ok(Content {
-            bytes,
-            content_type: a.content_type,
-        })
+        .await??)
     }
 }
 

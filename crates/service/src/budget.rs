@@ -1,6 +1,7 @@
-//! What requests may hold at once: the bytes of picture bodies in flight across all requests
-//! (`max_inflight_bytes`), reserved before a body is read and held until the work on it ends,
-//! and the decode slots (`decode_concurrency`), held by the blocking task itself.
+//! What requests may hold at once: the bytes of pictures in flight across all requests
+//! (`max_inflight_bytes`): a body reserved before it is read and held until the work on it
+//! ends, a stamped answer held until it is sent; and the decode slots (`decode_concurrency`),
+//! held by the blocking task itself.
 
 use std::sync::Arc;
 
@@ -106,6 +107,21 @@ impl Drop for Body {
     }
 }
 
+/// How long a finished answer waits for room in the budget before its request is told `busy`.
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// An answer's bytes and the share of the budget they hold until the server has sent them.
+struct Held {
+    bytes: Vec<u8>,
+    _share: OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// Bytes outside the budget (the command line, tests).
 impl From<Bytes> for Body {
     fn from(bytes: Bytes) -> Self {
@@ -123,6 +139,24 @@ impl Services {
             .try_acquire_many_owned(units(len))
             .map(Reservation)
             .map_err(|_| ServiceError::Busy("too many uploads in flight; retry shortly"))
+    }
+
+    /// Count an answer (a stamped file, a chunk of a ZIP, a picked-up file) in the in-flight
+    /// budget until the returned bytes are dropped, i.e. sent. It waits for room (answers in
+    /// flight drain as clients read them) up to a bound, then says `busy`.
+    pub async fn hold_answer(&self, bytes: Vec<u8>) -> Result<Bytes> {
+        let want = units(bytes.len() as u64).min(self.body_budget.total as u32);
+        let share = tokio::time::timeout(
+            ANSWER_WAIT,
+            self.body_budget.sem.clone().acquire_many_owned(want),
+        )
+        .await
+        .map_err(|_| ServiceError::Busy("too many answers in flight; retry shortly"))?
+        .map_err(|_| ServiceError::internal("the in-flight budget closed"))?;
+        Ok(Bytes::from_owner(Held {
+            bytes,
+            _share: share,
+        }))
     }
 
     /// A slot for CPU-heavy work (decode, stamp, verify): at most `decode_concurrency` at once.
@@ -192,6 +226,28 @@ mod tests {
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn an_answer_holds_its_share_until_it_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::Config {
+            data_dir: dir.path().to_path_buf(),
+            ..crate::Config::default()
+        };
+        config.server.max_inflight_bytes = 64 * UNIT;
+        let s = Services::open(&config).await.unwrap();
+        let answer = s.hold_answer(vec![7u8; 40 * 1024]).await.unwrap();
+        assert_eq!(s.inflight_body_bytes(), 40 * UNIT);
+        let clone = answer.slice(1..2);
+        drop(answer);
+        assert_eq!(s.inflight_body_bytes(), 40 * UNIT, "a slice still holds it");
+        drop(clone);
+        assert_eq!(s.inflight_body_bytes(), 0);
+        assert!(
+            matches!(s.reserve_body(64 * UNIT + 1), Err(ServiceError::Busy(_))),
+            "the budget is still bounded"
+        );
     }
 
     #[test]

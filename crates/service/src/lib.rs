@@ -15,6 +15,7 @@ pub mod dashboard;
 pub mod erase;
 pub mod error;
 pub mod lifecycle;
+pub mod pickup;
 pub mod resolve;
 pub mod services;
 pub mod stamp;

@@ -32,6 +32,8 @@ pub struct PurgeReport {
     pub sessions_ended: u64,
     /// Spent proof-of-work challenges forgotten once expired.
     pub challenges_forgotten: u64,
+    /// Pickup links forgotten a day after they ended.
+    pub pickups_forgotten: u64,
 }
 
 /// What one repair pass did.
@@ -77,7 +79,9 @@ impl Services {
             }
             for (a, d) in stale {
                 let action = match d.as_ref().map(|d| d.reason) {
-                    Some(DeletionReason::DeletedByOwner) => "artifact.delete",
+                    Some(DeletionReason::DeletedByOwner | DeletionReason::PickedUp) => {
+                        "artifact.delete"
+                    }
                     _ => "artifact.purge",
                 };
                 match self.finish_deletion(&a, d, now_ms).await {
@@ -142,6 +146,7 @@ impl Services {
         report.ips_forgotten = self.db.forget_ips(now_ms - IP_RETENTION_MS).await?;
         report.sessions_ended = self.db.purge_web_sessions(now_ms).await?;
         report.challenges_forgotten = self.db.purge_spent_challenges(now_ms).await?;
+        report.pickups_forgotten = self.forget_pickups(now_ms).await?;
         report.codes_forgotten = self
             .db
             .forget_expired_codes(now_ms - EXPIRED_CODE_RETENTION_MS)

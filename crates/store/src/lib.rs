@@ -12,6 +12,7 @@ pub mod challenges;
 pub mod codes;
 pub mod deletions;
 pub mod pdq_index;
+pub mod pickups;
 pub mod sessions;
 pub mod states;
 
@@ -23,5 +24,6 @@ pub use blob::{
 pub use codes::{CodeAccount, LevelEvent, LiveSession, MessageCodeRow};
 pub use deletions::{Deletion, StoredReceipt};
 pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, ProofManifest, ProofRecord, Tenant};
+pub use pickups::{Pickup, PickupClaim};
 pub use sessions::PageAfter;
-pub use states::{ArtifactState, DeletionReason, ProofStatus, Scope, UnknownValue};
+pub use states::{ArtifactState, DeletionReason, PickupState, ProofStatus, Scope, UnknownValue};

@@ -125,7 +125,7 @@ fn manifest_from(r: &sqlx::any::AnyRow) -> Result<ProofManifest, sqlx::Error> {
 }
 
 /// A text column holding one of an enum's values; anything else is a decode error.
-fn parse_text<T: std::str::FromStr<Err = UnknownValue>>(
+pub(crate) fn parse_text<T: std::str::FromStr<Err = UnknownValue>>(
     r: &sqlx::any::AnyRow,
     column: &str,
 ) -> Result<T, sqlx::Error> {

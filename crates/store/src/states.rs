@@ -98,6 +98,17 @@ text_enum! {
         DeletedByOwner = "deleted_by_owner",
         /// Its retention ended.
         RetentionExpired = "retention_expired",
+        /// A pickup link's file, erased once its first download completed.
+        PickedUp = "picked_up",
+    }
+}
+
+text_enum! {
+    /// Where a pickup link is: its file waits (`Waiting`, possibly being downloaded) or was
+    /// downloaded once and erased (`PickedUp`). An expired link is `Waiting` past its expiry.
+    PickupState, "pickup state" {
+        Waiting = "waiting",
+        PickedUp = "picked_up",
     }
 }
 

@@ -188,6 +188,7 @@ fn reason(code: &str) -> &str {
     match code {
         "deleted_by_owner" => "deleted by its owner",
         "retention_expired" => "its retention ended",
+        "picked_up" => "downloaded once from its pickup link",
         other => other,
     }
 }

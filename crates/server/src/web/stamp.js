@@ -1,5 +1,6 @@
 // The stamp page: the chosen or dropped photos go to POST /v1/stamp in one request (past the
-// installation's challenge_over, after solving a proof-of-work challenge in a Web Worker); one
+// installation's challenge_over, or when the service asks for one, after solving a
+// proof-of-work challenge in a Web Worker); one
 // photo comes back as the stamped file, several as a ZIP read here (entries are stored
 // uncompressed) into one download link per photo, with its proof.
 
@@ -55,10 +56,11 @@ function send(files, query, challenge) {
         resolve({ type: xhr.getResponseHeader("content-type"), body: xhr.response, headers: xhr });
       } else {
         let message = `the service answered ${xhr.status}`;
+        let code = "";
         try {
-          message = JSON.parse(new TextDecoder().decode(xhr.response)).error.message;
+          ({ message, code } = JSON.parse(new TextDecoder().decode(xhr.response)).error);
         } catch {}
-        reject(new Error(message));
+        reject(Object.assign(new Error(message), { code }));
       }
     });
     xhr.addEventListener("error", () => reject(new Error("the connection failed")));
@@ -152,7 +154,14 @@ async function stamp(files) {
     say(`Stamping ${files.length} photo${files.length > 1 ? "s" : ""}…`);
     progress.value = 0;
     progress.hidden = false;
-    const answer = await send(files, query.toString(), challenge);
+    let answer;
+    try {
+      answer = await send(files, query.toString(), challenge);
+    } catch (e) {
+      // Anonymous callers past their free requests need a challenge whatever the count.
+      if (e.code !== "challenge_required" || challenge) throw e;
+      answer = await send(files, query.toString(), await solveChallenge());
+    }
     if (answer.type === "application/zip") {
       const entries = unzipStored(answer.body);
       const manifest = JSON.parse(new TextDecoder().decode(entries.get("manifest.json")));

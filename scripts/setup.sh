@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Install what the build and the tests need (idempotent; quick when everything is present).
 # System: cmake + nasm (libjpeg-turbo is built from the vendored source with SIMD), exiftool
-# (metadata checks in tests), strace (the proof that processing opens no network socket), caddy (the TLS proxy of scripts/prod-shape.sh), libde265 + dav1d + pkg-config (libheif is built from the crate's
-# embedded source and decodes HEVC and AV1 through them), chromium + chromium-driver (the browser
-# tests of the pages drive Debian's Chromium through WebDriver). Python: Pillow + numpy (shared test tools); c2pa-python (the
-# reference C2PA implementation) and pdqhash (Meta's PDQ reference) for the provenance tests;
-# schemathesis (the API fuzzer of scripts/api-fuzz.sh).
+# (metadata checks in tests), strace (the proof that processing opens no network socket),
+# minisign (release signatures; the self-check test checks ours against it), caddy (the TLS
+# proxy of scripts/prod-shape.sh), libde265 + dav1d + pkg-config (libheif is built from the
+# crate's embedded source and decodes HEVC and AV1 through them), chromium + chromium-driver
+# (the browser tests of the pages drive Debian's Chromium through WebDriver). Cargo:
+# cargo-deny (supply-chain checks, scripts/deny.sh). Python: Pillow + numpy (shared test
+# tools); c2pa-python (the reference C2PA implementation) and pdqhash (Meta's PDQ reference) for
+# the provenance tests; schemathesis (the API fuzzer of scripts/api-fuzz.sh).
 set -euo pipefail
 
 need_apt=()
@@ -14,6 +17,7 @@ command -v nasm >/dev/null || need_apt+=(nasm)
 command -v exiftool >/dev/null || need_apt+=(libimage-exiftool-perl)
 command -v caddy >/dev/null || need_apt+=(caddy)
 command -v strace >/dev/null || need_apt+=(strace)
+command -v minisign >/dev/null || need_apt+=(minisign)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 pkg-config --exists libde265 2>/dev/null || need_apt+=(libde265-dev)
 pkg-config --exists dav1d 2>/dev/null || need_apt+=(libdav1d-dev)
@@ -25,6 +29,11 @@ if ((${#need_apt[@]})); then
   $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null 2>&1 || {
     $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null
   }
+fi
+
+# Pinned like the Python tools: its checks are part of CI's verdict.
+if ! cargo deny --version 2>/dev/null | grep -q '^cargo-deny 0.20.2$'; then
+  cargo install --locked --quiet cargo-deny@0.20.2
 fi
 
 if ! python3 -c 'import PIL, numpy' 2>/dev/null; then

@@ -90,6 +90,8 @@ enum Command {
     /// Content-bound verification codes: message codes, live call codes, levels.
     #[command(subcommand)]
     Codes(cmd::codes::Args),
+    /// Check this executable against the release's signed SHA256SUMS.
+    SelfCheck(cmd::self_check::Args),
 }
 
 fn main() -> ExitCode {
@@ -149,6 +151,7 @@ fn main() -> ExitCode {
         Command::Purge(args) => cmd::purge::run(&config, args, cli.json),
         Command::Watermark(args) => cmd::watermark::run(&config, args, cli.json),
         Command::Codes(args) => cmd::codes::run(&config, args, cli.json),
+        Command::SelfCheck(args) => cmd::self_check::run(args, cli.json),
     };
     ExitCode::from(outcome as u8)
 }

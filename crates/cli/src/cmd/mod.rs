@@ -10,6 +10,7 @@ pub mod purge;
 pub mod receipt;
 pub mod sanitize;
 pub mod seal;
+pub mod self_check;
 pub mod serve;
 pub mod stamp;
 pub mod verify;

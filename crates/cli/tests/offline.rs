@@ -61,6 +61,15 @@ fn unshared(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `seal` or `unseal` of `input` into `out`, for one object.
+fn sealing(command: &str, input: &str, out: &str) -> Vec<String> {
+    [command, input, "-o", out]
+        .into_iter()
+        .chain(["--object-id", "o1", "--tenant", "t1", "--region", "us"])
+        .map(String::from)
+        .collect()
+}
+
 #[test]
 fn processing_opens_no_network_socket() {
     if !available("strace", &["-V"]) {
@@ -109,36 +118,8 @@ fn processing_opens_no_network_socket() {
             "watermark detect",
             vec!["watermark".into(), "detect".into(), w("marked.png")],
         ),
-        (
-            "seal",
-            vec![
-                "seal".into(),
-                photo.into(),
-                "-o".into(),
-                w("g.sealed"),
-                "--object-id".into(),
-                "o1".into(),
-                "--tenant".into(),
-                "t1".into(),
-                "--region".into(),
-                "us".into(),
-            ],
-        ),
-        (
-            "unseal",
-            vec![
-                "unseal".into(),
-                w("g.sealed"),
-                "-o".into(),
-                w("g.jpg"),
-                "--object-id".into(),
-                "o1".into(),
-                "--tenant".into(),
-                "t1".into(),
-                "--region".into(),
-                "us".into(),
-            ],
-        ),
+        ("seal", sealing("seal", photo, &w("g.sealed"))),
+        ("unseal", sealing("unseal", &w("g.sealed"), &w("g.jpg"))),
     ];
     for (i, (name, args)) in runs.iter().enumerate() {
         let mut full = vec!["--data-dir", data.as_str()];

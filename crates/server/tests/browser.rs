@@ -839,6 +839,17 @@ async fn the_stamp_page_stamps_one_or_many_and_solves_the_challenge_for_bulk() {
             .unwrap()
     };
 
+    // How long the page's last challenge took to solve (absent: it solved none).
+    let solved_ms = || async {
+        b.client
+            .execute(
+                "return document.getElementById('stamp-form').dataset.solvedMs",
+                vec![],
+            )
+            .await
+            .unwrap()
+    };
+
     b.client.goto(&format!("{}/stamp", app.url)).await.unwrap();
     let said = stamp(vec![write("garden.jpg", &fixture("garden.jpg"))]).await;
     assert_eq!(said, "Stamped. Nothing but its proof was kept.");
@@ -848,17 +859,7 @@ async fn the_stamp_page_stamps_one_or_many_and_solves_the_challenge_for_bulk() {
     assert_eq!(one[0][1], format!("{proof}.jpg"));
     assert!(one[0][3].as_u64().unwrap() > 10_000, "{one}");
     assert_eq!(one[0][4], true, "{one}");
-    assert!(
-        b.client
-            .execute(
-                "return document.getElementById('stamp-form').dataset.solvedMs",
-                vec![]
-            )
-            .await
-            .unwrap()
-            .is_null(),
-        "no challenge for one photo"
-    );
+    assert!(solved_ms().await.is_null(), "no challenge for one photo");
 
     let mut seven = Vec::new();
     for i in 0..6 {
@@ -872,14 +873,7 @@ async fn the_stamp_page_stamps_one_or_many_and_solves_the_challenge_for_bulk() {
     seven.push(write("notes.txt", b"not a photo"));
     let said = stamp(seven).await;
     assert_eq!(said, "6 of 7 stamped. Nothing but their proofs was kept.");
-    let solved = b
-        .client
-        .execute(
-            "return document.getElementById('stamp-form').dataset.solvedMs",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let solved = solved_ms().await;
     assert!(
         solved.is_string(),
         "the challenge was solved in the page: {solved}"
@@ -917,14 +911,7 @@ async fn the_stamp_page_stamps_one_or_many_and_solves_the_challenge_for_bulk() {
     // console check), and the page solves it and sends the photo again.
     let said = stamp(vec![write("again.jpg", &fixture("garden.jpg"))]).await;
     assert_eq!(said, "Stamped. Nothing but its proof was kept.");
-    let solved = b
-        .client
-        .execute(
-            "return document.getElementById('stamp-form').dataset.solvedMs",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let solved = solved_ms().await;
     assert!(solved.is_string(), "solved when asked: {solved}");
 
     let closed = TestApp::spawn(TestApp::config()).await;

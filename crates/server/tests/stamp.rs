@@ -287,6 +287,23 @@ fn form(parts: &[(&str, Vec<u8>)]) -> Form {
     })
 }
 
+/// A ZIP answer's entries by name, and its parsed `manifest.json`.
+async fn unzip(r: reqwest::Response) -> (BTreeMap<String, Vec<u8>>, Value) {
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/zip");
+    let bytes = r.bytes().await.unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut entries = BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        entries.insert(f.name().to_string(), bytes);
+    }
+    let manifest = serde_json::from_slice(&entries["manifest.json"]).unwrap();
+    (entries, manifest)
+}
+
 /// Several pictures: a ZIP of the stamped files and a manifest; a hostile picture among them
 /// is listed with its error and the others still come back; over `max_files` is refused; all
 /// refused is the first one's error.
@@ -311,19 +328,9 @@ async fn several_pictures_come_back_as_a_zip() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["content-type"], "application/zip");
-    let zip_bytes = r.bytes().await.unwrap().to_vec();
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).unwrap();
-    let mut names: Vec<String> = zip.file_names().map(str::to_string).collect();
-    names.sort();
+    let (mut entries, m) = unzip(r).await;
+    let names: Vec<&String> = entries.keys().collect();
     assert_eq!(names, ["01-garden.webp", "03-street.webp", "manifest.json"]);
-    let mut text = String::new();
-    zip.by_name("manifest.json")
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
-    let m: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(m["stamped"], 2, "{m:#}");
     let files = m["files"].as_array().unwrap();
     assert_eq!(files.len(), 4);
@@ -331,11 +338,7 @@ async fn several_pictures_come_back_as_a_zip() {
     assert_eq!(files[1]["error"]["code"], "truncated", "{m:#}");
     assert_eq!(files[3]["error"]["code"], "unsupported_format", "{m:#}");
     for i in [0, 2] {
-        let mut bytes = Vec::new();
-        zip.by_name(files[i]["file"].as_str().unwrap())
-            .unwrap()
-            .read_to_end(&mut bytes)
-            .unwrap();
+        let bytes = entries.remove(files[i]["file"].as_str().unwrap()).unwrap();
         assert_eq!(
             files[i]["sha256"].as_str().unwrap(),
             hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
@@ -357,21 +360,10 @@ async fn several_pictures_come_back_as_a_zip() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(r.bytes().await.unwrap())).unwrap();
-    let mut text = String::new();
-    zip.by_name("manifest.json")
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
-    let m: Value = serde_json::from_str(&text).unwrap();
+    let (mut entries, m) = unzip(r).await;
     assert_eq!(m["files"][0]["error"]["code"], "truncated", "{m:#}");
     assert_eq!(m["files"][1]["file"], "02-good.jpg", "{m:#}");
-    let mut bytes = Vec::new();
-    zip.by_name("02-good.jpg")
-        .unwrap()
-        .read_to_end(&mut bytes)
-        .unwrap();
+    let bytes = entries.remove("02-good.jpg").unwrap();
     assert_eq!(verify(&app, bytes).await["verdict"], "verified");
 
     let r = app
@@ -450,15 +442,8 @@ async fn bulk_needs_a_solved_challenge() {
     );
 
     let header = solved(&app).await;
-    let r = stamp_many(&app, &key, 8, Some(&header)).await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(r.bytes().await.unwrap())).unwrap();
-    let mut text = String::new();
-    zip.by_name("manifest.json")
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
-    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["stamped"], 8);
+    let (_, m) = unzip(stamp_many(&app, &key, 8, Some(&header)).await).await;
+    assert_eq!(m["stamped"], 8, "{m:#}");
     let (st, code) = error_code(stamp_many(&app, &key, 6, Some(&header)).await).await;
     assert_eq!(
         (st, code.as_str()),

@@ -17,16 +17,18 @@ proof-of-work challenge's solve time in Rust and in Chromium.
    while decode slots are busy, so nothing else runs meanwhile):
    - Rust (ALTCHA's solver, as `pixseal stamp --server` uses it): a second server with
      `PIXSEAL_STAMP_CHALLENGE_OVER=0` wants a challenge for every request, so each of SOLVES small
-     pictures sent by `pixseal stamp --server URL --jobs 1 --json` is refused once, then a
-     challenge is fetched, solved and the picture sent again; the file's `ms` minus the median
-     `ms` of the same pictures on the first server (no challenge) is that solve.
+     pictures sent by `pixseal stamp --server URL --jobs 1` is refused once, then a challenge is
+     fetched, solved and the picture sent again. The CLI talks to that server through a
+     recording reverse proxy here, which reads each `Pixseal-Challenge` sent: the solution
+     carries the solver's own time (ALTCHA's `solution.time`) and the counter it reached.
    - Chromium: Debian's chromium through chromedriver (`scripts/chromedriver.sh`, spoken to in
      W3C WebDriver over urllib) opens the server's `/stamp` page and, as its `stamp.js` does,
      fetches `GET /v1/challenge?route=stamp` and hands it to a Web Worker running the served
      `/assets/pow-worker.js`, SOLVES times with a fresh challenge each. The time is the worker's
      own (`solution.time`, what `stamp.js` records), plus the page's wall time (worker start
-     included). Each solution is then redeemed with a one-picture `POST /v1/stamp`, which must
-     answer 200 (a header sent where none is needed is still checked and spent).
+     included), and the counter it reached gives the cost per attempt. Each solution is then
+     redeemed with a one-picture `POST /v1/stamp`, which must answer 200 (a header sent where
+     none is needed is still checked and spent).
    The server's cost of checking a solution is `cargo bench --locked --workspace --bench
    challenge` (docs/stamping.md), not measured here.
 
@@ -35,7 +37,7 @@ usage: bench-stamp.py [--seconds 30] [--clients 4] [--jobs 4] [--rounds 3] [--so
 Needs: Pillow (to make the 2 MP inputs from ../shared/corpus or the repo's fixtures);
 chromium and chromedriver (scripts/setup.sh) unless --no-browser. Prints markdown tables.
 """
-import argparse, base64, collections, glob, hashlib, http.client, json, os, shutil, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.error, urllib.request, uuid
+import argparse, base64, collections, glob, hashlib, http.client, http.server, json, os, shutil, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.error, urllib.request, uuid
 
 from PIL import Image
 
@@ -110,7 +112,7 @@ class Server:
 
     def __init__(self, binary, work, name, extra_env=None):
         self.binary, self.work = binary, work
-        self.data = tempfile.mkdtemp(prefix="pixseal-bench-%s-" % name)
+        self.data = tempfile.mkdtemp(prefix="data-%s-" % name, dir=work)
         self.env = base_env()
         self.env.update(extra_env or {})
         run = lambda *a: subprocess.run([binary, "--data-dir", self.data, *a], env=self.env, cwd=work,
@@ -133,7 +135,12 @@ class Server:
                 break
             time.sleep(0.05)
         self.stop()
-        raise SystemExit("the server did not start (log: %s)" % self.log.name)
+        raise SystemExit("the server did not start:\n" + self.tail())
+
+    def tail(self, lines=20):
+        """The end of its log (warnings and errors only: PIXSEAL_LOG=warn)."""
+        with open(self.log.name, "rb") as f:
+            return b"".join(f.readlines()[-lines:]).decode("utf-8", "replace")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -217,18 +224,63 @@ def cli_stamp(binary, work, data, files, seconds, jobs):
     return n, wall
 
 
-def cli_remote(binary, work, server, files):
-    """`pixseal stamp --server URL FILES --jobs 1 --json`: [(ms, challenge_solved)] per file."""
+class Recorder(http.server.ThreadingHTTPServer):
+    """A reverse proxy on loopback to the server on UPSTREAM_PORT that keeps the solution of
+    every `Pixseal-Challenge` header passing through (`solutions`)."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream_port):
+        self.upstream_port, self.solutions = upstream_port, []
+        super().__init__(("127.0.0.1", 0), RecorderHandler)
+        self.url = "http://127.0.0.1:%d" % self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class RecorderHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    HOP = ("host", "connection", "keep-alive", "transfer-encoding", "content-length")
+
+    def log_message(self, *args):
+        pass
+
+    def forward(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else None
+        solved = self.headers.get("Pixseal-Challenge")
+        if solved:
+            self.server.solutions.append(json.loads(base64.b64decode(solved))["solution"])
+        up = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=120)
+        up.request(self.command, self.path, body=body, headers={k: v for k, v in self.headers.items() if k.lower() not in self.HOP})
+        r = up.getresponse(); data = r.read(); up.close()
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in self.HOP:
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = forward
+
+
+def cli_solves(binary, work, server, files):
+    """`pixseal stamp --server URL FILES --jobs 1 --json` through a Recorder: the solutions sent."""
+    proxy = Recorder(server.port)
     out = tempfile.mkdtemp(prefix="pixseal-bench-out-", dir=work)
-    env = dict(server.env, PIXSEAL_API_KEY=server.key)
-    p = subprocess.run([binary, "--data-dir", os.path.join(work, "cli-remote-data"), "--json", "stamp", *files, "-o", out,
-                        "--server", server.url, "--jobs", "1", *CLI_OPTS], env=env, cwd=work, capture_output=True, text=True)
-    shutil.rmtree(out, ignore_errors=True)
+    env = dict(base_env(), PIXSEAL_API_KEY=server.key)
+    try:
+        p = subprocess.run([binary, "--data-dir", os.path.join(work, "cli-remote-data"), "--json", "stamp", *files, "-o", out,
+                            "--server", proxy.url, "--jobs", "1", *CLI_OPTS], env=env, cwd=work, capture_output=True, text=True)
+    finally:
+        proxy.shutdown(); proxy.server_close()
+        shutil.rmtree(out, ignore_errors=True)
     rows = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
-    bad = [r for r in rows if r.get("status") != "ok"]
-    if p.returncode != 0 or bad or len(rows) != len(files):
-        raise SystemExit("pixseal stamp --server failed (exit %d): %s %s" % (p.returncode, bad[:2], p.stderr[-500:]))
-    return [(r["ms"], r["challenge_solved"]) for r in rows]
+    bad = [r for r in rows if r.get("status") != "ok" or not r.get("challenge_solved")]
+    if p.returncode != 0 or bad or len(rows) != len(files) or len(proxy.solutions) != len(files):
+        raise SystemExit("pixseal stamp --server failed (exit %d, %d solutions): %s %s"
+                         % (p.returncode, len(proxy.solutions), bad[:2], p.stderr[-500:]))
+    return proxy.solutions
 
 
 class WebDriver:
@@ -333,14 +385,13 @@ def main():
     a.bin = os.path.abspath(a.bin)
     jobs = a.jobs or a.clients
     work = tempfile.mkdtemp(prefix="pixseal-bench-stamp-")
+    load_before = os.getloadavg()[0]
     say = lambda m: print(m, file=sys.stderr, flush=True)
     try:
         files = make_inputs(work, a.inputs)
         bodies = [open(f, "rb").read() for f in files]
         mp = statistics.mean(Image.open(f).width * Image.open(f).height for f in files) / 1e6
         small = make_small(work, files[0], a.solves)
-        with Image.open(small[0]) as im:
-            small_size = "%dx%d" % im.size
 
         # 1. Throughput, CLI and server in the same run.
         cli_data = os.path.join(work, "cli-data")
@@ -363,22 +414,21 @@ def main():
                 l, e, w = load(srv, bodies, part, a.clients, a.multipart)
                 lat += l; errors.update(e); srv_wall += w
             rss = peak_rss_mb(srv.proc.pid)
+            if errors:
+                say("the server's log ends with:\n" + srv.tail())
 
-            # 2a. Rust baseline: the small pictures stamped without a challenge (server idle).
-            say("pixseal stamp --server: %d small pictures without a challenge" % a.solves)
-            plain = cli_remote(a.bin, work, srv, small)
-            # 2b. Chromium's worker on fresh challenges of this idle server.
+            # 2a. Chromium's worker on fresh challenges of this idle server.
             solves = []
             if not a.no_browser:
                 say("Chromium: %d challenges solved by /assets/pow-worker.js" % a.solves)
                 solves = browser_solves(srv, open(small[0], "rb").read(), a.solves, work)
         finally:
             srv.stop()
-        # 2c. Rust solves: a server that wants a challenge for every request.
+        # 2b. Rust solves: a server that wants a challenge for every request.
         say("pixseal stamp --server: %d small pictures, each with a challenge" % a.solves)
         srv = Server(a.bin, work, "challenge", {"PIXSEAL_STAMP_CHALLENGE_OVER": "0"})
         try:
-            challenged = cli_remote(a.bin, work, srv, small)
+            rust = cli_solves(a.bin, work, srv, small)
         finally:
             srv.stop()
     finally:
@@ -391,9 +441,9 @@ def main():
     lat.sort()
     ratio = srv_rate / cli_rate
     print("\n%d inputs of %.1f MP (JPEG q90), stamped to JPEG q85 with the visible mark; %d clients (%s bodies) "
-          "against `pixseal stamp --jobs %d`, %.0f s each%s; %d cores, load average at the end %.1f\n"
+          "against `pixseal stamp --jobs %d`, %.0f s each%s; %d cores, load average %.1f at the start, %.1f at the end\n"
           % (len(files), mp, a.clients, "multipart" if a.multipart else "raw", jobs, a.seconds,
-             " in %d alternating rounds" % a.rounds if a.rounds > 1 else "", os.cpu_count(), os.getloadavg()[0]))
+             " in %d alternating rounds" % a.rounds if a.rounds > 1 else "", os.cpu_count(), load_before, os.getloadavg()[0]))
     print("| run | photos | photos/s | vs CLI | p50 ms | p99 ms | errors | server peak RSS MiB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     print("| `pixseal stamp --jobs %d` (offline CLI, process per batch of %d) | %d | %.2f | 1.00 | | | | |" % (jobs, len(files), cli_n, cli_rate))
@@ -403,29 +453,28 @@ def main():
     if errors:
         print("Errors of the route: " + ", ".join("%s x %d" % (k, v) for k, v in sorted(errors.items())) + ".")
 
-    base = statistics.median(ms for ms, _ in plain)
-    rust = sorted(ms - base for ms, solved in challenged)
-    not_solved = sum(1 for _, solved in challenged if not solved)
+    def solve_row(what, times, counters):
+        t = sorted(times)
+        per = statistics.median(ms / (c + 1) * 1000 for ms, c in zip(times, counters))
+        print("| %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f |"
+              % (what, len(t), pct(t, 0.5), pct(t, 0.9), t[-1], statistics.median(counters), per))
+        return pct(t, 0.5)
+
     print("\nProof-of-work challenge at the default difficulty (idle server), %d fresh challenges per solver:\n" % a.solves)
     print("| solver | n | median ms | p90 ms | max ms | median counter | ms per 1000 attempts |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    print("| Rust, ALTCHA's solver in `pixseal stamp --server` (file's ms minus %.0f ms, the median without a challenge; %s pictures) "
-          "| %d | %.0f | %.0f | %.0f | | |" % (base, small_size, len(rust), pct(rust, 0.5), pct(rust, 0.9), rust[-1]))
+    rust_median = solve_row("Rust: ALTCHA's solver in `pixseal stamp --server` (its `solution.time`)",
+                            [s["time"] for s in rust], [s["counter"] for s in rust])
     if solves:
-        w = sorted(s["worker"] for s in solves)
+        chromium_median = solve_row("Chromium: `pow-worker.js` in a Web Worker (its `solution.time`)",
+                                    [s["worker"] for s in solves], [s["counter"] for s in solves])
         wall = sorted(s["wall"] for s in solves)
-        per = statistics.median(s["worker"] / (s["counter"] + 1) * 1000 for s in solves)
-        counter = statistics.median(s["counter"] for s in solves)
-        print("| Chromium, `pow-worker.js` (time in the worker) | %d | %.0f | %.0f | %.0f | %.0f | %.1f |"
-              % (len(w), pct(w, 0.5), pct(w, 0.9), w[-1], counter, per))
-        print("| Chromium, page wall time (worker start + solve) | %d | %.0f | %.0f | %.0f | | |"
+        print("| Chromium: the page's wall time (worker start + solve) | %d | %.0f | %.0f | %.0f | | |"
               % (len(wall), pct(wall, 0.5), pct(wall, 0.9), wall[-1]))
         redeemed = sum(s["redeemed"] for s in solves)
         print("\nChromium's solutions accepted by `POST /v1/stamp`: %d/%d%s." % (redeemed, len(solves), "".join(
             "; refused: " + s["refusal"] for s in solves if not s["redeemed"])))
-        print("Chromium vs Rust, median: %.2fx." % (pct(w, 0.5) / pct(rust, 0.5)))
-    if not_solved:
-        print("\n%d of the Rust runs were not asked for a challenge (expected all)." % not_solved)
+        print("Chromium vs Rust, median: %.2fx." % (chromium_median / rust_median))
     print("\nThe server's cost of checking a solution: `cargo bench --locked --workspace --bench challenge` (docs/stamping.md).")
 
 

@@ -27,7 +27,7 @@ pub enum ApiKeyArgs {
     Create {
         #[arg(long)]
         tenant: String,
-        /// artifacts:write, artifacts:read, artifacts:delete, codes, admin (repeatable).
+        /// artifacts:write, artifacts:read, artifacts:delete, codes, stamp, admin (repeatable).
         #[arg(long = "scope", required = true, value_parser = parse_scope)]
         scopes: Vec<Scope>,
     },

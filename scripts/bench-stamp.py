@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Ephemeral stamping benchmark (issue 21): `POST /v1/stamp` against the offline CLI, and the
+"""Ephemeral stamping benchmark: `POST /v1/stamp` against the offline CLI, and the
 proof-of-work challenge's solve time in Rust and in Chromium.
 
 1. Throughput. `pixseal serve` on embedded defaults (SQLite, local blobs and keys, in a

@@ -97,19 +97,7 @@ async fn the_server_stamps_and_the_cli_solves_its_challenge() {
         .unwrap();
         assert_eq!(v["verdict"], "verified", "{v:#}");
         assert_eq!(v["proof_id"], l["proof_id"], "{v:#}");
-        let record: Value = app
-            .client
-            .get(format!(
-                "{}/v1/proofs/{}",
-                app.url,
-                l["proof_id"].as_str().unwrap()
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let record = app.proof(l["proof_id"].as_str().unwrap()).await;
         assert_eq!(record["status"], "not_stored", "{record}");
     }
 

@@ -893,15 +893,7 @@ async fn the_stamp_page_stamps_one_or_many_and_solves_the_challenge_for_bulk() {
         proofs.push(r[2].as_str().unwrap().to_string());
     }
     for p in &proofs {
-        let record: Value = app
-            .client
-            .get(format!("{}/v1/proofs/{p}", app.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let record = app.proof(p).await;
         assert_eq!(record["status"], "not_stored", "{record}");
     }
     b.assert_clean(&app.url).await;

@@ -484,11 +484,7 @@ async fn get(app: &TestApp, url: &str) -> reqwest::Response {
 async fn proof_when(app: &TestApp, proof_id: &str, want: &str) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let p: Value = get(app, &format!("{}/v1/proofs/{proof_id}", app.url))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let p = app.proof(proof_id).await;
         if p["status"] == want {
             return p;
         }

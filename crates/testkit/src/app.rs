@@ -117,6 +117,18 @@ impl TestApp {
         r.bytes().await.expect("content").to_vec()
     }
 
+    /// `GET /v1/proofs/{proof_id}`: the public proof record. Panics unless 200.
+    pub async fn proof(&self, proof_id: &str) -> serde_json::Value {
+        let r = self
+            .client
+            .get(format!("{}/v1/proofs/{proof_id}", self.url))
+            .send()
+            .await
+            .expect("proof request");
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "proof {proof_id}");
+        r.json().await.expect("proof record")
+    }
+
     /// `DELETE /v1/artifacts/{id}`: the signed receipt in the tenant's view (with `opening`).
     /// Panics unless 200.
     pub async fn delete(&self, key: &str, id: &str) -> serde_json::Value {

@@ -3,6 +3,7 @@
 
 mod cmd;
 mod config;
+mod license;
 mod remote;
 mod report;
 mod stamper;
@@ -92,6 +93,12 @@ enum Command {
     Codes(cmd::codes::Args),
     /// Check this executable against the release's signed SHA256SUMS.
     SelfCheck(cmd::self_check::Args),
+    /// Licences: issue and manage them on a server; activate one on a device.
+    #[command(subcommand)]
+    License(cmd::license::Args),
+    /// What this device sent to its licence server.
+    #[command(subcommand)]
+    Usage(cmd::license::UsageArgs),
 }
 
 fn main() -> ExitCode {
@@ -152,6 +159,8 @@ fn main() -> ExitCode {
         Command::Watermark(args) => cmd::watermark::run(&config, args, cli.json),
         Command::Codes(args) => cmd::codes::run(&config, args, cli.json),
         Command::SelfCheck(args) => cmd::self_check::run(args, cli.json),
+        Command::License(args) => cmd::license::run(&config, args, cli.json),
+        Command::Usage(args) => cmd::license::usage(&config, args, cli.json),
     };
     ExitCode::from(outcome as u8)
 }

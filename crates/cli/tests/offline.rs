@@ -10,47 +10,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use common::*;
-
-fn missing(what: &str) {
-    let msg = format!("offline check not run: {what}");
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-    eprintln!("{msg}");
-}
-
-fn available(tool: &str, probe: &[&str]) -> bool {
-    Command::new(tool)
-        .args(probe)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Run pixseal under strace; its output, and every network system call that is not on a Unix
-/// domain socket (`socket(AF_INET…)`, `connect(… sa_family=AF_INET6 …)`, …).
-fn traced(args: &[&str], log: &Path) -> (Output, Vec<String>) {
-    let out = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=network", "-o"])
-        .arg(log)
-        .arg("--")
-        .arg(bin())
-        .args(args)
-        .output()
-        .unwrap();
-    let calls = std::fs::read_to_string(log).unwrap_or_default();
-    let foreign = calls
-        .lines()
-        .filter(|l| {
-            let opens = l.contains(" socket(") || l.contains(" socketpair(");
-            (opens && !l.contains("(AF_UNIX"))
-                || (l.contains("sa_family=AF_") && !l.contains("sa_family=AF_UNIX"))
-        })
-        .map(str::to_string)
-        .collect();
-    (out, foreign)
-}
 
 fn unshared(args: &[&str]) -> Output {
     Command::new("unshare")

@@ -171,4 +171,6 @@ error_responses! {
     PublicErrors: [429];
     /// A pickup link: unknown, being downloaded, gone, limited, or no room to send it now.
     PickupErrors: [404, 409, 410, 429, 503];
+    /// A device's licence request: malformed, refused, no seat, limited, or no signing key.
+    LicenseErrors: [400, 403, 409, 413, 429, 503];
 }

@@ -8,6 +8,7 @@ mod body;
 pub mod client;
 mod codes;
 mod error;
+mod licenses;
 mod listen;
 mod observe;
 mod pickup;
@@ -57,6 +58,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(stamp::stamp))
         .routes(routes!(stamp::challenge))
         .routes(routes!(pickup::pickup))
+        .routes(routes!(licenses::activate))
+        .routes(routes!(licenses::check))
+        .routes(routes!(licenses::usage))
         .routes(routes!(verify::verify))
         .routes(routes!(verify::proof))
         .routes(routes!(resolve::proof_manifest))

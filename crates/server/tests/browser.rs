@@ -366,6 +366,33 @@ async fn pages_fit_phone_and_desktop_in_light_and_dark() {
         .as_str()
         .unwrap()
         .to_string();
+    // The dashboard's seats: a licence with one device that reported a batch.
+    let s = &app.state.services;
+    let far = s.clock.now_ms() + 365 * 86_400_000;
+    let lic = s
+        .issue_license(&pixseal_service::Actor::Cli, "browser", 5, far)
+        .await
+        .unwrap();
+    let device = "5e".repeat(32);
+    for (path, body) in [
+        (
+            "activate",
+            json!({"license_key": lic.key, "device": device, "version": "0.1.0"}),
+        ),
+        (
+            "usage",
+            json!({"license": lic.id, "device": device, "images": 128, "bytes": 412_000_000u64, "version": "0.1.0"}),
+        ),
+    ] {
+        let r = app
+            .client
+            .post(format!("{}/v1/licenses/{path}", app.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
     let out = std::env::var_os("PIXSEAL_SCREENSHOTS").map(PathBuf::from);
 
     let pages = [

@@ -697,3 +697,83 @@ async fn under_tls_the_session_cookie_is_secure_and_host_only() {
         .unwrap();
     assert!(page.contains(r#"action="/app/sign-in""#), "{page}");
 }
+
+/// The dashboard lists the account's licences and the devices on their seats (counts only);
+/// an admin session deactivates one, with the CSRF token; a read-only session sees no button.
+#[tokio::test]
+async fn the_dashboard_shows_seats_and_an_admin_deactivates_a_device() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let admin = app.key("seats", "us", &["admin"]).await;
+    let reader = app.key("seats", "us", &["artifacts:read"]).await;
+    let s = &app.state.services;
+    let far = s.clock.now_ms() + 30 * 86_400_000;
+    let l = s
+        .issue_license(&pixseal_service::Actor::Cli, "seats", 2, far)
+        .await
+        .unwrap();
+    let device = "ab".repeat(32);
+    let r = app
+        .client
+        .post(format!("{}/v1/licenses/usage", app.url))
+        .json(&serde_json::json!({"license": l.id, "device": device, "images": 3, "bytes": 5, "version": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "not activated yet");
+    let r = app
+        .client
+        .post(format!("{}/v1/licenses/activate", app.url))
+        .json(&serde_json::json!({"license_key": l.key, "device": device, "version": "0.1.0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    let c = Jar::new(&app);
+    let r = c
+        .send(c.post("/app/sign-in").form(&[("key", reader.as_str())]))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = c.get("/app").await.text().await.unwrap();
+    assert!(
+        page.contains("Licences and seats") && page.contains(&l.id),
+        "{page}"
+    );
+    assert!(
+        page.contains("1 of 2 seats") && page.contains(&device[..12]),
+        "{page}"
+    );
+    assert!(
+        !page.contains("Deactivate"),
+        "a read-only session got the button"
+    );
+
+    let c = Jar::new(&app);
+    c.send(c.post("/app/sign-in").form(&[("key", admin.as_str())]))
+        .await;
+    let page = c.get("/app").await.text().await.unwrap();
+    assert!(page.contains("Deactivate"), "{page}");
+    let csrf = csrf_of(&page);
+    let to = format!("/app/licenses/{}/deactivate", l.id);
+    let r = c
+        .send(c.post(&to).form(&[
+            ("csrf", "0".repeat(32).as_str()),
+            ("device", device.as_str()),
+        ]))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .send(
+            c.post(&to)
+                .form(&[("csrf", csrf.as_str()), ("device", device.as_str())]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let devices = s.license_devices(&l.id, None).await.unwrap();
+    assert_eq!(devices[0].state, pixseal_store::DeviceState::Deactivated);
+    let page = c.get("/app").await.text().await.unwrap();
+    assert!(
+        page.contains("0 of 2 seats") && page.contains("deactivated"),
+        "{page}"
+    );
+}

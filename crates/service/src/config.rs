@@ -10,6 +10,7 @@ use pixseal_provenance::{Identity, ProvenanceConfig, ProvenanceError};
 use pixseal_seal::{KeysConfig, SealError};
 use pixseal_store::StorageConfig;
 
+use crate::licenses::LicenseConfig;
 use crate::stamp::StampConfig;
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,7 @@ pub struct Config {
     pub codes: CodesConfig,
     pub provenance: ProvenanceConfig,
     pub stamp: StampConfig,
+    pub license: LicenseConfig,
 }
 
 impl Default for Config {
@@ -60,6 +62,7 @@ impl Default for Config {
             codes: CodesConfig::default(),
             provenance: ProvenanceConfig::default(),
             stamp: StampConfig::default(),
+            license: LicenseConfig::default(),
         }
     }
 }
@@ -256,6 +259,7 @@ impl Config {
             ));
         }
         cfg.stamp.validate().map_err(ConfigError::Invalid)?;
+        cfg.license.validate().map_err(ConfigError::Invalid)?;
         if cfg.server.purge_batch == 0 {
             return Err(ConfigError::Invalid(
                 "server.purge_batch must be at least 1".into(),

@@ -14,6 +14,7 @@ pub mod config;
 pub mod dashboard;
 pub mod erase;
 pub mod error;
+pub mod licenses;
 pub mod lifecycle;
 pub mod pickup;
 pub mod resolve;

@@ -66,6 +66,8 @@ pub struct Services {
     pub codes: Arc<pixseal_codes::CodesConfig>,
     /// `[stamp]` settings.
     pub stamp: Arc<crate::stamp::StampConfig>,
+    /// `[license]` settings (the server's: how long device tokens last).
+    pub license: Arc<crate::licenses::LicenseConfig>,
     /// The secrets that sign proof-of-work challenges, unwrapped on first use.
     pub(crate) challenge_secrets: Arc<tokio::sync::OnceCell<crate::challenge::ChallengeSecrets>>,
     /// The time every workflow is judged at (tests move it).
@@ -140,6 +142,7 @@ impl Services {
             receipts,
             codes: Arc::new(config.codes.clone()),
             stamp: Arc::new(config.stamp.clone()),
+            license: Arc::new(config.license.clone()),
             challenge_secrets: Arc::default(),
             clock: Clock::default(),
             provenance: Arc::new(Provenance {

@@ -11,6 +11,7 @@ pub mod blob;
 pub mod challenges;
 pub mod codes;
 pub mod deletions;
+pub mod licenses;
 pub mod pdq_index;
 pub mod pickups;
 pub mod sessions;
@@ -23,7 +24,10 @@ pub use blob::{
 };
 pub use codes::{CodeAccount, LevelEvent, LiveSession, MessageCodeRow};
 pub use deletions::{Deletion, StoredReceipt};
+pub use licenses::{LicenseDevice, LicenseRow, SeatClaim};
 pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, ProofManifest, ProofRecord, Tenant};
 pub use pickups::{Pickup, PickupClaim};
 pub use sessions::PageAfter;
-pub use states::{ArtifactState, DeletionReason, PickupState, ProofStatus, Scope, UnknownValue};
+pub use states::{
+    ArtifactState, DeletionReason, DeviceState, PickupState, ProofStatus, Scope, UnknownValue,
+};

@@ -113,6 +113,15 @@ text_enum! {
 }
 
 text_enum! {
+    /// Whether a device may work under its licence: `Active` holds a seat; `Deactivated` was
+    /// turned off by the licence's owner, freed its seat, and is refused from then on.
+    DeviceState, "device state" {
+        Active = "active",
+        Deactivated = "deactivated",
+    }
+}
+
+text_enum! {
     /// The public status of a proof.
     ProofStatus, "proof status" {
         /// Its artifact is stored.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Instant;
 
 use pixseal_media::{IngestError, Limits, Options, OutputFormat, Pipeline, Sanitized};
@@ -14,6 +14,8 @@ use rayon::prelude::*;
 use serde_json::{Value, json};
 
 use crate::Outcome;
+use crate::config::Config;
+use crate::license::{Counts, Device, Held};
 use crate::report::Reporter;
 
 /// Where a batch reads and writes.
@@ -25,6 +27,10 @@ pub struct Files {
     /// Output directory (created if missing); outputs are DIR/<stem>.<ext>.
     #[arg(short = 'o', long = "out", value_name = "DIR")]
     pub out: PathBuf,
+    /// Send no usage counts to the licence server after this batch (nothing is ever sent
+    /// while it runs).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 // `--jobs` sits with the encoder settings only to keep the order of `--help` as it was.
@@ -63,6 +69,72 @@ pub(crate) struct Job {
     pub(crate) shown: String,
     pub(crate) path: PathBuf,
     pub(crate) stem: String,
+    /// Its size when the batch was collected (ordering, and the usage counts).
+    pub(crate) size: u64,
+}
+
+/// A licensed device's batch: checked before it starts, counted while it runs, and reported
+/// (counts only) after it ends.
+pub(crate) struct Usage {
+    device: Device,
+    held: Held,
+    /// Whether the counts are sent when the batch ends (`[license].usage_sync`, `--offline`).
+    send: bool,
+    images: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Usage {
+    /// Check this device's licence offline before a batch; `Err` is the exit code, after the
+    /// reason was printed. `Ok(None)`: unlicensed, and no licence required.
+    pub(crate) fn start(config: &Config, offline: bool) -> Result<Option<Usage>, Outcome> {
+        let device = Device::new(config);
+        match device.gate(config.license.required) {
+            Ok(None) => Ok(None),
+            Ok(Some(held)) => Ok(Some(Usage {
+                device,
+                held,
+                send: config.license.usage_sync && !offline,
+                images: AtomicU64::new(0),
+                bytes: AtomicU64::new(0),
+            })),
+            Err(e) => {
+                eprintln!("error[{}]: {e}", e.code);
+                Err(super::license::licence_outcome(&e))
+            }
+        }
+    }
+
+    fn count(&self, size: u64) {
+        self.images.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+    }
+
+    /// After the batch: send its counts (logged first), and say so on stderr. A server that
+    /// cannot be reached keeps them for the next batch; a refusal takes effect at the next one.
+    fn report(self) {
+        let counts = Counts {
+            images: self.images.into_inner(),
+            bytes: self.bytes.into_inner(),
+        };
+        if !self.send || (counts.images == 0 && self.held.pending.images == 0) {
+            return;
+        }
+        let log = self.device.log_path();
+        match self.device.check_in(self.held, Some(counts)) {
+            Ok(h) => eprintln!(
+                "[sync] sent usage update to {}: {} images processed (logged in {})",
+                h.server,
+                counts.images,
+                log.display()
+            ),
+            Err(e) => eprintln!(
+                "warning[{}]: usage update not delivered: {e} (logged in {})",
+                e.code,
+                log.display()
+            ),
+        }
+    }
 }
 
 /// A batch under way: its jobs, the reporter every result goes through, and the worst outcome
@@ -72,6 +144,7 @@ pub(crate) struct Batch {
     threads: usize,
     reporter: Reporter,
     worst: AtomicU8,
+    usage: Option<Usage>,
 }
 
 impl Batch {
@@ -82,6 +155,7 @@ impl Batch {
         out_dir: &Path,
         jobs: Option<u16>,
         json: bool,
+        usage: Option<Usage>,
     ) -> Result<Batch, Outcome> {
         if let Err(e) = fs::create_dir_all(out_dir) {
             eprintln!(
@@ -99,6 +173,7 @@ impl Batch {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             reporter: Reporter::new(json, progress),
             worst: AtomicU8::new(Outcome::Ok as u8),
+            usage,
         };
         for (shown, why) in missing {
             batch.reporter.error(&shown, "not_found", &why);
@@ -119,9 +194,17 @@ impl Batch {
         &self.reporter
     }
 
-    /// Record one input's outcome; safe from any worker.
-    pub(crate) fn raise(&self, o: Outcome) {
+    fn raise(&self, o: Outcome) {
         self.worst.fetch_max(o as u8, Ordering::Relaxed);
+    }
+
+    /// Record one input's outcome (and, when it succeeded, count it for the usage report);
+    /// safe from any worker.
+    pub(crate) fn settle(&self, job: &Job, o: Outcome) {
+        if let (Outcome::Ok, Some(u)) = (o, &self.usage) {
+            u.count(job.size);
+        }
+        self.raise(o);
     }
 
     /// Run `work` on every job on `threads()` workers and return the exit code. A panic costs
@@ -132,9 +215,7 @@ impl Batch {
     {
         // Largest inputs first: with dynamic scheduling this keeps the last worker from finishing
         // alone on a big picture (longest-processing-time-first).
-        self.jobs.sort_by_cached_key(|j| {
-            std::cmp::Reverse(fs::metadata(&j.path).map(|m| m.len()).unwrap_or(0))
-        });
+        self.jobs.sort_by_key(|j| std::cmp::Reverse(j.size));
         let pool = match rayon::ThreadPoolBuilder::new()
             .num_threads(self.threads)
             .build()
@@ -154,15 +235,19 @@ impl Batch {
                     self.reporter.error(&job.shown, "internal", on_panic);
                     Outcome::Internal
                 });
-                self.raise(outcome);
+                self.settle(job, outcome);
             });
         });
         self.finish()
     }
 
-    /// Close the progress bar; the exit code is the worst outcome recorded.
+    /// Close the progress bar and, on a licensed device, report the counts; the exit code is
+    /// the worst outcome recorded.
     pub(crate) fn finish(self) -> Outcome {
         self.reporter.finish();
+        if let Some(u) = self.usage {
+            u.report();
+        }
         Outcome::from_worst(self.worst.load(Ordering::Relaxed))
     }
 }
@@ -256,7 +341,7 @@ pub(crate) fn deliver<T: Output>(
 /// Expand directories (sorted, recursive, regular files only) and reserve a unique output stem
 /// per input so that `a.jpg` and `a.png` never overwrite each other.
 pub(crate) fn collect(inputs: &[PathBuf], out_dir: &Path) -> (Vec<Job>, Vec<(String, String)>) {
-    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    let mut files: Vec<(String, PathBuf, u64)> = Vec::new();
     let mut missing = Vec::new();
     let out_canon = fs::canonicalize(out_dir).ok();
     for input in inputs {
@@ -279,17 +364,18 @@ pub(crate) fn collect(inputs: &[PathBuf], out_dir: &Path) -> (Vec<Job>, Vec<(Str
                     files.push((
                         entry.path().display().to_string(),
                         entry.path().to_path_buf(),
+                        entry.metadata().map_or(0, |m| m.len()),
                     ));
                 }
             }
-            Ok(_) => files.push((shown, input.clone())),
+            Ok(m) => files.push((shown, input.clone(), m.len())),
             Err(e) => missing.push((shown, format!("cannot read input: {}", io_reason(&e)))),
         }
     }
     let mut used: HashMap<String, u32> = HashMap::new();
     let jobs = files
         .into_iter()
-        .map(|(shown, path)| {
+        .map(|(shown, path, size)| {
             let base = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -298,7 +384,12 @@ pub(crate) fn collect(inputs: &[PathBuf], out_dir: &Path) -> (Vec<Job>, Vec<(Str
             let n = used.entry(base.to_lowercase()).or_insert(0);
             *n += 1;
             let stem = if *n == 1 { base } else { format!("{base}-{n}") };
-            Job { shown, path, stem }
+            Job {
+                shown,
+                path,
+                stem,
+                size,
+            }
         })
         .collect();
     (jobs, missing)

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod batch;
 pub mod codes;
 pub mod keys;
+pub mod license;
 pub mod purge;
 pub mod receipt;
 pub mod sanitize;
@@ -51,7 +52,10 @@ pub fn fail(e: &anyhow::Error, json: bool) -> Outcome {
     let (code, outcome, message) = match e.downcast_ref::<ServiceError>() {
         Some(s) => (s.code(), outcome_of(s), s.to_string()),
         None if e.is::<Usage>() => ("usage", Outcome::Usage, format!("{e:#}")),
-        None => ("internal", Outcome::Internal, format!("{e:#}")),
+        None => match e.downcast_ref::<crate::license::LicenseError>() {
+            Some(l) => (l.code, license::licence_outcome(l), l.message.clone()),
+            None => ("internal", Outcome::Internal, format!("{e:#}")),
+        },
     };
     if json {
         println!(

@@ -25,7 +25,11 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     let opts = args.encoding.options();
     let limits = config.limits;
     let out_dir = &args.files.out;
-    let batch = match Batch::open(&args.files.inputs, out_dir, args.encoding.jobs, json) {
+    let usage = match batch::Usage::start(config, args.files.offline) {
+        Ok(u) => u,
+        Err(o) => return o,
+    };
+    let batch = match Batch::open(&args.files.inputs, out_dir, args.encoding.jobs, json, usage) {
         Ok(b) => b,
         Err(o) => return o,
     };
@@ -116,7 +120,7 @@ fn overlapped(batch: &Batch, out_dir: &Path, limits: &Limits, opts: &Options) {
                 }
                 let started = Instant::now();
                 let Some(input) = batch::read_job(job, limits.max_file_bytes, reporter) else {
-                    batch.raise(Outcome::Rejected);
+                    batch.settle(job, Outcome::Rejected);
                     continue;
                 };
                 let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -157,7 +161,7 @@ fn overlapped(batch: &Batch, out_dir: &Path, limits: &Limits, opts: &Options) {
                     )),
                 }
             });
-            batch.raise(finish(job, out_dir, result, started, reporter));
+            batch.settle(job, finish(job, out_dir, result, started, reporter));
         }
     });
 }

@@ -71,12 +71,17 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             return Outcome::Internal;
         }
     };
+    let usage = match batch::Usage::start(config, args.files.offline) {
+        Ok(u) => u,
+        Err(o) => return o,
+    };
     let opts = args.encoding.options();
     let batch = match Batch::open(
         &args.files.inputs,
         &args.files.out,
         args.encoding.jobs,
         json,
+        usage,
     ) {
         Ok(b) => b,
         Err(o) => return o,
@@ -181,6 +186,7 @@ fn run_remote(config: &Config, args: &Args, url: &str, json: bool) -> Outcome {
         &args.files.out,
         args.encoding.jobs,
         json,
+        None,
     ) {
         Ok(b) => b,
         Err(o) => return o,

@@ -207,3 +207,42 @@ pub fn thumb_distance(a: &image::RgbImage, b: &image::RgbImage, n: u32) -> f64 {
         .sum();
     sum as f64 / ta.as_raw().len() as f64
 }
+
+/// A check that cannot run here: said on stderr, except under CI=true, where it fails.
+pub fn missing(what: &str) {
+    let msg = format!("offline check not run: {what}");
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    eprintln!("{msg}");
+}
+
+/// Whether `tool PROBE…` runs and succeeds.
+pub fn available(tool: &str, probe: &[&str]) -> bool {
+    Command::new(tool)
+        .args(probe)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Run pixseal under strace; its output, and every network system call that is not on a Unix
+/// domain socket (`socket(AF_INET…)`, `connect(… sa_family=AF_INET6 …)`, …).
+pub fn traced(args: &[&str], log: &Path) -> (Output, Vec<String>) {
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=network", "-o"])
+        .arg(log)
+        .arg("--")
+        .arg(bin())
+        .args(args)
+        .output()
+        .unwrap();
+    let calls = std::fs::read_to_string(log).unwrap_or_default();
+    let foreign = calls
+        .lines()
+        .filter(|l| {
+            let opens = l.contains(" socket(") || l.contains(" socketpair(");
+            (opens && !l.contains("(AF_UNIX"))
+                || (l.contains("sa_family=AF_") && !l.contains("sa_family=AF_UNIX"))
+        })
+        .map(str::to_string)
+        .collect();
+    (out, foreign)
+}

@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, PreEscaped, html};
 use pixseal_service::artifacts::{ArtifactView, UploadQuery};
 use pixseal_service::dashboard::{ArtifactPage, csrf_matches, csrf_token};
-use pixseal_service::{Caller, ServiceError};
+use pixseal_service::licenses::Seats;
+use pixseal_service::{Caller, Scope, ServiceError};
 use serde::Deserialize;
 
 use super::{error_page, page};
@@ -107,12 +108,52 @@ pub async fn home(
         Ok(v) => v,
         Err(_) => return sign_in_page(StatusCode::OK, None),
     };
-    match s
-        .artifacts_page(&signed.caller, q.cursor.as_deref(), PAGE)
-        .await
-    {
-        Ok(p) => page(StatusCode::OK, "Your photos", gallery(&s, &signed, &p)),
+    let tenant = signed.caller.key.tenant.id.clone();
+    let shown = async {
+        let p = s
+            .artifacts_page(&signed.caller, q.cursor.as_deref(), PAGE)
+            .await?;
+        let seats = s.seats_of(&tenant).await?;
+        Ok::<_, ServiceError>((p, seats))
+    };
+    match shown.await {
+        Ok((p, seats)) => page(
+            StatusCode::OK,
+            "Your photos",
+            gallery(&s, &signed, &p, &seats),
+        ),
         Err(e) => error_page(&ApiError::from(e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DeactivateForm {
+    csrf: String,
+    device: String,
+}
+
+/// `POST /app/licenses/{id}/deactivate`: turn off one device of the account's licence (a
+/// session whose key has the admin scope); back to the dashboard's seats.
+pub async fn deactivate(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<DeactivateForm>, FormRejection>,
+) -> Response {
+    let done = async {
+        let signed = signed_in(&s, &headers).await?;
+        let Ok(Form(f)) = form else {
+            return Err(ApiError::bad_request("invalid_request", "no device named"));
+        };
+        same_site(&headers, &signed.token, Some(&f.csrf))?;
+        let tenant = signed.caller.require(Scope::Admin)?;
+        s.deactivate_device(&signed.caller.actor(), &id, &f.device, Some(&tenant.id))
+            .await?;
+        Ok(())
+    };
+    match done.await {
+        Ok(()) => see_other("/app#licenses"),
+        Err(e) => error_page(&e),
     }
 }
 
@@ -290,7 +331,52 @@ fn item(a: &ArtifactView) -> Markup {
     }
 }
 
-fn gallery(s: &AppState, signed: &Signed, p: &ArtifactPage) -> Markup {
+/// The account's licences for the offline tool and the devices holding their seats: counts
+/// only; a deactivate button where the session may use it.
+fn seats(list: &[Seats], csrf: &str, admin: bool) -> Markup {
+    html! {
+        section.card #licenses {
+            h2 { "Licences and seats" }
+            p.small { "Devices running the offline tool under your licences. Each is known only by a hash of its machine id; it reports how many pictures it processed and their total size, nothing else." }
+            @for l in list {
+                h3 { code { (l.license.id) } " · " (l.license.active_devices) " of " (l.license.seats) " seats · "
+                    (format!("{:?}", l.license.state).to_lowercase()) " · until " time datetime=(l.license.expires_at) { (l.license.expires_at) } }
+                @if l.devices.is_empty() {
+                    p.small { "No device activated yet." }
+                } @else {
+                    table.devices {
+                        thead { tr { th { "Device" } th { "State" } th { "Last seen" } th { "Images" } th { "Size" } th { "Version" } @if admin { th {} } } }
+                        tbody {
+                            @for d in &l.devices {
+                                tr {
+                                    td { code title=(d.device) { (&d.device[..12]) "…" } }
+                                    td { (d.state) }
+                                    td { time datetime=(d.last_seen_at) { (d.last_seen_at) } }
+                                    td { (d.images) }
+                                    td { (human_bytes(d.bytes)) }
+                                    td { (d.version) }
+                                    @if admin {
+                                        td {
+                                            @if d.state == pixseal_store::DeviceState::Active {
+                                                form method="post" action={ "/app/licenses/" (l.license.id) "/deactivate" } {
+                                                    input type="hidden" name="csrf" value=(csrf);
+                                                    input type="hidden" name="device" value=(d.device);
+                                                    button.danger type="submit" { "Deactivate" }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn gallery(s: &AppState, signed: &Signed, p: &ArtifactPage, licenses: &[Seats]) -> Markup {
     let tenant = &signed.caller.key.tenant;
     let csrf = csrf_token(&signed.token);
     let allowed = &s.config.retention_days_allowed;
@@ -347,6 +433,9 @@ fn gallery(s: &AppState, signed: &Signed, p: &ArtifactPage) -> Markup {
             @if let Some(next) = &p.next {
                 p { a #more href={ "/app?cursor=" (next) } { "Older photos" } }
             }
+        }
+        @if !licenses.is_empty() {
+            (seats(licenses, &csrf, signed.caller.key.has_scope(Scope::Admin)))
         }
         dialog #viewer aria-labelledby="viewer-title" {
             h2 #viewer-title { "Decrypted photo" }

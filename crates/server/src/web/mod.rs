@@ -60,6 +60,10 @@ pub fn routes() -> Router<AppState> {
         .route("/app/artifacts", post(app::upload))
         .route("/app/artifacts/{id}/content", get(app::content))
         .route("/app/artifacts/{id}/delete", post(app::delete))
+        .route(
+            "/app/licenses/{id}/deactivate",
+            post(app::deactivate).layer(DefaultBodyLimit::max(crate::body::JSON_BODY_LIMIT)),
+        )
         .route("/assets/pixseal.css", get(style))
         .route("/assets/receipt.js", get(|| script(RECEIPT_JS)))
         .route("/assets/verify.js", get(|| script(VERIFY_JS)))

@@ -735,3 +735,92 @@ fn the_request_log_is_one_json_line_per_request() {
         assert!(pixseal || loud, "a library's info line: {v}");
     }
 }
+
+/// Secrets given as files (`*_file` settings, named through the environment) reach no log
+/// line — at `debug`, every library's included — no `/metrics` sample, no answer body and no
+/// CLI output, while the service runs on them: PostgreSQL with a password in its URL, Transit
+/// for the data keys and the receipt key.
+#[test]
+fn secrets_from_files_reach_no_log_metric_or_answer() {
+    let Some(bao) = pixseal_testkit::openbao("us eu rot shred") else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    // Trust authentication ignores the password, so a canary can stand in for one.
+    let password = "PXCANARYdbpw7q";
+    let db = pixseal_testkit::fresh_postgres_db("secrets").replacen(
+        "postgres://postgres@",
+        &format!("postgres://postgres:{password}@"),
+        1,
+    );
+    let (token_file, db_file) = (secrets.path().join("token"), secrets.path().join("db"));
+    std::fs::write(&token_file, format!("{}\n", bao.token)).unwrap();
+    std::fs::write(&db_file, &db).unwrap();
+    let env = [
+        ("PIXSEAL_REGIONS", "[\"us\", \"eu\"]"),
+        ("PIXSEAL_KEYS_PROVIDER", "transit"),
+        ("PIXSEAL_KEYS_RECEIPT_PROVIDER", "transit"),
+        ("PIXSEAL_KEYS_TRANSIT_ADDR", bao.addr.as_str()),
+        (
+            "PIXSEAL_KEYS_TRANSIT_TOKEN_FILE",
+            token_file.to_str().unwrap(),
+        ),
+        (
+            "PIXSEAL_SERVER_DATABASE_URL_FILE",
+            db_file.to_str().unwrap(),
+        ),
+    ];
+    let port = free_port();
+    let log_path = data.path().join("server.log");
+    let mut cmd = serve_command(data.path(), port);
+    cmd.envs(env)
+        .env("PIXSEAL_LOG", "debug")
+        .stderr(std::fs::File::create(&log_path).unwrap());
+    let mut server = ready(cmd.spawn().unwrap(), port);
+    let key = key_for_env(data.path(), &env);
+    let mut seen = Vec::new();
+    let (receipt, key_doc) = upload_and_delete(port, &key);
+    seen.extend([receipt, key_doc]);
+    for (method, path, key) in [
+        ("GET", "/metrics", None),
+        ("GET", "/readyz", None),
+        ("GET", "/v1/artifacts", Some("pxk_wrong")),
+        ("GET", "/v1/artifacts/nope", Some(key.as_str())),
+        ("POST", "/v1/codes/verify", None),
+        ("GET", "/no/such/route", None),
+    ] {
+        let (status, body) = http(port, method, path, key, b"{").unwrap();
+        assert!(status > 0, "{path}");
+        seen.push(body);
+    }
+    let cli = pixseal_env(
+        &[
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "keys",
+            "list",
+            "--json",
+        ],
+        &env,
+    );
+    seen.extend([cli.stdout, cli.stderr]);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("\"request\""),
+        "the log recorded the requests:\n{log}"
+    );
+    let token = bao.token.as_str();
+    for secret in [password, token] {
+        assert!(!log.contains(secret), "a secret in the server log");
+        for s in &seen {
+            assert!(
+                !String::from_utf8_lossy(s).contains(secret),
+                "a secret in an answer or CLI output: {}",
+                String::from_utf8_lossy(s)
+            );
+        }
+    }
+}

@@ -9,7 +9,7 @@ use pixseal_proof::{LocalReceiptSigner, ReceiptSigner};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    KeyProvider, LocalKeyProvider, Result, SealError, TransitConfig, TransitKeyProvider,
+    KeyProvider, LocalKeyProvider, Result, SealError, Secret, TransitConfig, TransitKeyProvider,
     TransitReceiptSigner,
 };
 
@@ -23,8 +23,8 @@ pub enum KeyProviderKind {
     Transit,
 }
 
-/// `[keys]` settings.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+/// `[keys]` settings (`Debug` shows no secret: the token is a [`Secret`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KeysConfig {
     pub provider: KeyProviderKind,
@@ -33,7 +33,9 @@ pub struct KeysConfig {
     /// Vault/OpenBao address, e.g. `https://bao.internal:8200`.
     pub transit_addr: String,
     /// Token whose policy allows exactly the transit paths of docs/sealed-format.md.
-    pub transit_token: String,
+    pub transit_token: Secret,
+    /// A file holding the token instead (read at start; trailing whitespace dropped).
+    pub transit_token_file: String,
     pub transit_mount: String,
     /// PEM file of a private CA that signed the key service's TLS certificate; empty = the
     /// public roots only. (Plain `http://` is refused except to this machine.)
@@ -49,36 +51,14 @@ pub struct KeysConfig {
     pub receipt_provider: KeyProviderKind,
 }
 
-impl std::fmt::Debug for KeysConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeysConfig")
-            .field("provider", &self.provider)
-            .field("local_path", &self.local_path)
-            .field("transit_addr", &self.transit_addr)
-            .field(
-                "transit_token",
-                &if self.transit_token.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
-            .field("transit_mount", &self.transit_mount)
-            .field("transit_ca_cert", &self.transit_ca_cert)
-            .field("transit_key_prefix", &self.transit_key_prefix)
-            .field("receipt_key_path", &self.receipt_key_path)
-            .field("receipt_provider", &self.receipt_provider)
-            .finish()
-    }
-}
-
 impl Default for KeysConfig {
     fn default() -> Self {
         KeysConfig {
             provider: KeyProviderKind::Local,
             local_path: String::new(),
             transit_addr: String::new(),
-            transit_token: String::new(),
+            transit_token: Secret::default(),
+            transit_token_file: String::new(),
             transit_mount: "transit".into(),
             transit_ca_cert: String::new(),
             transit_key_prefix: "pixseal-".into(),
@@ -109,7 +89,7 @@ impl KeysConfig {
                 "keys.provider = \"transit\" (or keys.receipt_provider = \"transit\") needs keys.transit_addr and keys.transit_token".into(),
             ));
         }
-        let mut cfg = TransitConfig::new(&self.transit_addr, &self.transit_token, regions);
+        let mut cfg = TransitConfig::new(&self.transit_addr, self.transit_token.expose(), regions);
         cfg.mount = self.transit_mount.clone();
         if !self.transit_ca_cert.is_empty() {
             let pem = std::fs::read(&self.transit_ca_cert).map_err(|e| {

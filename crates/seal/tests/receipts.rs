@@ -277,7 +277,7 @@ fn keys_config_chooses_the_receipt_signer() {
         "config"
     );
     k.transit_addr = b.addr().to_string();
-    k.transit_token = b.token().to_string();
+    k.transit_token = b.token().into();
     let t = k.open_receipt_signer(dir.path(), &["us"]).unwrap();
     assert_eq!(t.provider(), "transit");
     assert_eq!(k.transit_receipt_key(), KEY);

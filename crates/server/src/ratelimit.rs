@@ -86,7 +86,7 @@ impl Limiter {
     pub async fn new(c: &ServerConfig) -> Self {
         let period = Duration::from_secs(c.rate_limit_period_secs.max(1));
         let redis = if c.rate_limit_backend == RateLimitBackend::Redis {
-            let conn = match redis::Client::open(c.rate_limit_redis_url.as_str()) {
+            let conn = match redis::Client::open(c.rate_limit_redis_url.expose()) {
                 Ok(client) => {
                     let cfg = redis::aio::ConnectionManagerConfig::new()
                         .set_connection_timeout(Duration::from_millis(500))

@@ -46,14 +46,14 @@ fn config(parts: &Parts, server: ServerConfig) -> Config {
     c.server = server;
     c.provenance.issuer_name = "pixseal (ephemeral identity)".into();
     if let Parts::Postgres | Parts::TransitS3 = parts {
-        c.server.database_url = pixseal_testkit::fresh_postgres_db("api");
+        c.server.database_url = pixseal_testkit::fresh_postgres_db("api").into();
     }
     if let Parts::TransitS3 | Parts::TransitReceipts(_) = parts {
         let bao = pixseal_testkit::openbao("us eu rot shred")
             .expect("OpenBao (PIXSEAL_SKIP_TRANSIT unset)");
         c.keys.receipt_provider = KeyProviderKind::Transit;
         c.keys.transit_addr = bao.addr.clone();
-        c.keys.transit_token = bao.token.clone();
+        c.keys.transit_token = bao.token.clone().into();
     }
     if let Parts::TransitReceipts(addr) = parts {
         c.keys.transit_addr = addr.clone();
@@ -64,7 +64,7 @@ fn config(parts: &Parts, server: ServerConfig) -> Config {
         c.storage.backend = StorageBackend::S3;
         c.storage.endpoint = s3.endpoint.clone();
         c.storage.access_key_id = s3.access_key.clone();
-        c.storage.secret_access_key = s3.secret_key.clone();
+        c.storage.secret_access_key = s3.secret_key.clone().into();
         c.storage.allow_http = true;
         // A prefix of its own: each test is another installation (its own database), and an
         // installation never opens on another's prefix.

@@ -47,7 +47,7 @@ async fn spawn(kind: Kind, server: ServerConfig) -> TestServer {
     let mut config = TestApp::config();
     config.server = server;
     if let Kind::Postgres = kind {
-        config.server.database_url = pixseal_testkit::fresh_postgres_db("codes");
+        config.server.database_url = pixseal_testkit::fresh_postgres_db("codes").into();
     }
     TestServer(TestApp::spawn(config).await)
 }

@@ -102,7 +102,7 @@ async fn seats_are_never_oversold_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seats_are_never_oversold_on_postgres() {
     let mut c = TestApp::config();
-    c.server.database_url = pixseal_testkit::fresh_postgres_db("licenses");
+    c.server.database_url = pixseal_testkit::fresh_postgres_db("licenses").into();
     seats_are_never_oversold(&TestApp::spawn(c).await).await;
 }
 

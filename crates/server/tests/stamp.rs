@@ -214,7 +214,7 @@ async fn nothing_kept_but_the_proof_on_sqlite() {
 #[tokio::test]
 async fn nothing_kept_but_the_proof_on_postgres() {
     let mut c = TestApp::config();
-    c.server.database_url = pixseal_testkit::fresh_postgres_db("stamp");
+    c.server.database_url = pixseal_testkit::fresh_postgres_db("stamp").into();
     let app = TestApp::spawn(c).await;
     nothing_kept_but_the_proof(&app).await;
 }
@@ -603,7 +603,7 @@ async fn a_pickup_link_gives_the_file_once_on_sqlite() {
 #[tokio::test]
 async fn a_pickup_link_gives_the_file_once_on_postgres() {
     let mut c = TestApp::config();
-    c.server.database_url = pixseal_testkit::fresh_postgres_db("pickup");
+    c.server.database_url = pixseal_testkit::fresh_postgres_db("pickup").into();
     a_pickup_link_gives_the_file_once(&TestApp::spawn(c).await).await;
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use pixseal_codes::CodesConfig;
 use pixseal_media::Limits;
 use pixseal_provenance::{Identity, ProvenanceConfig, ProvenanceError};
-use pixseal_seal::{KeysConfig, SealError};
+use pixseal_seal::{KeysConfig, SealError, Secret};
 use pixseal_store::StorageConfig;
 
 use crate::licenses::LicenseConfig;
@@ -87,7 +87,10 @@ pub struct ServerConfig {
     /// Public base URL used in `verify_url` (e.g. https://pixseal.example).
     pub public_url: String,
     /// Database URL: `sqlite://…` or `postgres://…`; empty = SQLite file `<data_dir>/pixseal.db`.
-    pub database_url: String,
+    /// A secret (it may carry a password).
+    pub database_url: Secret,
+    /// A file holding the database URL instead.
+    pub database_url_file: String,
     /// Largest request body (the file limit plus room for multipart framing).
     pub max_body_bytes: u64,
     /// Picture bytes held by all requests at once (bodies being read or worked on); beyond
@@ -127,7 +130,10 @@ pub struct ServerConfig {
     pub purge_stale_claim_secs: u64,
     /// Rate limits (GCRA): per instance, or shared by every instance through Redis.
     pub rate_limit_backend: RateLimitBackend,
-    pub rate_limit_redis_url: String,
+    /// A secret (it may carry a password).
+    pub rate_limit_redis_url: Secret,
+    /// A file holding the Redis URL instead.
+    pub rate_limit_redis_url_file: String,
     /// Key prefix in Redis (several installations may share one Redis).
     pub rate_limit_prefix: String,
     /// Requests per period per API key (authenticated) and per client IP (anonymous); each
@@ -160,7 +166,8 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
             public_url: "http://127.0.0.1:8080".into(),
-            database_url: String::new(),
+            database_url: Secret::default(),
+            database_url_file: String::new(),
             max_body_bytes: 51 * 1024 * 1024,
             max_inflight_bytes: 256 * 1024 * 1024,
             request_timeout_secs: 30,
@@ -179,6 +186,7 @@ impl Default for ServerConfig {
             purge_stale_claim_secs: 600,
             rate_limit_backend: RateLimitBackend::Memory,
             rate_limit_redis_url: "redis://127.0.0.1:6379".into(),
+            rate_limit_redis_url_file: String::new(),
             rate_limit_prefix: "pixseal:rl:".into(),
             rate_limit_per_key: 600,
             rate_limit_per_ip: 120,
@@ -242,7 +250,8 @@ impl Config {
             }
             // Other PIXSEAL_* variables (e.g. PIXSEAL_BIN used by scripts) are not settings.
         }
-        let cfg = typed(table)?;
+        let mut cfg = typed(table)?;
+        cfg.read_secret_files()?;
         cfg.codes.validate().map_err(ConfigError::Invalid)?;
         if cfg.regions.is_empty() {
             return Err(ConfigError::Invalid(
@@ -278,12 +287,68 @@ impl Config {
     }
 
     /// The database URL: `[server].database_url`, or the SQLite file under data_dir.
-    pub fn database_url(&self) -> String {
+    pub fn database_url(&self) -> Secret {
         if self.server.database_url.is_empty() {
-            format!("sqlite://{}", self.data_dir.join("pixseal.db").display())
+            format!("sqlite://{}", self.data_dir.join("pixseal.db").display()).into()
         } else {
             self.server.database_url.clone()
         }
+    }
+
+    /// Fill each secret from its `*_file` setting, when one is given. Setting both is an
+    /// error (which one wins would be a guess); an error names the setting and the file,
+    /// never what it holds.
+    fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        let slots: [(&str, &mut Secret, &str); 4] = [
+            (
+                "keys.transit_token",
+                &mut self.keys.transit_token,
+                &self.keys.transit_token_file,
+            ),
+            (
+                "storage.secret_access_key",
+                &mut self.storage.secret_access_key,
+                &self.storage.secret_access_key_file,
+            ),
+            (
+                "server.database_url",
+                &mut self.server.database_url,
+                &self.server.database_url_file,
+            ),
+            (
+                "server.rate_limit_redis_url",
+                &mut self.server.rate_limit_redis_url,
+                &self.server.rate_limit_redis_url_file,
+            ),
+        ];
+        for (key, secret, file) in slots {
+            if file.is_empty() {
+                continue;
+            }
+            // The Redis URL has a default: a file replaces it without contradicting anyone.
+            let default_redis = key == "server.rate_limit_redis_url"
+                && *secret == ServerConfig::default().rate_limit_redis_url;
+            if !secret.is_empty() && !default_redis {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} and {key}_file are both set; keep one"
+                )));
+            }
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "{key}_file {file:?}: cannot read it ({})",
+                    e.kind()
+                ))
+            })?;
+            let text = zeroize::Zeroizing::new(text);
+            let value = text.trim_end();
+            if value.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "{key}_file {file:?} is empty"
+                )));
+            }
+            *secret = Secret::new(value);
+        }
+        Ok(())
     }
 
     /// The C2PA signing identity, and whether the development chain was made just now (on
@@ -423,6 +488,62 @@ mod tests {
             Config::load_from(Some(&p), env(&[])).unwrap(),
             Config::default()
         );
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_debug_never_shows_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "hvs.PXCANARY-token\n").unwrap();
+        let db = dir.path().join("db");
+        std::fs::write(&db, "postgres://app:PXCANARY-pw@127.0.0.1/app").unwrap();
+        let (t, d) = (token.to_str().unwrap(), db.to_str().unwrap());
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("PIXSEAL_KEYS_TRANSIT_TOKEN_FILE", t),
+                ("PIXSEAL_SERVER_DATABASE_URL_FILE", d),
+                ("PIXSEAL_STORAGE_SECRET_ACCESS_KEY", "PXCANARY-s3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.keys.transit_token.expose(), "hvs.PXCANARY-token");
+        assert_eq!(
+            c.database_url().expose(),
+            "postgres://app:PXCANARY-pw@127.0.0.1/app"
+        );
+        assert!(!format!("{c:?}").contains("PXCANARY"), "{c:?}");
+        // Both a value and a file: refused, naming the key and not the value.
+        let e = Config::load_from(
+            None,
+            env(&[
+                ("PIXSEAL_KEYS_TRANSIT_TOKEN", "hvs.PXCANARY-other"),
+                ("PIXSEAL_KEYS_TRANSIT_TOKEN_FILE", t),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("keys.transit_token") && !e.contains("PXCANARY"),
+            "{e}"
+        );
+        // A file that is not there, or empty: refused, naming the file.
+        let missing = dir.path().join("nope");
+        let e = Config::load_from(
+            None,
+            env(&[(
+                "PIXSEAL_SERVER_DATABASE_URL_FILE",
+                missing.to_str().unwrap(),
+            )]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("server.database_url_file") && e.contains("nope"),
+            "{e}"
+        );
+        std::fs::write(&db, "\n").unwrap();
+        assert!(Config::load_from(None, env(&[("PIXSEAL_SERVER_DATABASE_URL_FILE", d)])).is_err());
     }
 
     #[test]

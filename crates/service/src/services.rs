@@ -102,7 +102,7 @@ impl Services {
             path: config.data_dir.clone(),
             source,
         })?;
-        let db = Db::connect(&config.database_url()).await?;
+        let db = Db::connect(config.database_url().expose()).await?;
         let blobs = BlobStore::open(&config.storage, &config.data_dir)?;
         // Another installation's prefix is refused before anything could be written to it or
         // swept from it.
@@ -207,7 +207,12 @@ impl Services {
         let database = Health::of(self.db.check().await.is_ok());
         let blob_store = Health::of(self.blobs.check().await.is_ok());
         let k = self.keys.clone();
-        let region = self.blobs.regions().next().unwrap_or("us").to_string();
+        // A region this installation serves: the storage table may name others.
+        let region = self
+            .regions
+            .first()
+            .map_or("us", String::as_str)
+            .to_string();
         let key_provider = Health::of(
             tokio::task::spawn_blocking(move || k.key_versions(&region).is_ok())
                 .await

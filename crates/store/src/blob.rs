@@ -10,6 +10,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use pixseal_seal::Secret;
 use serde::{Deserialize, Serialize};
 
 /// Which kind of store holds blobs.
@@ -32,7 +33,10 @@ pub struct StorageConfig {
     pub endpoint: String,
     pub bucket: String,
     pub access_key_id: String,
-    pub secret_access_key: String,
+    /// A secret: never shown by `Debug`.
+    pub secret_access_key: Secret,
+    /// A file holding the secret access key instead.
+    pub secret_access_key_file: String,
     pub aws_region: String,
     /// Allow plain-HTTP endpoints (only for a store on loopback).
     pub allow_http: bool,
@@ -68,7 +72,8 @@ impl Default for StorageConfig {
             endpoint: String::new(),
             bucket: "pixseal".into(),
             access_key_id: String::new(),
-            secret_access_key: String::new(),
+            secret_access_key: Secret::default(),
+            secret_access_key_file: String::new(),
             aws_region: "us-east-1".into(),
             allow_http: false,
             regions,
@@ -208,7 +213,7 @@ impl BlobStore {
                         .with_bucket_name(bucket)
                         .with_region(&cfg.aws_region)
                         .with_access_key_id(&cfg.access_key_id)
-                        .with_secret_access_key(&cfg.secret_access_key)
+                        .with_secret_access_key(cfg.secret_access_key.expose())
                         .with_allow_http(cfg.allow_http);
                     if !cfg.endpoint.is_empty() {
                         b = b

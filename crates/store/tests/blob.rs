@@ -9,7 +9,7 @@ fn s3_config() -> StorageConfig {
         backend: StorageBackend::S3,
         endpoint: s3.endpoint.clone(),
         access_key_id: s3.access_key.clone(),
-        secret_access_key: s3.secret_key.clone(),
+        secret_access_key: s3.secret_key.clone().into(),
         allow_http: true,
         ..StorageConfig::default()
     };

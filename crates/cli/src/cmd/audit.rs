@@ -102,7 +102,7 @@ fn against(config: &Config, file: &std::path::Path, json: bool) -> Outcome {
 
 fn verify(config: &Config, json: bool) -> Outcome {
     let res = super::block_on(async {
-        let db = pixseal_store::Db::connect(&config.database_url()).await?;
+        let db = pixseal_store::Db::connect(config.database_url().expose()).await?;
         Ok::<_, anyhow::Error>(db.audit_verify().await?)
     });
     match res {

@@ -115,7 +115,7 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
         // also works on machines without one).
         let url = config.database_url();
         let _ = super::block_on(async {
-            let db = pixseal_store::Db::connect(&url).await?;
+            let db = pixseal_store::Db::connect(url.expose()).await?;
             for (region, v) in &rotated {
                 super::audit::record(&db, "key.rotate", region, "ok", &format!("v{v}")).await;
             }
@@ -137,7 +137,7 @@ fn rewrap(config: &Config, provider: &dyn pixseal_seal::KeyProvider, json: bool)
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let res = super::block_on(async {
-        let db = pixseal_store::Db::connect(&config.database_url()).await?;
+        let db = pixseal_store::Db::connect(config.database_url().expose()).await?;
         let (mut moved, mut current, mut failed) = (0u64, 0u64, 0u64);
         // Artifacts' data keys, each region's code secret (verification codes), then the
         // installation secrets (proof-of-work challenges).

@@ -75,6 +75,17 @@ fn bodies(raw: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// `pixseal ARGS`, run off the runtime that serves the app.
+async fn off_runtime(args: Vec<&str>) -> Output {
+    let args: Vec<String> = args.into_iter().map(String::from).collect();
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        pixseal(&a)
+    })
+    .await
+    .unwrap()
+}
+
 /// A device: its own machine id, data directory and configuration.
 struct Dev {
     dir: PathBuf,
@@ -110,13 +121,7 @@ impl Dev {
     }
 
     async fn run(&self, rest: &[&str]) -> Output {
-        let args: Vec<String> = self.args(rest).into_iter().map(String::from).collect();
-        tokio::task::spawn_blocking(move || {
-            let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            pixseal(&a)
-        })
-        .await
-        .unwrap()
+        off_runtime(self.args(rest)).await
     }
 
     async fn sanitize(&self, extra: &[&str]) -> Output {
@@ -167,18 +172,9 @@ impl Operator {
     }
 
     async fn run(&self, rest: &[&str]) -> Output {
-        let mut args = vec![
-            "--config".to_string(),
-            self.config.to_str().unwrap().to_string(),
-            "--json".to_string(),
-        ];
-        args.extend(rest.iter().map(|s| s.to_string()));
-        tokio::task::spawn_blocking(move || {
-            let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            pixseal(&a)
-        })
-        .await
-        .unwrap()
+        let mut args = vec!["--config", self.config.to_str().unwrap(), "--json"];
+        args.extend(rest);
+        off_runtime(args).await
     }
 
     async fn json(&self, rest: &[&str]) -> Vec<Value> {

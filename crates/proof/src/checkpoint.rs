@@ -4,7 +4,7 @@
 //! when whoever did it also rewrote the chain's head.
 
 use base64::Engine;
-use ed25519_dalek::{Signature, Verifier};
+use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 
 use crate::{ReceiptError, ReceiptPublicKey, ReceiptSigner};
@@ -62,27 +62,51 @@ pub struct SignedCheckpoint {
 impl SignedCheckpoint {
     /// Check the algorithm, the key id and the signature under `key`.
     pub fn verify(&self, key: &ReceiptPublicKey) -> Result<(), ReceiptError> {
-        if self.alg != "Ed25519" {
-            return Err(ReceiptError::Malformed(format!(
-                "unknown alg {:?}",
-                self.alg
-            )));
-        }
-        if self.key_id != key.key_id() {
-            return Err(ReceiptError::WrongKey {
-                found: self.key_id.clone(),
-                expected: key.key_id().to_string(),
-            });
-        }
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(self.signature.as_bytes())
-            .map_err(|_| ReceiptError::Malformed("signature is not base64".into()))?;
-        let sig = Signature::from_slice(&raw)
-            .map_err(|_| ReceiptError::Malformed("signature is not 64 bytes".into()))?;
-        key.verifying_key()
-            .verify(&self.checkpoint.signed_bytes(), &sig)
-            .map_err(|_| ReceiptError::BadSignature)
+        check_detached(
+            key,
+            &self.alg,
+            &self.key_id,
+            &self.signature,
+            &self.checkpoint.signed_bytes(),
+        )
     }
+}
+
+/// A detached signature made with the receipt key (checkpoints, device tokens): the
+/// algorithm named, the key id, then the base64 Ed25519 signature over `signed`.
+pub(crate) fn check_detached(
+    key: &ReceiptPublicKey,
+    alg: &str,
+    key_id: &str,
+    signature: &str,
+    signed: &[u8],
+) -> Result<(), ReceiptError> {
+    if alg != "Ed25519" {
+        return Err(ReceiptError::Malformed(format!("unknown alg {alg:?}")));
+    }
+    if key_id != key.key_id() {
+        return Err(ReceiptError::WrongKey {
+            found: key_id.to_string(),
+            expected: key.key_id().to_string(),
+        });
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(signature.as_bytes())
+        .map_err(|_| ReceiptError::Malformed("signature is not base64".into()))?;
+    check_raw_signature(key, signed, &raw)
+}
+
+/// A raw 64-byte Ed25519 signature over `signed` (strict: no malleable or small-order forms).
+pub(crate) fn check_raw_signature(
+    key: &ReceiptPublicKey,
+    signed: &[u8],
+    raw: &[u8],
+) -> Result<(), ReceiptError> {
+    let sig = Signature::from_slice(raw)
+        .map_err(|_| ReceiptError::Malformed("signature is not 64 bytes".into()))?;
+    key.verifying_key()
+        .verify_strict(signed, &sig)
+        .map_err(|_| ReceiptError::BadSignature)
 }
 
 #[cfg(test)]

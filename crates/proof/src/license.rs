@@ -3,7 +3,6 @@
 //! activated device work offline until it expires. Both verify offline with the public key.
 
 use base64::Engine;
-use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 
 use crate::{ReceiptError, ReceiptPublicKey, ReceiptSigner};
@@ -57,14 +56,6 @@ fn json_of<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("a struct of strings and integers serialises")
 }
 
-fn check_signature(key: &ReceiptPublicKey, signed: &[u8], raw: &[u8]) -> Result<(), ReceiptError> {
-    let sig = Signature::from_slice(raw)
-        .map_err(|_| ReceiptError::Malformed("signature is not 64 bytes".into()))?;
-    key.verifying_key()
-        .verify_strict(signed, &sig)
-        .map_err(|_| ReceiptError::BadSignature)
-}
-
 impl License {
     /// The exact bytes signed: a domain-separation line (no receipt, checkpoint or device
     /// token can pass for a licence), then the JSON of the fields in declared order.
@@ -104,7 +95,7 @@ impl License {
                 expected: key.key_id().to_string(),
             });
         }
-        check_signature(key, &Self::signed_bytes(&payload), &sig)?;
+        crate::checkpoint::check_raw_signature(key, &Self::signed_bytes(&payload), &sig)?;
         Ok(license)
     }
 
@@ -169,22 +160,13 @@ impl DeviceToken {
 impl SignedDeviceToken {
     /// Check the algorithm, the key id and the signature under `key`.
     pub fn verify(&self, key: &ReceiptPublicKey) -> Result<(), ReceiptError> {
-        if self.alg != "Ed25519" {
-            return Err(ReceiptError::Malformed(format!(
-                "unknown alg {:?}",
-                self.alg
-            )));
-        }
-        if self.key_id != key.key_id() {
-            return Err(ReceiptError::WrongKey {
-                found: self.key_id.clone(),
-                expected: key.key_id().to_string(),
-            });
-        }
-        let raw = b64()
-            .decode(self.signature.as_bytes())
-            .map_err(|_| ReceiptError::Malformed("signature is not base64".into()))?;
-        check_signature(key, &self.token.signed_bytes(), &raw)
+        crate::checkpoint::check_detached(
+            key,
+            &self.alg,
+            &self.key_id,
+            &self.signature,
+            &self.token.signed_bytes(),
+        )
     }
 }
 

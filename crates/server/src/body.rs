@@ -214,8 +214,15 @@ pub async fn pictures(
 /// its `message_sha256`.
 pub const JSON_BODY_LIMIT: usize = 16 * 1024;
 
-/// A JSON route's body, read whole within [`JSON_BODY_LIMIT`]; parsing is the handler's.
+/// A JSON route's body, read whole within [`JSON_BODY_LIMIT`]; the handler parses it
+/// ([`parse_json`]), so that an empty body may mean something.
 pub struct SmallBody(pub Bytes);
+
+/// `bytes` as JSON of `T`; 400 `invalid_request` naming what is wrong.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("invalid_request", format!("JSON body: {e}")))
+}
 
 impl<S: Send + Sync> FromRequest<S> for SmallBody {
     type Rejection = ApiError;

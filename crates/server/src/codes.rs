@@ -9,17 +9,11 @@ use pixseal_service::codes::{
 };
 use pixseal_service::{Actor, Caller as ServiceCaller};
 use pixseal_service::{Scope, Tenant};
-use serde::de::DeserializeOwned;
 
 use crate::auth::Caller;
-use crate::body::SmallBody;
+use crate::body::{SmallBody, parse_json};
 use crate::error::*;
 use crate::{ApiError, AppState};
-
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_request", format!("JSON body: {e}")))
-}
 
 /// The caller's tenant (scope `codes`) and its audit actor.
 fn owner(caller: &ServiceCaller) -> Result<(&Tenant, Actor), ApiError> {
@@ -45,7 +39,7 @@ pub async fn issue(
     SmallBody(body): SmallBody,
 ) -> Result<(StatusCode, Json<IssuedCode>), ApiError> {
     let (t, actor) = owner(&c)?;
-    let issued = s.issue_code(t, &actor, parse(&body)?).await?;
+    let issued = s.issue_code(t, &actor, parse_json(&body)?).await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
@@ -65,7 +59,9 @@ pub async fn verify(
     State(s): State<AppState>,
     SmallBody(body): SmallBody,
 ) -> Result<Json<CodeVerdict>, ApiError> {
-    Ok(Json(s.verify_code(&Actor::Anonymous, parse(&body)?).await?))
+    Ok(Json(
+        s.verify_code(&Actor::Anonymous, parse_json(&body)?).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -111,7 +107,7 @@ pub async fn live(
     let req = if body.iter().all(u8::is_ascii_whitespace) {
         LiveRequest::default()
     } else {
-        parse(&body)?
+        parse_json(&body)?
     };
     Ok(Json(s.live_code(t, &actor, req).await?))
 }
@@ -132,7 +128,7 @@ pub async fn live_verify(
     State(s): State<AppState>,
     SmallBody(body): SmallBody,
 ) -> Result<Json<CodeVerdict>, ApiError> {
-    let req = parse(&body)?;
+    let req = parse_json(&body)?;
     Ok(Json(s.verify_live_code(&Actor::Anonymous, req).await?))
 }
 
@@ -175,6 +171,6 @@ pub async fn device_key(
     SmallBody(body): SmallBody,
 ) -> Result<Json<DeviceRegistered>, ApiError> {
     let (t, actor) = owner(&c)?;
-    let req: DeviceKeyRequest = parse(&body)?;
+    let req: DeviceKeyRequest = parse_json(&body)?;
     Ok(Json(s.register_device(t, &actor, &req.public_key).await?))
 }

@@ -6,16 +6,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use pixseal_service::licenses::{ActivateRequest, CheckRequest, DeviceGrant, UsageReport};
-use serde::de::DeserializeOwned;
 
-use crate::body::SmallBody;
+use crate::body::{SmallBody, parse_json};
 use crate::error::*;
 use crate::{ApiError, AppState};
-
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_request", format!("JSON body: {e}")))
-}
 
 #[utoipa::path(
     post,
@@ -33,7 +27,7 @@ pub async fn activate(
     State(s): State<AppState>,
     SmallBody(body): SmallBody,
 ) -> Result<(StatusCode, Json<DeviceGrant>), ApiError> {
-    let grant = s.activate_device(parse(&body)?).await?;
+    let grant = s.activate_device(parse_json(&body)?).await?;
     Ok((StatusCode::CREATED, Json(grant)))
 }
 
@@ -53,7 +47,7 @@ pub async fn check(
     State(s): State<AppState>,
     SmallBody(body): SmallBody,
 ) -> Result<Json<DeviceGrant>, ApiError> {
-    Ok(Json(s.check_device(parse(&body)?).await?))
+    Ok(Json(s.check_device(parse_json(&body)?).await?))
 }
 
 #[utoipa::path(
@@ -72,5 +66,5 @@ pub async fn usage(
     State(s): State<AppState>,
     SmallBody(body): SmallBody,
 ) -> Result<Json<DeviceGrant>, ApiError> {
-    Ok(Json(s.report_usage(parse(&body)?).await?))
+    Ok(Json(s.report_usage(parse_json(&body)?).await?))
 }

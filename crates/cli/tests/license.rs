@@ -177,6 +177,15 @@ impl Operator {
         off_runtime(args).await
     }
 
+    /// A licence for tenant `acme` (made here), valid through 2099: the issue command's lines.
+    async fn issue(&self, app: &TestApp, seats: u32) -> Vec<Value> {
+        app.key("acme", "us", &["stamp"]).await;
+        let seats = seats.to_string();
+        let args = ["license", "issue", "--tenant", "acme", "--seats", &seats];
+        self.json(&[&args[..], &["--expires", "2099-12-31"]].concat())
+            .await
+    }
+
     async fn json(&self, rest: &[&str]) -> Vec<Value> {
         let out = self.run(rest).await;
         assert!(out.status.success(), "{rest:?}: {}", stderr(&out));
@@ -187,20 +196,8 @@ impl Operator {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_activate_report_counts_only_and_are_refused_when_turned_off() {
     let app = TestApp::spawn(TestApp::config()).await;
-    app.key("acme", "us", &["stamp"]).await;
     let op = Operator::new(&app);
-    let issued = op
-        .json(&[
-            "license",
-            "issue",
-            "--tenant",
-            "acme",
-            "--seats",
-            "2",
-            "--expires",
-            "2099-12-31",
-        ])
-        .await;
+    let issued = op.issue(&app, 2).await;
     let key = issued[0]["key"].as_str().unwrap().to_string();
     let lic = issued[0]["id"].as_str().unwrap().to_string();
     assert_eq!(issued[0]["expires_at"], "2099-12-31T23:59:59Z");
@@ -410,20 +407,8 @@ async fn counts_leave_after_the_batch_and_wait_when_there_is_no_network() {
         return missing("unshare -rn not permitted here");
     }
     let app = TestApp::spawn(TestApp::config()).await;
-    app.key("acme", "us", &["stamp"]).await;
     let op = Operator::new(&app);
-    let issued = op
-        .json(&[
-            "license",
-            "issue",
-            "--tenant",
-            "acme",
-            "--seats",
-            "1",
-            "--expires",
-            "2099-12-31",
-        ])
-        .await;
+    let issued = op.issue(&app, 1).await;
     let key = issued[0]["key"].as_str().unwrap().to_string();
     let root = tempfile::tempdir().unwrap();
     let d = Dev::new(root.path(), "d", "1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a", "");

@@ -17,6 +17,10 @@
 #   not exportable):
 #     transit/sign/pixseal-receipts    update
 #     transit/keys/pixseal-receipts    read
+#   and for the C2PA claim-signing key pixseal-c2pa (type ecdsa-p256, created here, not
+#   exportable):
+#     transit/sign/pixseal-c2pa/sha2-256  update
+#     transit/keys/pixseal-c2pa           read
 #   and no default policy. It cannot export, delete or reconfigure keys:
 #   min_decryption_version (transit/keys/<key>/config) is an ADMIN operation (BAO_ROOT_TOKEN here).
 # - Every wait is bounded; works with CI=true and no stdin. Progress goes to stderr.
@@ -119,6 +123,19 @@ rtype="$(admin read -field=type "transit/keys/$RECEIPT_KEY")" || die "cannot rea
 [[ "$rtype" == ed25519 ]] || die "transit key $RECEIPT_KEY has type $rtype, not ed25519"
 policy="path \"transit/sign/$RECEIPT_KEY\" { capabilities = [\"update\"] }
 path \"transit/keys/$RECEIPT_KEY\" { capabilities = [\"read\"] }
+"
+
+# The C2PA claim-signing key (ECDSA P-256, never exportable): the app token signs with it
+# (hash sha2-256 only) and reads its public keys; it cannot create, rotate or export it.
+CLAIM_KEY=pixseal-c2pa
+if ! admin read -format=json "transit/keys/$CLAIM_KEY" >/dev/null 2>&1; then
+    admin write -f "transit/keys/$CLAIM_KEY" type=ecdsa-p256 exportable=false >/dev/null
+    log "created transit key $CLAIM_KEY (ecdsa-p256)"
+fi
+ctype="$(admin read -field=type "transit/keys/$CLAIM_KEY")" || die "cannot read transit/keys/$CLAIM_KEY"
+[[ "$ctype" == ecdsa-p256 ]] || die "transit key $CLAIM_KEY has type $ctype, not ecdsa-p256"
+policy+="path \"transit/sign/$CLAIM_KEY/sha2-256\" { capabilities = [\"update\"] }
+path \"transit/keys/$CLAIM_KEY\" { capabilities = [\"read\"] }
 "
 
 # One key per region + the policy.

@@ -1,11 +1,10 @@
 //! The signing identity: a development certificate chain made on first use, or a production
 //! chain and key loaded from files; signing sits behind [`ClaimSigner`] so a key held in a key
-//! service (Transit) can sign without the manifest code changing.
+//! service or on a token ([`crate::held`]) signs without the manifest code changing.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -14,6 +13,7 @@ use rcgen::{
 use serde::{Deserialize, Serialize};
 
 use crate::ProvenanceError;
+use crate::held::SignerKind;
 use crate::timestamp::TimeStamper;
 
 /// The C2PA claim-signing EKU (id-kp-c2pa-claimSigning, 1.3.6.1.4.1.62558.2.1).
@@ -45,12 +45,15 @@ impl SignAlg {
     }
 }
 
-/// Whatever signs a C2PA claim: a local key today, a key service tomorrow.
+/// Whatever signs a C2PA claim: a key file ([`LocalSigner`]), or a key held in a key service
+/// or on a token ([`crate::HeldKeySigner`]).
 ///
 /// `sign` receives the COSE `Sig_structure` bytes and returns the signature as COSE wants it
 /// (for ECDSA the fixed-size `r || s`, not DER). It may block (a key service call): callers in
 /// async code run signing on a blocking thread.
 pub trait ClaimSigner: Send + Sync {
+    /// Where the private key lives.
+    fn kind(&self) -> SignerKind;
     fn alg(&self) -> SignAlg;
     /// DER certificates, end-entity first (the root is the verifier's trust anchor and is not
     /// included).
@@ -60,6 +63,10 @@ pub trait ClaimSigner: Send + Sync {
     fn time_stamper(&self) -> Option<&dyn TimeStamper> {
         None
     }
+    /// Whether signing works now (readiness); a key in memory always can.
+    fn check(&self) -> Result<(), ProvenanceError> {
+        Ok(())
+    }
 }
 
 /// A key held in memory, loaded from PEM (PKCS#8).
@@ -67,7 +74,6 @@ pub struct LocalSigner {
     alg: SignAlg,
     chain: Vec<Vec<u8>>,
     inner: c2pa::BoxedSigner,
-    tsa: Option<Arc<dyn TimeStamper>>,
 }
 
 impl LocalSigner {
@@ -85,18 +91,7 @@ impl LocalSigner {
         }
         let inner = c2pa::create_signer::from_keys(chain_pem, key_pem, alg.c2pa(), None)
             .map_err(|e| ProvenanceError::Identity(format!("signing key: {e}")))?;
-        Ok(LocalSigner {
-            alg,
-            chain,
-            inner,
-            tsa: None,
-        })
-    }
-
-    /// Countersign every signature with an RFC 3161 time-stamp from `tsa`.
-    pub fn with_time_stamper(mut self, tsa: Arc<dyn TimeStamper>) -> Self {
-        self.tsa = Some(tsa);
-        self
+        Ok(LocalSigner { alg, chain, inner })
     }
 
     pub fn from_files(chain: &Path, key: &Path, alg: SignAlg) -> Result<Self, ProvenanceError> {
@@ -108,6 +103,9 @@ impl LocalSigner {
 }
 
 impl ClaimSigner for LocalSigner {
+    fn kind(&self) -> SignerKind {
+        SignerKind::File
+    }
     fn alg(&self) -> SignAlg {
         self.alg
     }
@@ -118,9 +116,6 @@ impl ClaimSigner for LocalSigner {
         self.inner
             .sign(data)
             .map_err(|e| ProvenanceError::Signing(e.to_string()))
-    }
-    fn time_stamper(&self) -> Option<&dyn TimeStamper> {
-        self.tsa.as_deref()
     }
 }
 
@@ -157,8 +152,9 @@ pub struct DevChain {
     pub root_pem: String,
     /// The end-entity certificate (the chain a manifest carries).
     pub chain_pem: String,
-    /// PKCS#8 PEM of the end-entity key.
-    pub key_pem: String,
+    /// PKCS#8 PEM of the end-entity key; `None` when the key is held elsewhere
+    /// ([`DevChain::for_public_key`]).
+    pub key_pem: Option<String>,
 }
 
 impl DevChain {
@@ -174,20 +170,39 @@ impl DevChain {
         org: &str,
         validity: time::Duration,
     ) -> Result<DevChain, ProvenanceError> {
-        let err = |e: rcgen::Error| ProvenanceError::Identity(format!("certificate: {e}"));
+        let ee_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(cert_err)?;
+        let mut chain = Self::certify(org, &ee_key, validity)?;
+        chain.key_pem = Some(ee_key.serialize_pem());
+        Ok(chain)
+    }
+
+    /// A development chain for a key held elsewhere (a key service, a token): the certificate
+    /// certifies `spki_der` (DER SubjectPublicKeyInfo, P-256, P-384 or Ed25519); no key is
+    /// returned because none is here.
+    pub fn for_public_key(org: &str, spki_der: &[u8]) -> Result<DevChain, ProvenanceError> {
+        let public = rcgen::SubjectPublicKeyInfo::from_der(spki_der)
+            .map_err(|e| ProvenanceError::Identity(format!("held public key: {e}")))?;
+        Self::certify(org, &public, time::Duration::days(365 * DEV_SIGNER_YEARS))
+    }
+
+    /// A fresh root that certifies `public` once and is then dropped.
+    fn certify(
+        org: &str,
+        public: &impl rcgen::PublicKeyData,
+        validity: time::Duration,
+    ) -> Result<DevChain, ProvenanceError> {
         let now = time::OffsetDateTime::now_utc();
-        let root_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(err)?;
-        let mut root = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        let root_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(cert_err)?;
+        let mut root = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
         root.distinguished_name = dn(org, &format!("{org} development root"));
         root.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         root.not_before = now - time::Duration::days(1);
         root.not_after = now + time::Duration::days(365 * DEV_ROOT_YEARS);
         root.serial_number = Some(random_serial()?.into());
-        let root_cert = root.self_signed(&root_key).map_err(err)?;
+        let root_cert = root.self_signed(&root_key).map_err(cert_err)?;
 
-        let ee_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(err)?;
-        let mut ee = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        let mut ee = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
         ee.distinguished_name = dn(org, &format!("{org} claim signing"));
         ee.is_ca = IsCa::ExplicitNoCa;
         ee.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -200,26 +215,28 @@ impl DevChain {
         ee.not_after = now + validity;
         ee.serial_number = Some(random_serial()?.into());
         let issuer = Issuer::new(root, root_key);
-        let ee_cert = ee.signed_by(&ee_key, &issuer).map_err(err)?;
+        let ee_cert = ee.signed_by(public, &issuer).map_err(cert_err)?;
         Ok(DevChain {
             root_pem: root_cert.pem(),
             chain_pem: ee_cert.pem(),
-            key_pem: ee_key.serialize_pem(),
+            key_pem: None,
         })
     }
 
-    /// Write root, chain and key under `dir` (the key 0600). Refuses to overwrite.
+    /// Write root, chain and key (when there is one) under `dir` (the key 0600). Refuses to
+    /// overwrite.
     pub fn write_to(&self, dir: &Path) -> Result<(), ProvenanceError> {
         let io = |p: &Path, e: std::io::Error| {
             ProvenanceError::Identity(format!("{}: {e}", p.display()))
         };
         fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let paths = DevPaths::in_dir(dir);
-        for (path, text, private) in [
-            (&paths.key, &self.key_pem, true),
+        let key = self.key_pem.as_ref().map(|k| (&paths.key, k, true));
+        let files = [
             (&paths.chain, &self.chain_pem, false),
             (&paths.root, &self.root_pem, false),
-        ] {
+        ];
+        for (path, text, private) in key.into_iter().chain(files) {
             let mut opts = fs::OpenOptions::new();
             opts.write(true).create_new(true);
             #[cfg(unix)]
@@ -234,6 +251,10 @@ impl DevChain {
         }
         Ok(())
     }
+}
+
+fn cert_err(e: rcgen::Error) -> ProvenanceError {
+    ProvenanceError::Identity(format!("certificate: {e}"))
 }
 
 fn dn(org: &str, cn: &str) -> DistinguishedName {
@@ -278,8 +299,9 @@ mod tests {
     fn dev_chain_parses_and_signs() {
         let c = DevChain::generate("pixseal test").unwrap();
         assert_eq!(pem_certs(c.root_pem.as_bytes()).unwrap().len(), 1);
-        let s = LocalSigner::from_pem(c.chain_pem.as_bytes(), c.key_pem.as_bytes(), SignAlg::Es256)
-            .unwrap();
+        let key = c.key_pem.as_deref().unwrap();
+        let s =
+            LocalSigner::from_pem(c.chain_pem.as_bytes(), key.as_bytes(), SignAlg::Es256).unwrap();
         let sig = s.sign(b"hello").unwrap();
         assert_eq!(sig.len(), 64, "ES256 signatures are r || s");
         let d = tempfile::tempdir().unwrap();

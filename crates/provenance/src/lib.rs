@@ -3,6 +3,7 @@
 
 pub mod config;
 mod guard;
+pub mod held;
 pub mod identity;
 pub mod manifest;
 pub mod pdq;
@@ -11,6 +12,7 @@ pub mod timestamp;
 pub mod verify;
 
 pub use config::{Identity, ProvenanceConfig};
+pub use held::{HeldKey, HeldKeySigner, SignerKind, TimeStamped};
 pub use identity::{ClaimSigner, DevChain, DevPaths, LocalSigner, SignAlg};
 pub use manifest::{
     Embedded, PDQ_BINDING_ALG, PIXSEAL_ASSERTION, ProofAssertion, SoftBindings, StampActions,

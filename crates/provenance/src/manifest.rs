@@ -155,18 +155,25 @@ fn definition(
     })
 }
 
-/// Adapts a [`ClaimSigner`] to the c2pa crate's signer. A time-stamping failure is kept
-/// aside, because the c2pa crate reports it only as a string inside its own error.
+/// Adapts a [`ClaimSigner`] to the c2pa crate's signer. A signing or time-stamping failure
+/// is kept aside, because the c2pa crate reports it only as a string inside its own error
+/// (a key service that is down must stay `key_unavailable`, not become `internal`).
 struct Adapter<'a> {
     signer: &'a dyn ClaimSigner,
-    tsa_failure: Mutex<Option<ProvenanceError>>,
+    failure: Mutex<Option<ProvenanceError>>,
+}
+
+impl Adapter<'_> {
+    fn keep(&self, e: ProvenanceError) -> c2pa::Error {
+        let text = e.to_string();
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        c2pa::Error::OtherError(text.into())
+    }
 }
 
 impl c2pa::Signer for Adapter<'_> {
     fn sign(&self, data: &[u8]) -> c2pa::Result<Vec<u8>> {
-        self.signer
-            .sign(data)
-            .map_err(|e| c2pa::Error::OtherError(Box::new(e)))
+        self.signer.sign(data).map_err(|e| self.keep(e))
     }
     fn alg(&self) -> c2pa::SigningAlg {
         self.signer.alg().c2pa()
@@ -187,11 +194,7 @@ impl c2pa::Signer for Adapter<'_> {
     }
     fn send_timestamp_request(&self, message: &[u8]) -> Option<c2pa::Result<Vec<u8>>> {
         let tsa = self.signer.time_stamper()?;
-        Some(crate::timestamp::request(tsa, message).map_err(|e| {
-            let text = e.to_string();
-            *self.tsa_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-            c2pa::Error::OtherError(text.into())
-        }))
+        Some(crate::timestamp::request(tsa, message).map_err(|e| self.keep(e)))
     }
 }
 
@@ -253,15 +256,15 @@ pub fn embed(
     let mut dst = Cursor::new(Vec::with_capacity(image.len() + 32 * 1024));
     let adapter = Adapter {
         signer,
-        tsa_failure: Mutex::new(None),
+        failure: Mutex::new(None),
     };
     let signed = builder.sign(&adapter, format, &mut src, &mut dst);
-    let tsa_failure = adapter
-        .tsa_failure
+    let failure = adapter
+        .failure
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
-    let manifest = signed.map_err(|e| match (tsa_failure, e) {
-        (Some(tsa), _) => tsa,
+    let manifest = signed.map_err(|e| match (failure, e) {
+        (Some(kept), _) => kept,
         (None, c2pa::Error::OtherError(inner)) => ProvenanceError::Signing(inner.to_string()),
         (None, other) => ProvenanceError::Embed(other.to_string()),
     })?;

@@ -36,7 +36,7 @@ fn ident(org: &str) -> Ident {
     let chain = DevChain::generate(org).unwrap();
     let signer = LocalSigner::from_pem(
         chain.chain_pem.as_bytes(),
-        chain.key_pem.as_bytes(),
+        chain.key_pem.as_deref().unwrap().as_bytes(),
         SignAlg::Es256,
     )
     .unwrap();
@@ -137,7 +137,11 @@ fn pixseal_verifies_reference_signed_files() {
         "their-chain.pem",
         theirs.chain.chain_pem.as_bytes(),
     );
-    let key = write(d.path(), "their-key.pem", theirs.chain.key_pem.as_bytes());
+    let key = write(
+        d.path(),
+        "their-key.pem",
+        theirs.chain.key_pem.as_deref().unwrap().as_bytes(),
+    );
     let trusting = Verifier::new(&theirs.chain.root_pem);
     let other = Verifier::new(&ident("someone else").chain.root_pem);
     for f in FORMATS {

@@ -9,18 +9,30 @@ use pixseal_proof::{LocalReceiptSigner, ReceiptSigner};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    KeyProvider, LocalKeyProvider, Result, SealError, Secret, TransitConfig, TransitKeyProvider,
-    TransitReceiptSigner,
+    KeyProvider, LocalKeyProvider, Pkcs11Config, Pkcs11ReceiptSigner, Pkcs11Token, Result,
+    SealError, Secret, TransitClaimKey, TransitConfig, TransitKeyProvider, TransitReceiptSigner,
 };
 
-/// Which key provider holds the regions' master keys (`provider`), or the receipt-signing key
-/// (`receipt_provider`).
+/// Which key provider holds the regions' master keys (`[keys].provider`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyProviderKind {
     #[default]
     Local,
     Transit,
+}
+
+/// Who holds the receipt-signing key (`[keys].receipt_provider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptProviderKind {
+    /// The PEM file at `receipt_key_path`.
+    #[default]
+    Local,
+    /// An `ed25519` Transit key named `<transit_key_prefix>receipts`.
+    Transit,
+    /// The Ed25519 key pair `[pkcs11].receipt_key_label` on the `[pkcs11]` token.
+    Pkcs11,
 }
 
 /// `[keys]` settings (`Debug` shows no secret: the token is a [`Secret`]).
@@ -45,10 +57,10 @@ pub struct KeysConfig {
     /// Ed25519 key that signs deletion receipts (PKCS#8 PEM, created 0600 on first use);
     /// empty = `<data_dir>/receipt-signing.pem`. Used when `receipt_provider` is `local`.
     pub receipt_key_path: String,
-    /// Who holds the receipt-signing key: `local` (the file at `receipt_key_path`) or
+    /// Who holds the receipt-signing key: `local` (the file at `receipt_key_path`),
     /// `transit` (an `ed25519` Transit key named `<transit_key_prefix>receipts`, reached with
-    /// `transit_addr` / `transit_token` / `transit_mount`).
-    pub receipt_provider: KeyProviderKind,
+    /// `transit_addr` / `transit_token` / `transit_mount`) or `pkcs11` (the `[pkcs11]` token).
+    pub receipt_provider: ReceiptProviderKind,
 }
 
 impl Default for KeysConfig {
@@ -63,7 +75,7 @@ impl Default for KeysConfig {
             transit_ca_cert: String::new(),
             transit_key_prefix: "pixseal-".into(),
             receipt_key_path: String::new(),
-            receipt_provider: KeyProviderKind::Local,
+            receipt_provider: ReceiptProviderKind::Local,
         }
     }
 }
@@ -83,11 +95,23 @@ impl KeysConfig {
         format!("{}receipts", self.transit_key_prefix)
     }
 
+    /// Name of the Transit claim-signing key: `<transit_key_prefix>c2pa`.
+    pub fn transit_claim_key(&self) -> String {
+        format!("{}c2pa", self.transit_key_prefix)
+    }
+
     fn transit_config(&self, regions: &[&str]) -> Result<TransitConfig> {
         if self.transit_addr.is_empty() || self.transit_token.is_empty() {
             return Err(SealError::Config(
-                "keys.provider = \"transit\" (or keys.receipt_provider = \"transit\") needs keys.transit_addr and keys.transit_token".into(),
+                "keys.provider, keys.receipt_provider or provenance.signer = \"transit\" needs keys.transit_addr and keys.transit_token".into(),
             ));
+        }
+        // Key names are `<prefix><region>`, `<prefix>receipts` and `<prefix>c2pa`: a region
+        // may not take one of the signing keys' names.
+        if let Some(r) = regions.iter().find(|r| matches!(**r, "receipts" | "c2pa")) {
+            return Err(SealError::Config(format!(
+                "a region named {r:?} would share its Transit key name with a signing key"
+            )));
         }
         let mut cfg = TransitConfig::new(&self.transit_addr, self.transit_token.expose(), regions);
         cfg.mount = self.transit_mount.clone();
@@ -107,32 +131,44 @@ impl KeysConfig {
         Ok(cfg)
     }
 
-    /// Build the configured receipt signer. With `transit` this talks to the key service
-    /// (blocking: from async code, call it on the blocking pool). `regions` are checked so that
-    /// no region's master key has the receipt key's name.
+    /// The C2PA claim-signing key in Transit (`[provenance].signer = "transit"`), at the
+    /// version `certified` names (DER SubjectPublicKeyInfo of the signing certificate), or the
+    /// latest when there is no certificate yet. Blocking.
+    pub fn open_claim_key(
+        &self,
+        regions: &[&str],
+        certified: Option<&[u8]>,
+    ) -> Result<TransitClaimKey> {
+        let cfg = self.transit_config(regions)?;
+        TransitClaimKey::open(&cfg, &self.transit_claim_key(), certified)
+    }
+
+    /// Build the configured receipt signer. With `transit` or `pkcs11` this talks to the key
+    /// service or token (blocking: from async code, call it on the blocking pool). `regions`
+    /// are checked so that no region's master key has a signing key's name.
     pub fn open_receipt_signer(
         &self,
         data_dir: &Path,
         regions: &[&str],
+        pkcs11: &Pkcs11Config,
     ) -> Result<Arc<dyn ReceiptSigner>> {
         match self.receipt_provider {
-            KeyProviderKind::Local => {
+            ReceiptProviderKind::Local => {
                 let path = self.receipt_key(data_dir);
                 let signer = LocalReceiptSigner::open(&path)
                     .map_err(|e| SealError::Config(format!("receipt-signing key: {e}")))?;
                 Ok(Arc::new(signer))
             }
-            KeyProviderKind::Transit => {
-                if regions.contains(&"receipts") {
-                    return Err(SealError::Config(
-                        "a region named \"receipts\" would share its Transit key name with the receipt-signing key".into(),
-                    ));
-                }
+            ReceiptProviderKind::Transit => {
                 let cfg = self.transit_config(regions)?;
                 Ok(Arc::new(TransitReceiptSigner::open(
                     &cfg,
                     &self.transit_receipt_key(),
                 )?))
+            }
+            ReceiptProviderKind::Pkcs11 => {
+                let token = Pkcs11Token::open(pkcs11)?;
+                Ok(Arc::new(Pkcs11ReceiptSigner::open(token, pkcs11)?))
             }
         }
     }

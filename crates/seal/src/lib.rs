@@ -8,12 +8,14 @@
 //! - [`KeyProvider`] wraps per-object data keys with a per-region master key:
 //!   [`LocalKeyProvider`] (key file, 0600) and [`TransitKeyProvider`] (Vault/OpenBao Transit).
 //! - [`seal_field`] / [`seal_json`] seal small values with the same key hierarchy.
-//! - [`TransitReceiptSigner`] signs deletion receipts with an Ed25519 key held by Transit
-//!   (the `transit` [`pixseal_proof::ReceiptSigner`]); [`KeysConfig::open_receipt_signer`]
+//! - [`TransitReceiptSigner`] and [`Pkcs11ReceiptSigner`] sign deletion receipts with an
+//!   Ed25519 key held by Transit or a PKCS#11 token; [`KeysConfig::open_receipt_signer`]
 //!   builds the configured receipt signer.
+//! - [`TransitClaimKey`] and [`Pkcs11ClaimKey`] hold the C2PA claim-signing key
+//!   ([`pixseal_provenance::HeldKey`]) in Transit or on a token.
 //!
 //! Every failure is a typed [`SealError`] with a stable [`SealError::code`]; malformed input of
-//! any kind is `tampered`, never a panic. Only the Transit types do network I/O.
+//! any kind is `tampered`, never a panic. Only the Transit and PKCS#11 types leave the process.
 
 pub mod config;
 pub mod error;
@@ -21,19 +23,23 @@ pub mod field;
 mod gcm;
 pub mod header;
 pub mod local;
+pub mod pkcs11;
 pub mod provider;
 pub mod secret;
 pub mod stream;
 pub mod transit;
+pub mod transit_claims;
 pub mod transit_receipts;
 
-pub use config::{KeyProviderKind, KeysConfig};
+pub use config::{KeyProviderKind, KeysConfig, ReceiptProviderKind};
 pub use error::{Result, SealError};
 pub use field::{open_field, open_json, seal_field, seal_json};
 pub use header::Header;
 pub use local::LocalKeyProvider;
+pub use pkcs11::{Pkcs11ClaimKey, Pkcs11Config, Pkcs11ReceiptSigner, Pkcs11Token};
 pub use provider::{DataKey, KeyProvider, KeyVersions, ProviderId, WrappedKey};
 pub use secret::Secret;
 pub use stream::{KeyPlacement, ObjectRef, SealSummary, Sealer, read_header};
 pub use transit::{RetryPolicy, TransitConfig, TransitKeyProvider};
+pub use transit_claims::TransitClaimKey;
 pub use transit_receipts::TransitReceiptSigner;

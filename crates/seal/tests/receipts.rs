@@ -13,7 +13,9 @@ use common::{Bao, bao};
 use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use pixseal_proof::{Receipt, ReceiptPublicKey, ReceiptSigner, ReceiptV2, SignedReceipt};
-use pixseal_seal::{KeyProviderKind, KeysConfig, TransitConfig, TransitReceiptSigner};
+use pixseal_seal::{
+    KeysConfig, Pkcs11Config, ReceiptProviderKind, TransitConfig, TransitReceiptSigner,
+};
 
 const KEY: &str = "pixseal-receipts";
 
@@ -264,13 +266,15 @@ fn keys_config_chooses_the_receipt_signer() {
     let dir = tempfile::tempdir().unwrap();
     let mut k = KeysConfig::default();
     // Default: the local key file, created 0600 under the data dir.
-    let local = k.open_receipt_signer(dir.path(), &["us"]).unwrap();
+    let local = k
+        .open_receipt_signer(dir.path(), &["us"], &Pkcs11Config::default())
+        .unwrap();
     assert_eq!(local.provider(), "local");
     assert!(dir.path().join("receipt-signing.pem").exists());
     // transit without address or token: a configuration error, not a silent fallback.
-    k.receipt_provider = KeyProviderKind::Transit;
+    k.receipt_provider = ReceiptProviderKind::Transit;
     assert_eq!(
-        k.open_receipt_signer(dir.path(), &["us"])
+        k.open_receipt_signer(dir.path(), &["us"], &Pkcs11Config::default())
             .err()
             .unwrap()
             .code(),
@@ -278,7 +282,9 @@ fn keys_config_chooses_the_receipt_signer() {
     );
     k.transit_addr = b.addr().to_string();
     k.transit_token = b.token().into();
-    let t = k.open_receipt_signer(dir.path(), &["us"]).unwrap();
+    let t = k
+        .open_receipt_signer(dir.path(), &["us"], &Pkcs11Config::default())
+        .unwrap();
     assert_eq!(t.provider(), "transit");
     assert_eq!(k.transit_receipt_key(), KEY);
     assert_ne!(t.key_id(), local.key_id());
@@ -286,9 +292,16 @@ fn keys_config_chooses_the_receipt_signer() {
         .unwrap()
         .verify_pem(&t.public_key_pem())
         .unwrap();
-    // A region named "receipts" would collide with the receipt key's name.
+    // A region named "receipts" or "c2pa" would collide with a signing key's name.
     assert_eq!(
-        k.open_receipt_signer(dir.path(), &["us", "receipts"])
+        k.open_receipt_signer(dir.path(), &["us", "receipts"], &Pkcs11Config::default())
+            .err()
+            .unwrap()
+            .code(),
+        "config"
+    );
+    assert_eq!(
+        k.open_receipt_signer(dir.path(), &["us", "c2pa"], &Pkcs11Config::default())
             .err()
             .unwrap()
             .code(),

@@ -5,7 +5,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pixseal_seal::KeyProviderKind;
+use pixseal_seal::{KeyProviderKind, ReceiptProviderKind};
 use pixseal_service::{Config, RateLimitBackend, ServerConfig};
 use pixseal_store::{ArtifactState, StorageBackend};
 use pixseal_testkit::TestApp;
@@ -51,7 +51,7 @@ fn config(parts: &Parts, server: ServerConfig) -> Config {
     if let Parts::TransitS3 | Parts::TransitReceipts(_) = parts {
         let bao = pixseal_testkit::openbao("us eu rot shred")
             .expect("OpenBao (PIXSEAL_SKIP_TRANSIT unset)");
-        c.keys.receipt_provider = KeyProviderKind::Transit;
+        c.keys.receipt_provider = ReceiptProviderKind::Transit;
         c.keys.transit_addr = bao.addr.clone();
         c.keys.transit_token = bao.token.clone().into();
     }
@@ -2498,4 +2498,75 @@ async fn durable_credentials_and_the_resolution_api() {
     assert_eq!(m["matches"], Value::Array(vec![]), "{m}");
     let (st, m) = s.by_content(b"not a picture".to_vec()).await;
     assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{m}");
+}
+
+/// Both signing keys on a PKCS#11 token (SoftHSM2): an upload's manifest is signed by the
+/// token's claim key and verifies, a deletion receipt is signed by its Ed25519 key and verifies
+/// with the key `pkcs11-tool` reads off the token. The claim key taken off the token: `/readyz`
+/// says `claim_signer: unavailable` and an upload is 503 `key_unavailable` with nothing stored.
+#[tokio::test]
+async fn keys_on_a_token_sign_uploads_and_receipts_and_a_lost_key_is_503() {
+    let Some(t) = pixseal_testkit::softhsm::softhsm() else {
+        return;
+    };
+    let _token = t.lock();
+    use pixseal_testkit::softhsm::KeyKind;
+    t.generate("api-c2pa", KeyKind::P256);
+    t.generate("api-receipts", KeyKind::Ed25519);
+    let mut c = config(&Parts::Embedded, ServerConfig::default());
+    c.provenance.signer = pixseal_provenance::SignerKind::Pkcs11;
+    c.keys.receipt_provider = ReceiptProviderKind::Pkcs11;
+    c.pkcs11.module = t.module.clone();
+    c.pkcs11.token_label = t.token_label.clone();
+    c.pkcs11.pin = t.pin.clone().into();
+    c.pkcs11.claim_key_label = "api-c2pa".into();
+    c.pkcs11.receipt_key_label = "api-receipts".into();
+    let s = TestServer(TestApp::spawn(c).await);
+    let key = s.key("held", "us", ALL).await;
+    let photo = std::fs::read(fixtures().join("photos/garden.jpg")).unwrap();
+    let (st, up) = s.upload(&key, photo.clone(), "").await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let id = up["id"].as_str().unwrap().to_string();
+    let bytes = s
+        .get(&key, &format!("/v1/artifacts/{id}/content"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let v = verify_upload(&s, bytes.to_vec()).await;
+    assert_eq!(v["verdict"], "verified", "{v:#}");
+    let ready: Value = s.public_json("/readyz").await;
+    assert_eq!(ready["status"], "ok", "{ready}");
+    assert_eq!(ready["claim_signer"], "ok", "{ready}");
+
+    let receipt: pixseal_proof::SignedReceipt =
+        serde_json::from_value(s.delete(&key, &id).await).unwrap();
+    let exported = t.exported_public_key("api-receipts");
+    let public = pixseal_proof::ReceiptPublicKey::from_raw(&exported[12..]).unwrap();
+    receipt.verify_pem(public.pem()).unwrap();
+    let served: Value = s.public_json("/v1/keys/receipts").await;
+    assert_eq!(served["key_id"], public.key_id(), "{served}");
+
+    t.delete("api-c2pa");
+    let r = s
+        .client
+        .get(format!("{}/readyz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready: Value = r.json().await.unwrap();
+    assert_eq!(ready["claim_signer"], "unavailable", "{ready}");
+    assert_eq!(ready["receipt_signer"], "ok", "{ready}");
+    let before = walk(&s.data.path().join("blobs")).len();
+    let (st, body) = s.upload(&key, photo, "").await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "key_unavailable", "{body}");
+    assert!(!body.to_string().contains(&t.pin), "{body}");
+    assert!(s.db.unfinished(i64::MAX).await.unwrap().is_empty());
+    assert_eq!(
+        walk(&s.data.path().join("blobs")).len(),
+        before,
+        "nothing stored"
+    );
 }

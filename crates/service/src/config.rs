@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use pixseal_codes::CodesConfig;
 use pixseal_media::Limits;
-use pixseal_provenance::{Identity, ProvenanceConfig, ProvenanceError};
-use pixseal_seal::{KeysConfig, SealError, Secret};
+use pixseal_provenance::{
+    HeldKey, Identity, ProvenanceConfig, ProvenanceError, SignerKind, TimeStamped,
+};
+use pixseal_seal::{KeysConfig, Pkcs11ClaimKey, Pkcs11Config, Pkcs11Token, SealError, Secret};
 use pixseal_store::StorageConfig;
 
 use crate::licenses::LicenseConfig;
@@ -46,6 +48,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub codes: CodesConfig,
     pub provenance: ProvenanceConfig,
+    /// The PKCS#11 token holding the claim-signing and/or receipt-signing key.
+    pub pkcs11: Pkcs11Config,
     pub stamp: StampConfig,
     pub license: LicenseConfig,
 }
@@ -61,6 +65,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             codes: CodesConfig::default(),
             provenance: ProvenanceConfig::default(),
+            pkcs11: Pkcs11Config::default(),
             stamp: StampConfig::default(),
             license: LicenseConfig::default(),
         }
@@ -299,7 +304,7 @@ impl Config {
     /// error (which one wins would be a guess); an error names the setting and the file,
     /// never what it holds.
     fn read_secret_files(&mut self) -> Result<(), ConfigError> {
-        let slots: [(&str, &mut Secret, &str); 4] = [
+        let slots: [(&str, &mut Secret, &str); 5] = [
             (
                 "keys.transit_token",
                 &mut self.keys.transit_token,
@@ -320,6 +325,7 @@ impl Config {
                 &mut self.server.rate_limit_redis_url,
                 &self.server.rate_limit_redis_url_file,
             ),
+            ("pkcs11.pin", &mut self.pkcs11.pin, &self.pkcs11.pin_file),
         ];
         for (key, secret, file) in slots {
             if file.is_empty() {
@@ -354,15 +360,43 @@ impl Config {
     /// The C2PA signing identity, and whether the development chain was made just now (on
     /// first use). A development identity is trusted by nobody else: callers say so.
     /// With `[provenance].tsa_url` set, every signature is countersigned by that authority.
+    /// With `signer = "transit"` or `"pkcs11"` this talks to the key service or token
+    /// (blocking: from async code, call it on the blocking pool).
     pub fn signing_identity(&self) -> Result<(Identity, bool), ProvenanceError> {
-        let created = self.provenance.ensure_dev_chain(&self.data_dir)?;
-        let mut identity = self.provenance.identity(&self.data_dir)?;
-        if !self.provenance.tsa_url.is_empty() {
+        let p = &self.provenance;
+        let held = |e: SealError| {
+            ProvenanceError::Identity(format!("{} claim-signing key: {e}", p.signer.as_str()))
+        };
+        let (mut identity, created) = match p.signer {
+            SignerKind::File => {
+                let created = p.ensure_dev_chain(&self.data_dir)?;
+                (p.identity(&self.data_dir)?, created)
+            }
+            SignerKind::Transit => {
+                let chain = p.held_chain(&self.data_dir)?;
+                let certified = match &chain {
+                    Some(c) => Some(pixseal_provenance::held::certified_key(&c[0])?),
+                    None => None,
+                };
+                let key = self
+                    .keys
+                    .open_claim_key(&self.region_names(), certified.as_deref())
+                    .map_err(held)?;
+                p.held_identity(&self.data_dir, Arc::new(key) as Arc<dyn HeldKey>, chain)?
+            }
+            SignerKind::Pkcs11 => {
+                let chain = p.held_chain(&self.data_dir)?;
+                let token = Pkcs11Token::open(&self.pkcs11).map_err(held)?;
+                let key = Pkcs11ClaimKey::open(token, &self.pkcs11).map_err(held)?;
+                p.held_identity(&self.data_dir, Arc::new(key) as Arc<dyn HeldKey>, chain)?
+            }
+        };
+        if !p.tsa_url.is_empty() {
             let tsa = crate::tsa::HttpTimeStamper::new(
-                &self.provenance.tsa_url,
-                std::time::Duration::from_secs(self.provenance.tsa_timeout_secs),
+                &p.tsa_url,
+                std::time::Duration::from_secs(p.tsa_timeout_secs),
             )?;
-            identity.signer = identity.signer.with_time_stamper(std::sync::Arc::new(tsa));
+            identity.signer = Arc::new(TimeStamped::new(identity.signer, Arc::new(tsa)));
         }
         Ok((identity, created))
     }
@@ -393,7 +427,7 @@ impl Config {
     /// The configured receipt signer (local key file under data_dir, or Transit; blocking).
     pub fn receipt_signer(&self) -> Result<Arc<dyn pixseal_proof::ReceiptSigner>, SealError> {
         self.keys
-            .open_receipt_signer(&self.data_dir, &self.region_names())
+            .open_receipt_signer(&self.data_dir, &self.region_names(), &self.pkcs11)
     }
 
     /// The configured key provider (local key file under data_dir, or Transit).

@@ -146,7 +146,7 @@ impl Services {
             challenge_secrets: Arc::default(),
             clock: Clock::default(),
             provenance: Arc::new(Provenance {
-                signer: Arc::new(identity.signer),
+                signer: identity.signer,
                 verifier: Verifier::new(&anchors),
                 issuer_name: config.provenance.issuer_name.clone(),
                 pdq_threshold: config.provenance.pdq_threshold,
@@ -201,8 +201,9 @@ impl Services {
         }
     }
 
-    /// Whether the database, every region's blob store, the key provider and the receipt
-    /// signer all answer.
+    /// Whether the database, every region's blob store, the key provider, the receipt signer
+    /// and the claim signer all answer (the signers sign a probe: a key deleted in Transit or
+    /// taken off a token shows here).
     pub async fn readiness(&self) -> Readiness {
         let database = Health::of(self.db.check().await.is_ok());
         let blob_store = Health::of(self.blobs.check().await.is_ok());
@@ -224,13 +225,26 @@ impl Services {
                 .await
                 .unwrap_or(false),
         );
-        let all = [database, blob_store, key_provider, receipt_signer];
+        let c = self.provenance.signer.clone();
+        let claim_signer = Health::of(
+            tokio::task::spawn_blocking(move || c.check().is_ok())
+                .await
+                .unwrap_or(false),
+        );
+        let all = [
+            database,
+            blob_store,
+            key_provider,
+            receipt_signer,
+            claim_signer,
+        ];
         Readiness {
             status: Health::of(all.iter().all(|h| *h == Health::Ok)),
             database,
             blob_store,
             key_provider,
             receipt_signer,
+            claim_signer,
         }
     }
 }
@@ -257,6 +271,7 @@ pub struct Readiness {
     pub blob_store: Health,
     pub key_provider: Health,
     pub receipt_signer: Health,
+    pub claim_signer: Health,
 }
 
 /// Who did something, as the audit log records it.

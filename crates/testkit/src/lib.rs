@@ -11,6 +11,7 @@ mod app;
 #[cfg(feature = "browser")]
 pub mod browser;
 pub mod hostile;
+pub mod softhsm;
 #[cfg(feature = "app")]
 pub use app::TestApp;
 

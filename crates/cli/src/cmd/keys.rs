@@ -226,12 +226,16 @@ fn rewrap(config: &Config, provider: &dyn pixseal_seal::KeyProvider, json: bool)
 /// The C2PA signing identity: made when missing (development chain), then described.
 fn c2pa_identity(config: &Config, json: bool) -> Outcome {
     let res = crate::config::signing_identity(config).map(|id| {
-        use pixseal_provenance::ClaimSigner;
-        (id.development, id.signer.cert_chain().len())
+        (
+            id.development,
+            id.signer.cert_chain().len(),
+            id.signer.alg(),
+            id.signer.kind(),
+        )
     });
     match res {
-        Ok((development, certs)) => {
-            let chain = if config.provenance.uses_dev_chain() {
+        Ok((development, certs, alg, signer)) => {
+            let chain = if config.provenance.cert_chain.is_empty() {
                 pixseal_provenance::DevPaths::in_dir(
                     &pixseal_provenance::ProvenanceConfig::dev_dir(&config.data_dir),
                 )
@@ -244,17 +248,18 @@ fn c2pa_identity(config: &Config, json: bool) -> Outcome {
             if json {
                 println!(
                     "{}",
-                    json!({"key": "c2pa-signing", "status": "ok", "alg": config.provenance.signing_alg,
+                    json!({"key": "c2pa-signing", "status": "ok", "alg": alg, "signer": signer,
                            "chain": chain, "certificates": certs, "development": development})
                 );
             } else {
                 println!(
-                    "c2pa: {} signing certificate {chain}{}",
+                    "c2pa: {} signing certificate {chain}, key in {}{}",
                     if development {
                         "development"
                     } else {
                         "configured"
                     },
+                    signer.as_str(),
                     if development {
                         " (trusted by nobody else; see `pixseal keys trust-anchor`)"
                     } else {
@@ -273,8 +278,10 @@ fn c2pa_identity(config: &Config, json: bool) -> Outcome {
 
 /// `keys trust-anchor`: the root PEM verifiers should trust.
 fn trust_anchor(config: &Config) -> Outcome {
+    // The development root is made with the signing identity (for the held key, when the
+    // key is in Transit or on a token).
     if config.provenance.trust_anchors.is_empty()
-        && let Err(e) = config.provenance.ensure_dev_chain(&config.data_dir)
+        && let Err(e) = config.signing_identity()
     {
         eprintln!("error[key_unavailable]: {e}");
         return Outcome::Internal;

@@ -94,7 +94,7 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             visible: !args.no_visible,
             label: args.label.clone(),
         },
-        signer: &identity.signer,
+        signer: identity.signer.as_ref(),
         verify_base: config.server.public_url.trim_end_matches('/').to_string(),
     };
     batch.run(

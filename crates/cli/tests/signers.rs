@@ -50,7 +50,12 @@ fn stamp_and_read(dir: &Path, env: &[(&str, &str)]) -> Vec<Value> {
             ],
             env,
         );
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{format}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
         let l = &json_lines(&o)[0];
         assert_eq!(l["watermarked"], true, "{l}");
         let file = l["output"].as_str().unwrap();

@@ -112,7 +112,77 @@ fn session_lost(e: &CkError) -> bool {
     )
 }
 
-type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+/// A thread that owns a `W` and runs the work handed to it, one job at a time; callers wait
+/// at most `timeout` for each answer.
+struct Owned<W> {
+    jobs: Mutex<Option<mpsc::Sender<Box<dyn FnOnce(&mut W) + Send>>>>,
+    /// Closed when the owning thread has dropped its state (closed the session).
+    finished: Mutex<mpsc::Receiver<()>>,
+    timeout: Duration,
+    label: String,
+}
+
+/// The owning thread ends when the last handle goes, and is waited for (up to the timeout):
+/// a session still closing while the process exits runs into the token library's own
+/// teardown, which crashed SoftHSM2 in the tests.
+impl<W> Drop for Owned<W> {
+    fn drop(&mut self) {
+        self.jobs
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let finished = self.finished.get_mut().unwrap_or_else(|p| p.into_inner());
+        let _ = finished.recv_timeout(self.timeout);
+    }
+}
+
+impl<W: Send + 'static> Owned<W> {
+    fn spawn(label: &str, timeout: Duration, mut state: W) -> Result<Self> {
+        let (tx, rx) = mpsc::channel::<Box<dyn FnOnce(&mut W) + Send>>();
+        let (done, finished) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("pkcs11 {label}"))
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job(&mut state);
+                }
+                drop(state);
+                drop(done);
+            })
+            .map_err(|e| SealError::Internal(format!("pkcs11 worker thread: {e}")))?;
+        Ok(Owned {
+            jobs: Mutex::new(Some(tx)),
+            finished: Mutex::new(finished),
+            timeout,
+            label: label.to_owned(),
+        })
+    }
+
+    /// Hands `job` to the owning thread and waits at most the timeout.
+    fn call<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut W) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let gone = || SealError::KeyUnavailable("pkcs11: the token's thread is gone".into());
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(Box::new(move |w: &mut W| {
+                let _ = reply.send(job(w));
+            }))
+            .map_err(|_| gone())?;
+        answer.recv_timeout(self.timeout).unwrap_or_else(|_| {
+            Err(SealError::KeyUnavailable(format!(
+                "pkcs11: token {:?} did not answer within {} ms",
+                self.label,
+                self.timeout.as_millis()
+            )))
+        })
+    }
+}
 
 /// The thread that owns a token session.
 struct Worker {
@@ -172,16 +242,14 @@ impl Worker {
 
 /// A logged-in session on one token, owned by a thread of its own. See the module docs.
 pub struct Pkcs11Token {
-    jobs: Mutex<mpsc::Sender<Job>>,
-    timeout: Duration,
-    label: String,
+    worker: Owned<Worker>,
 }
 
 impl std::fmt::Debug for Pkcs11Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pkcs11Token")
-            .field("label", &self.label)
-            .field("timeout", &self.timeout)
+            .field("label", &self.worker.label)
+            .field("timeout", &self.worker.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -220,51 +288,25 @@ impl Pkcs11Token {
                 config.token_label, config.module
             ))
         })?;
-        let (tx, rx) = mpsc::channel::<Job>();
-        let mut worker = Worker {
+        let worker = Worker {
             ctx,
             slot,
             pin: Zeroizing::new(config.pin.expose().to_owned()),
             session: None,
         };
-        std::thread::Builder::new()
-            .name(format!("pkcs11 {}", config.token_label))
-            .spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    job(&mut worker);
-                }
-            })
-            .map_err(|e| SealError::Internal(format!("pkcs11 worker thread: {e}")))?;
+        let timeout = Duration::from_millis(config.timeout_ms.max(1));
         let token = Arc::new(Pkcs11Token {
-            jobs: Mutex::new(tx),
-            timeout: Duration::from_millis(config.timeout_ms.max(1)),
-            label: config.token_label.clone(),
+            worker: Owned::spawn(&config.token_label, timeout, worker)?,
         });
         token.call(|w| w.run("logging in", |_| Ok(())))?;
         Ok(token)
     }
 
-    /// Hands `job` to the session's thread and waits at most the configured timeout.
     fn call<T: Send + 'static>(
         &self,
         job: impl FnOnce(&mut Worker) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |w| {
-            let _ = reply.send(job(w));
-        });
-        self.jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(job)
-            .map_err(|_| SealError::KeyUnavailable("pkcs11: the token's thread is gone".into()))?;
-        answer.recv_timeout(self.timeout).unwrap_or_else(|_| {
-            Err(SealError::KeyUnavailable(format!(
-                "pkcs11: token {:?} did not answer within {} ms",
-                self.label,
-                self.timeout.as_millis()
-            )))
-        })
+        self.worker.call(job)
     }
 
     /// The key pair labelled `label`: the private key's handle and the public key as DER
@@ -554,6 +596,34 @@ mod tests {
             "not on the curve"
         );
         assert!(public_key(Some(KeyType::EC), &[0x06, 0x01, 0x00], &[4; 65]).is_err());
+    }
+
+    #[test]
+    fn a_call_that_hangs_is_unavailable_after_the_timeout_and_the_next_waits_its_turn() {
+        let owned = Owned::spawn("stuck", Duration::from_millis(100), ()).unwrap();
+        let t0 = std::time::Instant::now();
+        let e = owned
+            .call(|_| {
+                std::thread::sleep(Duration::from_millis(400));
+                Ok(())
+            })
+            .unwrap_err();
+        assert_eq!(e.code(), "key_unavailable", "{e}");
+        assert!(
+            e.to_string().contains("did not answer within 100 ms"),
+            "{e}"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            t0.elapsed()
+        );
+        // Queued behind the hung call: it too gives up in time rather than waiting forever.
+        let e = owned.call(|_| Ok(1)).unwrap_err();
+        assert_eq!(e.code(), "key_unavailable");
+        // Once the token answers again, so do calls.
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(owned.call(|_| Ok(7)).unwrap(), 7);
     }
 
     #[test]

@@ -21,6 +21,8 @@
 #   exportable):
 #     transit/sign/pixseal-c2pa/sha2-256  update
 #     transit/keys/pixseal-c2pa           read
+#   and for tenants' own keys pixseal-tenant-* (created and deleted by an operator):
+#     datakey/plaintext, decrypt, rewrap  update;  transit/keys/<key>  read
 #   and no default policy. It cannot export, delete or reconfigure keys:
 #   min_decryption_version (transit/keys/<key>/config) is an ADMIN operation (BAO_ROOT_TOKEN here).
 # - Every wait is bounded; works with CI=true and no stdin. Progress goes to stderr.
@@ -152,6 +154,14 @@ path \"transit/keys/$k/rotate\" { capabilities = [\"update\"] }
 path \"transit/keys/$k\" { capabilities = [\"read\"] }
 "
 done
+# Tenants' own master keys (`pixseal tenant set-key T --transit-key pixseal-tenant-…`): an
+# operator creates and deletes them; the app token only uses them, like the region keys.
+t='pixseal-tenant-*'
+policy+="path \"transit/datakey/plaintext/$t\" { capabilities = [\"update\"] }
+path \"transit/decrypt/$t\" { capabilities = [\"update\"] }
+path \"transit/rewrap/$t\" { capabilities = [\"update\"] }
+path \"transit/keys/$t\" { capabilities = [\"read\"] }
+"
 printf '%s' "$policy" >"$STATE_DIR/policy.hcl"
 admin policy write "$POLICY" "$STATE_DIR/policy.hcl" >&2
 

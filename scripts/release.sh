@@ -32,13 +32,15 @@ CARGO_HOME_DIR="${CARGO_HOME:-$HOME/.cargo}"
 export CARGO_PROFILE_RELEASE_DEBUG=0
 export CARGO_PROFILE_RELEASE_STRIP=symbols
 export CARGO_TERM_COLOR=never
-# LLVM's loop unroller is off. Measured: pixseal-media's f32 convolution code (from
-# fast_image_resize) came out different from one rustc run to the next, same command, same
-# unoptimized IR, the optimized IR differing in what LICM promoted; with these flags, 5 runs of
-# that crate were identical. Likely cause: the unroller of LLVM 22 (rustc 1.95) updates the
-# dominator tree in pointer order (llvm-project PR 188821, fixed in LLVM 23 only). Cost: loops
-# that gained from unrolling run slower (not measured); drop this on a toolchain with LLVM 23.
-NO_UNROLL="-C llvm-args=-unroll-threshold=0 -C llvm-args=-unroll-full-max-count=0 -C llvm-args=-unroll-runtime=false -C llvm-args=-unroll-allow-partial=false"
+# LLVM's loop unroller is off for two crates (scripts/release-rustc.sh, the RUSTC_WRAPPER below).
+# Measured: pixseal-media's f32 convolution code (from fast_image_resize) came out different from
+# one rustc run to the next, same command, same unoptimized IR, the optimized IR differing in what
+# LICM promoted; with the unroller off, 5 runs of that crate were identical. Likely cause: the
+# unroller of LLVM 22 (rustc 1.95) updates the dominator tree in pointer order (llvm-project PR
+# 188821, fixed in LLVM 23 only). Off for the whole build it cost `stamp` 6-20 % and a PNG
+# `sanitize` 14-16 %; off for these two crates only, the same speed as the ordinary build but for
+# a downscale (+8 % instructions), and two builds from scratch were identical (docs/releases.md).
+# Drop the wrapper on a toolchain with LLVM 23.
 
 build() { # build TARGET_DIR → prints the binary's path
   local target="$1"
@@ -48,7 +50,8 @@ build() { # build TARGET_DIR → prints the binary's path
   # (--remap-path-prefix is left out of cargo's -C metadata, so the two builds of
   # --reproducible, with two target directories, still get the same symbol hashes.)
   local cmap="-ffile-prefix-map=$ROOT=/build/pixseal -ffile-prefix-map=$CARGO_HOME_DIR=/cargo -ffile-prefix-map=$target=/target"
-  RUSTFLAGS="--remap-path-prefix=$ROOT=/build/pixseal --remap-path-prefix=$CARGO_HOME_DIR=/cargo --remap-path-prefix=$target=/target $NO_UNROLL" \
+  RUSTFLAGS="--remap-path-prefix=$ROOT=/build/pixseal --remap-path-prefix=$CARGO_HOME_DIR=/cargo --remap-path-prefix=$target=/target" \
+    RUSTC_WRAPPER="$ROOT/scripts/release-rustc.sh" \
     CFLAGS="$cmap" CXXFLAGS="$cmap" CARGO_TARGET_DIR="$target" \
     cargo build --release --locked --bin pixseal >&2
   echo "$target/release/pixseal"

@@ -173,6 +173,14 @@ impl KeysConfig {
         }
     }
 
+    /// A provider whose master key for `region` is a tenant's own Transit key `key_name` (same
+    /// address, token and mount as the region keys). No network I/O until it is used.
+    pub fn open_tenant_provider(&self, region: &str, key_name: &str) -> Result<TransitKeyProvider> {
+        let mut cfg = self.transit_config(&[region])?;
+        cfg.keys = [(region.to_owned(), key_name.to_owned())].into();
+        TransitKeyProvider::new(cfg)
+    }
+
     /// Build the configured provider for `regions`.
     pub fn open_provider(&self, data_dir: &Path, regions: &[&str]) -> Result<Box<dyn KeyProvider>> {
         match self.provider {

@@ -154,6 +154,25 @@ pub fn open_field(
     Ok(Zeroizing::new(pt))
 }
 
+/// The name of the master key that wrapped a sealed field's data key (read from its envelope,
+/// not yet authenticated: a caller uses it only to pick which provider tries to open it).
+pub fn field_key_name(sealed: &str) -> Result<String> {
+    let b64 = sealed
+        .strip_prefix(FIELD_PREFIX)
+        .ok_or(SealError::Tampered)?;
+    let head = &b64[..b64.len().min(256)];
+    let env = B64URL
+        .decode(&head[..head.len() / 4 * 4])
+        .map_err(|_| SealError::Tampered)?;
+    let mut r = Cursor::new(&env);
+    if r.u8()? != ENVELOPE_VERSION {
+        return Err(SealError::Tampered);
+    }
+    ProviderId::from_byte(r.u8()?).ok_or(SealError::Tampered)?;
+    let name_len = r.u8()? as usize;
+    parse_key_name(r.take(name_len)?)
+}
+
 /// Serializes `value` to JSON and seals it like [`seal_field`].
 pub fn seal_json<T: Serialize + ?Sized>(
     provider: &dyn KeyProvider,

@@ -33,7 +33,7 @@ pub mod transit_receipts;
 
 pub use config::{KeyProviderKind, KeysConfig, ReceiptProviderKind};
 pub use error::{Result, SealError};
-pub use field::{open_field, open_json, seal_field, seal_json};
+pub use field::{field_key_name, open_field, open_json, seal_field, seal_json};
 pub use header::Header;
 pub use local::LocalKeyProvider;
 pub use pkcs11::{Pkcs11ClaimKey, Pkcs11Config, Pkcs11ReceiptSigner, Pkcs11Token};

@@ -30,6 +30,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Result, SealError};
 use crate::secret::Secret;
+use crate::transit_claims::ED25519_SPKI_PREFIX;
 
 /// `[pkcs11]` settings: the token that holds the claim-signing and/or receipt-signing keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,10 +113,13 @@ fn session_lost(e: &CkError) -> bool {
     )
 }
 
+/// Work handed to the thread that owns a `W`.
+type Job<W> = Box<dyn FnOnce(&mut W) + Send>;
+
 /// A thread that owns a `W` and runs the work handed to it, one job at a time; callers wait
 /// at most `timeout` for each answer.
 struct Owned<W> {
-    jobs: Mutex<Option<mpsc::Sender<Box<dyn FnOnce(&mut W) + Send>>>>,
+    jobs: Mutex<Option<mpsc::Sender<Job<W>>>>,
     /// Closed when the owning thread has dropped its state (closed the session).
     finished: Mutex<mpsc::Receiver<()>>,
     timeout: Duration,
@@ -138,7 +142,7 @@ impl<W> Drop for Owned<W> {
 
 impl<W: Send + 'static> Owned<W> {
     fn spawn(label: &str, timeout: Duration, mut state: W) -> Result<Self> {
-        let (tx, rx) = mpsc::channel::<Box<dyn FnOnce(&mut W) + Send>>();
+        let (tx, rx) = mpsc::channel::<Job<W>>();
         let (done, finished) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name(format!("pkcs11 {label}"))
@@ -215,7 +219,7 @@ impl Worker {
     ) -> Result<T> {
         let mut attempt = 0;
         loop {
-            let res = self.session().and_then(|s| f(s));
+            let res = self.session().and_then(&f);
             match res {
                 Ok(v) => return Ok(v),
                 Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLocked, _)) => {
@@ -390,10 +394,6 @@ const P384_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 const ED25519_OID: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 /// `PrintableString "edwards25519"`, the other form tokens use for Ed25519.
 const ED25519_NAME: &[u8] = b"\x13\x0cedwards25519";
-/// DER SubjectPublicKeyInfo prefix of an Ed25519 key (RFC 8410); the 32 key bytes follow.
-const ED25519_SPKI_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
 
 /// CKA_EC_POINT is a DER OCTET STRING around the point on most tokens, the bare point on some.
 fn bare_point(point: &[u8], len: usize) -> Option<&[u8]> {

@@ -181,6 +181,21 @@ struct KeyResp {
     keys: BTreeMap<String, serde_json::Value>,
 }
 
+/// `GET transit/keys/<k>` of a signing key: its type, latest version and public keys.
+#[derive(Deserialize)]
+pub(crate) struct KeyInfo {
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+    pub(crate) latest_version: u32,
+    pub(crate) keys: BTreeMap<String, serde_json::Value>,
+}
+
+/// `POST transit/sign/<k>`: `vault:v<version>:<base64 signature>`.
+#[derive(Deserialize)]
+pub(crate) struct SignResp {
+    pub(crate) signature: String,
+}
+
 #[derive(Deserialize)]
 struct ErrorsResp {
     #[serde(default)]

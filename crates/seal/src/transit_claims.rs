@@ -14,16 +14,13 @@
 //! (or the latest, when a development certificate is about to be made for it), so a rotation
 //! in Transit never produces a signature the certificate does not cover.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use pixseal_provenance::{HeldKey, ProvenanceError, SignAlg, SignerKind};
-use serde::Deserialize;
 
 use crate::error::{Result, SealError};
 use crate::provider::validate_key_name;
-use crate::transit::{Input, TransitClient, TransitConfig};
+use crate::transit::{Input, KeyInfo, SignResp, TransitClient, TransitConfig};
 
 /// A Transit key that signs C2PA claims. See the module docs.
 pub struct TransitClaimKey {
@@ -45,21 +42,8 @@ impl std::fmt::Debug for TransitClaimKey {
     }
 }
 
-#[derive(Deserialize)]
-struct KeyInfo {
-    #[serde(rename = "type")]
-    kind: String,
-    latest_version: u32,
-    keys: BTreeMap<String, serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct SignResp {
-    signature: String,
-}
-
 /// DER SubjectPublicKeyInfo prefix of an Ed25519 key (RFC 8410); the 32 key bytes follow.
-const ED25519_SPKI_PREFIX: [u8; 12] = [
+pub(crate) const ED25519_SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
 

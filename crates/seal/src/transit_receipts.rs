@@ -17,16 +17,13 @@
 //! Blocking (`reqwest::blocking`): from async code, call [`ReceiptSigner::sign`] and
 //! [`TransitReceiptSigner::open`] on the blocking pool.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use pixseal_proof::{Receipt, ReceiptError, ReceiptPublicKey, ReceiptSigner, SignedReceipt};
-use serde::Deserialize;
 
 use crate::error::{Result, SealError};
 use crate::provider::validate_key_name;
-use crate::transit::{Input, TransitClient, TransitConfig, ciphertext_version};
+use crate::transit::{Input, KeyInfo, SignResp, TransitClient, TransitConfig, ciphertext_version};
 
 /// Default name of the receipt-signing key (`<transit_key_prefix>receipts`).
 pub const DEFAULT_RECEIPT_KEY: &str = "pixseal-receipts";
@@ -48,19 +45,6 @@ impl std::fmt::Debug for TransitReceiptSigner {
             .field("key_id", &self.public.key_id())
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Deserialize)]
-struct KeyInfo {
-    #[serde(rename = "type")]
-    kind: String,
-    latest_version: u32,
-    keys: BTreeMap<String, serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct SignResp {
-    signature: String,
 }
 
 fn receipt_error(e: SealError) -> ReceiptError {

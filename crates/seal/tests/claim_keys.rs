@@ -6,9 +6,8 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use common::bao;
+use common::{bao, bao_request};
 use p256::ecdsa::signature::Verifier;
 use p256::pkcs8::DecodePublicKey;
 use pixseal_provenance::identity::pem_certs;
@@ -19,32 +18,6 @@ const KEY: &str = "pixseal-c2pa";
 
 fn cfg(addr: &str, token: &str) -> TransitConfig {
     TransitConfig::new(addr, token, &["us"])
-}
-
-fn bao_request(
-    addr: &str,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> (u16, serde_json::Value) {
-    let c = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let url = format!("{addr}/v1/{path}");
-    let req = match method {
-        "GET" => c.get(&url),
-        "DELETE" => c.delete(&url),
-        _ => c.post(&url).body(body.to_owned()),
-    };
-    let r = req.header("X-Vault-Token", token).send().unwrap();
-    let status = r.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&r.text().unwrap_or_default()).unwrap_or_default(),
-    )
 }
 
 /// The P-256 public key of `key` version `v`, as OpenBao publishes it.

@@ -3,7 +3,9 @@
 mod common;
 
 use common::{assert_tampered, local};
-use pixseal_seal::{SealError, open_field, open_json, seal_field, seal_json};
+use pixseal_seal::{
+    KeyProvider, SealError, field_key_name, open_field, open_json, seal_field, seal_json,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -112,4 +114,17 @@ fn json_round_trip() {
         open_json::<Meta>(&p, "eu", "x", &n).unwrap_err().code(),
         "config"
     );
+}
+
+#[test]
+fn a_fields_key_name_is_read_from_its_envelope() {
+    let (_d, p) = local();
+    let long = "x".repeat(5000);
+    for value in ["", "short", long.as_str()] {
+        let sealed = seal_field(&p, "eu", "ctx", value.as_bytes()).unwrap();
+        assert_eq!(field_key_name(&sealed).unwrap(), p.key_name("eu").unwrap());
+    }
+    assert_tampered(field_key_name("pxf1."), "empty");
+    assert_tampered(field_key_name("not a field"), "no prefix");
+    assert_tampered(field_key_name("pxf1.AgIDYWJj"), "wrong envelope version");
 }

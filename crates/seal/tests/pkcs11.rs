@@ -4,11 +4,14 @@
 //! Tests hold the token's lock (SoftHSM and concurrent `pkcs11-tool` runs do not mix). Set
 //! PIXSEAL_SKIP_PKCS11=1 to skip.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::receipt;
 use ed25519_dalek::pkcs8::DecodePublicKey;
 use p256::ecdsa::signature::Verifier;
-use pixseal_proof::{Receipt, ReceiptSigner, ReceiptV2};
+use pixseal_proof::ReceiptSigner;
 use pixseal_provenance::identity::pem_certs;
 use pixseal_provenance::{ClaimSigner, DevChain, HeldKey, HeldKeySigner, SignAlg, SignerKind};
 use pixseal_seal::{Pkcs11ClaimKey, Pkcs11Config, Pkcs11ReceiptSigner, Pkcs11Token, Secret};
@@ -23,20 +26,6 @@ fn config(t: &SoftHsm, claim: &str, receipt: &str) -> Pkcs11Config {
         receipt_key_label: receipt.into(),
         ..Pkcs11Config::default()
     }
-}
-
-fn receipt() -> Receipt {
-    Receipt::V2(ReceiptV2 {
-        version: 2,
-        receipt_id: "rcpt_00112233445566778899aabbccddeeff".into(),
-        proof_id: "px_0H8Z4K2M9QW3R".into(),
-        sha256: "ab".repeat(32),
-        region: "us".into(),
-        created_at: "2026-11-01T00:00:00Z".into(),
-        deleted_at: "2026-11-08T00:00:00Z".into(),
-        reason: "deleted_by_owner".into(),
-        subject: "cd".repeat(32),
-    })
 }
 
 #[test]

@@ -5,14 +5,12 @@
 
 mod common;
 
-use std::time::Duration;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::{Bao, bao};
+use common::{Bao, bao, bao_request, receipt};
 use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use pixseal_proof::{Receipt, ReceiptPublicKey, ReceiptSigner, ReceiptV2, SignedReceipt};
+use pixseal_proof::{ReceiptPublicKey, ReceiptSigner, SignedReceipt};
 use pixseal_seal::{
     KeysConfig, Pkcs11Config, ReceiptProviderKind, TransitConfig, TransitReceiptSigner,
 };
@@ -31,41 +29,13 @@ fn cfg(b: &Bao, token: &str) -> TransitConfig {
     TransitConfig::new(b.addr(), token, &["us"])
 }
 
-fn receipt() -> Receipt {
-    Receipt::V2(ReceiptV2 {
-        version: 2,
-        receipt_id: "rcpt_00112233445566778899aabbccddeeff".into(),
-        proof_id: "px_0H8Z4K2M9QW3R".into(),
-        sha256: "ab".repeat(32),
-        region: "us".into(),
-        created_at: "2026-11-01T00:00:00Z".into(),
-        deleted_at: "2026-11-08T00:00:00Z".into(),
-        reason: "deleted_by_owner".into(),
-        subject: "cd".repeat(32),
-    })
-}
-
 /// GET `path` on OpenBao with `token`: (status, JSON body).
 fn bao_get(b: &Bao, token: &str, path: &str) -> (u16, serde_json::Value) {
     request(b, token, "GET", path, "")
 }
 
 fn request(b: &Bao, token: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let c = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let url = format!("{}/v1/{path}", b.addr());
-    let req = match method {
-        "GET" => c.get(&url),
-        "DELETE" => c.delete(&url),
-        _ => c.post(&url).body(body.to_owned()),
-    };
-    let r = req.header("X-Vault-Token", token).send().unwrap();
-    let status = r.status().as_u16();
-    let body = r.text().unwrap_or_default();
-    (status, serde_json::from_str(&body).unwrap_or_default())
+    bao_request(b.addr(), token, method, path, body)
 }
 
 /// The public key of `key` version `v` as OpenBao publishes it (32 raw bytes, base64).

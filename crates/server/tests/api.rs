@@ -2505,6 +2505,10 @@ async fn durable_credentials_and_the_resolution_api() {
 /// with the key `pkcs11-tool` reads off the token. The claim key taken off the token: `/readyz`
 /// says `claim_signer: unavailable` and an upload is 503 `key_unavailable` with nothing stored.
 #[tokio::test]
+#[allow(
+    clippy::await_holding_lock,
+    reason = "the token's lock serializes this process's tests, each on a runtime of its own"
+)]
 async fn keys_on_a_token_sign_uploads_and_receipts_and_a_lost_key_is_503() {
     let Some(t) = pixseal_testkit::softhsm::softhsm() else {
         return;
@@ -2569,4 +2573,237 @@ async fn keys_on_a_token_sign_uploads_and_receipts_and_a_lost_key_is_503() {
         before,
         "nothing stored"
     );
+}
+
+/// OpenBao admin call with the root token: (status, JSON body).
+async fn bao_admin(
+    bao: &pixseal_testkit::Bao,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let r = reqwest::Client::new()
+        .request(method, format!("{}/v1/{path}", bao.addr))
+        .header("X-Vault-Token", &bao.root_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A tenant's own master key in Transit, and crypto-shredding by deleting it: the tenant's
+/// artifacts (blob and label) are sealed under its key, the other tenant's under the region's;
+/// once the key is deleted, the tenant's content and label answer 503 `key_unavailable` naming
+/// the tenant, the other tenant's still open, a copy of the database and blobs taken before
+/// opens none of the tenant's blobs with any key pixseal's token or the root token can reach,
+/// and the purge still deletes the tenant's artifacts and signs their receipts.
+#[tokio::test]
+async fn deleting_a_tenants_key_shreds_its_artifacts_and_no_one_elses() {
+    let bao =
+        pixseal_testkit::openbao("us eu rot shred").expect("OpenBao (PIXSEAL_SKIP_TRANSIT unset)");
+    let key_name = format!("pixseal-tenant-shred-{}", std::process::id());
+    let (st, body) = bao_admin(
+        bao,
+        reqwest::Method::POST,
+        &format!("transit/keys/{key_name}"),
+        serde_json::json!({"type": "aes256-gcm96"}),
+    )
+    .await;
+    assert!(st.is_success(), "{st} {body}");
+    let mut c = config(&Parts::Embedded, ServerConfig::default());
+    c.keys.provider = KeyProviderKind::Transit;
+    c.keys.transit_addr = bao.addr.clone();
+    c.keys.transit_token = bao.token.clone().into();
+    let s = TestServer(TestApp::spawn(c).await);
+    let owner = s.key("owner", "us", ALL).await;
+    let other = s.key("other", "us", ALL).await;
+    // Only keys that are a tenant's: a region's key is refused.
+    let e = s
+        .state
+        .set_tenant_key(&pixseal_service::Actor::Cli, "owner", "pixseal-us")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_key", "{e}");
+    s.state
+        .set_tenant_key(&pixseal_service::Actor::Cli, "owner", &key_name)
+        .await
+        .unwrap();
+
+    let photo = std::fs::read(fixtures().join("photos/garden.jpg")).unwrap();
+    let mut mine = Vec::new();
+    for _ in 0..2 {
+        let (st, up) = s.upload(&owner, photo.clone(), "?label=Jane%20Doe").await;
+        assert_eq!(st, StatusCode::CREATED, "{up}");
+        mine.push(up["id"].as_str().unwrap().to_string());
+    }
+    let (st, up) = s.upload(&other, photo.clone(), "?label=Someone").await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let theirs = up["id"].as_str().unwrap().to_string();
+    let header_key = |id: &str| {
+        let blob = walk(&s.data.path().join("blobs"))
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains(id))
+            .unwrap();
+        pixseal_seal::read_header(std::fs::File::open(blob).unwrap())
+            .unwrap()
+            .key_name
+    };
+    assert_eq!(header_key(&mine[0]), key_name);
+    assert_eq!(header_key(&theirs), "pixseal-us");
+    assert_eq!(
+        s.get(&owner, &format!("/v1/artifacts/{}/content", mine[0]))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let meta: Value = s
+        .get(&owner, &format!("/v1/artifacts/{}", mine[0]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["label"], "Jane Doe", "{meta}");
+
+    // What an attacker (or a backup) holds: the database and the blobs, copied now.
+    let copy = tempfile::tempdir().unwrap();
+    for p in walk(s.data.path()) {
+        let to = copy.path().join(p.strip_prefix(s.data.path()).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&p, &to).unwrap();
+    }
+
+    // The tenant deletes its key.
+    let (st, body) = bao_admin(
+        bao,
+        reqwest::Method::POST,
+        &format!("transit/keys/{key_name}/config"),
+        serde_json::json!({"deletion_allowed": true}),
+    )
+    .await;
+    assert!(st.is_success(), "{st} {body}");
+    let (st, body) = bao_admin(
+        bao,
+        reqwest::Method::DELETE,
+        &format!("transit/keys/{key_name}"),
+        Value::Null,
+    )
+    .await;
+    assert!(st.is_success(), "{st} {body}");
+
+    let tenant = s.db.tenant_by_name("owner").await.unwrap();
+    for id in &mine {
+        for path in [
+            format!("/v1/artifacts/{id}/content"),
+            format!("/v1/artifacts/{id}"),
+        ] {
+            let r = s.get(&owner, &path).await;
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "key_unavailable", "{body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains(&tenant.id), "says whose key: {message}");
+        }
+    }
+    assert_eq!(
+        s.get(&other, &format!("/v1/artifacts/{theirs}/content"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let meta: Value = s
+        .get(&other, &format!("/v1/artifacts/{theirs}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["label"], "Someone", "{meta}");
+
+    // The copy: none of the tenant's blobs opens, with the app token or the root token, under
+    // the tenant's key or the region's; the other tenant's does.
+    let copied = pixseal_store::Db::connect(&format!(
+        "sqlite://{}",
+        copy.path().join("pixseal.db").display()
+    ))
+    .await
+    .unwrap();
+    let wrapped: std::collections::HashMap<String, String> = copied
+        .wrapped_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _, w)| (id, w))
+        .collect();
+    let providers: Vec<pixseal_seal::TransitKeyProvider> = [&bao.token, &bao.root_token]
+        .iter()
+        .flat_map(|token| {
+            [key_name.as_str(), "pixseal-us"].map(|k| {
+                let mut cfg = pixseal_seal::TransitConfig::new(&bao.addr, token, &["us"]);
+                cfg.keys = [("us".to_string(), k.to_string())].into();
+                pixseal_seal::TransitKeyProvider::new(cfg).unwrap()
+            })
+        })
+        .collect();
+    let copied_blobs = copy.path().join("blobs");
+    let open = move |id: &str, tenant_id: &str, p: &pixseal_seal::TransitKeyProvider| {
+        let blob = walk(&copied_blobs)
+            .into_iter()
+            .find(|b| b.to_string_lossy().contains(id))
+            .unwrap();
+        let w = pixseal_seal::WrappedKey::from_bytes(
+            &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &wrapped[id])
+                .unwrap(),
+        )
+        .unwrap();
+        let obj = pixseal_seal::ObjectRef {
+            object_id: id,
+            tenant: tenant_id,
+            region: "us",
+        };
+        pixseal_seal::Sealer::new(p, pixseal_seal::KeyPlacement::Detached).open_bytes(
+            &std::fs::read(blob).unwrap(),
+            &obj,
+            Some(&w),
+        )
+    };
+    let (mine_c, theirs_c) = (mine.clone(), theirs.clone());
+    let other_id = s.db.tenant_by_name("other").await.unwrap().id;
+    let tenant_id = tenant.id.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        let mine_opened: usize = mine_c
+            .iter()
+            .map(|id| {
+                providers
+                    .iter()
+                    .filter(|p| open(id, &tenant_id, p).is_ok())
+                    .count()
+            })
+            .sum();
+        let theirs_opened = providers
+            .iter()
+            .filter(|p| open(&theirs_c, &other_id, p).is_ok())
+            .count();
+        (mine_opened, theirs_opened)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        opened,
+        (0, 2),
+        "the tenant's blobs open nowhere; the other's with either token"
+    );
+
+    // The purge still deletes the shredded artifacts and signs their receipts.
+    let a = s.db.artifact(&tenant.id, &mine[1]).await.unwrap();
+    let r = s
+        .state
+        .purge_at(a.expires_ms + 1, 100, 600_000)
+        .await
+        .unwrap();
+    assert!(r.purged >= 2 && r.failed == 0, "{r:?}");
+    for id in &mine {
+        assert!(!s.db.artifact_exists(id).await.unwrap());
+    }
+    assert!(s.db.receipt_count().await.unwrap() >= 2);
 }

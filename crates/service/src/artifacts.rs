@@ -2,6 +2,7 @@
 //! content decrypted on demand. Erasure is in [`crate::erase`].
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -278,6 +279,9 @@ impl Services {
             plan.caller.key.tenant.region.clone(),
             plan.caller.key.tenant.id.clone(),
         );
+        // The tenant's own master key, when it has one: looked up before any work is done.
+        let keys = self.sealing_keys(&tenant_id, &region).await?;
+        let own_key = !Arc::ptr_eq(&keys, &self.keys);
         tokio::task::spawn_blocking(move || -> Result<Sealed> {
             let _slot = slot;
             let opts = Options {
@@ -298,14 +302,16 @@ impl Services {
                 )
             })?;
             drop(body);
-            let keys = s.keys.as_ref();
+            let keys = keys.as_ref();
+            let key_err = |e| crate::tenant_keys::key_error(own_key, &tenant_id, e);
             let obj = ObjectRef {
                 object_id: &id,
                 tenant: &tenant_id,
                 region: &region,
             };
-            let (blob, sealing) =
-                Sealer::new(keys, KeyPlacement::Detached).seal_bytes(&stamped.bytes, &obj)?;
+            let (blob, sealing) = Sealer::new(keys, KeyPlacement::Detached)
+                .seal_bytes(&stamped.bytes, &obj)
+                .map_err(key_err)?;
             let field = |name: &str, value: &str| {
                 pixseal_seal::seal_field(
                     keys,
@@ -313,6 +319,7 @@ impl Services {
                     &format!("artifacts.{name}.{id}"),
                     value.as_bytes(),
                 )
+                .map_err(key_err)
             };
             let label = marks
                 .label
@@ -384,15 +391,16 @@ impl Services {
         let label = match a.label_sealed.clone() {
             None => None,
             Some(sealed) => {
-                let (keys, region, ctx) = (
-                    self.keys.clone(),
-                    a.region.clone(),
-                    format!("artifacts.label.{}", a.id),
-                );
-                let plain = tokio::task::spawn_blocking(move || {
-                    pixseal_seal::open_field(keys.as_ref(), &region, &ctx, &sealed)
-                })
-                .await??;
+                let key_name = pixseal_seal::field_key_name(&sealed)?;
+                let keys = self
+                    .opening_keys(&a.tenant_id, &a.region, &key_name)
+                    .await?;
+                let (region, ctx) = (a.region.clone(), format!("artifacts.label.{}", a.id));
+                let plain = self
+                    .with_keys(&a.tenant_id, keys, move |k| {
+                        pixseal_seal::open_field(k, &region, &ctx, &sealed)
+                    })
+                    .await?;
                 Some(String::from_utf8_lossy(&plain).into_owned())
             }
         };
@@ -419,21 +427,22 @@ impl Services {
         let key = BlobKey::new(&a.id).map_err(|_| ServiceError::NotFound)?;
         let sealed = self.blobs.get(&a.region, &key).await?;
         let wrapped = wrapped_key(a)?;
-        let keys = self.keys.clone();
+        // The header names the master key the blob was sealed under (authenticated when it
+        // opens); the region's, or one of the tenant's own.
+        let key_name = pixseal_seal::read_header(&sealed[..])?.key_name;
+        let keys = self
+            .opening_keys(&a.tenant_id, &a.region, &key_name)
+            .await?;
         let (object_id, tenant, region) = (a.id.clone(), a.tenant_id.clone(), a.region.clone());
-        Ok(tokio::task::spawn_blocking(move || {
+        self.with_keys(&a.tenant_id, keys, move |k| {
             let obj = ObjectRef {
                 object_id: &object_id,
                 tenant: &tenant,
                 region: &region,
             };
-            Sealer::new(keys.as_ref(), KeyPlacement::Detached).open_bytes(
-                &sealed,
-                &obj,
-                Some(&wrapped),
-            )
+            Sealer::new(k, KeyPlacement::Detached).open_bytes(&sealed, &obj, Some(&wrapped))
         })
-        .await??)
+        .await
     }
 }
 

@@ -531,6 +531,8 @@ mod tests {
         std::fs::write(&token, "hvs.PXCANARY-token\n").unwrap();
         let db = dir.path().join("db");
         std::fs::write(&db, "postgres://app:PXCANARY-pw@127.0.0.1/app").unwrap();
+        let pin = dir.path().join("pin");
+        std::fs::write(&pin, "PXCANARY-pin\n").unwrap();
         let (t, d) = (token.to_str().unwrap(), db.to_str().unwrap());
         let c = Config::load_from(
             None,
@@ -538,10 +540,12 @@ mod tests {
                 ("PIXSEAL_KEYS_TRANSIT_TOKEN_FILE", t),
                 ("PIXSEAL_SERVER_DATABASE_URL_FILE", d),
                 ("PIXSEAL_STORAGE_SECRET_ACCESS_KEY", "PXCANARY-s3"),
+                ("PIXSEAL_PKCS11_PIN_FILE", pin.to_str().unwrap()),
             ]),
         )
         .unwrap();
         assert_eq!(c.keys.transit_token.expose(), "hvs.PXCANARY-token");
+        assert_eq!(c.pkcs11.pin.expose(), "PXCANARY-pin");
         assert_eq!(
             c.database_url().expose(),
             "postgres://app:PXCANARY-pw@127.0.0.1/app"

@@ -63,6 +63,10 @@ pub enum ServiceError {
     /// A key service (data keys, signing, receipts) could not be reached.
     #[error("{0}, retry later")]
     KeyUnavailable(&'static str),
+    /// The tenant's own master key cannot be used (disabled or deleted by its owner, or its key
+    /// service unreachable): its artifacts stay sealed; other tenants are not affected.
+    #[error("the master key of tenant {0:?} is unavailable (disabled, deleted or unreachable)")]
+    TenantKeyUnavailable(String),
     /// The configured time-stamping authority did not answer, or answered with a token that
     /// does not check out (`tsa_unavailable`): nothing is signed without the time-stamp.
     #[error("time-stamping authority unavailable, retry later")]
@@ -124,7 +128,9 @@ impl ServiceError {
             ServiceError::NotFound | ServiceError::UnknownTenant(_) => "not_found",
             ServiceError::Ingest(e) => e.code(),
             ServiceError::Busy(_) => "busy",
-            ServiceError::KeyUnavailable(_) => "key_unavailable",
+            ServiceError::KeyUnavailable(_) | ServiceError::TenantKeyUnavailable(_) => {
+                "key_unavailable"
+            }
             ServiceError::TsaUnavailable => "tsa_unavailable",
             ServiceError::Tampered => "tampered",
             ServiceError::Internal(_) => "internal",
@@ -142,6 +148,7 @@ impl ServiceError {
             ServiceError::Ingest(IngestError::Internal(_)) => ErrorKind::Internal,
             ServiceError::Ingest(_) => ErrorKind::Rejected,
             ServiceError::KeyUnavailable(_)
+            | ServiceError::TenantKeyUnavailable(_)
             | ServiceError::TsaUnavailable
             | ServiceError::Busy(_) => ErrorKind::Unavailable,
             ServiceError::Tampered | ServiceError::Internal(_) => ErrorKind::Internal,

@@ -20,6 +20,7 @@ pub mod pickup;
 pub mod resolve;
 pub mod services;
 pub mod stamp;
+pub mod tenant_keys;
 pub mod tsa;
 pub mod verify;
 mod work;

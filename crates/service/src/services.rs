@@ -80,6 +80,10 @@ pub struct Services {
     pub(crate) body_budget: Arc<Slots>,
     /// Unwrapped per-region code secrets.
     pub(crate) code_keys: Arc<CodeKeyCache>,
+    /// `[keys]` settings: how a tenant's own Transit key is reached.
+    pub(crate) keys_config: Arc<pixseal_seal::KeysConfig>,
+    /// Providers for tenants' own master keys, by (region, key name).
+    pub(crate) tenant_providers: Arc<crate::tenant_keys::TenantProviders>,
 }
 
 /// What stamping and verification need.
@@ -154,6 +158,8 @@ impl Services {
             decode_slots: Arc::new(Slots::new(decode)),
             body_budget: Arc::new(Slots::for_bytes(config.server.max_inflight_bytes)),
             code_keys: Arc::default(),
+            keys_config: Arc::new(config.keys.clone()),
+            tenant_providers: Arc::default(),
         })
     }
 
@@ -163,6 +169,7 @@ impl Services {
         Services {
             code_keys: Arc::default(),
             challenge_secrets: Arc::default(),
+            tenant_providers: Arc::default(),
             ..self.clone()
         }
     }

@@ -16,6 +16,7 @@ pub mod pdq_index;
 pub mod pickups;
 pub mod sessions;
 pub mod states;
+pub mod tenant_keys;
 
 pub use audit::{AuditEntry, BrokenLink};
 pub use blob::{
@@ -31,3 +32,4 @@ pub use sessions::PageAfter;
 pub use states::{
     ArtifactState, DeletionReason, DeviceState, PickupState, ProofStatus, Scope, UnknownValue,
 };
+pub use tenant_keys::TenantKey;

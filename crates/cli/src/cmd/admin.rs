@@ -1,5 +1,5 @@
-//! `pixseal tenant create` and `pixseal apikey create|list|revoke`, through the service's
-//! tenant and API-key workflows.
+//! `pixseal tenant create|set-key` and `pixseal apikey create|list|revoke`, through the
+//! service's tenant and API-key workflows.
 
 use pixseal_service::Actor;
 use pixseal_store::Scope;
@@ -18,6 +18,14 @@ pub enum TenantArgs {
         /// Default retention of its artifacts (one of [server].retention_days_allowed).
         #[arg(long)]
         retention_days: Option<i64>,
+    },
+    /// Seal the tenant's new artifacts under a master key of its own in the installation's
+    /// Transit (docs/keys.md); disabling or deleting that key there makes them unreadable.
+    SetKey {
+        name: String,
+        /// The Transit key (type aes256-gcm96), made by an operator beforehand.
+        #[arg(long)]
+        transit_key: String,
     },
 }
 
@@ -62,24 +70,38 @@ fn say(json: bool, v: serde_json::Value, human: String) {
 }
 
 pub fn tenant(config: &Config, args: TenantArgs, json: bool) -> Outcome {
-    let TenantArgs::Create {
-        name,
-        region,
-        retention_days,
-    } = args;
     let res = super::block_on(async {
         let s = super::services(config).await?;
-        let t = s
-            .create_tenant(&Actor::Cli, &name, &region, retention_days)
-            .await?;
-        say(
-            json,
-            json!({"id": t.id, "name": t.name, "region": t.region, "retention_days": t.retention_days}),
-            format!(
-                "tenant {} created in region {} (retention {} days)",
-                t.name, t.region, t.retention_days
-            ),
-        );
+        match args {
+            TenantArgs::Create {
+                name,
+                region,
+                retention_days,
+            } => {
+                let t = s
+                    .create_tenant(&Actor::Cli, &name, &region, retention_days)
+                    .await?;
+                say(
+                    json,
+                    json!({"id": t.id, "name": t.name, "region": t.region, "retention_days": t.retention_days}),
+                    format!(
+                        "tenant {} created in region {} (retention {} days)",
+                        t.name, t.region, t.retention_days
+                    ),
+                );
+            }
+            TenantArgs::SetKey { name, transit_key } => {
+                s.set_tenant_key(&Actor::Cli, &name, &transit_key).await?;
+                say(
+                    json,
+                    json!({"tenant": name, "status": "ok", "transit_key": transit_key}),
+                    format!(
+                        "tenant {name}: new artifacts are sealed under transit key {transit_key}; \
+                         those stored before stay under the key that sealed them"
+                    ),
+                );
+            }
+        }
         Ok(())
     });
     res.map_or_else(|e| super::fail(&e, json), |()| Outcome::Ok)

@@ -156,9 +156,33 @@ fn rewrap(config: &Config, provider: &dyn pixseal_seal::KeyProvider, json: bool)
         all.extend(db.installation_secrets().await?.into_iter().map(
             |(purpose, region, stored)| (Wrapped::InstallationSecret(purpose), region, stored),
         ));
+        // Artifacts of a tenant with a key of its own move to that key's latest version.
+        let mut tenant_providers: std::collections::HashMap<
+            String,
+            pixseal_seal::TransitKeyProvider,
+        > = Default::default();
         for (id, region, stored) in all {
             let old = pixseal_seal::WrappedKey::from_bytes(&b64.decode(&stored)?)?;
-            let latest = provider.key_versions(&region)?.latest;
+            let provider: &dyn pixseal_seal::KeyProvider =
+                if old.key_name == provider.key_name(&region)? {
+                    provider
+                } else {
+                    let slot = format!("{region}/{}", old.key_name);
+                    if !tenant_providers.contains_key(&slot) {
+                        let p = config.keys.open_tenant_provider(&region, &old.key_name)?;
+                        tenant_providers.insert(slot.clone(), p);
+                    }
+                    &tenant_providers[&slot]
+                };
+            // One tenant's key gone (crypto-shredded) fails its artifacts, not the others'.
+            let latest = match provider.key_versions(&region) {
+                Ok(v) => v.latest,
+                Err(e) => {
+                    eprintln!("error[{}]: key {:?}: {e}", e.code(), old.key_name);
+                    failed += 1;
+                    continue;
+                }
+            };
             if old.version >= latest {
                 current += 1;
                 continue;

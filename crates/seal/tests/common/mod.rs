@@ -212,3 +212,43 @@ pub fn shredding_scenario(p: &dyn KeyProvider, region: &'static str) {
     let emb = Sealer::new(p, KeyPlacement::Embedded);
     assert!(emb.open_bytes(&backup, &o, None).is_err());
 }
+
+/// A deletion receipt to sign in the receipt-signer tests.
+pub fn receipt() -> pixseal_proof::Receipt {
+    pixseal_proof::Receipt::V2(pixseal_proof::ReceiptV2 {
+        version: 2,
+        receipt_id: "rcpt_00112233445566778899aabbccddeeff".into(),
+        proof_id: "px_0H8Z4K2M9QW3R".into(),
+        sha256: "ab".repeat(32),
+        region: "us".into(),
+        created_at: "2026-11-01T00:00:00Z".into(),
+        deleted_at: "2026-11-08T00:00:00Z".into(),
+        reason: "deleted_by_owner".into(),
+        subject: "cd".repeat(32),
+    })
+}
+
+/// `method path` on the OpenBao at `addr` with `token` (blocking): (status, JSON body).
+pub fn bao_request(
+    addr: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let c = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let url = format!("{addr}/v1/{path}");
+    let req = match method {
+        "GET" => c.get(&url),
+        "DELETE" => c.delete(&url),
+        _ => c.post(&url).body(body.to_owned()),
+    };
+    let r = req.header("X-Vault-Token", token).send().unwrap();
+    let status = r.status().as_u16();
+    let body = r.text().unwrap_or_default();
+    (status, serde_json::from_str(&body).unwrap_or_default())
+}

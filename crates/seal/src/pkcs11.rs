@@ -604,7 +604,7 @@ mod tests {
         let t0 = std::time::Instant::now();
         let e = owned
             .call(|_| {
-                std::thread::sleep(Duration::from_millis(400));
+                std::thread::sleep(Duration::from_secs(3));
                 Ok(())
             })
             .unwrap_err();
@@ -613,16 +613,13 @@ mod tests {
             e.to_string().contains("did not answer within 100 ms"),
             "{e}"
         );
-        assert!(
-            t0.elapsed() < Duration::from_millis(300),
-            "{:?}",
-            t0.elapsed()
-        );
+        // Well before the hung call itself ends (3 s), however loaded the machine.
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
         // Queued behind the hung call: it too gives up in time rather than waiting forever.
         let e = owned.call(|_| Ok(1)).unwrap_err();
         assert_eq!(e.code(), "key_unavailable");
         // Once the token answers again, so do calls.
-        std::thread::sleep(Duration::from_millis(400));
+        std::thread::sleep(Duration::from_secs(3));
         assert_eq!(owned.call(|_| Ok(7)).unwrap(), 7);
     }
 

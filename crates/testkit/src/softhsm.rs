@@ -107,6 +107,14 @@ impl SoftHsm {
         LOCK.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// `pkcs11-tool` on this token, logged in as its user.
+    fn logged_in(&self) -> Command {
+        let mut c = Command::new("pkcs11-tool");
+        c.args(["--module", &self.module, "--token-label", &self.token_label])
+            .args(["--login", "--pin", &self.pin]);
+        c
+    }
+
     /// Generates a key pair labelled `label` on the token (private key sensitive and not
     /// extractable, as `pkcs11-tool` makes them).
     pub fn generate(&self, label: &str, kind: KeyKind) {
@@ -114,14 +122,7 @@ impl SoftHsm {
             KeyKind::P256 => "EC:prime256v1",
             KeyKind::Ed25519 => "EC:edwards25519",
         };
-        run(Command::new("pkcs11-tool").args([
-            "--module",
-            &self.module,
-            "--token-label",
-            &self.token_label,
-            "--login",
-            "--pin",
-            &self.pin,
+        run(self.logged_in().args([
             "--keypairgen",
             "--key-type",
             key_type,
@@ -154,20 +155,9 @@ impl SoftHsm {
     /// Deletes both halves of the key pair labelled `label`.
     pub fn delete(&self, label: &str) {
         for class in ["privkey", "pubkey"] {
-            run(Command::new("pkcs11-tool").args([
-                "--module",
-                &self.module,
-                "--token-label",
-                &self.token_label,
-                "--login",
-                "--pin",
-                &self.pin,
-                "--delete-object",
-                "--type",
-                class,
-                "--label",
-                label,
-            ]));
+            run(self
+                .logged_in()
+                .args(["--delete-object", "--type", class, "--label", label]));
         }
     }
 }

@@ -22,7 +22,10 @@
 #     transit/sign/pixseal-c2pa/sha2-256  update
 #     transit/keys/pixseal-c2pa           read
 #   and for tenants' own keys pixseal-tenant-* (created and deleted by an operator):
-#     datakey/plaintext, decrypt, rewrap  update;  transit/keys/<key>  read
+#     datakey/plaintext, decrypt, rewrap, encrypt  update;  transit/keys/<key>  read
+#   (encrypt wraps an existing data key when `keys rewrap --tenant` moves it onto the tenant's
+#   key; update without create, so it cannot make a key that is missing)
+#   and transit/wrapping_key read (a public key, for `pixseal keys wrapping-key`),
 #   and no default policy. It cannot export, delete or reconfigure keys:
 #   min_decryption_version (transit/keys/<key>/config) is an ADMIN operation (BAO_ROOT_TOKEN here).
 # - Every wait is bounded; works with CI=true and no stdin. Progress goes to stderr.
@@ -160,7 +163,11 @@ t='pixseal-tenant-*'
 policy+="path \"transit/datakey/plaintext/$t\" { capabilities = [\"update\"] }
 path \"transit/decrypt/$t\" { capabilities = [\"update\"] }
 path \"transit/rewrap/$t\" { capabilities = [\"update\"] }
+path \"transit/encrypt/$t\" { capabilities = [\"update\"] }
 path \"transit/keys/$t\" { capabilities = [\"read\"] }
+"
+# Transit's wrapping key (an RSA public key) for tenants who bring their own key.
+policy+="path \"transit/wrapping_key\" { capabilities = [\"read\"] }
 "
 printf '%s' "$policy" >"$STATE_DIR/policy.hcl"
 admin policy write "$POLICY" "$STATE_DIR/policy.hcl" >&2

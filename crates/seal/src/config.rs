@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     KeyProvider, LocalKeyProvider, Pkcs11Config, Pkcs11ReceiptSigner, Pkcs11Token, Result,
-    SealError, Secret, TransitClaimKey, TransitConfig, TransitKeyProvider, TransitReceiptSigner,
+    SealError, Secret, TransitClaimKey, TransitConfig, TransitImporter, TransitKeyProvider,
+    TransitReceiptSigner,
 };
 
 /// Which key provider holds the regions' master keys (`[keys].provider`).
@@ -179,6 +180,21 @@ impl KeysConfig {
         let mut cfg = self.transit_config(&[region])?;
         cfg.keys = [(region.to_owned(), key_name.to_owned())].into();
         TransitKeyProvider::new(cfg)
+    }
+
+    /// An operator's session with the installation's Transit for importing a tenant's key
+    /// (BYOK), with the operator's token (pixseal's own may not create keys). No network I/O
+    /// until it is used.
+    pub fn open_importer(&self, operator_token: &str) -> Result<TransitImporter> {
+        let mut cfg = self.transit_config(&[])?;
+        cfg.token = zeroize::Zeroizing::new(operator_token.to_owned());
+        TransitImporter::new(&cfg)
+    }
+
+    /// The Transit wrapping key (PEM) a tenant wraps its key under before import, read with
+    /// pixseal's token (a public key).
+    pub fn transit_wrapping_key(&self) -> Result<String> {
+        TransitImporter::new(&self.transit_config(&[])?)?.wrapping_key()
     }
 
     /// Build the configured provider for `regions`.

@@ -8,6 +8,7 @@
 //! - [`KeyProvider`] wraps per-object data keys with a per-region master key:
 //!   [`LocalKeyProvider`] (key file, 0600) and [`TransitKeyProvider`] (Vault/OpenBao Transit).
 //! - [`seal_field`] / [`seal_json`] seal small values with the same key hierarchy.
+//! - [`wrap_for_import`] and [`TransitImporter`] bring a tenant's own key into Transit (BYOK).
 //! - [`TransitReceiptSigner`] and [`Pkcs11ReceiptSigner`] sign deletion receipts with an
 //!   Ed25519 key held by Transit or a PKCS#11 token; [`KeysConfig::open_receipt_signer`]
 //!   builds the configured receipt signer.
@@ -17,6 +18,7 @@
 //! Every failure is a typed [`SealError`] with a stable [`SealError::code`]; malformed input of
 //! any kind is `tampered`, never a panic. Only the Transit and PKCS#11 types leave the process.
 
+pub mod byok;
 pub mod config;
 pub mod error;
 pub mod field;
@@ -31,13 +33,14 @@ pub mod transit;
 pub mod transit_claims;
 pub mod transit_receipts;
 
+pub use byok::{TransitImporter, wrap_for_import};
 pub use config::{KeyProviderKind, KeysConfig, ReceiptProviderKind};
 pub use error::{Result, SealError};
 pub use field::{field_key_name, open_field, open_json, seal_field, seal_json};
 pub use header::Header;
 pub use local::LocalKeyProvider;
 pub use pkcs11::{Pkcs11ClaimKey, Pkcs11Config, Pkcs11ReceiptSigner, Pkcs11Token};
-pub use provider::{DataKey, KeyProvider, KeyVersions, ProviderId, WrappedKey};
+pub use provider::{DataKey, KeyProvider, KeyVersions, ProviderId, WrappedKey, validate_key_name};
 pub use secret::Secret;
 pub use stream::{KeyPlacement, ObjectRef, SealSummary, Sealer, read_header};
 pub use transit::{RetryPolicy, TransitConfig, TransitKeyProvider};

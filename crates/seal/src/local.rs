@@ -454,6 +454,12 @@ impl KeyProvider for LocalKeyProvider {
         Self::unwrap_locked(Self::region(&g.map, region)?, wrapped, region)
     }
 
+    fn wrap_data_key(&self, dek: &DataKey, region: &str) -> Result<WrappedKey> {
+        let g = self.keys()?;
+        let rk = Self::region(&g.map, region)?;
+        Self::wrap(rk, region, Self::latest(rk)?, dek)
+    }
+
     fn rotate(&self, region: &str) -> Result<u32> {
         self.change(|map| {
             let rk = map.get_mut(region).ok_or_else(|| {

@@ -120,7 +120,7 @@ impl WrappedKey {
 }
 
 /// Key names are 1..=128 bytes of `[A-Za-z0-9._-]`.
-pub(crate) fn validate_key_name(name: &str) -> Result<()> {
+pub fn validate_key_name(name: &str) -> Result<()> {
     if name.is_empty()
         || name.len() > MAX_KEY_NAME_LEN
         || !name
@@ -186,6 +186,11 @@ pub trait KeyProvider: Send + Sync {
     /// `min_decryption_version` is [`SealError::KeyVersionRefused`].
     fn unwrap_data_key(&self, wrapped: &WrappedKey, region: &str) -> Result<DataKey>;
 
+    /// Wraps an existing data key under the region's latest master key version: how a data key
+    /// moves from one master key to another (`keys rewrap --tenant`) without touching the blobs
+    /// it sealed.
+    fn wrap_data_key(&self, dek: &DataKey, region: &str) -> Result<WrappedKey>;
+
     /// Adds a new master key version for `region` and returns it; older versions still unwrap.
     fn rotate(&self, region: &str) -> Result<u32>;
 
@@ -213,6 +218,9 @@ impl<T: KeyProvider + ?Sized> KeyProvider for std::sync::Arc<T> {
     }
     fn unwrap_data_key(&self, wrapped: &WrappedKey, region: &str) -> Result<DataKey> {
         (**self).unwrap_data_key(wrapped, region)
+    }
+    fn wrap_data_key(&self, dek: &DataKey, region: &str) -> Result<WrappedKey> {
+        (**self).wrap_data_key(dek, region)
     }
     fn rotate(&self, region: &str) -> Result<u32> {
         (**self).rotate(region)

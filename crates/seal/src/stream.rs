@@ -157,12 +157,11 @@ impl<'p> Sealer<'p> {
             // A blob of this region always belongs to this region's provider.
             return Err(SealError::Tampered);
         }
-        let expected_name = self.provider.key_name(obj.region)?;
-        if header.key_name != expected_name {
-            // The header names another region's key: the blob was moved.
+        let wrapped = header.wrapped_key(detached_key)?;
+        if wrapped.key_name != self.provider.key_name(obj.region)? {
+            // Wrapped by another region's (or tenant's) key: the blob or its key was moved.
             return Err(SealError::Tampered);
         }
-        let wrapped = header.wrapped_key(detached_key)?;
         let dek = self.provider.unwrap_data_key(&wrapped, obj.region)?;
         let aad = segment_aad(&header_bytes, obj.object_id, obj.tenant, obj.region);
         decrypt_segments(&dek, &header, &aad, reader, writer)

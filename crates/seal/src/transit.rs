@@ -8,6 +8,7 @@
 //! | generate data key | `POST transit/datakey/plaintext/<k>` | update |
 //! | unwrap data key | `POST transit/decrypt/<k>` | update |
 //! | rewrap | `POST transit/rewrap/<k>` | update |
+//! | wrap a data key moving to a tenant's key | `POST transit/encrypt/<k>` | update (tenant keys only) |
 //! | rotate | `POST transit/keys/<k>/rotate` | update |
 //! | key versions | `GET transit/keys/<k>` | read |
 //! | min_decryption_version | `POST transit/keys/<k>/config` | **admin only** |
@@ -165,6 +166,13 @@ struct DataKeyResp {
 #[derive(Deserialize)]
 struct DecryptResp {
     plaintext: Zeroizing<String>,
+}
+
+#[derive(Deserialize)]
+struct EncryptResp {
+    ciphertext: String,
+    #[serde(default)]
+    key_version: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -531,6 +539,19 @@ impl KeyProvider for TransitKeyProvider {
         )?;
         let r: DecryptResp = Self::parse(&body)?;
         decode_dek(&r.plaintext, SealError::Tampered)
+    }
+
+    fn wrap_data_key(&self, dek: &DataKey, region: &str) -> Result<WrappedKey> {
+        let key = self.key_for(region)?;
+        let plaintext = Zeroizing::new(B64.encode(&dek[..]));
+        let body = self.call(
+            false,
+            &format!("encrypt/{key}"),
+            Some(&serde_json::json!({ "plaintext": plaintext.as_str() })),
+            Input::Trusted,
+        )?;
+        let r: EncryptResp = Self::parse(&body)?;
+        self.wrapped_from(key, r.ciphertext, r.key_version)
     }
 
     fn rotate(&self, region: &str) -> Result<u32> {

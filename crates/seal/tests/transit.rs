@@ -264,3 +264,68 @@ fn service_down_is_key_unavailable_and_never_falls_back() {
         "permission_denied"
     );
 }
+
+/// A detached blob opens with the master key its stored wrapped key names: after its data key
+/// moved to another key (`wrap_data_key`, as `keys rewrap --tenant` does), that key opens the
+/// unchanged blob and the old one no longer does; an embedded blob still follows its header.
+#[test]
+fn a_detached_blob_follows_its_data_key_to_another_master_key() {
+    let Some(b) = server() else { return };
+    let name = format!("pixseal-tenant-move-{}", std::process::id());
+    let (st, v) = common::bao_request(
+        b.addr(),
+        b.root_token(),
+        "POST",
+        &format!("transit/keys/{name}"),
+        r#"{"type":"aes256-gcm96"}"#,
+    );
+    assert!((200..300).contains(&st), "{st} {v}");
+    let region = b.app();
+    let mut c = TransitConfig::new(b.addr(), b.token(), &["us"]);
+    c.keys = [("us".to_owned(), name.clone())].into();
+    let tenant = TransitKeyProvider::new(c).unwrap();
+    let pt = data(70_000, 11);
+
+    let (blob, sealed) = Sealer::new(&region, KeyPlacement::Detached)
+        .seal_bytes(&pt, &OBJ)
+        .unwrap();
+    let dek = region.unwrap_data_key(&sealed.wrapped_key, "us").unwrap();
+    let moved = tenant.wrap_data_key(&dek, "us").unwrap();
+    assert_eq!(moved.key_name, name);
+    assert_eq!(
+        Sealer::new(&tenant, KeyPlacement::Detached)
+            .open_bytes(&blob, &OBJ, Some(&moved))
+            .unwrap(),
+        pt
+    );
+    // The region's key with the moved key, or the tenant's with the old one: refused.
+    assert_tampered(
+        Sealer::new(&region, KeyPlacement::Detached).open_bytes(&blob, &OBJ, Some(&moved)),
+        "region sealer, moved key",
+    );
+    assert_tampered(
+        Sealer::new(&tenant, KeyPlacement::Detached).open_bytes(
+            &blob,
+            &OBJ,
+            Some(&sealed.wrapped_key),
+        ),
+        "tenant sealer, old key",
+    );
+    // A moved key under another object's binding still fails the segment tags.
+    assert_tampered(
+        Sealer::new(&tenant, KeyPlacement::Detached).open_bytes(
+            &blob,
+            &obj("another", "tenant-a", "us"),
+            Some(&moved),
+        ),
+        "moved key, other object",
+    );
+    // Embedded: the header names the key, and only that key opens it.
+    let (emb, _) = Sealer::new(&region, KeyPlacement::Embedded)
+        .seal_bytes(&pt, &OBJ)
+        .unwrap();
+    assert_tampered(
+        Sealer::new(&tenant, KeyPlacement::Embedded).open_bytes(&emb, &OBJ, None),
+        "embedded blob, another key",
+    );
+}

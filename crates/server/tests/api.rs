@@ -1770,6 +1770,55 @@ async fn bao_receipt_key_pem(bao: &pixseal_testkit::Bao) -> String {
         .to_string()
 }
 
+/// `/readyz` is public and unlimited, so it probes the held keys at most once per interval:
+/// many concurrent calls share one probe, and with the key service cut the last result stands
+/// (no call reached it), while a real deletion still fails at once with `key_unavailable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_probes_the_held_keys_at_most_once_per_interval() {
+    let Some(bao) = pixseal_testkit::openbao("us eu rot shred") else {
+        return;
+    };
+    let relay = Relay::start(&bao.addr).await;
+    let s = spawn_with(
+        Parts::TransitReceipts(relay.addr.clone()),
+        ServerConfig {
+            readiness_interval_ms: 600_000,
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let key = s.key("probe", "us", ALL).await;
+    let photo = std::fs::read(fixtures().join("photos/garden.jpg")).unwrap();
+    let (st, up) = s.upload(&key, photo, "").await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let calls: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(s.client.get(format!("{}/readyz", s.url)).send()))
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+    relay.set(false);
+    let ready: Value = s.public_json("/readyz").await;
+    assert_eq!(
+        ready["receipt_signer"], "ok",
+        "the last probe stands: {ready}"
+    );
+    let r = s
+        .client
+        .delete(format!(
+            "{}/v1/artifacts/{}",
+            s.url,
+            up["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "key_unavailable", "{body}");
+}
+
 /// Deletion receipts signed by the Ed25519 key held in Transit: DELETE answers with a receipt
 /// that GET /v1/receipts/{id} returns unchanged and that verifies with the key served at
 /// /v1/keys/receipts (which is OpenBao's key, with the receipt's key id); a changed field fails;
@@ -1781,7 +1830,11 @@ async fn transit_signed_deletion_receipts_over_http() {
         return;
     };
     let relay = Relay::start(&bao.addr).await;
-    let s = spawn(Parts::TransitReceipts(relay.addr.clone())).await;
+    let every_call = ServerConfig {
+        readiness_interval_ms: 0,
+        ..ServerConfig::default()
+    };
+    let s = spawn_with(Parts::TransitReceipts(relay.addr.clone()), every_call).await;
     let key = s.key("rcpt", "us", ALL).await;
     let photo = std::fs::read(fixtures().join("photos/garden.jpg")).unwrap();
     let mut ids = Vec::new();
@@ -2517,7 +2570,13 @@ async fn keys_on_a_token_sign_uploads_and_receipts_and_a_lost_key_is_503() {
     use pixseal_testkit::softhsm::KeyKind;
     t.generate("api-c2pa", KeyKind::P256);
     t.generate("api-receipts", KeyKind::Ed25519);
-    let mut c = config(&Parts::Embedded, ServerConfig::default());
+    let mut c = config(
+        &Parts::Embedded,
+        ServerConfig {
+            readiness_interval_ms: 0,
+            ..ServerConfig::default()
+        },
+    );
     c.provenance.signer = pixseal_provenance::SignerKind::Pkcs11;
     c.keys.receipt_provider = ReceiptProviderKind::Pkcs11;
     c.pkcs11.module = t.module.clone();
@@ -2622,17 +2681,39 @@ async fn deleting_a_tenants_key_shreds_its_artifacts_and_no_one_elses() {
     // Only keys that are a tenant's: a region's key is refused.
     let e = s
         .state
-        .set_tenant_key(&pixseal_service::Actor::Cli, "owner", "pixseal-us")
+        .set_tenant_key(&pixseal_service::Actor::Cli, "owner", "pixseal-us", None)
         .await
         .unwrap_err();
     assert_eq!(e.code(), "invalid_key", "{e}");
+    let e = s
+        .state
+        .move_to_tenant_key(&pixseal_service::Actor::Cli, "owner")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "no_tenant_key", "{e}");
+
+    // Sealed before the tenant had its key: an artifact and a code-level event's evidence,
+    // under the region's key, moved onto the tenant's key below.
+    let photo = std::fs::read(fixtures().join("photos/garden.jpg")).unwrap();
+    let (st, up) = s.upload(&owner, photo.clone(), "?label=Jane%20Doe").await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let mut mine = vec![up["id"].as_str().unwrap().to_string()];
+    let tenant = s.db.tenant_by_name("owner").await.unwrap();
     s.state
-        .set_tenant_key(&pixseal_service::Actor::Cli, "owner", &key_name)
+        .set_code_level(
+            &tenant,
+            1,
+            "checked",
+            Some("Owner Inc."),
+            &pixseal_service::Actor::Cli,
+        )
         .await
         .unwrap();
 
-    let photo = std::fs::read(fixtures().join("photos/garden.jpg")).unwrap();
-    let mut mine = Vec::new();
+    s.state
+        .set_tenant_key(&pixseal_service::Actor::Cli, "owner", &key_name, None)
+        .await
+        .unwrap();
     for _ in 0..2 {
         let (st, up) = s.upload(&owner, photo.clone(), "?label=Jane%20Doe").await;
         assert_eq!(st, StatusCode::CREATED, "{up}");
@@ -2650,8 +2731,69 @@ async fn deleting_a_tenants_key_shreds_its_artifacts_and_no_one_elses() {
             .unwrap()
             .key_name
     };
-    assert_eq!(header_key(&mine[0]), key_name);
+    assert_eq!(header_key(&mine[0]), "pixseal-us");
+    assert_eq!(header_key(&mine[1]), key_name);
     assert_eq!(header_key(&theirs), "pixseal-us");
+    let stored_key = |a: &pixseal_store::Artifact| {
+        pixseal_seal::WrappedKey::from_bytes(
+            &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &a.wrapped_key)
+                .unwrap(),
+        )
+        .unwrap()
+        .key_name
+    };
+    let sealed_keys = |a: &pixseal_store::Artifact| {
+        [
+            a.label_sealed.as_deref().unwrap(),
+            a.client_ip_sealed.as_deref().unwrap(),
+        ]
+        .map(|f| pixseal_seal::field_key_name(f).unwrap())
+    };
+    let before = s.db.artifact(&tenant.id, &mine[0]).await.unwrap();
+    assert_eq!(stored_key(&before), "pixseal-us");
+    let blob_path = walk(&s.data.path().join("blobs"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains(&mine[0]))
+        .unwrap();
+    let blob_before = std::fs::read(&blob_path).unwrap();
+
+    // keys rewrap --tenant: the older artifact (data key, label, client address) and the
+    // evidence move onto the tenant's key; the blob is untouched; a second run moves nothing.
+    let r = s
+        .state
+        .move_to_tenant_key(&pixseal_service::Actor::Cli, "owner")
+        .await
+        .unwrap();
+    assert_eq!((r.moved, r.already, r.failed.len()), (2, 2, 0), "{r:?}");
+    let after = s.db.artifact(&tenant.id, &mine[0]).await.unwrap();
+    assert_eq!(stored_key(&after), key_name);
+    assert_eq!(sealed_keys(&after), [key_name.clone(), key_name.clone()]);
+    assert_ne!(after.label_sealed, before.label_sealed);
+    assert_eq!(std::fs::read(&blob_path).unwrap(), blob_before);
+    let events = s.db.code_level_events(&tenant.id).await.unwrap();
+    assert_eq!(
+        pixseal_seal::field_key_name(&events[0].evidence_sealed).unwrap(),
+        key_name
+    );
+    let r = s
+        .state
+        .move_to_tenant_key(&pixseal_service::Actor::Cli, "owner")
+        .await
+        .unwrap();
+    assert_eq!((r.moved, r.already, r.failed.len()), (0, 4, 0), "{r:?}");
+    let theirs_row =
+        s.db.artifact(&s.db.tenant_by_name("other").await.unwrap().id, &theirs)
+            .await
+            .unwrap();
+    assert_eq!(stored_key(&theirs_row), "pixseal-us", "no one else's moves");
+    for id in &mine {
+        let r = s.get(&owner, &format!("/v1/artifacts/{id}/content")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            r.bytes().await.unwrap().len() as i64,
+            s.db.artifact(&tenant.id, id).await.unwrap().bytes
+        );
+    }
     assert_eq!(
         s.get(&owner, &format!("/v1/artifacts/{}/content", mine[0]))
             .await
@@ -2692,7 +2834,6 @@ async fn deleting_a_tenants_key_shreds_its_artifacts_and_no_one_elses() {
     .await;
     assert!(st.is_success(), "{st} {body}");
 
-    let tenant = s.db.tenant_by_name("owner").await.unwrap();
     for id in &mine {
         for path in [
             format!("/v1/artifacts/{id}/content"),
@@ -2733,7 +2874,7 @@ async fn deleting_a_tenants_key_shreds_its_artifacts_and_no_one_elses() {
         .await
         .unwrap()
         .into_iter()
-        .map(|(id, _, w)| (id, w))
+        .map(|(id, _, _, w)| (id, w))
         .collect();
     let providers: Vec<pixseal_seal::TransitKeyProvider> = [&bao.token, &bao.root_token]
         .iter()
@@ -2795,6 +2936,277 @@ async fn deleting_a_tenants_key_shreds_its_artifacts_and_no_one_elses() {
     );
 
     // The purge still deletes the shredded artifacts and signs their receipts.
+    let a =
+        s.db.artifact(&tenant.id, mine.last().unwrap())
+            .await
+            .unwrap();
+    let r = s
+        .state
+        .purge_at(a.expires_ms + 1, 100, 600_000)
+        .await
+        .unwrap();
+    assert!(r.purged >= 3 && r.failed == 0, "{r:?}");
+    for id in &mine {
+        assert!(!s.db.artifact_exists(id).await.unwrap());
+    }
+    assert!(s.db.receipt_count().await.unwrap() >= 3);
+}
+
+/// A tenant's key in the tenant's own Vault (a second OpenBao server), reached with a token of
+/// the tenant's that may only use that key: new artifacts and the moved older one are under it
+/// (their data keys open there, and not in pixseal's Transit); the token is stored only sealed;
+/// a token that may not use the key is refused at `set-key`; the tenant revoking the token is
+/// crypto-shredding (503 naming the tenant, others untouched) until it gives pixseal a new one;
+/// the purge still deletes and signs receipts.
+#[tokio::test]
+async fn a_tenants_own_vault_holds_its_key_and_revoking_the_token_shreds() {
+    let bao =
+        pixseal_testkit::openbao("us eu rot shred").expect("OpenBao (PIXSEAL_SKIP_TRANSIT unset)");
+    let theirs_bao = pixseal_testkit::tenant_openbao().expect("the tenant's OpenBao");
+    assert_ne!(bao.addr, theirs_bao.addr, "two servers");
+    let key_name = format!("acme-master-{}", std::process::id());
+    let (st, body) = bao_admin(
+        theirs_bao,
+        reqwest::Method::POST,
+        &format!("transit/keys/{key_name}"),
+        serde_json::json!({"type": "aes256-gcm96"}),
+    )
+    .await;
+    assert!(st.is_success(), "{st} {body}");
+    // The tenant's policy for pixseal's token (docs/keys.md): use this one key, nothing else.
+    let policy = format!(
+        "path \"transit/datakey/plaintext/{k}\" {{ capabilities = [\"update\"] }}\n\
+         path \"transit/decrypt/{k}\" {{ capabilities = [\"update\"] }}\n\
+         path \"transit/encrypt/{k}\" {{ capabilities = [\"update\"] }}\n\
+         path \"transit/rewrap/{k}\" {{ capabilities = [\"update\"] }}\n\
+         path \"transit/keys/{k}\" {{ capabilities = [\"read\"] }}\n",
+        k = key_name
+    );
+    let (st, body) = bao_admin(
+        theirs_bao,
+        reqwest::Method::PUT,
+        "sys/policies/acl/pixseal-access",
+        serde_json::json!({ "policy": policy }),
+    )
+    .await;
+    assert!(st.is_success(), "{st} {body}");
+    let new_token = || async {
+        let (st, body) = bao_admin(
+            theirs_bao,
+            reqwest::Method::POST,
+            "auth/token/create",
+            serde_json::json!({"policies": ["pixseal-access"], "no_default_policy": true, "ttl": "1h"}),
+        )
+        .await;
+        assert!(st.is_success(), "{st} {body}");
+        body["auth"]["client_token"].as_str().unwrap().to_owned()
+    };
+    let token = new_token().await;
+    // What the tenant's token can do there: exactly what pixseal needs.
+    let as_token = |method: reqwest::Method, path: String, body: Value| {
+        let (addr, token) = (theirs_bao.addr.clone(), token.clone());
+        async move {
+            reqwest::Client::new()
+                .request(method, format!("{addr}/v1/{path}"))
+                .header("X-Vault-Token", token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let plaintext = serde_json::json!({"plaintext": "aGVsbG8="});
+    assert!(
+        as_token(
+            reqwest::Method::POST,
+            format!("transit/encrypt/{key_name}"),
+            plaintext.clone()
+        )
+        .await
+        .is_success()
+    );
+    for (method, path) in [
+        (
+            reqwest::Method::GET,
+            format!("transit/export/encryption-key/{key_name}"),
+        ),
+        (reqwest::Method::GET, format!("transit/backup/{key_name}")),
+        (reqwest::Method::DELETE, format!("transit/keys/{key_name}")),
+        (
+            reqwest::Method::POST,
+            format!("transit/keys/{key_name}/config"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("transit/keys/{key_name}/rotate"),
+        ),
+        (reqwest::Method::POST, "transit/keys/another".to_string()),
+        (
+            reqwest::Method::POST,
+            "transit/encrypt/pixseal-us".to_string(),
+        ),
+        (reqwest::Method::GET, "transit/keys/pixseal-us".to_string()),
+        (
+            reqwest::Method::GET,
+            "sys/policies/acl/pixseal-access".to_string(),
+        ),
+    ] {
+        let st = as_token(method.clone(), path.clone(), plaintext.clone()).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{method} {path}");
+    }
+
+    let mut c = config(&Parts::Embedded, ServerConfig::default());
+    c.keys.provider = KeyProviderKind::Transit;
+    c.keys.transit_addr = bao.addr.clone();
+    c.keys.transit_token = bao.token.clone().into();
+    let s = TestServer(TestApp::spawn(c).await);
+    let owner = s.key("acme", "us", ALL).await;
+    let other = s.key("bystander", "us", ALL).await;
+    let photo = std::fs::read(fixtures().join("photos/garden.jpg")).unwrap();
+    let (st, up) = s.upload(&owner, photo.clone(), "?label=Old").await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let mut mine = vec![up["id"].as_str().unwrap().to_string()];
+    let (st, up) = s.upload(&other, photo.clone(), "?label=Someone").await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let theirs = up["id"].as_str().unwrap().to_string();
+
+    let vault = |token: &str| pixseal_service::tenant_keys::OwnVault {
+        addr: theirs_bao.addr.clone(),
+        mount: "transit".into(),
+        ca_pem: None,
+        token: token.to_string().into(),
+    };
+    // A token that may not use the key (pixseal's own app token of the tenant's server, whose
+    // policy names other keys) is refused before anything is sealed under it.
+    let e = s
+        .state
+        .set_tenant_key(
+            &pixseal_service::Actor::Cli,
+            "acme",
+            &key_name,
+            Some(vault(&theirs_bao.token)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_key", "{e}");
+    s.state
+        .set_tenant_key(
+            &pixseal_service::Actor::Cli,
+            "acme",
+            &key_name,
+            Some(vault(&token)),
+        )
+        .await
+        .unwrap();
+    let tenant = s.db.tenant_by_name("acme").await.unwrap();
+    let row = &s.db.tenant_keys(&tenant.id).await.unwrap()[0];
+    let stored = row.vault.as_ref().unwrap();
+    assert_eq!(stored.addr, theirs_bao.addr);
+    assert!(!stored.token_sealed.contains(&token));
+    let db_bytes = std::fs::read(s.data.path().join("pixseal.db")).unwrap();
+    assert!(
+        !db_bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+        "the tenant's token is never stored in the clear"
+    );
+
+    let (st, up) = s.upload(&owner, photo.clone(), "?label=New").await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    mine.push(up["id"].as_str().unwrap().to_string());
+    let r = s
+        .state
+        .move_to_tenant_key(&pixseal_service::Actor::Cli, "acme")
+        .await
+        .unwrap();
+    assert_eq!((r.moved, r.already, r.failed.len()), (1, 1, 0), "{r:?}");
+    // Every data key of the tenant's opens in the tenant's Vault, and in pixseal's it does not
+    // even exist.
+    for id in &mine {
+        let a = s.db.artifact(&tenant.id, id).await.unwrap();
+        let w = pixseal_seal::WrappedKey::from_bytes(
+            &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &a.wrapped_key)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(w.key_name, key_name);
+        let ct = serde_json::json!({"ciphertext": String::from_utf8(w.ciphertext).unwrap()});
+        let (st, _) = bao_admin(
+            theirs_bao,
+            reqwest::Method::POST,
+            &format!("transit/decrypt/{key_name}"),
+            ct.clone(),
+        )
+        .await;
+        assert!(st.is_success(), "opens in the tenant's Vault");
+        let (st, _) = bao_admin(
+            bao,
+            reqwest::Method::POST,
+            &format!("transit/decrypt/{key_name}"),
+            ct,
+        )
+        .await;
+        assert!(!st.is_success(), "not in pixseal's");
+        let r = s.get(&owner, &format!("/v1/artifacts/{id}/content")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    // The tenant revokes pixseal's token: its artifacts are unreadable, no one else's.
+    let (st, body) = bao_admin(
+        theirs_bao,
+        reqwest::Method::POST,
+        "auth/token/revoke",
+        serde_json::json!({ "token": token }),
+    )
+    .await;
+    assert!(st.is_success(), "{st} {body}");
+    for id in &mine {
+        for path in [
+            format!("/v1/artifacts/{id}/content"),
+            format!("/v1/artifacts/{id}"),
+        ] {
+            let r = s.get(&owner, &path).await;
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "key_unavailable", "{body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains(&tenant.id), "says whose key: {message}");
+            assert!(!message.contains(&token), "{message}");
+        }
+    }
+    let (st, up) = s.upload(&owner, photo.clone(), "").await;
+    assert_eq!(
+        st,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "nothing new sealed: {up}"
+    );
+    let meta: Value = s
+        .get(&other, &format!("/v1/artifacts/{theirs}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["label"], "Someone", "{meta}");
+
+    // The tenant gives pixseal a new token: its artifacts open again.
+    let token2 = new_token().await;
+    s.state
+        .set_tenant_key(
+            &pixseal_service::Actor::Cli,
+            "acme",
+            &key_name,
+            Some(vault(&token2)),
+        )
+        .await
+        .unwrap();
+    let meta: Value = s
+        .get(&owner, &format!("/v1/artifacts/{}", mine[0]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["label"], "Old", "{meta}");
+
+    // The purge deletes the tenant's artifacts and signs their receipts.
     let a = s.db.artifact(&tenant.id, &mine[1]).await.unwrap();
     let r = s
         .state
@@ -2805,5 +3217,4 @@ async fn deleting_a_tenants_key_shreds_its_artifacts_and_no_one_elses() {
     for id in &mine {
         assert!(!s.db.artifact_exists(id).await.unwrap());
     }
-    assert!(s.db.receipt_count().await.unwrap() >= 2);
 }

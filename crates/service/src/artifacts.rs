@@ -427,11 +427,10 @@ impl Services {
         let key = BlobKey::new(&a.id).map_err(|_| ServiceError::NotFound)?;
         let sealed = self.blobs.get(&a.region, &key).await?;
         let wrapped = wrapped_key(a)?;
-        // The header names the master key the blob was sealed under (authenticated when it
-        // opens); the region's, or one of the tenant's own.
-        let key_name = pixseal_seal::read_header(&sealed[..])?.key_name;
+        // The stored wrapped key names the master key that opens the blob: the region's, or
+        // one of the tenant's own (docs/sealed-format.md, "Moving to another master key").
         let keys = self
-            .opening_keys(&a.tenant_id, &a.region, &key_name)
+            .opening_keys(&a.tenant_id, &a.region, &wrapped.key_name)
             .await?;
         let (object_id, tenant, region) = (a.id.clone(), a.tenant_id.clone(), a.region.clone());
         self.with_keys(&a.tenant_id, keys, move |k| {
@@ -446,7 +445,7 @@ impl Services {
     }
 }
 
-fn wrapped_key(a: &Artifact) -> Result<WrappedKey> {
+pub(crate) fn wrapped_key(a: &Artifact) -> Result<WrappedKey> {
     let raw = b64()
         .decode(&a.wrapped_key)
         .map_err(|_| ServiceError::internal("stored wrapped key is not base64"))?;

@@ -836,16 +836,18 @@ impl Services {
         from.change_to(to, vk.is_some(), evidence)
             .map_err(|e| ServiceError::invalid("level_not_allowed", e.to_string()))?;
         let id = uuid::Uuid::now_v7().to_string();
-        let (keys, region, ctx, ev) = (
-            self.keys.clone(),
+        // The account's evidence is its data: under its own master key when it has one.
+        let keys = self.sealing_keys(&tenant.id, &tenant.region).await?;
+        let (region, ctx, ev) = (
             tenant.region.clone(),
             format!("code_level_events.evidence.{id}"),
             evidence.trim().to_string(),
         );
-        let sealed = tokio::task::spawn_blocking(move || {
-            pixseal_seal::seal_field(keys.as_ref(), &region, &ctx, ev.as_bytes())
-        })
-        .await??;
+        let sealed = self
+            .with_keys(&tenant.id, keys, move |k| {
+                pixseal_seal::seal_field(k, &region, &ctx, ev.as_bytes())
+            })
+            .await?;
         let fp = (to == Level::DEVICE_BOUND)
             .then(|| vk.map(|v| pixseal_codes::fingerprint(&v)))
             .flatten();

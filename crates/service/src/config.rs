@@ -133,6 +133,10 @@ pub struct ServerConfig {
     pub audit_checkpoint_secs: u64,
     /// A purge claim older than this belongs to a worker that died and is taken over.
     pub purge_stale_claim_secs: u64,
+    /// `/readyz` probes the key service and the held signing keys at most once per this many
+    /// milliseconds (callers in between get the last result): it is public and unlimited, so
+    /// it must not make Transit or an HSM sign on every call. 0 = probe on every call.
+    pub readiness_interval_ms: u64,
     /// Rate limits (GCRA): per instance, or shared by every instance through Redis.
     pub rate_limit_backend: RateLimitBackend,
     /// A secret (it may carry a password).
@@ -189,6 +193,7 @@ impl Default for ServerConfig {
             purge_batch: 500,
             audit_checkpoint_secs: 3600,
             purge_stale_claim_secs: 600,
+            readiness_interval_ms: 5000,
             rate_limit_backend: RateLimitBackend::Memory,
             rate_limit_redis_url: "redis://127.0.0.1:6379".into(),
             rate_limit_redis_url_file: String::new(),

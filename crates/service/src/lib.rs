@@ -18,6 +18,7 @@ pub mod licenses;
 pub mod lifecycle;
 pub mod pickup;
 pub mod resolve;
+pub mod rewrap;
 pub mod services;
 pub mod stamp;
 pub mod tenant_keys;

@@ -82,8 +82,18 @@ pub struct Services {
     pub(crate) code_keys: Arc<CodeKeyCache>,
     /// `[keys]` settings: how a tenant's own Transit key is reached.
     pub(crate) keys_config: Arc<pixseal_seal::KeysConfig>,
-    /// Providers for tenants' own master keys, by (region, key name).
+    /// Providers for tenants' own master keys, by where each key is.
     pub(crate) tenant_providers: Arc<crate::tenant_keys::TenantProviders>,
+    /// The last probes of the key service and the held keys `/readyz` made, and when.
+    pub(crate) key_probes: Arc<tokio::sync::Mutex<Option<(std::time::Instant, KeyProbes)>>>,
+}
+
+/// What `/readyz` last found of the key service and the held keys.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyProbes {
+    key_provider: Health,
+    receipt_signer: Health,
+    claim_signer: Health,
 }
 
 /// What stamping and verification need.
@@ -160,6 +170,7 @@ impl Services {
             code_keys: Arc::default(),
             keys_config: Arc::new(config.keys.clone()),
             tenant_providers: Arc::default(),
+            key_probes: Arc::default(),
         })
     }
 
@@ -170,6 +181,7 @@ impl Services {
             code_keys: Arc::default(),
             challenge_secrets: Arc::default(),
             tenant_providers: Arc::default(),
+            key_probes: Arc::default(),
             ..self.clone()
         }
     }
@@ -208,12 +220,18 @@ impl Services {
         }
     }
 
-    /// Whether the database, every region's blob store, the key provider, the receipt signer
-    /// and the claim signer all answer (the signers sign a probe: a key deleted in Transit or
-    /// taken off a token shows here).
-    pub async fn readiness(&self) -> Readiness {
-        let database = Health::of(self.db.check().await.is_ok());
-        let blob_store = Health::of(self.blobs.check().await.is_ok());
+    /// The key service and the held keys, probed at most once per
+    /// `[server].readiness_interval_ms`: `/readyz` is public and unlimited, and must not let
+    /// anyone make the key service or the HSM sign at will. Concurrent callers wait for one
+    /// probe and share its result.
+    async fn key_probes(&self) -> KeyProbes {
+        let mut last = self.key_probes.lock().await;
+        let interval = std::time::Duration::from_millis(self.config.readiness_interval_ms);
+        if let Some((at, probes)) = *last
+            && at.elapsed() < interval
+        {
+            return probes;
+        }
         let k = self.keys.clone();
         // A region this installation serves: the storage table may name others.
         let region = self
@@ -238,6 +256,26 @@ impl Services {
                 .await
                 .unwrap_or(false),
         );
+        let probes = KeyProbes {
+            key_provider,
+            receipt_signer,
+            claim_signer,
+        };
+        *last = Some((std::time::Instant::now(), probes));
+        probes
+    }
+
+    /// Whether the database, every region's blob store, the key provider, the receipt signer
+    /// and the claim signer all answer (the signers sign a probe: a key deleted in Transit or
+    /// taken off a token shows here, within `[server].readiness_interval_ms`).
+    pub async fn readiness(&self) -> Readiness {
+        let database = Health::of(self.db.check().await.is_ok());
+        let blob_store = Health::of(self.blobs.check().await.is_ok());
+        let KeyProbes {
+            key_provider,
+            receipt_signer,
+            claim_signer,
+        } = self.key_probes().await;
         let all = [
             database,
             blob_store,

@@ -2,6 +2,8 @@
 //! public proof record (proof id, hashes, PDQ, issued time, signed manifest). No artifact row,
 //! no blob, no label, no client address.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use pixseal_media::{Options, OutputFormat};
 use pixseal_proof::ProofId;
@@ -290,11 +292,19 @@ impl Services {
                 ServiceError::internal("a link delivery planned without an owner")
             })?),
         };
+        // Stored for a link: under the owner's own master key when it has one.
+        let keys = match &owner {
+            Some(t) => Some(self.sealing_keys(&t.id, &t.region).await?),
+            None => None,
+        };
         let (s, marks, opts, sealing_for) = (
             self.clone(),
             plan.marks.clone(),
             plan.opts,
-            owner.clone().map(|t| (artifact_id.clone(), t)),
+            owner
+                .clone()
+                .zip(keys)
+                .map(|(t, k)| (artifact_id.clone(), t, k)),
         );
         let done =
             tokio::task::spawn_blocking(move || -> Result<(Stamped, Option<SealedPickup>)> {
@@ -315,14 +325,16 @@ impl Services {
                 let stamped = out?;
                 let sealed = match sealing_for {
                     None => None,
-                    Some((id, tenant)) => {
+                    Some((id, tenant, keys)) => {
                         let obj = ObjectRef {
                             object_id: &id,
                             tenant: &tenant.id,
                             region: &tenant.region,
                         };
-                        let (blob, sealing) = Sealer::new(s.keys.as_ref(), KeyPlacement::Detached)
-                            .seal_bytes(&stamped.bytes, &obj)?;
+                        let own = !Arc::ptr_eq(&keys, &s.keys);
+                        let (blob, sealing) = Sealer::new(keys.as_ref(), KeyPlacement::Detached)
+                            .seal_bytes(&stamped.bytes, &obj)
+                            .map_err(|e| crate::tenant_keys::key_error(own, &tenant.id, e))?;
                         Some((blob, sealing.wrapped_key))
                     }
                 };

@@ -244,6 +244,24 @@ impl Db {
         Ok(())
     }
 
+    /// Replace one level event's sealed evidence, only if it is still the one that was read.
+    pub async fn replace_level_event_evidence(
+        &self,
+        id: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, DbError> {
+        let r = sqlx::query(
+            "UPDATE code_level_events SET evidence_sealed = $1 WHERE id = $2 AND evidence_sealed = $3",
+        )
+        .bind(new)
+        .bind(id)
+        .bind(old)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     pub async fn code_level_events(&self, tenant_id: &str) -> Result<Vec<LevelEvent>, DbError> {
         let rows = sqlx::query(
             "SELECT id, tenant_id, from_level, to_level, evidence_sealed, device_key_fingerprint, at \

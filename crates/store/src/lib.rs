@@ -32,4 +32,4 @@ pub use sessions::PageAfter;
 pub use states::{
     ArtifactState, DeletionReason, DeviceState, PickupState, ProofStatus, Scope, UnknownValue,
 };
-pub use tenant_keys::TenantKey;
+pub use tenant_keys::{TenantKey, TenantVault};

@@ -686,15 +686,18 @@ impl Db {
         artifacts_from(&rows)
     }
 
-    /// Every stored wrapped data key: (artifact id, region, wrapped key), for rewrapping.
-    pub async fn wrapped_keys(&self) -> Result<Vec<(String, String, String)>, DbError> {
-        let rows = sqlx::query("SELECT id, region, wrapped_key FROM artifacts ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+    /// Every stored wrapped data key: (artifact id, tenant id, region, wrapped key), for
+    /// rewrapping.
+    pub async fn wrapped_keys(&self) -> Result<Vec<(String, String, String, String)>, DbError> {
+        let rows =
+            sqlx::query("SELECT id, tenant_id, region, wrapped_key FROM artifacts ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok((
                     r.try_get("id")?,
+                    r.try_get("tenant_id")?,
                     r.try_get("region")?,
                     r.try_get("wrapped_key")?,
                 ))
@@ -718,6 +721,46 @@ impl Db {
                 .bind(old)
                 .execute(&self.pool)
                 .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// A tenant's active artifacts, oldest first (what `keys rewrap --tenant` moves).
+    pub async fn tenant_artifacts(&self, tenant_id: &str) -> Result<Vec<Artifact>, DbError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            artifact_columns!(),
+            " FROM artifacts WHERE tenant_id = $1 AND state = 'active' ORDER BY created_ms, id"
+        ))
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(artifact_from)
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Replace one artifact's wrapped data key and sealed fields together, only if its wrapped
+    /// key is still the one that was read (a concurrent delete, purge or rewrap wins).
+    pub async fn replace_artifact_keys(
+        &self,
+        id: &str,
+        old_wrapped: &str,
+        new_wrapped: &str,
+        label_sealed: Option<&str>,
+        client_ip_sealed: Option<&str>,
+    ) -> Result<bool, DbError> {
+        let r = sqlx::query(
+            "UPDATE artifacts SET wrapped_key = $1, label_sealed = $2, client_ip_sealed = $3 \
+             WHERE id = $4 AND wrapped_key = $5 AND state = 'active'",
+        )
+        .bind(new_wrapped)
+        .bind(label_sealed)
+        .bind(client_ip_sealed)
+        .bind(id)
+        .bind(old_wrapped)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 

@@ -106,38 +106,55 @@ pub struct Bao {
 /// output, so a test that needs it fails loudly.
 pub fn openbao(regions: &str) -> Option<&'static Bao> {
     static BAO: OnceLock<Option<Bao>> = OnceLock::new();
-    BAO.get_or_init(|| {
-        if std::env::var("PIXSEAL_SKIP_TRANSIT").as_deref() == Ok("1") {
-            eprintln!("PIXSEAL_SKIP_TRANSIT=1: transit tests skipped");
-            return None;
-        }
-        let path = repo_root().join("scripts/openbao.sh");
-        let out = Command::new("bash")
-            .arg(&path)
-            .env("PIXSEAL_BAO_REGIONS", regions)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "scripts/openbao.sh failed ({}); set PIXSEAL_SKIP_TRANSIT=1 to skip transit tests.\nstdout:\n{stdout}\nstderr:\n{stderr}",
-            out.status
-        );
-        let vars: HashMap<&str, &str> = stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .collect();
-        let get = |k: &str| {
-            vars.get(k)
-                .map(|v| v.trim_matches('"').to_owned())
-                .unwrap_or_else(|| panic!("scripts/openbao.sh printed no {k}:\n{stdout}\n{stderr}"))
-        };
-        Some(Bao { addr: get("BAO_ADDR"), token: get("BAO_TOKEN"), root_token: get("BAO_ROOT_TOKEN") })
+    BAO.get_or_init(|| start_openbao(regions, None)).as_ref()
+}
+
+/// A second, separate OpenBao server playing a tenant's own Vault (its own state directory,
+/// port and root token; pixseal's keys and app token are there too but go unused). `None`
+/// only when PIXSEAL_SKIP_TRANSIT=1.
+pub fn tenant_openbao() -> Option<&'static Bao> {
+    static BAO: OnceLock<Option<Bao>> = OnceLock::new();
+    BAO.get_or_init(|| start_openbao("us", Some("/tmp/pixseal-openbao-tenant")))
+        .as_ref()
+}
+
+fn start_openbao(regions: &str, state_dir: Option<&str>) -> Option<Bao> {
+    if std::env::var("PIXSEAL_SKIP_TRANSIT").as_deref() == Ok("1") {
+        eprintln!("PIXSEAL_SKIP_TRANSIT=1: transit tests skipped");
+        return None;
+    }
+    let path = repo_root().join("scripts/openbao.sh");
+    let mut cmd = Command::new("bash");
+    cmd.arg(&path).env("PIXSEAL_BAO_REGIONS", regions);
+    if let Some(dir) = state_dir {
+        cmd.env("PIXSEAL_BAO_STATE_DIR", dir);
+    }
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "scripts/openbao.sh failed ({}); set PIXSEAL_SKIP_TRANSIT=1 to skip transit tests.\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    let vars: HashMap<&str, &str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    let get = |k: &str| {
+        vars.get(k)
+            .map(|v| v.trim_matches('"').to_owned())
+            .unwrap_or_else(|| panic!("scripts/openbao.sh printed no {k}:\n{stdout}\n{stderr}"))
+    };
+    Some(Bao {
+        addr: get("BAO_ADDR"),
+        token: get("BAO_TOKEN"),
+        root_token: get("BAO_ROOT_TOKEN"),
     })
-    .as_ref()
 }
 
 /// A fresh, empty PostgreSQL database on the machine's server (127.0.0.1:5432, user postgres,

@@ -1,5 +1,5 @@
-//! `pixseal keys init|list|rotate|rewrap|trust-anchor`: the regions' master keys in the
-//! configured key provider, the receipt-signing key and the C2PA signing identity.
+//! `pixseal keys init|list|rotate|rewrap|trust-anchor|wrapping-key`: the regions' master keys
+//! in the configured key provider, the receipt-signing key and the C2PA signing identity.
 
 use serde_json::json;
 
@@ -20,16 +20,28 @@ pub enum Args {
         region: Option<String>,
     },
     /// Re-wrap every stored artifact's data key under its region's latest master key version
-    /// (the blobs are untouched), so older versions can then be retired.
-    Rewrap,
+    /// (the blobs are untouched), so older versions can then be retired. With `--tenant`,
+    /// move what was sealed for that tenant before it had its current key onto that key.
+    Rewrap {
+        /// The tenant whose artifacts move onto its own current key (`tenant set-key`).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
     /// Print the PEM of the root certificate that verifiers should trust for this
     /// installation's manifests.
     TrustAnchor,
+    /// Print the installation's Transit wrapping key (RSA, PEM): what a tenant wraps its own
+    /// key under (`pixseal tenant wrap-key`) before it is imported.
+    WrappingKey,
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
-    if matches!(args, Args::TrustAnchor) {
-        return trust_anchor(config);
+    match &args {
+        Args::TrustAnchor => return trust_anchor(config),
+        Args::WrappingKey => return wrapping_key(config, json),
+        Args::Rewrap { tenant: Some(t) } => return move_to_tenant_key(config, t, json),
+        Args::Rewrap { tenant: None } => return rewrap(config, json),
+        Args::Init | Args::List | Args::Rotate { .. } => {}
     }
     let provider = match config.key_provider() {
         Ok(p) => p,
@@ -38,9 +50,6 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             return Outcome::Internal;
         }
     };
-    if matches!(args, Args::Rewrap) {
-        return rewrap(config, provider.as_ref(), json);
-    }
     let regions: Vec<String> = match &args {
         Args::Rotate { region: Some(r) } => {
             if !config.regions.contains(r) {
@@ -77,9 +86,11 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             Args::Rotate { .. } => provider
                 .rotate(region)
                 .and_then(|_| provider.key_versions(region)),
-            Args::Init | Args::List | Args::Rewrap | Args::TrustAnchor => {
-                provider.key_versions(region)
-            }
+            Args::Init
+            | Args::List
+            | Args::Rewrap { .. }
+            | Args::TrustAnchor
+            | Args::WrappingKey => provider.key_versions(region),
         };
         match res {
             Ok(v) => {
@@ -125,113 +136,50 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     worst
 }
 
-/// A wrapped key `keys rewrap` moves, and where it is stored.
-enum Wrapped {
-    Artifact(String),
-    CodeKey,
-    InstallationSecret(String),
-}
-
-/// `keys rewrap`: every wrapped data key in the artifact database, moved to the latest version.
-fn rewrap(config: &Config, provider: &dyn pixseal_seal::KeyProvider, json: bool) -> Outcome {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let res = super::block_on(async {
-        let db = pixseal_store::Db::connect(config.database_url().expose()).await?;
-        let (mut moved, mut current, mut failed) = (0u64, 0u64, 0u64);
-        // Artifacts' data keys, each region's code secret (verification codes), then the
-        // installation secrets (proof-of-work challenges).
-        let mut all: Vec<(Wrapped, String, String)> = db
-            .wrapped_keys()
-            .await?
-            .into_iter()
-            .map(|(id, region, stored)| (Wrapped::Artifact(id), region, stored))
-            .collect();
-        all.extend(
-            db.code_keys()
-                .await?
-                .into_iter()
-                .map(|(region, stored)| (Wrapped::CodeKey, region, stored)),
-        );
-        all.extend(db.installation_secrets().await?.into_iter().map(
-            |(purpose, region, stored)| (Wrapped::InstallationSecret(purpose), region, stored),
-        ));
-        // Artifacts of a tenant with a key of its own move to that key's latest version.
-        let mut tenant_providers: std::collections::HashMap<
-            String,
-            pixseal_seal::TransitKeyProvider,
-        > = Default::default();
-        for (id, region, stored) in all {
-            let old = pixseal_seal::WrappedKey::from_bytes(&b64.decode(&stored)?)?;
-            let provider: &dyn pixseal_seal::KeyProvider =
-                if old.key_name == provider.key_name(&region)? {
-                    provider
-                } else {
-                    let slot = format!("{region}/{}", old.key_name);
-                    if !tenant_providers.contains_key(&slot) {
-                        let p = config.keys.open_tenant_provider(&region, &old.key_name)?;
-                        tenant_providers.insert(slot.clone(), p);
-                    }
-                    &tenant_providers[&slot]
-                };
-            // One tenant's key gone (crypto-shredded) fails its artifacts, not the others'.
-            let latest = match provider.key_versions(&region) {
-                Ok(v) => v.latest,
-                Err(e) => {
-                    eprintln!("error[{}]: key {:?}: {e}", e.code(), old.key_name);
-                    failed += 1;
-                    continue;
-                }
-            };
-            if old.version >= latest {
-                current += 1;
-                continue;
-            }
-            match provider.rewrap(&old, &region) {
-                Ok(new) => {
-                    let new = b64.encode(new.to_bytes());
-                    let replaced = match &id {
-                        Wrapped::Artifact(id) => db.replace_wrapped_key(id, &stored, &new).await?,
-                        Wrapped::CodeKey => db.replace_code_key(&region, &stored, &new).await?,
-                        Wrapped::InstallationSecret(p) => {
-                            db.replace_installation_secret(p, &stored, &new).await?
-                        }
-                    };
-                    if replaced {
-                        moved += 1;
-                    }
-                }
-                Err(e) => {
-                    let what = match id {
-                        Wrapped::Artifact(i) => format!("artifact {i}"),
-                        Wrapped::CodeKey => format!("code key of {region}"),
-                        Wrapped::InstallationSecret(p) => format!("installation secret {p}"),
-                    };
-                    eprintln!("error[{}]: {what}: {e}", e.code());
-                    failed += 1;
-                }
+/// `keys wrapping-key`: Transit's RSA wrapping key, PEM.
+fn wrapping_key(config: &Config, json: bool) -> Outcome {
+    match config.keys.transit_wrapping_key() {
+        Ok(pem) if json => {
+            println!("{}", json!({"wrapping_key": pem}));
+            Outcome::Ok
+        }
+        Ok(pem) => {
+            println!("{}", pem.trim_end());
+            Outcome::Ok
+        }
+        Err(e) => {
+            eprintln!("error[{}]: {e}", e.code());
+            if matches!(e, pixseal_seal::SealError::Config(_)) {
+                Outcome::Usage
+            } else {
+                Outcome::Internal
             }
         }
-        super::audit::record(
-            &db,
-            "key.rewrap",
-            "artifacts",
-            if failed == 0 { "ok" } else { "partial" },
-            &format!("moved {moved}, failed {failed}"),
-        )
-        .await;
-        Ok::<_, anyhow::Error>((moved, current, failed))
+    }
+}
+
+/// `keys rewrap`: every wrapped data key in the database, moved to the latest version.
+fn rewrap(config: &Config, json: bool) -> Outcome {
+    let res = super::block_on(async {
+        let s = super::services(config).await?;
+        Ok::<_, anyhow::Error>(s.rewrap_data_keys(&pixseal_service::Actor::Cli).await?)
     });
     match res {
-        Ok((moved, current, failed)) => {
+        Ok(r) => {
+            for f in &r.failed {
+                eprintln!("error: {f}");
+            }
+            let failed = r.failed.len();
             if json {
                 println!(
                     "{}",
-                    json!({"status": if failed == 0 { "ok" } else { "error" }, "rewrapped": moved, "already_current": current, "failed": failed})
+                    json!({"status": if failed == 0 { "ok" } else { "error" }, "rewrapped": r.rewrapped,
+                           "already_current": r.already_current, "failed": failed})
                 );
             } else {
                 println!(
-                    "rewrapped {moved} data key(s); {current} already on the latest version; {failed} failed"
+                    "rewrapped {} data key(s); {} already on the latest version; {failed} failed",
+                    r.rewrapped, r.already_current
                 );
             }
             if failed == 0 {
@@ -240,10 +188,45 @@ fn rewrap(config: &Config, provider: &dyn pixseal_seal::KeyProvider, json: bool)
                 Outcome::Internal
             }
         }
-        Err(e) => {
-            eprintln!("error[internal]: {e:#}");
-            Outcome::Internal
+        Err(e) => super::fail(&e, json),
+    }
+}
+
+/// `keys rewrap --tenant T`: T's artifacts and evidence onto its current key.
+fn move_to_tenant_key(config: &Config, tenant: &str, json: bool) -> Outcome {
+    let res = super::block_on(async {
+        let s = super::services(config).await?;
+        Ok::<_, anyhow::Error>(
+            s.move_to_tenant_key(&pixseal_service::Actor::Cli, tenant)
+                .await?,
+        )
+    });
+    match res {
+        Ok(r) => {
+            for f in &r.failed {
+                eprintln!("error: {f}");
+            }
+            if json {
+                println!(
+                    "{}",
+                    json!({"tenant": tenant, "status": if r.failed.is_empty() { "ok" } else { "error" },
+                           "moved": r.moved, "already": r.already, "failed": r.failed.len()})
+                );
+            } else {
+                println!(
+                    "tenant {tenant}: moved {} item(s) onto its key; {} already there; {} failed",
+                    r.moved,
+                    r.already,
+                    r.failed.len()
+                );
+            }
+            if r.failed.is_empty() {
+                Outcome::Ok
+            } else {
+                Outcome::Internal
+            }
         }
+        Err(e) => super::fail(&e, json),
     }
 }
 

@@ -53,14 +53,17 @@ fn a_tenant_brings_its_key_through_the_cli() {
     }));
     let key_file = dir.path().join("tenant.key");
     std::fs::write(&key_file, format!("{key_hex}\n")).unwrap();
-    let o = run(&[
-        "tenant",
-        "wrap-key",
-        "--wrapping-key",
-        pem_file.to_str().unwrap(),
-        "--key-file",
-        key_file.to_str().unwrap(),
-    ]);
+    let wrap = |key_file: &std::path::Path| {
+        run(&[
+            "tenant",
+            "wrap-key",
+            "--wrapping-key",
+            pem_file.to_str().unwrap(),
+            "--key-file",
+            key_file.to_str().unwrap(),
+        ])
+    };
+    let o = wrap(&key_file);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!text(&o).contains(&key_hex));
     let wrapped = json_lines(&o)[0]["wrapped_key"]
@@ -72,14 +75,7 @@ fn a_tenant_brings_its_key_through_the_cli() {
     // A key of the wrong size is a usage error.
     let short = dir.path().join("short.key");
     std::fs::write(&short, [1u8; 16]).unwrap();
-    let o = run(&[
-        "tenant",
-        "wrap-key",
-        "--wrapping-key",
-        pem_file.to_str().unwrap(),
-        "--key-file",
-        short.to_str().unwrap(),
-    ]);
+    let o = wrap(&short);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 
     // The operator imports it; the operator's token is used once and never echoed.

@@ -439,6 +439,55 @@ async fn one_time(s: &TestServer) {
     }
 }
 
+/// The one-time claim and its audit entry are one transaction: when the entry cannot be
+/// written, the verification fails and the code is still unused (not consumed unrecorded);
+/// once the log accepts entries again the code verifies, with exactly one `code.verify` entry.
+async fn claim_and_audit_together(s: &TestServer) {
+    let key = s.key("audited", "us", &["codes"]).await;
+    let (st, a) = s
+        .issue(&key, json!({"message": BODY, "recipient": RECIPIENT}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{a}");
+    let code = a["code"].as_str().unwrap().to_string();
+    // The next audit sequence number is taken by a stray row: every append fails.
+    let (seq, _) = s.db.audit_head().await.unwrap();
+    let block = |sql: &'static str| sqlx::query(sql).bind(seq + 1).execute(s.db.pool());
+    block(
+        "INSERT INTO audit_log (seq, at, actor, action, object, outcome, detail, prev_hash, hash) \
+         VALUES ($1, 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x')",
+    )
+    .await
+    .unwrap();
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/codes/verify",
+            None,
+            json!({"code": code, "message": BODY, "recipient": RECIPIENT}),
+        )
+        .await;
+    assert!(st.is_server_error(), "{st} {v}");
+    let verified = |e: &pixseal_store::AuditEntry| e.action == "code.verify" && e.outcome == "ok";
+    assert!(!s.db.audit_entries().await.unwrap().iter().any(verified));
+    block("DELETE FROM audit_log WHERE seq = $1").await.unwrap();
+    let v = s.verify(&code, BODY, RECIPIENT).await;
+    assert_eq!(v["verdict"], "valid", "the code was not used up: {v}");
+    let entries = s.db.audit_entries().await.unwrap();
+    assert_eq!(entries.iter().filter(|e| verified(e)).count(), 1);
+    let v = s.verify(&code, BODY, RECIPIENT).await;
+    assert_eq!(v["verdict"], "used", "{v}");
+}
+
+#[tokio::test]
+async fn claim_and_audit_together_on_sqlite() {
+    claim_and_audit_together(&spawn(Kind::Sqlite, unlimited()).await).await;
+}
+
+#[tokio::test]
+async fn claim_and_audit_together_on_postgres() {
+    claim_and_audit_together(&spawn(Kind::Postgres, unlimited()).await).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_time_under_100_concurrent_verifies_on_sqlite() {
     one_time(&spawn(Kind::Sqlite, unlimited()).await).await;

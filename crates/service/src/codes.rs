@@ -549,7 +549,13 @@ impl Services {
                 verdict = Verdict::InvalidSignature;
             }
         }
-        if verdict == Verdict::Valid && !self.db.claim_message_code(&row.id, now).await? {
+        // The one-time claim and its audit entry land together (one transaction), or neither.
+        let claimed = verdict == Verdict::Valid
+            && self
+                .db
+                .claim_message_code_audited(&row.id, now, &actor.to_string())
+                .await?;
+        if verdict == Verdict::Valid && !claimed {
             // Lost the one-time claim (a concurrent verify, or a revoke in between).
             let fresh = self.db.message_code(&row.id).await?;
             verdict = match judge(&fresh) {
@@ -557,14 +563,16 @@ impl Services {
                 v => v,
             };
         }
-        self.audit_detail(
-            actor,
-            "code.verify",
-            &row.id,
-            outcome(verdict),
-            verdict.as_str(),
-        )
-        .await;
+        if !claimed {
+            self.audit_detail(
+                actor,
+                "code.verify",
+                &row.id,
+                outcome(verdict),
+                verdict.as_str(),
+            )
+            .await;
+        }
         let signed = row.signature.is_some() && verdict == Verdict::Valid;
         Ok(CodeVerdict {
             verdict,

@@ -56,46 +56,9 @@ impl Db {
         detail: &str,
     ) -> Result<AuditEntry, DbError> {
         let mut tx = self.pool().begin().await?;
-        // Taking the head row for update first serialises concurrent appends.
-        let head =
-            sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                .fetch_one(&mut *tx)
-                .await?;
-        let seq: i64 = head.try_get("seq")?;
-        let prev: String = head.try_get("hash")?;
-        let (at, _) = now();
-        let hash = entry_hash(&prev, seq, [&at, actor, action, object, outcome, detail]);
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, actor, action, object, outcome, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(seq)
-        .bind(&at)
-        .bind(actor)
-        .bind(action)
-        .bind(object)
-        .bind(outcome)
-        .bind(detail)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await?;
+        let entry = audit_in(&mut tx, [actor, action, object, outcome, detail]).await?;
         tx.commit().await?;
-        Ok(AuditEntry {
-            seq,
-            at,
-            actor: actor.into(),
-            action: action.into(),
-            object: object.into(),
-            outcome: outcome.into(),
-            detail: detail.into(),
-            prev_hash: prev,
-            hash,
-        })
+        Ok(entry)
     }
 
     pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>, DbError> {
@@ -217,4 +180,50 @@ impl Db {
         }
         Ok((entries.len(), None))
     }
+}
+
+/// Appends one entry (actor, action, object, outcome, detail) to the chain inside `tx`, so that
+/// it lands together with the change it records, or not at all.
+pub(crate) async fn audit_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    [actor, action, object, outcome, detail]: [&str; 5],
+) -> Result<AuditEntry, DbError> {
+    // Taking the head row for update first serialises concurrent appends.
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut **tx)
+        .await?;
+    let seq: i64 = head.try_get("seq")?;
+    let prev: String = head.try_get("hash")?;
+    let (at, _) = now();
+    let hash = entry_hash(&prev, seq, [&at, actor, action, object, outcome, detail]);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor, action, object, outcome, detail, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(seq)
+    .bind(&at)
+    .bind(actor)
+    .bind(action)
+    .bind(object)
+    .bind(outcome)
+    .bind(detail)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await?;
+    Ok(AuditEntry {
+        seq,
+        at,
+        actor: actor.into(),
+        action: action.into(),
+        object: object.into(),
+        outcome: outcome.into(),
+        detail: detail.into(),
+        prev_hash: prev,
+        hash,
+    })
 }

@@ -338,18 +338,32 @@ impl Db {
         Ok(r.as_ref().map(message_code_from).transpose()?)
     }
 
-    /// The one-time claim: marks the code used at `now_ms` only if it is still unused,
-    /// unrevoked and unexpired. Exactly one of any number of concurrent callers gets `true`.
-    pub async fn claim_message_code(&self, id: &str, now_ms: i64) -> Result<bool, DbError> {
+    /// The one-time claim of a message code and its audit entry (`code.verify`, outcome ok,
+    /// detail `valid`) in one transaction: a code is never used up without its entry, nor
+    /// recorded as used without being so. Marks the code used at `now_ms` only if it is still
+    /// unused, unrevoked and unexpired: exactly one of any number of concurrent callers gets
+    /// `true`; the others get `false` and nothing is written.
+    pub async fn claim_message_code_audited(
+        &self,
+        id: &str,
+        now_ms: i64,
+        actor: &str,
+    ) -> Result<bool, DbError> {
+        let mut tx = self.pool().begin().await?;
         let r = sqlx::query(
             "UPDATE message_codes SET used_ms = $1 WHERE id = $2 AND used_ms IS NULL \
              AND revoked_ms IS NULL AND expires_ms > $1",
         )
         .bind(now_ms)
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(r.rows_affected() == 1)
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        crate::audit::audit_in(&mut tx, [actor, "code.verify", id, "ok", "valid"]).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn message_code(&self, id: &str) -> Result<MessageCodeRow, DbError> {

@@ -656,6 +656,19 @@ fn purge_command_runs_a_pass_and_dry_run_deletes_nothing() {
             (Some(0), Some(0)),
             "nothing is due yet: {v}"
         );
+        if v["dry_run"] == false {
+            for count in [
+                "failed",
+                "resumed",
+                "ips_forgotten",
+                "codes_forgotten",
+                "sessions_ended",
+                "challenges_forgotten",
+                "pickups_forgotten",
+            ] {
+                assert!(v[count].is_u64(), "a pass reports {count}: {v}");
+            }
+        }
     }
     let mut server = start(data.path(), port);
     let (st, _) = http(port, "GET", &format!("/v1/artifacts/{id}"), Some(&key), b"").unwrap();

@@ -1,11 +1,12 @@
 //! `/v1/codes`: thin adapters over the service's verification-code workflows.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use pixseal_service::codes::{
     AccountView, CodeVerdict, DeviceKeyRequest, DeviceRegistered, IssueRequest, IssuedCode,
-    LiveCode, LiveRequest, LiveVerifyRequest, RevokedCodes, VerifyRequest,
+    LiveCode, LiveRequest, LiveVerifyRequest, OutstandingCodes, RevokedCode, RevokedCodes,
+    VerifyRequest,
 };
 use pixseal_service::{Actor, Caller as ServiceCaller};
 use pixseal_service::{Scope, Tenant};
@@ -82,6 +83,48 @@ pub async fn revoke_all(
 ) -> Result<Json<RevokedCodes>, ApiError> {
     let (t, actor) = owner(&c)?;
     Ok(Json(s.revoke_all_codes(t, &actor).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/codes",
+    operation_id = "list_codes",
+    tag = "codes",
+    summary = "The account's outstanding message codes, newest first (ids, message hashes, times; never the codes) (scope codes)",
+    security(("apiKey" = [])),
+    responses(
+        (status = 200, description = "outstanding codes", body = OutstandingCodes),
+        OwnerErrors,
+    ),
+)]
+pub async fn list(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+) -> Result<Json<OutstandingCodes>, ApiError> {
+    let (t, _) = owner(&c)?;
+    Ok(Json(s.list_codes(t).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/codes/{id}",
+    operation_id = "revoke_code",
+    tag = "codes",
+    summary = "Revoke one outstanding message code of the account (anyone else's, or one used, revoked or expired, is 404) (scope codes)",
+    security(("apiKey" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "revoked", body = RevokedCode),
+        OwnedErrors,
+    ),
+)]
+pub async fn revoke_one(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RevokedCode>, ApiError> {
+    let (t, actor) = owner(&c)?;
+    Ok(Json(s.revoke_code(t, &id, &actor).await?))
 }
 
 /// An empty body starts a session.

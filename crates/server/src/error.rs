@@ -164,6 +164,8 @@ error_responses! {
     IssueCodeErrors: [400, 401, 403, 409, 413, 429];
     PublicJsonErrors: [400, 413, 429];
     OwnerErrors: [401, 403, 429];
+    /// One of the account's own things: no key, no scope, not found (or not its own), limited.
+    OwnedErrors: [401, 403, 404, 429];
     LiveCodeErrors: [400, 401, 403, 404, 410, 413, 429];
     AccountErrors: [401, 403, 429];
     DeviceKeyErrors: [400, 401, 403, 413, 429];

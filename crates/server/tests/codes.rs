@@ -674,6 +674,139 @@ async fn live_code_brute_force_hits_the_cap_on_postgres() {
     live_brute_force(&spawn(Kind::Postgres, unlimited()).await).await;
 }
 
+/// GET /v1/codes lists the account's outstanding codes (ids, message hashes; never a code);
+/// DELETE /v1/codes/{id} revokes one: it then verifies as `revoked` and leaves the list, the
+/// others still verify; another account's id, a used or already revoked one is 404; without
+/// the `codes` scope, 403.
+async fn list_and_revoke_one(s: &TestServer) {
+    let key = s.key("lister", "us", &["codes"]).await;
+    let other = s.key("other-lister", "us", &["codes"]).await;
+    let no_scope = s.key("no-codes", "us", &["artifacts:read"]).await;
+    let mut issued = Vec::new();
+    for i in 0..3 {
+        let (st, a) = s
+            .issue(
+                &key,
+                json!({"message": format!("{BODY} #{i}"), "recipient": RECIPIENT}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{a}");
+        issued.push(a);
+    }
+    let (_, theirs) = s
+        .issue(&other, json!({"message": BODY, "recipient": RECIPIENT}))
+        .await;
+    let (st, list) = s.call("GET", "/v1/codes", Some(&key), Value::Null).await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    let ids = |l: &Value| -> Vec<String> {
+        l["codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut listed = ids(&list);
+    listed.sort();
+    let mut mine: Vec<String> = issued
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    mine.sort();
+    assert_eq!(listed, mine, "{list}");
+    assert_eq!(list["truncated"], false);
+    for c in issued.iter() {
+        assert!(
+            !list.to_string().contains(c["code"].as_str().unwrap()),
+            "never a code"
+        );
+    }
+
+    let target = issued[1]["id"].as_str().unwrap();
+    let (st, r) = s
+        .call(
+            "DELETE",
+            &format!("/v1/codes/{target}"),
+            Some(&key),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["id"], target);
+    let v = s
+        .verify(
+            issued[1]["code"].as_str().unwrap(),
+            &format!("{BODY} #1"),
+            RECIPIENT,
+        )
+        .await;
+    assert_eq!(v["verdict"], "revoked", "{v}");
+    let v = s
+        .verify(
+            issued[0]["code"].as_str().unwrap(),
+            &format!("{BODY} #0"),
+            RECIPIENT,
+        )
+        .await;
+    assert_eq!(v["verdict"], "valid", "{v}");
+    let (_, list) = s.call("GET", "/v1/codes", Some(&key), Value::Null).await;
+    assert_eq!(
+        ids(&list),
+        vec![issued[2]["id"].as_str().unwrap().to_string()],
+        "{list}"
+    );
+
+    // Revoked again, used, another account's, unknown: 404 alike; no scope: 403.
+    for id in [
+        target,
+        issued[0]["id"].as_str().unwrap(),
+        theirs["id"].as_str().unwrap(),
+        "no-such-code",
+    ] {
+        let (st, r) = s
+            .call(
+                "DELETE",
+                &format!("/v1/codes/{id}"),
+                Some(&key),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{id}: {r}");
+    }
+    let v = s
+        .verify(theirs["code"].as_str().unwrap(), BODY, RECIPIENT)
+        .await;
+    assert_eq!(
+        v["verdict"], "valid",
+        "the other account's code is untouched: {v}"
+    );
+    for (method, path) in [
+        ("GET", "/v1/codes".to_string()),
+        ("DELETE", format!("/v1/codes/{target}")),
+    ] {
+        let (st, _) = s.call(method, &path, Some(&no_scope), Value::Null).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{method} {path}");
+    }
+    let revoked =
+        s.db.audit_entries()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "code.revoke" && e.object == target)
+            .count();
+    assert_eq!(revoked, 1);
+}
+
+#[tokio::test]
+async fn list_and_revoke_one_on_sqlite() {
+    list_and_revoke_one(&spawn(Kind::Sqlite, unlimited()).await).await;
+}
+
+#[tokio::test]
+async fn list_and_revoke_one_on_postgres() {
+    list_and_revoke_one(&spawn(Kind::Postgres, unlimited()).await).await;
+}
+
 /// One DELETE /v1/codes kills every outstanding code: message codes and live sessions; another
 /// account's codes are untouched; new codes work again.
 #[tokio::test]

@@ -224,6 +224,39 @@ impl CodeVerdict {
     }
 }
 
+/// One outstanding message code as its owner sees it (the code itself is never stored).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OutstandingCode {
+    pub id: String,
+    pub region: String,
+    /// SHA-256 (hex) of the message the code is bound to.
+    pub message_sha256: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    pub device_signed: bool,
+}
+
+/// `GET /v1/codes`: the account's outstanding message codes, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OutstandingCodes {
+    pub codes: Vec<OutstandingCode>,
+    /// More are outstanding than listed (the newest `codes.len()` are).
+    pub truncated: bool,
+}
+
+/// What revoking one code did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RevokedCode {
+    pub id: String,
+    #[schema(format = DateTime)]
+    pub revoked_at: String,
+}
+
+/// Outstanding codes listed at most.
+const LIST_LIMIT: i64 = 1000;
+
 /// What revoke-all did.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RevokedCodes {
@@ -581,6 +614,50 @@ impl Services {
             issued_at: Some(row.created_at),
             expires_at: Some(row.expires_at),
             device_signed: Some(signed),
+        })
+    }
+
+    /// The outstanding message codes of `tenant` (unused, unrevoked, unexpired), newest first.
+    pub async fn list_codes(&self, tenant: &Tenant) -> Result<OutstandingCodes> {
+        let now = self.clock.now_ms();
+        let mut rows = self
+            .db
+            .outstanding_message_codes(&tenant.id, now, LIST_LIMIT + 1)
+            .await?;
+        let truncated = rows.len() as i64 > LIST_LIMIT;
+        rows.truncate(LIST_LIMIT as usize);
+        Ok(OutstandingCodes {
+            codes: rows
+                .into_iter()
+                .map(|r| OutstandingCode {
+                    device_signed: r.signature.is_some(),
+                    id: r.id,
+                    region: r.region,
+                    message_sha256: r.message_sha256,
+                    created_at: r.created_at,
+                    expires_at: r.expires_at,
+                })
+                .collect(),
+            truncated,
+        })
+    }
+
+    /// Revoke one outstanding message code of `tenant`: from now on it verifies as `revoked`.
+    /// Anyone else's code, or one already used, revoked or expired, is `NotFound`.
+    pub async fn revoke_code(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<RevokedCode> {
+        let now = self.clock.now_ms();
+        if !self.db.revoke_message_code(&tenant.id, id, now).await? {
+            return Err(ServiceError::NotFound);
+        }
+        self.audit(actor, "code.revoke", id, Outcome::Ok).await;
+        Ok(RevokedCode {
+            id: id.to_owned(),
+            revoked_at: meta::at_ms(now).0,
         })
     }
 

@@ -378,6 +378,51 @@ impl Db {
         Ok(message_code_from(&r)?)
     }
 
+    /// A tenant's outstanding message codes (unused, unrevoked, unexpired at `now_ms`),
+    /// newest first, at most `limit`.
+    pub async fn outstanding_message_codes(
+        &self,
+        tenant_id: &str,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<MessageCodeRow>, DbError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            message_code_columns!(),
+            " FROM message_codes WHERE tenant_id = $1 AND used_ms IS NULL AND revoked_ms IS NULL \
+             AND expires_ms > $2 ORDER BY created_at DESC, id DESC LIMIT $3"
+        ))
+        .bind(tenant_id)
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(message_code_from)
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Revokes one of the tenant's outstanding message codes; `false` when it is not the
+    /// tenant's, or already used, revoked or expired.
+    pub async fn revoke_message_code(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<bool, DbError> {
+        let r = sqlx::query(
+            "UPDATE message_codes SET revoked_ms = $1 WHERE tenant_id = $2 AND id = $3 \
+             AND used_ms IS NULL AND revoked_ms IS NULL AND expires_ms > $1",
+        )
+        .bind(now_ms)
+        .bind(tenant_id)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Revoke every outstanding code of a tenant (unused message codes and live sessions) at
     /// once; returns (message codes, live sessions) revoked.
     pub async fn revoke_all_codes(

@@ -148,6 +148,22 @@ fn codes_commands_end_to_end() {
             "bob@example.org",
         ],
     );
+    // List: the outstanding codes (ids, never a code); revoke one by id, twice is refused.
+    let later = v3["id"].as_str().unwrap();
+    let (rc, list) = run(d, &["list", "--tenant", "acme"]);
+    assert_eq!(rc, 0, "{list}");
+    let ids: Vec<&str> = list["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&later), "{list}");
+    assert!(!list.to_string().contains(v3["code"].as_str().unwrap()));
+    let (rc, r) = run(d, &["revoke", "--tenant", "acme", later]);
+    assert_eq!((rc, r["id"].as_str()), (0, Some(later)), "{r}");
+    let (rc, r) = run(d, &["revoke", "--tenant", "acme", later]);
+    assert_eq!(rc, 2, "{r}");
     let (rc, r) = run(d, &["revoke-all", "--tenant", "acme"]);
     assert_eq!(
         (
@@ -155,7 +171,7 @@ fn codes_commands_end_to_end() {
             r["revoked_message_codes"].as_u64(),
             r["revoked_live_sessions"].as_u64()
         ),
-        (0, Some(2), Some(1))
+        (0, Some(ids.len() as u64 - 1), Some(1))
     );
     let (rc, v) = run(
         d,

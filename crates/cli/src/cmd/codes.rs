@@ -90,6 +90,18 @@ pub enum Args {
         #[arg(long)]
         tenant: String,
     },
+    /// A tenant's outstanding message codes, newest first (ids and message hashes; the codes
+    /// themselves are not stored).
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke one outstanding message code of a tenant by its id.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
     /// The current 4-digit live call code (a new session unless --session is given).
     Live {
         #[arg(long)]
@@ -285,6 +297,39 @@ async fn dispatch(s: &Services, args: Args) -> Result<Done> {
                 "revoked {} message code(s) and {} live session(s)",
                 v.revoked_message_codes, v.revoked_live_sessions
             );
+            Done::Ok(serde_json::to_value(v)?, human)
+        }
+        Args::List { tenant: t } => {
+            let t = tenant(t).await?;
+            let v = s.list_codes(&t).await?;
+            let lines: Vec<String> = v
+                .codes
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}  message sha256 {}  expires {}{}",
+                        c.id,
+                        c.message_sha256,
+                        c.expires_at,
+                        if c.device_signed {
+                            "  device-signed"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect();
+            let human = if lines.is_empty() {
+                "no outstanding codes".to_string()
+            } else {
+                lines.join("\n")
+            };
+            Done::Ok(serde_json::to_value(v)?, human)
+        }
+        Args::Revoke { tenant: t, id } => {
+            let t = tenant(t).await?;
+            let v = s.revoke_code(&t, &id, &Actor::Cli).await?;
+            let human = format!("code {} revoked", v.id);
             Done::Ok(serde_json::to_value(v)?, human)
         }
         Args::Live { tenant: t, session } => {

@@ -417,6 +417,70 @@ fn codes_commands_end_to_end() {
     );
     assert_eq!((rc, v["verdict"].as_str()), (0, Some("valid")), "{v}");
 
+    // Flagged: acme issued several codes and verified some; listed with the verified share
+    // allowed, not when no verification is tolerated; a second account with codes never
+    // verified is flagged even then.
+    let flagged = |percent: &str| {
+        let (rc, v) = run(
+            d,
+            &[
+                "flagged",
+                "--min-issued",
+                "2",
+                "--max-verified-percent",
+                percent,
+            ],
+        );
+        assert_eq!(rc, 0, "{v}");
+        v["flagged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["tenant"].as_str().unwrap().to_string(),
+                    a["issued"].as_i64().unwrap(),
+                    a["verified"].as_i64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let all = flagged("100");
+    let acme = all.iter().find(|a| a.0 == "acme").expect("acme is listed");
+    assert!(acme.1 >= 3 && acme.2 >= 1, "{all:?}");
+    assert!(flagged("0").iter().all(|a| a.0 != "acme"));
+    assert!(
+        pixseal(&[
+            "--data-dir",
+            d,
+            "tenant",
+            "create",
+            "spammer",
+            "--region",
+            "eu"
+        ])
+        .status
+        .success()
+    );
+    for i in 0..3 {
+        let (rc, _) = run(
+            d,
+            &[
+                "issue",
+                "--tenant",
+                "spammer",
+                "--message",
+                &format!("spam {i}"),
+                "--recipient",
+                "x@example.org",
+            ],
+        );
+        assert_eq!(rc, 0);
+    }
+    assert!(flagged("0").contains(&("spammer".to_string(), 3, 0)));
+    let (rc, _) = run(d, &["flagged", "--hours", "0"]);
+    assert_eq!(rc, 2, "a window of 0 hours is refused");
+
     // The audit chain holds it all and is intact.
     let out = pixseal(&["--data-dir", d, "audit", "verify", "--json"]);
     assert!(

@@ -795,6 +795,21 @@ async fn list_and_revoke_one(s: &TestServer) {
             .filter(|e| e.action == "code.revoke" && e.object == target)
             .count();
     assert_eq!(revoked, 1);
+    // The account issued 3 codes, 1 verified: flagged when a third may be verified, not when
+    // none may.
+    let flagged = |percent: u8| {
+        let st = s.state.clone();
+        async move {
+            st.flagged_code_accounts(24, 3, percent)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| (a.tenant, a.issued, a.verified))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(flagged(34).await.contains(&("lister".to_string(), 3, 1)));
+    assert!(flagged(0).await.iter().all(|a| a.0 != "lister"));
 }
 
 #[tokio::test]

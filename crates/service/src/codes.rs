@@ -254,6 +254,17 @@ pub struct RevokedCode {
     pub revoked_at: String,
 }
 
+/// An account that issues many codes few of which are ever verified (bulk minting, spam).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FlaggedAccount {
+    pub tenant_id: String,
+    pub tenant: String,
+    /// Message codes issued in the window.
+    pub issued: i64,
+    /// Of those, verified (used) so far.
+    pub verified: i64,
+}
+
 /// Outstanding codes listed at most.
 const LIST_LIMIT: i64 = 1000;
 
@@ -640,6 +651,39 @@ impl Services {
                 .collect(),
             truncated,
         })
+    }
+
+    /// `pixseal codes flagged`: accounts that issued at least `min_issued` message codes in the
+    /// last `hours`, of which at most `max_verified_percent` % were verified — high volume, low
+    /// engagement — most issued first, for an administrator to look at.
+    pub async fn flagged_code_accounts(
+        &self,
+        hours: i64,
+        min_issued: i64,
+        max_verified_percent: u8,
+    ) -> Result<Vec<FlaggedAccount>> {
+        if !(1..=24 * 30).contains(&hours) || min_issued < 1 || max_verified_percent > 100 {
+            return Err(ServiceError::invalid(
+                "invalid_request",
+                "hours 1..=720, min issued >= 1, max verified percent 0..=100",
+            ));
+        }
+        let since = meta::at_ms(self.clock.now_ms() - hours * 3_600_000).0;
+        Ok(self
+            .db
+            .code_volume_since(&since, min_issued)
+            .await?
+            .into_iter()
+            .filter(|(_, _, issued, verified)| {
+                verified * 100 <= issued * i64::from(max_verified_percent)
+            })
+            .map(|(tenant_id, tenant, issued, verified)| FlaggedAccount {
+                tenant_id,
+                tenant,
+                issued,
+                verified,
+            })
+            .collect())
     }
 
     /// Revoke one outstanding message code of `tenant`: from now on it verifies as `revoked`.

@@ -378,6 +378,36 @@ impl Db {
         Ok(message_code_from(&r)?)
     }
 
+    /// Per account with at least `min_issued` message codes issued since `since` (RFC 3339,
+    /// UTC): (tenant id, tenant name, codes issued, codes verified), most issued first.
+    pub async fn code_volume_since(
+        &self,
+        since: &str,
+        min_issued: i64,
+    ) -> Result<Vec<(String, String, i64, i64)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT m.tenant_id AS tenant_id, t.name AS name, COUNT(*) AS issued, \
+             COUNT(m.used_ms) AS verified FROM message_codes m JOIN tenants t ON t.id = m.tenant_id \
+             WHERE m.created_at >= $1 GROUP BY m.tenant_id, t.name HAVING COUNT(*) >= $2 \
+             ORDER BY issued DESC, t.name",
+        )
+        .bind(since)
+        .bind(min_issued)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("tenant_id")?,
+                    r.try_get("name")?,
+                    r.try_get("issued")?,
+                    r.try_get("verified")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(DbError::from)
+    }
+
     /// A tenant's outstanding message codes (unused, unrevoked, unexpired at `now_ms`),
     /// newest first, at most `limit`.
     pub async fn outstanding_message_codes(

@@ -102,6 +102,16 @@ pub enum Args {
         tenant: String,
         id: String,
     },
+    /// Accounts issuing many codes that are seldom verified (bulk minting): at least
+    /// --min-issued in the last --hours, at most --max-verified-percent of them verified.
+    Flagged {
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+        #[arg(long, default_value_t = 100)]
+        min_issued: i64,
+        #[arg(long, default_value_t = 10)]
+        max_verified_percent: u8,
+    },
     /// The current 4-digit live call code (a new session unless --session is given).
     Live {
         #[arg(long)]
@@ -325,6 +335,24 @@ async fn dispatch(s: &Services, args: Args) -> Result<Done> {
                 lines.join("\n")
             };
             Done::Ok(serde_json::to_value(v)?, human)
+        }
+        Args::Flagged {
+            hours,
+            min_issued,
+            max_verified_percent,
+        } => {
+            let v = s
+                .flagged_code_accounts(hours, min_issued, max_verified_percent)
+                .await?;
+            let human = if v.is_empty() {
+                "no account flagged".to_string()
+            } else {
+                v.iter()
+                    .map(|a| format!("{}: {} issued, {} verified", a.tenant, a.issued, a.verified))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            Done::Ok(json!({ "flagged": v }), human)
         }
         Args::Revoke { tenant: t, id } => {
             let t = tenant(t).await?;

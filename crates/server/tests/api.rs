@@ -2654,6 +2654,27 @@ async fn bao_admin(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Creates the aes256-gcm96 Transit key `name` with the root token.
+async fn create_bao_key(bao: &pixseal_testkit::Bao, name: &str) {
+    let (st, body) = bao_admin(
+        bao,
+        reqwest::Method::POST,
+        &format!("transit/keys/{name}"),
+        serde_json::json!({"type": "aes256-gcm96"}),
+    )
+    .await;
+    assert!(st.is_success(), "{st} {body}");
+}
+
+/// A server whose region master keys are in `bao`'s Transit.
+async fn transit_server(bao: &pixseal_testkit::Bao) -> TestServer {
+    let mut c = config(&Parts::Embedded, ServerConfig::default());
+    c.keys.provider = KeyProviderKind::Transit;
+    c.keys.transit_addr = bao.addr.clone();
+    c.keys.transit_token = bao.token.clone().into();
+    TestServer(TestApp::spawn(c).await)
+}
+
 /// Every read of `ids` (content and metadata) answers 503 `key_unavailable` naming the tenant
 /// whose key it is; returns the messages.
 async fn assert_shredded(
@@ -2708,19 +2729,8 @@ async fn deleting_a_tenants_key_shreds_its_artifacts_and_no_one_elses() {
     let bao =
         pixseal_testkit::openbao("us eu rot shred").expect("OpenBao (PIXSEAL_SKIP_TRANSIT unset)");
     let key_name = format!("pixseal-tenant-shred-{}", std::process::id());
-    let (st, body) = bao_admin(
-        bao,
-        reqwest::Method::POST,
-        &format!("transit/keys/{key_name}"),
-        serde_json::json!({"type": "aes256-gcm96"}),
-    )
-    .await;
-    assert!(st.is_success(), "{st} {body}");
-    let mut c = config(&Parts::Embedded, ServerConfig::default());
-    c.keys.provider = KeyProviderKind::Transit;
-    c.keys.transit_addr = bao.addr.clone();
-    c.keys.transit_token = bao.token.clone().into();
-    let s = TestServer(TestApp::spawn(c).await);
+    create_bao_key(bao, &key_name).await;
+    let s = transit_server(bao).await;
     let owner = s.key("owner", "us", ALL).await;
     let other = s.key("other", "us", ALL).await;
     // Only keys that are a tenant's: a region's key is refused.
@@ -2985,14 +2995,7 @@ async fn a_tenants_own_vault_holds_its_key_and_revoking_the_token_shreds() {
     let theirs_bao = pixseal_testkit::tenant_openbao().expect("the tenant's OpenBao");
     assert_ne!(bao.addr, theirs_bao.addr, "two servers");
     let key_name = format!("acme-master-{}", std::process::id());
-    let (st, body) = bao_admin(
-        theirs_bao,
-        reqwest::Method::POST,
-        &format!("transit/keys/{key_name}"),
-        serde_json::json!({"type": "aes256-gcm96"}),
-    )
-    .await;
-    assert!(st.is_success(), "{st} {body}");
+    create_bao_key(theirs_bao, &key_name).await;
     // The tenant's policy for pixseal's token (docs/keys.md): use this one key, nothing else.
     let policy = format!(
         "path \"transit/datakey/plaintext/{k}\" {{ capabilities = [\"update\"] }}\n\
@@ -3076,11 +3079,7 @@ async fn a_tenants_own_vault_holds_its_key_and_revoking_the_token_shreds() {
         assert_eq!(st, StatusCode::FORBIDDEN, "{method} {path}");
     }
 
-    let mut c = config(&Parts::Embedded, ServerConfig::default());
-    c.keys.provider = KeyProviderKind::Transit;
-    c.keys.transit_addr = bao.addr.clone();
-    c.keys.transit_token = bao.token.clone().into();
-    let s = TestServer(TestApp::spawn(c).await);
+    let s = transit_server(bao).await;
     let owner = s.key("acme", "us", ALL).await;
     let other = s.key("bystander", "us", ALL).await;
     let photo = std::fs::read(fixtures().join("photos/garden.jpg")).unwrap();

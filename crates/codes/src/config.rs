@@ -14,6 +14,9 @@ pub struct CodesConfig {
     pub live_max_failures: u32,
     /// How long a live call session (and so its codes) lasts, in minutes.
     pub live_session_minutes: i64,
+    /// Message codes an account may issue per hour (sliding); beyond it 429
+    /// `code_quota_exceeded` with Retry-After. 0 = no cap.
+    pub max_codes_per_hour: u32,
 }
 
 impl Default for CodesConfig {
@@ -22,6 +25,7 @@ impl Default for CodesConfig {
             message_ttl_days: MAX_MESSAGE_TTL_DAYS,
             live_max_failures: crate::live::MAX_FAILURES,
             live_session_minutes: 240,
+            max_codes_per_hour: 20,
         }
     }
 }
@@ -39,6 +43,12 @@ impl CodesConfig {
             return Err(format!(
                 "codes.live_max_failures must be 1 to 10, not {}",
                 self.live_max_failures
+            ));
+        }
+        if self.max_codes_per_hour > 1_000_000 {
+            return Err(format!(
+                "codes.max_codes_per_hour must be 0 (no cap) to 1000000, not {}",
+                self.max_codes_per_hour
             ));
         }
         if !(1..=24 * 60).contains(&self.live_session_minutes) {

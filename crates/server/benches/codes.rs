@@ -13,9 +13,10 @@ use pixseal_service::{Actor, ServerConfig};
 use pixseal_testkit::TestApp;
 use serde_json::json;
 
-/// The service on `db_url` (empty: SQLite), rate limits off.
+/// The service on `db_url` (empty: SQLite), rate limits and the minting cap off.
 async fn app(db_url: &str) -> TestApp {
     let mut config = TestApp::config();
+    config.codes.max_codes_per_hour = 0;
     config.server = ServerConfig {
         database_url: db_url.into(),
         rate_limit_per_key: 0,

@@ -124,13 +124,18 @@ impl From<ServiceError> for ApiError {
                 "file_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             },
+            ErrorKind::Limited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         // `Internal` hides its detail (already logged where it happened).
         let mut api = ApiError::new(status, e.code(), e.to_string());
-        if let ServiceError::Busy(_) = e {
-            api.retry_after = Some(1);
+        match e {
+            ServiceError::Busy(_) => api.retry_after = Some(1),
+            ServiceError::Quota {
+                retry_after_secs, ..
+            } => api.retry_after = Some(retry_after_secs),
+            _ => {}
         }
         api
     }

@@ -812,6 +812,70 @@ async fn list_and_revoke_one(s: &TestServer) {
     assert!(flagged(0).await.iter().all(|a| a.0 != "lister"));
 }
 
+/// An account may issue `[codes].max_codes_per_hour` message codes an hour: the next is 429
+/// `code_quota_exceeded` with Retry-After, even when many are asked at once; another account is
+/// not affected; an hour later it may issue again.
+async fn minting_is_capped(kind: Kind) {
+    let mut config = TestApp::config();
+    config.server = unlimited();
+    config.codes.max_codes_per_hour = 3;
+    if let Kind::Postgres = kind {
+        config.server.database_url = pixseal_testkit::fresh_postgres_db("codes").into();
+    }
+    let s = TestServer(TestApp::spawn(config).await);
+    let key = s.key("busy-minter", "us", &["codes"]).await;
+    let other = s.key("quiet-minter", "us", &["codes"]).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (c, url, key) = (s.client.clone(), s.url.clone(), key.clone());
+            tokio::spawn(async move {
+                let r = c
+                    .post(format!("{url}/v1/codes"))
+                    .bearer_auth(key)
+                    .json(&json!({"message": format!("{BODY} {i}"), "recipient": RECIPIENT}))
+                    .send()
+                    .await
+                    .unwrap();
+                let retry = r.headers().get("retry-after").is_some();
+                let st = r.status();
+                let v: Value = r.json().await.unwrap();
+                (st, v["error"]["code"].as_str().map(String::from), retry)
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (StatusCode::CREATED, _, _) => created += 1,
+            (st, code, retry) => {
+                assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+                assert_eq!(code.as_deref(), Some("code_quota_exceeded"));
+                assert!(retry, "Retry-After");
+            }
+        }
+    }
+    assert_eq!(created, 3, "exactly the cap, even at once");
+    let (st, v) = s
+        .issue(&other, json!({"message": BODY, "recipient": RECIPIENT}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    s.state.clock.advance(3_600_000 + 1000);
+    let (st, v) = s
+        .issue(&key, json!({"message": BODY, "recipient": RECIPIENT}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "an hour later: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn minting_is_capped_on_sqlite() {
+    minting_is_capped(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn minting_is_capped_on_postgres() {
+    minting_is_capped(Kind::Postgres).await;
+}
+
 #[tokio::test]
 async fn list_and_revoke_one_on_sqlite() {
     list_and_revoke_one(&spawn(Kind::Sqlite, unlimited()).await).await;

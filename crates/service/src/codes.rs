@@ -444,8 +444,11 @@ impl Services {
             used_ms: None,
             revoked_ms: None,
         };
-        self.db
-            .insert_message_code(&row)
+        let cap = i64::from(self.codes.max_codes_per_hour);
+        let since = meta::at_ms(now - 3_600_000).0;
+        let inserted = self
+            .db
+            .insert_message_code(&row, &since, cap)
             .await
             .map_err(|e| match e {
                 DbError::Conflict(_) => {
@@ -453,6 +456,15 @@ impl Services {
                 }
                 other => other.into(),
             })?;
+        if !inserted {
+            return Err(ServiceError::Quota {
+                code: "code_quota_exceeded",
+                message: format!(
+                    "this account issued {cap} codes in the last hour, its limit; try again later"
+                ),
+                retry_after_secs: 60,
+            });
+        }
         Ok(IssuedCode {
             id: row.id,
             code: code.to_string(),

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     Gone,
     /// The input picture was refused (413/415/422 by its code).
     Rejected,
+    /// A quota of the account is used up for now; retry later (429).
+    Limited,
     /// A key service is down; retry later (503).
     Unavailable,
     /// A bug, or a dependency failing in an unexpected way (500). The detail is logged, never
@@ -57,6 +59,14 @@ pub enum ServiceError {
     /// The picture itself was refused (its own SPEC §3 code).
     #[error(transparent)]
     Ingest(IngestError),
+    /// The account used up a quota (`code_quota_exceeded`); it renews within
+    /// `retry_after_secs`.
+    #[error("{message}")]
+    Quota {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
     /// The service is at capacity for this kind of request now (`busy`); retry shortly.
     #[error("{0}")]
     Busy(&'static str),
@@ -123,7 +133,8 @@ impl ServiceError {
             ServiceError::Invalid { code, .. }
             | ServiceError::Forbidden { code, .. }
             | ServiceError::Conflict { code, .. }
-            | ServiceError::Gone { code, .. } => code,
+            | ServiceError::Gone { code, .. }
+            | ServiceError::Quota { code, .. } => code,
             ServiceError::Unauthorized(_) => "unauthorized",
             ServiceError::NotFound | ServiceError::UnknownTenant(_) => "not_found",
             ServiceError::Ingest(e) => e.code(),
@@ -145,6 +156,7 @@ impl ServiceError {
             ServiceError::NotFound | ServiceError::UnknownTenant(_) => ErrorKind::NotFound,
             ServiceError::Conflict { .. } => ErrorKind::Conflict,
             ServiceError::Gone { .. } => ErrorKind::Gone,
+            ServiceError::Quota { .. } => ErrorKind::Limited,
             ServiceError::Ingest(IngestError::Internal(_)) => ErrorKind::Internal,
             ServiceError::Ingest(_) => ErrorKind::Rejected,
             ServiceError::KeyUnavailable(_)

@@ -303,7 +303,34 @@ impl Db {
         Ok(r.try_get("level")?)
     }
 
-    pub async fn insert_message_code(&self, c: &MessageCodeRow) -> Result<(), DbError> {
+    /// Inserts `c` unless its tenant has issued `cap` message codes or more since `since`
+    /// (RFC 3339, UTC; `cap` 0 = no cap). The count and the insert run under a lock on the
+    /// tenant's row, so concurrent issues cannot pass the cap together. `Ok(false)` at the cap:
+    /// nothing is written.
+    pub async fn insert_message_code(
+        &self,
+        c: &MessageCodeRow,
+        since: &str,
+        cap: i64,
+    ) -> Result<bool, DbError> {
+        let mut tx = self.pool().begin().await?;
+        if cap > 0 {
+            sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
+                .bind(&c.tenant_id)
+                .execute(&mut *tx)
+                .await?;
+            let issued: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM message_codes WHERE tenant_id = $1 AND created_at >= $2",
+            )
+            .bind(&c.tenant_id)
+            .bind(since)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+            if issued >= cap {
+                return Ok(false);
+            }
+        }
         sqlx::query(concat!(
             "INSERT INTO message_codes (",
             message_code_columns!(),
@@ -321,9 +348,10 @@ impl Db {
         .bind(c.expires_ms)
         .bind(c.used_ms)
         .bind(c.revoked_ms)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn message_code_by_tag(&self, tag: &str) -> Result<Option<MessageCodeRow>, DbError> {

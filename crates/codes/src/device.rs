@@ -48,8 +48,19 @@ pub struct SignedCode {
 impl SignedCode {
     /// The exact bytes signed.
     pub fn payload(&self) -> Vec<u8> {
+        self.text("pixseal-code-signature-v1")
+    }
+
+    /// The WebAuthn challenge a passkey signs for this code: the SHA-256 of the same fields
+    /// under their own first line (`pixseal-code-passkey-v1`), so neither signature can stand in
+    /// for the other.
+    pub fn passkey_challenge(&self) -> [u8; 32] {
+        Sha256::digest(self.text("pixseal-code-passkey-v1")).into()
+    }
+
+    fn text(&self, first_line: &str) -> Vec<u8> {
         format!(
-            "pixseal-code-signature-v1\ncode={}\nmessage_sha256={}\nrecipient_sha256={}\nexpires={}\n",
+            "{first_line}\ncode={}\nmessage_sha256={}\nrecipient_sha256={}\nexpires={}\n",
             self.code.canonical(),
             self.message_sha256,
             self.recipient_sha256,

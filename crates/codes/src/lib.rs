@@ -10,6 +10,8 @@
 //!   over HMAC-SHA256) with unbiased digits, and the per-session failure cap.
 //! - [`Level`]: verification levels 0–4; only the system raises them, one step at a time.
 //! - [`device`]: the level-4 device signature over (code, message hash, recipient hash, expiry).
+//! - [`passkey`]: members' passkeys (WebAuthn, UV required) and code assertions: level 4 and
+//!   minting with a person present.
 //! - [`Verdict`]: `valid` or why not.
 
 pub mod config;
@@ -18,6 +20,7 @@ pub mod keyed;
 pub mod level;
 pub mod live;
 pub mod message;
+pub mod passkey;
 pub mod verdict;
 
 pub use config::CodesConfig;

@@ -11,6 +11,8 @@ mod app;
 #[cfg(feature = "browser")]
 pub mod browser;
 pub mod hostile;
+#[cfg(feature = "passkey")]
+pub mod passkey;
 pub mod softhsm;
 #[cfg(feature = "app")]
 pub use app::TestApp;

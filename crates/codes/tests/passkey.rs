@@ -1,0 +1,173 @@
+//! Passkeys against an independent software authenticator (passkey-rs): a registration our
+//! ceremony accepts, a code assertion that checks, and each way an assertion can be wrong
+//! refused with its own error.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use pixseal_codes::passkey::{
+    CodeAssertion, NewPasskey, PasskeyError, PasskeyPolicy, begin_registration,
+    finish_registration, new_user_handle, registration_ceremony_id,
+};
+use pixseal_codes::{MessageCode, SignedCode};
+use pixseal_testkit::passkey::{SOFT_AAGUID, SoftPasskey};
+
+const ORIGIN: &str = "http://localhost:8080";
+
+fn policy() -> PasskeyPolicy {
+    PasskeyPolicy {
+        rp_id: "localhost".into(),
+        origins: vec![ORIGIN.into()],
+        aaguids: vec![],
+    }
+}
+
+fn code_data(n: u64, msg: char) -> SignedCode {
+    SignedCode {
+        code: MessageCode::from_value(n),
+        message_sha256: msg.to_string().repeat(64),
+        recipient_sha256: "b".repeat(64),
+        expires_s: 1_900_000_000,
+    }
+}
+
+async fn registered(pk: &mut SoftPasskey, policy: &PasskeyPolicy) -> NewPasskey {
+    let start = begin_registration(policy, &new_user_handle(), "alice").unwrap();
+    let response = pk.register(ORIGIN, &start.options).await.unwrap();
+    let body = serde_json::to_vec(&response).unwrap();
+    assert_eq!(registration_ceremony_id(&body).unwrap(), start.ceremony_id);
+    finish_registration(policy, &start.state, &body).unwrap()
+}
+
+async fn assertion(
+    pk: &mut SoftPasskey,
+    origin: &str,
+    data: &SignedCode,
+    uv: bool,
+) -> CodeAssertion {
+    let challenge = B64URL.encode(data.passkey_challenge());
+    let v = pk
+        .assert(origin, "localhost", &challenge, uv)
+        .await
+        .unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test]
+async fn es256_and_eddsa_passkeys_register_and_sign_codes() {
+    signs_codes(SoftPasskey::es256(), "ES256").await;
+    signs_codes(SoftPasskey::new(), "EdDSA").await;
+}
+
+async fn signs_codes(mut pk: SoftPasskey, algorithm: &str) {
+    let policy = policy();
+    let cred = registered(&mut pk, &policy).await;
+    assert_eq!(cred.aaguid, SOFT_AAGUID);
+    assert_eq!(cred.public_key.algorithm(), algorithm);
+
+    let data = code_data(1, 'a');
+    let a1 = assertion(&mut pk, ORIGIN, &data, true).await;
+    assert_eq!(a1.credential_id().unwrap(), cred.credential_id);
+    let ok = a1
+        .check(
+            &policy,
+            &cred.public_key,
+            &data.passkey_challenge(),
+            Some(cred.sign_count),
+        )
+        .unwrap();
+    assert!(ok.sign_count > cred.sign_count);
+    // Re-checked later without the counter (a stored level-4 code): still good.
+    a1.check(&policy, &cred.public_key, &data.passkey_challenge(), None)
+        .unwrap();
+
+    // Made for another code's data.
+    let other = code_data(2, 'c');
+    assert_eq!(
+        a1.check(&policy, &cred.public_key, &other.passkey_challenge(), None),
+        Err(PasskeyError::Challenge)
+    );
+    // The counter must move forward: the same assertion again is a replay.
+    assert!(matches!(
+        a1.check(
+            &policy,
+            &cred.public_key,
+            &data.passkey_challenge(),
+            Some(ok.sign_count)
+        ),
+        Err(PasskeyError::Counter { .. })
+    ));
+    // No user verification.
+    let no_uv = assertion(&mut pk, ORIGIN, &data, false).await;
+    assert_eq!(
+        no_uv.check(&policy, &cred.public_key, &data.passkey_challenge(), None),
+        Err(PasskeyError::UserNotVerified)
+    );
+    // Signed for a look-alike origin (a subdomain the RP ID covers, not an allowed origin).
+    let phished = assertion(&mut pk, "http://evil.localhost:8080", &data, true).await;
+    assert!(matches!(
+        phished.check(&policy, &cred.public_key, &data.passkey_challenge(), None),
+        Err(PasskeyError::Origin(_))
+    ));
+    // Any byte changed: the signature no longer verifies.
+    let mut forged = a1.clone();
+    let mut cdj = B64URL.decode(&forged.response.client_data_json).unwrap();
+    cdj.push(b' ');
+    forged.response.client_data_json = B64URL.encode(cdj);
+    assert_eq!(
+        forged.check(&policy, &cred.public_key, &data.passkey_challenge(), None),
+        Err(PasskeyError::Signature)
+    );
+    // Another passkey's key.
+    let mut pk2 = SoftPasskey::new();
+    let cred2 = registered(&mut pk2, &policy).await;
+    assert_eq!(
+        a1.check(&policy, &cred2.public_key, &data.passkey_challenge(), None),
+        Err(PasskeyError::Signature)
+    );
+    // A policy for another site.
+    let elsewhere = PasskeyPolicy {
+        rp_id: "pixseal.example".into(),
+        ..policy.clone()
+    };
+    assert_eq!(
+        a1.check(
+            &elsewhere,
+            &cred.public_key,
+            &data.passkey_challenge(),
+            None
+        ),
+        Err(PasskeyError::RpIdHash)
+    );
+}
+
+#[tokio::test]
+async fn registration_refuses_other_origins_models_and_replays() {
+    let policy = policy();
+    let mut pk = SoftPasskey::new();
+    // From an origin the policy does not list.
+    let start = begin_registration(&policy, &new_user_handle(), "bob").unwrap();
+    let r = pk
+        .register("http://evil.localhost:8080", &start.options)
+        .await
+        .unwrap();
+    let e = finish_registration(&policy, &start.state, &serde_json::to_vec(&r).unwrap());
+    assert!(matches!(e, Err(PasskeyError::Registration(_))), "{e:?}");
+    // A model outside the allow-list.
+    let strict = PasskeyPolicy {
+        aaguids: vec![[9u8; 16]],
+        ..policy.clone()
+    };
+    let start = begin_registration(&strict, &new_user_handle(), "bob").unwrap();
+    let r = pk.register(ORIGIN, &start.options).await.unwrap();
+    let e = finish_registration(&strict, &start.state, &serde_json::to_vec(&r).unwrap());
+    assert!(matches!(e, Err(PasskeyError::Aaguid(_))), "{e:?}");
+    // The answer to one ceremony does not finish another.
+    let other = begin_registration(&policy, &new_user_handle(), "bob").unwrap();
+    let e = finish_registration(&policy, &other.state, &serde_json::to_vec(&r).unwrap());
+    assert!(matches!(e, Err(PasskeyError::Registration(_))), "{e:?}");
+    // Not JSON of a registration at all.
+    assert!(matches!(
+        registration_ceremony_id(b"{}"),
+        Err(PasskeyError::Malformed(_))
+    ));
+}

@@ -41,6 +41,30 @@ fn codes_commands_end_to_end() {
     let msg = dir.path().join("msg.txt");
     std::fs::write(&msg, "Invoice 4471: pay 1 200 EUR by Friday.").unwrap();
     let m = msg.to_str().unwrap();
+    let issue = [
+        "issue",
+        "--tenant",
+        "acme",
+        "--message-file",
+        m,
+        "--recipient",
+        "b@e.org",
+    ];
+
+    // By default minting needs a member present (a passkey): the command alone cannot.
+    let (rc, v) = run(d, &issue);
+    assert_eq!(
+        (rc, v["code"].as_str()),
+        (2, Some("presence_required")),
+        "{v}"
+    );
+    // The operator opts this account out, on the record; this test then exercises the codes.
+    let (rc, v) = run(d, &["presence", "--tenant", "acme", "optional"]);
+    assert_eq!(
+        (rc, v["presence_required"].as_bool()),
+        (0, Some(false)),
+        "{v}"
+    );
 
     // Issue and verify: valid once, then used (exit 2), mismatch (exit 2).
     let (rc, v) = run(
@@ -462,6 +486,8 @@ fn codes_commands_end_to_end() {
         .status
         .success()
     );
+    let (rc, _) = run(d, &["presence", "--tenant", "spammer", "optional"]);
+    assert_eq!(rc, 0);
     for i in 0..3 {
         let (rc, _) = run(
             d,

@@ -17,6 +17,19 @@ pub struct CodesConfig {
     /// Message codes an account may issue per hour (sliding); beyond it 429
     /// `code_quota_exceeded` with Retry-After. 0 = no cap.
     pub max_codes_per_hour: u32,
+    /// The same per member (codes minted with a member's passkey). 0 = no cap.
+    pub max_codes_per_member_hour: u32,
+    /// Whether minting needs a member's passkey assertion with user verification (a person
+    /// present), for accounts that have not chosen otherwise.
+    pub require_presence: bool,
+    /// WebAuthn relying party ID; empty = the host of `[server].public_url` (`localhost` when
+    /// that is an IP address: WebAuthn does not accept IP addresses).
+    pub passkey_rp_id: String,
+    /// Origins passkey ceremonies may come from; empty = the origin of `[server].public_url`
+    /// (with `localhost` for an IP address).
+    pub passkey_origins: Vec<String>,
+    /// Authenticator models (AAGUIDs, `8-4-4-4-12` hex) allowed to register; empty = any.
+    pub passkey_aaguids: Vec<String>,
 }
 
 impl Default for CodesConfig {
@@ -26,6 +39,11 @@ impl Default for CodesConfig {
             live_max_failures: crate::live::MAX_FAILURES,
             live_session_minutes: 240,
             max_codes_per_hour: 20,
+            max_codes_per_member_hour: 10,
+            require_presence: true,
+            passkey_rp_id: String::new(),
+            passkey_origins: Vec::new(),
+            passkey_aaguids: Vec::new(),
         }
     }
 }
@@ -49,6 +67,30 @@ impl CodesConfig {
             return Err(format!(
                 "codes.max_codes_per_hour must be 0 (no cap) to 1000000, not {}",
                 self.max_codes_per_hour
+            ));
+        }
+        if self.max_codes_per_member_hour > 1_000_000 {
+            return Err(format!(
+                "codes.max_codes_per_member_hour must be 0 (no cap) to 1000000, not {}",
+                self.max_codes_per_member_hour
+            ));
+        }
+        if let Some(bad) = self
+            .passkey_aaguids
+            .iter()
+            .find(|a| crate::passkey::parse_aaguid(a).is_none())
+        {
+            return Err(format!(
+                "codes.passkey_aaguids: {bad:?} is not an AAGUID (32 hex digits, hyphens allowed)"
+            ));
+        }
+        if let Some(bad) = self
+            .passkey_origins
+            .iter()
+            .find(|o| !(o.starts_with("https://") || o.starts_with("http://localhost")))
+        {
+            return Err(format!(
+                "codes.passkey_origins: {bad:?} must be https:// (or http://localhost)"
             ));
         }
         if !(1..=24 * 60).contains(&self.live_session_minutes) {

@@ -16,7 +16,7 @@ pub enum LevelError {
     Skips { from: u8, to: u8 },
     #[error("the account is already at level {0}")]
     Unchanged(u8),
-    #[error("level 4 needs a registered device key")]
+    #[error("level 4 needs a registered device key or passkey")]
     NoDeviceKey,
     #[error("a level change needs evidence (what was checked, by whom)")]
     NoEvidence,

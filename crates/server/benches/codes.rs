@@ -17,6 +17,7 @@ use serde_json::json;
 async fn app(db_url: &str) -> TestApp {
     let mut config = TestApp::config();
     config.codes.max_codes_per_hour = 0;
+    config.codes.require_presence = false;
     config.server = ServerConfig {
         database_url: db_url.into(),
         rate_limit_per_key: 0,

@@ -168,6 +168,8 @@ error_responses! {
     NotFoundErrors: [404, 429];
     IssueCodeErrors: [400, 401, 403, 409, 413, 429];
     PublicJsonErrors: [400, 413, 429];
+    /// A passkey registration: malformed, refused (token, ceremony, checks), already there, limited.
+    PasskeyErrors: [400, 403, 409, 413, 429];
     OwnerErrors: [401, 403, 429];
     /// One of the account's own things: no key, no scope, not found (or not its own), limited.
     OwnedErrors: [401, 403, 404, 429];

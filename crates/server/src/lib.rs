@@ -11,6 +11,7 @@ mod error;
 mod licenses;
 mod listen;
 mod observe;
+mod passkeys;
 mod pickup;
 pub mod ratelimit;
 mod resolve;
@@ -56,6 +57,11 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(codes::live_verify))
         .routes(routes!(codes::account))
         .routes(routes!(codes::device_key))
+        .routes(routes!(passkeys::begin_presence))
+        .routes(routes!(passkeys::begin_registration))
+        .routes(routes!(passkeys::finish_registration))
+        .routes(routes!(passkeys::members))
+        .routes(routes!(passkeys::revoke))
         .routes(routes!(stamp::stamp))
         .routes(routes!(stamp::challenge))
         .routes(routes!(pickup::pickup))

@@ -14,7 +14,10 @@ use pixseal_codes::{
     parse_sha256_hex, recipient_sha256,
 };
 use pixseal_seal::WrappedKey;
-use pixseal_store::{CodeAccount, DbError, LevelEvent, LiveSession, MessageCodeRow, Tenant, meta};
+use pixseal_store::{
+    CapReached, CodeAccount, DbError, LevelEvent, LiveSession, MessageCodeRow, MintCap, Tenant,
+    meta,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -62,7 +65,7 @@ fn outcome(verdict: Verdict) -> Outcome {
 }
 
 /// Exactly one of the message or its SHA-256 (hex) → the SHA-256, lowercase hex.
-fn message_hash(message: &Option<String>, sha: &Option<String>) -> Result<String> {
+pub(crate) fn message_hash(message: &Option<String>, sha: &Option<String>) -> Result<String> {
     match (message, sha) {
         (Some(m), None) => Ok(message_sha256(m.as_bytes())),
         (None, Some(h)) => parse_sha256_hex(h)
@@ -71,7 +74,7 @@ fn message_hash(message: &Option<String>, sha: &Option<String>) -> Result<String
     }
 }
 
-fn check_recipient(r: &str) -> Result<&str> {
+pub(crate) fn check_recipient(r: &str) -> Result<&str> {
     let t = r.trim();
     if t.is_empty() || t.len() > 320 || t.chars().any(char::is_control) {
         return Err(invalid(
@@ -120,6 +123,10 @@ pub struct IssueRequest {
     pub expires_at: Option<String>,
     #[schema(nullable = false)]
     pub signature: Option<String>,
+    /// A member's passkey assertion over this code (from `POST /v1/codes/presence`); required
+    /// when the account's minting needs a person present.
+    #[schema(nullable = false)]
+    pub presence: Option<crate::passkeys::PresenceProof>,
 }
 
 /// An issued message code.
@@ -209,7 +216,55 @@ pub struct CodeVerdict {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub device_signed: Option<bool>,
+    /// For a valid device-signed code: what signed it and what was checked; for a passkey,
+    /// everything needed to check the signature again offline (docs/codes.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub signature: Option<CodeSignature>,
 }
+
+/// How a code was signed on a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureKind {
+    /// A member's passkey (WebAuthn assertion with user verification).
+    Passkey,
+    /// The account's Ed25519 device key (`pixseal codes sign`).
+    DeviceKey,
+}
+
+/// The signature behind `device_signed`, and why it holds.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CodeSignature {
+    pub kind: SignatureKind,
+    /// The checks that passed, in order.
+    pub checked: Vec<&'static str>,
+    /// Passkey: the credential ID (base64url); device key: its fingerprint.
+    pub key_id: String,
+    /// Passkey: `EdDSA`, `ES256` or `ES384`; device key: `Ed25519`.
+    pub algorithm: &'static str,
+    /// Passkey: the stored public key (`alg:base64url`), the relying party and the assertion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub public_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub rp_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Object)]
+    pub assertion: Option<pixseal_codes::passkey::CodeAssertion>,
+}
+
+/// What a passkey-signed code's verification checks (pixseal-codes `CodeAssertion::check`).
+const PASSKEY_CHECKS: [&str; 7] = [
+    "signature",
+    "type",
+    "challenge",
+    "origin",
+    "rp_id",
+    "user_present",
+    "user_verified",
+];
 
 impl CodeVerdict {
     fn unknown(kind: CodeKind) -> Self {
@@ -220,6 +275,7 @@ impl CodeVerdict {
             issued_at: None,
             expires_at: None,
             device_signed: None,
+            signature: None,
         }
     }
 }
@@ -422,7 +478,27 @@ impl Services {
         self.serves(&tenant.region)?;
         let account = self.db.code_account(&tenant.id).await?;
         let level = level_of(&account)?;
-        let (code, expires_ms, signature) = if level == Level::DEVICE_BOUND {
+        let mut by_passkey = None;
+        let (code, expires_ms, signature) = if let Some(proof) = &req.presence {
+            if req.code.is_some()
+                || req.expires_at.is_some()
+                || req.signature.is_some()
+                || req.ttl_days.is_some()
+            {
+                return Err(invalid(
+                    "with presence, the code and its expiry come from the presence challenge: send no code, expires_at, signature or ttl_days",
+                ));
+            }
+            let m = self.check_presence(tenant, proof, &msg, recipient).await?;
+            let out = (m.code, m.expires_ms, None);
+            by_passkey = Some(m);
+            out
+        } else if self.presence_required(account.presence) {
+            return Err(ServiceError::Forbidden {
+                code: "presence_required",
+                message: "minting needs a member present: POST /v1/codes/presence, sign its challenge with a passkey, send the assertion as presence".into(),
+            });
+        } else if level == Level::DEVICE_BOUND {
             self.device_minted(&account, &req, &msg, recipient, now)?
         } else {
             self.minted_here(&req, now)?
@@ -443,10 +519,16 @@ impl Services {
             expires_ms,
             used_ms: None,
             revoked_ms: None,
+            member_id: by_passkey.as_ref().map(|m| m.member_id.clone()),
+            passkey_id: by_passkey.as_ref().map(|m| m.passkey_id.clone()),
+            assertion: by_passkey.map(|m| m.assertion),
         };
-        let cap = i64::from(self.codes.max_codes_per_hour);
+        let cap = MintCap {
+            account: i64::from(self.codes.max_codes_per_hour),
+            member: i64::from(self.codes.max_codes_per_member_hour),
+        };
         let since = meta::at_ms(now - 3_600_000).0;
-        let inserted = self
+        let reached = self
             .db
             .insert_message_code(&row, &since, cap)
             .await
@@ -456,15 +538,20 @@ impl Services {
                 }
                 other => other.into(),
             })?;
-        if !inserted {
+        if let Some(reached) = reached {
+            let (who, n) = match reached {
+                CapReached::Account => ("this account", cap.account),
+                CapReached::Member => ("this member", cap.member),
+            };
             return Err(ServiceError::Quota {
                 code: "code_quota_exceeded",
                 message: format!(
-                    "this account issued {cap} codes in the last hour, its limit; try again later"
+                    "{who} issued {n} codes in the last hour, its limit; try again later"
                 ),
                 retry_after_secs: 60,
             });
         }
+        let device_signed = row.signature.is_some() || row.assertion.is_some();
         Ok(IssuedCode {
             id: row.id,
             code: code.to_string(),
@@ -473,7 +560,7 @@ impl Services {
             expires_at,
             level: account.level,
             level_name: level.name(),
-            device_signed: signature.is_some(),
+            device_signed,
         })
     }
 
@@ -582,26 +669,18 @@ impl Services {
             .judge(&msg, &rtag, now)
         };
         let mut verdict = judge(&row);
-        if verdict == Verdict::Valid
-            && let Some(sig) = &row.signature
-        {
-            // Checked again at every verification: a row edited in the database, or a device
-            // key replaced since, does not verify.
-            let ok = account
-                .device_key
-                .as_deref()
-                .and_then(|k| parse_public_key(k).ok())
-                .is_some_and(|vk| {
-                    SignedCode {
-                        code,
-                        message_sha256: msg.clone(),
-                        recipient_sha256: recipient_sha256(recipient),
-                        expires_s: row.expires_ms.div_euclid(1000),
-                    }
-                    .verify(&vk, sig)
-                    .is_ok()
-                });
-            if !ok {
+        let mut signature = None;
+        if verdict == Verdict::Valid && (row.signature.is_some() || row.assertion.is_some()) {
+            // Checked again at every verification: a row edited in the database, or a key
+            // replaced since, does not verify.
+            let data = SignedCode {
+                code,
+                message_sha256: msg.clone(),
+                recipient_sha256: recipient_sha256(recipient),
+                expires_s: row.expires_ms.div_euclid(1000),
+            };
+            signature = self.signature_holds(&row, &account, &data).await?;
+            if signature.is_none() {
                 verdict = Verdict::InvalidSignature;
             }
         }
@@ -629,7 +708,7 @@ impl Services {
             )
             .await;
         }
-        let signed = row.signature.is_some() && verdict == Verdict::Valid;
+        let signed = signature.is_some() && verdict == Verdict::Valid;
         Ok(CodeVerdict {
             verdict,
             kind: CodeKind::Message,
@@ -637,7 +716,74 @@ impl Services {
             issued_at: Some(row.created_at),
             expires_at: Some(row.expires_at),
             device_signed: Some(signed),
+            signature: signature.filter(|_| signed),
         })
+    }
+
+    /// The stored device signature of a code, checked again now: `Some` with what was checked
+    /// when it holds.
+    async fn signature_holds(
+        &self,
+        row: &MessageCodeRow,
+        account: &CodeAccount,
+        data: &SignedCode,
+    ) -> Result<Option<CodeSignature>> {
+        if let Some(a) = &row.assertion {
+            let Ok(assertion) = serde_json::from_str::<pixseal_codes::passkey::CodeAssertion>(a)
+            else {
+                return Ok(None);
+            };
+            let Some(key_row) = self
+                .db
+                .passkey(row.passkey_id.as_deref().unwrap_or_default())
+                .await?
+                .filter(|k| k.tenant_id == row.tenant_id)
+            else {
+                return Ok(None);
+            };
+            let Ok(key) = pixseal_codes::passkey::PasskeyKey::parse(&key_row.public_key) else {
+                return Ok(None);
+            };
+            let policy = self.passkey_policy()?;
+            if assertion
+                .check(&policy, &key, &data.passkey_challenge(), None)
+                .is_err()
+                || assertion.credential_id().ok()
+                    != base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(&key_row.id)
+                        .ok()
+            {
+                return Ok(None);
+            }
+            return Ok(Some(CodeSignature {
+                kind: SignatureKind::Passkey,
+                checked: PASSKEY_CHECKS.to_vec(),
+                key_id: key_row.id,
+                algorithm: key.algorithm(),
+                public_key: Some(key.to_text()),
+                rp_id: Some(policy.rp_id),
+                assertion: Some(assertion),
+            }));
+        }
+        let Some(sig) = &row.signature else {
+            return Ok(None);
+        };
+        let Some(vk) = account
+            .device_key
+            .as_deref()
+            .and_then(|k| parse_public_key(k).ok())
+        else {
+            return Ok(None);
+        };
+        Ok(data.verify(&vk, sig).is_ok().then(|| CodeSignature {
+            kind: SignatureKind::DeviceKey,
+            checked: vec!["signature"],
+            key_id: pixseal_codes::fingerprint(&vk),
+            algorithm: "Ed25519",
+            public_key: None,
+            rp_id: None,
+            assertion: None,
+        }))
     }
 
     /// The outstanding message codes of `tenant` (unused, unrevoked, unexpired), newest first.
@@ -653,7 +799,7 @@ impl Services {
             codes: rows
                 .into_iter()
                 .map(|r| OutstandingCode {
-                    device_signed: r.signature.is_some(),
+                    device_signed: r.signature.is_some() || r.assertion.is_some(),
                     id: r.id,
                     region: r.region,
                     message_sha256: r.message_sha256,
@@ -974,7 +1120,14 @@ impl Services {
             .device_key
             .as_deref()
             .and_then(|k| parse_public_key(k).ok());
-        from.change_to(to, vk.is_some(), evidence)
+        // Level 4 vouches for codes signed on a device: the device key, or a member's passkey.
+        let has_passkey = self
+            .db
+            .passkeys(&tenant.id)
+            .await?
+            .iter()
+            .any(|k| k.revoked_at.is_none());
+        from.change_to(to, vk.is_some() || has_passkey, evidence)
             .map_err(|e| ServiceError::invalid("level_not_allowed", e.to_string()))?;
         let id = uuid::Uuid::now_v7().to_string();
         // The account's evidence is its data: under its own master key when it has one.

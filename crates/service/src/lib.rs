@@ -16,6 +16,7 @@ pub mod erase;
 pub mod error;
 pub mod licenses;
 pub mod lifecycle;
+pub mod passkeys;
 pub mod pickup;
 pub mod resolve;
 pub mod rewrap;

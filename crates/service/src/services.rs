@@ -330,6 +330,8 @@ pub enum Actor {
     System,
     /// An unauthenticated caller (public routes, failed authentication).
     Anonymous,
+    /// A member of an account, proven by an enrollment token or a passkey (by member id).
+    Member(String),
 }
 
 impl fmt::Display for Actor {
@@ -339,6 +341,7 @@ impl fmt::Display for Actor {
             Actor::Cli => f.write_str("cli"),
             Actor::System => f.write_str("system"),
             Actor::Anonymous => f.write_str("anonymous"),
+            Actor::Member(id) => write!(f, "member:{id}"),
         }
     }
 }

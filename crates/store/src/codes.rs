@@ -18,6 +18,8 @@ pub struct CodeAccount {
     pub display_name: String,
     /// Base64 of the Ed25519 public key registered by the account's device.
     pub device_key: Option<String>,
+    /// Whether minting needs a passkey assertion; `None`: the installation's default.
+    pub presence: Option<crate::Presence>,
 }
 
 /// A stored message code (the code itself is only its keyed tag).
@@ -35,6 +37,24 @@ pub struct MessageCodeRow {
     pub expires_ms: i64,
     pub used_ms: Option<i64>,
     pub revoked_ms: Option<i64>,
+    /// Minted with a passkey: the member, the credential and its assertion (JSON).
+    pub member_id: Option<String>,
+    pub passkey_id: Option<String>,
+    pub assertion: Option<String>,
+}
+
+/// Hourly minting caps (0 = none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MintCap {
+    pub account: i64,
+    pub member: i64,
+}
+
+/// Which cap stopped an insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapReached {
+    Account,
+    Member,
 }
 
 /// A live call session.
@@ -68,7 +88,7 @@ pub struct LevelEvent {
 macro_rules! message_code_columns {
     () => {
         "id, tenant_id, region, code_tag, message_sha256, recipient_tag, signature, created_at, \
-         expires_at, expires_ms, used_ms, revoked_ms"
+         expires_at, expires_ms, used_ms, revoked_ms, member_id, passkey_id, assertion"
     };
 }
 
@@ -93,6 +113,9 @@ fn message_code_from(r: &sqlx::any::AnyRow) -> Result<MessageCodeRow, sqlx::Erro
         expires_ms: r.try_get("expires_ms")?,
         used_ms: r.try_get("used_ms")?,
         revoked_ms: r.try_get("revoked_ms")?,
+        member_id: r.try_get("member_id")?,
+        passkey_id: r.try_get("passkey_id")?,
+        assertion: r.try_get("assertion")?,
     })
 }
 
@@ -168,7 +191,7 @@ impl Db {
     /// The account of a tenant (level 0 and the tenant's name until the system says otherwise).
     pub async fn code_account(&self, tenant_id: &str) -> Result<CodeAccount, DbError> {
         let r = sqlx::query(
-            "SELECT t.id, t.name, t.region, a.level, a.display_name, a.device_key \
+            "SELECT t.id, t.name, t.region, a.level, a.display_name, a.device_key, a.presence \
              FROM tenants t LEFT JOIN code_accounts a ON a.tenant_id = t.id WHERE t.id = $1",
         )
         .bind(tenant_id)
@@ -183,11 +206,16 @@ impl Db {
                 .try_get::<Option<String>, _>("display_name")?
                 .unwrap_or_else(|| name.clone()),
             device_key: r.try_get("device_key")?,
+            presence: r
+                .try_get::<Option<String>, _>("presence")?
+                .map(|p| p.parse())
+                .transpose()
+                .map_err(DbError::Invalid)?,
             tenant_name: name,
         })
     }
 
-    async fn ensure_code_account(&self, tenant_id: &str) -> Result<(), DbError> {
+    pub(crate) async fn ensure_code_account(&self, tenant_id: &str) -> Result<(), DbError> {
         let (at, _) = now();
         sqlx::query(
             "INSERT INTO code_accounts (tenant_id, level, display_name, device_key, updated_at) \
@@ -303,22 +331,24 @@ impl Db {
         Ok(r.try_get("level")?)
     }
 
-    /// Inserts `c` unless its tenant has issued `cap` message codes or more since `since`
-    /// (RFC 3339, UTC; `cap` 0 = no cap). The count and the insert run under a lock on the
-    /// tenant's row, so concurrent issues cannot pass the cap together. `Ok(false)` at the cap:
-    /// nothing is written.
+    /// Inserts `c` unless its tenant has issued `cap.account` message codes or more since
+    /// `since` (RFC 3339, UTC), or its member `cap.member` (0 = no cap). The counts and the
+    /// insert run under a lock on the tenant's row, so concurrent issues cannot pass a cap
+    /// together. `Ok(Some(cap))` names the cap reached: nothing is written.
     pub async fn insert_message_code(
         &self,
         c: &MessageCodeRow,
         since: &str,
-        cap: i64,
-    ) -> Result<bool, DbError> {
+        cap: MintCap,
+    ) -> Result<Option<CapReached>, DbError> {
         let mut tx = self.pool().begin().await?;
-        if cap > 0 {
+        if cap.account > 0 || cap.member > 0 {
             sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
                 .bind(&c.tenant_id)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if cap.account > 0 {
             let issued: i64 = sqlx::query(
                 "SELECT COUNT(*) AS n FROM message_codes WHERE tenant_id = $1 AND created_at >= $2",
             )
@@ -327,14 +357,31 @@ impl Db {
             .fetch_one(&mut *tx)
             .await?
             .try_get("n")?;
-            if issued >= cap {
-                return Ok(false);
+            if issued >= cap.account {
+                return Ok(Some(CapReached::Account));
+            }
+        }
+        if cap.member > 0
+            && let Some(member) = &c.member_id
+        {
+            let issued: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM message_codes WHERE tenant_id = $1 AND member_id = $2 \
+                 AND created_at >= $3",
+            )
+            .bind(&c.tenant_id)
+            .bind(member)
+            .bind(since)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+            if issued >= cap.member {
+                return Ok(Some(CapReached::Member));
             }
         }
         sqlx::query(concat!(
             "INSERT INTO message_codes (",
             message_code_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(&c.id)
         .bind(&c.tenant_id)
@@ -348,10 +395,13 @@ impl Db {
         .bind(c.expires_ms)
         .bind(c.used_ms)
         .bind(c.revoked_ms)
+        .bind(&c.member_id)
+        .bind(&c.passkey_id)
+        .bind(&c.assertion)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(None)
     }
 
     pub async fn message_code_by_tag(&self, tag: &str) -> Result<Option<MessageCodeRow>, DbError> {
@@ -621,6 +671,10 @@ impl Db {
             .bind(before_ms)
             .execute(self.pool())
             .await?;
-        Ok(m.rows_affected() + l.rows_affected())
+        let c = sqlx::query("DELETE FROM passkey_ceremonies WHERE expires_ms < $1")
+            .bind(before_ms)
+            .execute(self.pool())
+            .await?;
+        Ok(m.rows_affected() + l.rows_affected() + c.rows_affected())
     }
 }

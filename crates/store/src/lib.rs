@@ -12,6 +12,7 @@ pub mod challenges;
 pub mod codes;
 pub mod deletions;
 pub mod licenses;
+pub mod passkeys;
 pub mod pdq_index;
 pub mod pickups;
 pub mod sessions;
@@ -23,10 +24,11 @@ pub use blob::{
     BlobError, BlobKey, BlobStore, OWNER_MARKER, PrefixOwner, RegionStorage, StorageBackend,
     StorageConfig,
 };
-pub use codes::{CodeAccount, LevelEvent, LiveSession, MessageCodeRow};
+pub use codes::{CapReached, CodeAccount, LevelEvent, LiveSession, MessageCodeRow, MintCap};
 pub use deletions::{Deletion, StoredReceipt};
 pub use licenses::{LicenseDevice, LicenseRow, SeatClaim};
 pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, ProofManifest, ProofRecord, Tenant};
+pub use passkeys::{Ceremony, CeremonyKind, Member, PasskeyRow, Presence};
 pub use pickups::{Pickup, PickupClaim};
 pub use sessions::PageAfter;
 pub use states::{

@@ -1,6 +1,7 @@
-//! `pixseal codes issue|verify|revoke-all|live|sign|register-device|set-level|account`: the
-//! verification-code routes as commands against the configured database (like the other admin
-//! commands), plus the level-4 device (`sign`) and the system's level changes (`set-level`).
+//! `pixseal codes issue|verify|revoke-all|live|sign|register-device|set-level|account|enroll|
+//! members|revoke-passkey|presence`: the verification-code routes as commands against the
+//! configured database (like the other admin commands), plus the level-4 device (`sign`), the
+//! system's level changes (`set-level`) and the members' passkeys (`enroll`, `presence`).
 
 use std::path::{Path, PathBuf};
 
@@ -159,6 +160,41 @@ pub enum Args {
         #[arg(long)]
         tenant: String,
     },
+    /// Add a member to a tenant (or re-enroll one for another passkey): prints a one-time
+    /// enrollment token, good for a day, to register a passkey with (POST /v1/passkeys/registrations).
+    Enroll {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        member: String,
+    },
+    /// A tenant's members and their passkeys.
+    Members {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke one of a tenant's passkeys (by credential ID).
+    RevokePasskey {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+    /// Whether a tenant's minting needs a member present (a passkey assertion): required,
+    /// optional, or default ([codes].require_presence).
+    Presence {
+        #[arg(long)]
+        tenant: String,
+        #[arg(value_enum)]
+        presence: PresenceChoice,
+    },
+}
+
+/// `pixseal codes presence`'s choice.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum PresenceChoice {
+    Required,
+    Optional,
+    Default,
 }
 
 /// What a command printed and how it ended.
@@ -410,6 +446,72 @@ async fn dispatch(s: &Services, args: Args) -> Result<Done> {
                 v.level,
                 v.level_name,
                 v.device_key_fingerprint.as_deref().unwrap_or("none")
+            );
+            Done::Ok(serde_json::to_value(v)?, human)
+        }
+        Args::Enroll { tenant: t, member } => {
+            let t = tenant(t).await?;
+            let v = s.enroll_member(&t, &member, &Actor::Cli).await?;
+            let human = format!(
+                "member {} of {}: enrollment token (once, until {}):\n{}",
+                v.member, v.tenant, v.expires_at, v.enrollment_token
+            );
+            Done::Ok(serde_json::to_value(v)?, human)
+        }
+        Args::Members { tenant: t } => {
+            let t = tenant(t).await?;
+            let v = s.members(&t).await?;
+            let mut lines = vec![format!(
+                "presence {}",
+                if v.presence_required {
+                    "required"
+                } else {
+                    "optional"
+                }
+            )];
+            for m in &v.members {
+                lines.push(format!("{} ({} passkey(s))", m.name, m.passkeys.len()));
+                for k in &m.passkeys {
+                    lines.push(format!(
+                        "  {} {} {}{}",
+                        k.id,
+                        k.algorithm,
+                        k.aaguid,
+                        if k.revoked_at.is_some() {
+                            "  revoked"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+            Done::Ok(serde_json::to_value(v)?, lines.join("\n"))
+        }
+        Args::RevokePasskey { tenant: t, id } => {
+            let t = tenant(t).await?;
+            let v = s.revoke_passkey(&t, &id, &Actor::Cli).await?;
+            let human = format!("passkey {} revoked", v.id);
+            Done::Ok(serde_json::to_value(v)?, human)
+        }
+        Args::Presence {
+            tenant: t,
+            presence,
+        } => {
+            let t = tenant(t).await?;
+            let p = match presence {
+                PresenceChoice::Required => Some(pixseal_store::Presence::Required),
+                PresenceChoice::Optional => Some(pixseal_store::Presence::Optional),
+                PresenceChoice::Default => None,
+            };
+            let v = s.set_presence(&t, p, &Actor::Cli).await?;
+            let human = format!(
+                "{}: minting {} a member present",
+                t.name,
+                if v.presence_required {
+                    "needs"
+                } else {
+                    "does not need"
+                }
             );
             Done::Ok(serde_json::to_value(v)?, human)
         }

@@ -1,0 +1,408 @@
+//! Passkeys and minting with a member present, over real HTTP (in-process server) on SQLite
+//! and on PostgreSQL, with a software authenticator independent of our code (passkey-rs): an
+//! API key alone mints nothing; a member enrolled by an administrator registers a passkey;
+//! each code needs a fresh assertion with user verification over its own data; a replayed
+//! assertion, another origin, no user verification, a counter going backwards, an assertion
+//! made for another message and a revoked passkey are each refused with their own code; the
+//! code's passkey signature is checked again at verification and handed out so anyone can check
+//! it offline (done here by hand with p256, not through our verifier).
+
+use std::ops::Deref;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use pixseal_service::{Actor, ServerConfig};
+use pixseal_testkit::TestApp;
+use pixseal_testkit::passkey::SoftPasskey;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// `[server].public_url` is 127.0.0.1 by default: passkeys are then made for `localhost`.
+const ORIGIN: &str = "http://localhost:8080";
+const RECIPIENT: &str = "Bob@Example.org";
+
+struct TestServer(TestApp);
+
+impl Deref for TestServer {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.0
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+async fn spawn(kind: Kind) -> TestServer {
+    let mut config = TestApp::config();
+    config.server = ServerConfig {
+        rate_limit_per_key: 0,
+        rate_limit_per_ip: 0,
+        rate_limit_verify_per_ip: 0,
+        ..ServerConfig::default()
+    };
+    assert!(config.codes.require_presence, "presence is the default");
+    if let Kind::Postgres = kind {
+        config.server.database_url = pixseal_testkit::fresh_postgres_db("passkeys").into();
+    }
+    TestServer(TestApp::spawn(config).await)
+}
+
+impl TestServer {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let mut r = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.url));
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        if !body.is_null() {
+            r = r.json(&body);
+        }
+        let r = r.send().await.unwrap();
+        let st = r.status();
+        (st, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The presence challenge for a code bound to `message`.
+    async fn presence(&self, key: &str, message: &str) -> Value {
+        let (st, v) = self
+            .call(
+                "POST",
+                "/v1/codes/presence",
+                Some(key),
+                json!({"message": message, "recipient": RECIPIENT, "ttl_days": 7}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// `POST /v1/codes` with `challenge` answered by `credential`, for `message`.
+    async fn mint(
+        &self,
+        key: &str,
+        message: &str,
+        challenge: &Value,
+        credential: &Value,
+    ) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/v1/codes",
+            Some(key),
+            json!({
+                "message": message,
+                "recipient": RECIPIENT,
+                "presence": {
+                    "id": challenge["presence_id"],
+                    "code": challenge["code"],
+                    "credential": credential,
+                },
+            }),
+        )
+        .await
+    }
+}
+
+/// The authenticator answers `challenge` from `origin`, verifying the user or not.
+async fn sign(pk: &mut SoftPasskey, challenge: &Value, origin: &str, uv: bool) -> Value {
+    let opts = &challenge["public_key"];
+    assert_eq!(opts["userVerification"], "required");
+    pk.assert(
+        origin,
+        opts["rpId"].as_str().unwrap(),
+        opts["challenge"].as_str().unwrap(),
+        uv,
+    )
+    .await
+    .unwrap()
+}
+
+fn refused(r: &(StatusCode, Value)) -> (StatusCode, &str) {
+    (r.0, r.1["error"]["code"].as_str().unwrap_or("?"))
+}
+
+/// What the docs tell a third party to do with a verdict's `signature`, done by hand.
+fn check_offline(sig: &Value, code: &str, message: &str, expires_at: &str) {
+    let expires =
+        time::OffsetDateTime::parse(expires_at, &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .unix_timestamp();
+    let recipient_sha = hex::encode(Sha256::digest(RECIPIENT.trim().to_lowercase()));
+    let code = code.replace('-', "");
+    let text = format!(
+        "pixseal-code-passkey-v1\ncode={code}\nmessage_sha256={}\nrecipient_sha256={recipient_sha}\nexpires={expires}\n",
+        hex::encode(Sha256::digest(message))
+    );
+    let want_challenge = B64URL.encode(Sha256::digest(text));
+    let a = &sig["assertion"]["response"];
+    let b = |k: &str| B64URL.decode(a[k].as_str().unwrap()).unwrap();
+    let (auth, cdj, der) = (b("authenticatorData"), b("clientDataJSON"), b("signature"));
+    let cd: Value = serde_json::from_slice(&cdj).unwrap();
+    assert_eq!(cd["type"], "webauthn.get");
+    assert_eq!(cd["challenge"], want_challenge.as_str());
+    assert_eq!(cd["origin"], ORIGIN);
+    assert_eq!(
+        &auth[..32],
+        &Sha256::digest(sig["rp_id"].as_str().unwrap())[..]
+    );
+    assert_eq!(auth[32] & 0x05, 0x05, "UP and UV set");
+    let pk = sig["public_key"].as_str().unwrap();
+    let point = B64URL
+        .decode(pk.strip_prefix("p256:").expect("an ES256 key"))
+        .unwrap();
+    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
+    let s = p256::ecdsa::DerSignature::from_bytes(&der).unwrap();
+    let mut signed = auth.clone();
+    signed.extend_from_slice(&Sha256::digest(&cdj));
+    use p256::ecdsa::signature::Verifier;
+    vk.verify(&signed, &s)
+        .expect("the passkey signed exactly this code");
+}
+
+async fn minting_needs_a_member_present(kind: Kind) {
+    let s = spawn(kind).await;
+    let key = s.key("acme", "us", &["codes"]).await;
+
+    // An API key alone mints nothing; nor can it start without a passkey.
+    let r = s
+        .call(
+            "POST",
+            "/v1/codes",
+            Some(&key),
+            json!({"message": "m0", "recipient": RECIPIENT}),
+        )
+        .await;
+    assert_eq!(
+        refused(&r),
+        (StatusCode::FORBIDDEN, "presence_required"),
+        "{r:?}"
+    );
+    let r = s
+        .call(
+            "POST",
+            "/v1/codes/presence",
+            Some(&key),
+            json!({"message": "m0", "recipient": RECIPIENT}),
+        )
+        .await;
+    assert_eq!(refused(&r), (StatusCode::FORBIDDEN, "no_passkey"), "{r:?}");
+
+    // An administrator enrolls Alice; she registers a passkey with the one-time token.
+    let tenant = s.db.tenant_by_name("acme").await.unwrap();
+    let enrolled = s
+        .state
+        .services
+        .enroll_member(&tenant, "alice", &Actor::Cli)
+        .await
+        .unwrap();
+    let token = enrolled.enrollment_token.clone();
+    let r = s
+        .call(
+            "POST",
+            "/v1/passkeys/registrations",
+            None,
+            json!({"enrollment_token": "x".repeat(43)}),
+        )
+        .await;
+    assert_eq!(
+        refused(&r),
+        (StatusCode::FORBIDDEN, "enrollment_invalid"),
+        "{r:?}"
+    );
+    let (st, opts) = s
+        .call(
+            "POST",
+            "/v1/passkeys/registrations",
+            None,
+            json!({"enrollment_token": token}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{opts}");
+    assert_eq!(opts["public_key"]["rp"]["id"], "localhost");
+    let mut pk = SoftPasskey::es256();
+    let reg = pk.register(ORIGIN, &opts["public_key"]).await.unwrap();
+    let (st, view) = s.call("POST", "/v1/passkeys", None, reg.clone()).await;
+    assert_eq!(st, StatusCode::CREATED, "{view}");
+    assert_eq!(view["algorithm"], "ES256");
+    let passkey_id = view["id"].as_str().unwrap().to_string();
+    // The same response again, and the token again: both spent.
+    let r = s.call("POST", "/v1/passkeys", None, reg).await;
+    assert_eq!(
+        refused(&r),
+        (StatusCode::FORBIDDEN, "registration_unknown"),
+        "{r:?}"
+    );
+    let r = s
+        .call(
+            "POST",
+            "/v1/passkeys/registrations",
+            None,
+            json!({"enrollment_token": token}),
+        )
+        .await;
+    assert_eq!(
+        refused(&r),
+        (StatusCode::FORBIDDEN, "enrollment_invalid"),
+        "{r:?}"
+    );
+
+    // One assertion with UV over this code's data mints exactly this code.
+    let c1 = s.presence(&key, "pay invoice 1").await;
+    let a1 = sign(&mut pk, &c1, ORIGIN, true).await;
+    let r = s.mint(&key, "pay invoice 1", &c1, &a1).await;
+    assert_eq!(r.0, StatusCode::CREATED, "{r:?}");
+    assert_eq!(r.1["code"], c1["code"]);
+    assert_eq!(r.1["device_signed"], true);
+    // Replayed.
+    let r = s.mint(&key, "pay invoice 1", &c1, &a1).await;
+    assert_eq!(
+        refused(&r),
+        (StatusCode::FORBIDDEN, "presence_unknown"),
+        "{r:?}"
+    );
+
+    // The verifier sees who signed and why; the signature checks offline.
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/codes/verify",
+            None,
+            json!({"code": c1["code"], "message": "pay invoice 1", "recipient": RECIPIENT}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        (v["verdict"].as_str(), v["device_signed"].as_bool()),
+        (Some("valid"), Some(true)),
+        "{v}"
+    );
+    let sig = &v["signature"];
+    assert_eq!(sig["kind"], "passkey");
+    assert_eq!(sig["key_id"], passkey_id.as_str());
+    assert!(
+        sig["checked"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("user_verified"))
+    );
+    check_offline(
+        sig,
+        c1["code"].as_str().unwrap(),
+        "pay invoice 1",
+        v["expires_at"].as_str().unwrap(),
+    );
+
+    // An assertion made for one message does not mint a code for another.
+    let c2 = s.presence(&key, "pay invoice 2").await;
+    let a2 = sign(&mut pk, &c2, ORIGIN, true).await;
+    let r = s.mint(&key, "pay invoice 666", &c2, &a2).await;
+    assert_eq!(
+        refused(&r),
+        (StatusCode::FORBIDDEN, "presence_mismatch"),
+        "{r:?}"
+    );
+    // Signed on a look-alike origin (phishing).
+    let c3 = s.presence(&key, "pay invoice 3").await;
+    let a3 = sign(&mut pk, &c3, "http://evil.localhost:8080", true).await;
+    let r = s.mint(&key, "pay invoice 3", &c3, &a3).await;
+    assert_eq!(
+        refused(&r),
+        (StatusCode::FORBIDDEN, "presence_origin"),
+        "{r:?}"
+    );
+    // No user verification (presence only).
+    let c4 = s.presence(&key, "pay invoice 4").await;
+    let a4 = sign(&mut pk, &c4, ORIGIN, false).await;
+    let r = s.mint(&key, "pay invoice 4", &c4, &a4).await;
+    assert_eq!(
+        refused(&r),
+        (StatusCode::FORBIDDEN, "presence_not_verified"),
+        "{r:?}"
+    );
+    // The counter must move forward: an older assertion after a newer one is refused.
+    let c5 = s.presence(&key, "pay invoice 5").await;
+    let a5 = sign(&mut pk, &c5, ORIGIN, true).await;
+    let c6 = s.presence(&key, "pay invoice 6").await;
+    let a6 = sign(&mut pk, &c6, ORIGIN, true).await;
+    let r = s.mint(&key, "pay invoice 6", &c6, &a6).await;
+    assert_eq!(r.0, StatusCode::CREATED, "{r:?}");
+    let r = s.mint(&key, "pay invoice 5", &c5, &a5).await;
+    assert_eq!(
+        refused(&r),
+        (StatusCode::FORBIDDEN, "passkey_counter"),
+        "{r:?}"
+    );
+    // A revoked passkey mints nothing more.
+    let c7 = s.presence(&key, "pay invoice 7").await;
+    let a7 = sign(&mut pk, &c7, ORIGIN, true).await;
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/v1/passkeys/{passkey_id}"),
+            Some(&key),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let r = s.mint(&key, "pay invoice 7", &c7, &a7).await;
+    assert_eq!(
+        refused(&r),
+        (StatusCode::FORBIDDEN, "passkey_revoked"),
+        "{r:?}"
+    );
+    let (_, members) = s.call("GET", "/v1/members", Some(&key), Value::Null).await;
+    assert_eq!(members["presence_required"], true);
+    assert_eq!(members["members"][0]["name"], "alice");
+    assert!(
+        members["members"][0]["passkeys"][0]["revoked_at"].is_string(),
+        "{members}"
+    );
+
+    // Another account's key cannot use acme's presence challenges.
+    let other = s.key("globex", "us", &["codes"]).await;
+    let r = s
+        .call(
+            "POST",
+            "/v1/codes/presence",
+            Some(&other),
+            json!({"message": "x", "recipient": RECIPIENT}),
+        )
+        .await;
+    assert_eq!(refused(&r), (StatusCode::FORBIDDEN, "no_passkey"), "{r:?}");
+
+    // The signature is checked again at every verification: an edited row does not verify.
+    sqlx::query("UPDATE message_codes SET expires_ms = expires_ms + 5000 WHERE used_ms IS NULL")
+        .execute(s.db.pool())
+        .await
+        .unwrap();
+    let (_, v) = s
+        .call(
+            "POST",
+            "/v1/codes/verify",
+            None,
+            json!({"code": c6["code"], "message": "pay invoice 6", "recipient": RECIPIENT}),
+        )
+        .await;
+    assert_eq!(v["verdict"], "invalid_signature", "{v}");
+}
+
+#[tokio::test]
+async fn minting_needs_a_member_present_on_sqlite() {
+    minting_needs_a_member_present(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn minting_needs_a_member_present_on_postgres() {
+    minting_needs_a_member_present(Kind::Postgres).await;
+}

@@ -1,0 +1,604 @@
+//! Members and their passkeys: enrollment by an administrator's one-time token, WebAuthn
+//! registration, listing and revocation, and the presence challenge a code is minted with
+//! (`POST /v1/codes/presence`, then `POST /v1/codes` with the assertion). The checks are
+//! pixseal-codes'; this module keeps the ceremonies in the database so any instance can finish
+//! what another started.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use pixseal_codes::passkey::{
+    self, CodeAssertion, PasskeyError, PasskeyKey, PasskeyPolicy, aaguid_text, parse_aaguid,
+};
+use pixseal_codes::{MessageCode, SignedCode, recipient_sha256};
+use pixseal_store::{Ceremony, CeremonyKind, DbError, Member, PasskeyRow, Presence, Tenant, meta};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::clock::DAY_MS;
+use crate::pickup::{new_token, token_hash};
+use crate::{Actor, Outcome, Result, ServiceError, Services};
+
+/// How long an enrollment token is good for.
+const ENROLLMENT_MS: i64 = DAY_MS;
+/// How long a ceremony waits for the authenticator (WebAuthn's usual 5 minutes).
+const CEREMONY_MS: i64 = 300_000;
+
+/// A member enrolled (or re-enrolled) by an administrator.
+#[derive(Debug, Clone, Serialize)]
+pub struct Enrollment {
+    pub member_id: String,
+    pub member: String,
+    pub tenant: String,
+    /// One-time, shown once: the member registers a passkey with it.
+    pub enrollment_token: String,
+    pub expires_at: String,
+}
+
+/// `POST /v1/passkeys/registrations` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationRequest {
+    /// The one-time token from `pixseal member add`.
+    pub enrollment_token: String,
+}
+
+/// Options for `navigator.credentials.create({ publicKey })`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RegistrationOptions {
+    pub member: String,
+    /// `PublicKeyCredentialCreationOptionsJSON` (W3C WebAuthn level 3).
+    #[schema(value_type = Object)]
+    pub public_key: serde_json::Value,
+}
+
+/// A registered passkey as its account sees it (nothing secret, nothing biometric).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PasskeyView {
+    /// The credential ID (base64url).
+    pub id: String,
+    pub member: String,
+    /// `EdDSA`, `ES256` or `ES384`.
+    pub algorithm: &'static str,
+    /// The authenticator model the passkey reported.
+    pub aaguid: String,
+    pub fingerprint: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(nullable = false, format = DateTime)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+    #[schema(nullable = false, format = DateTime)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+/// A member and their passkeys.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MemberView {
+    pub id: String,
+    pub name: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub passkeys: Vec<PasskeyView>,
+}
+
+/// `GET /v1/members`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Members {
+    /// Whether this account's codes need a passkey assertion to be minted.
+    pub presence_required: bool,
+    pub members: Vec<MemberView>,
+}
+
+/// `POST /v1/codes/presence` body: the code to be minted.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceRequest {
+    #[schema(nullable = false)]
+    pub message: Option<String>,
+    #[schema(nullable = false, pattern = "^[0-9a-fA-F]{64}$")]
+    pub message_sha256: Option<String>,
+    #[schema(max_length = 320)]
+    pub recipient: String,
+    #[schema(nullable = false, minimum = 1)]
+    pub ttl_days: Option<i64>,
+}
+
+/// What a member's authenticator is asked to sign: the challenge is the SHA-256 of the code
+/// data (docs/codes.md, "Passkeys"), so the assertion is the code's signature.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PresenceChallenge {
+    /// Send back as `presence.id` with the assertion.
+    pub presence_id: String,
+    /// The code to be minted; it becomes valid only with the assertion.
+    #[schema(example = "7K3M-9QWX-R2TB-F")]
+    pub code: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// `PublicKeyCredentialRequestOptionsJSON` for `navigator.credentials.get({ publicKey })`.
+    #[schema(value_type = Object)]
+    pub public_key: serde_json::Value,
+}
+
+/// `presence` in `POST /v1/codes`: the challenge answered.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceProof {
+    pub id: String,
+    #[schema(example = "7K3M-9QWX-R2TB-F")]
+    pub code: String,
+    /// The `PublicKeyCredential` (`toJSON()`) the authenticator returned.
+    #[schema(value_type = Object)]
+    pub credential: CodeAssertion,
+}
+
+/// A code minted with a passkey, as checked here.
+pub(crate) struct PasskeyMinted {
+    pub code: MessageCode,
+    pub expires_ms: i64,
+    pub member_id: String,
+    pub passkey_id: String,
+    pub assertion: String,
+}
+
+/// What revoking a passkey did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RevokedPasskey {
+    pub id: String,
+}
+
+pub(crate) fn passkey_refused(e: PasskeyError) -> ServiceError {
+    match e {
+        PasskeyError::Malformed(m) => ServiceError::invalid("invalid_webauthn_response", m),
+        PasskeyError::RpId(m) => ServiceError::internal(format!("passkey relying party: {m}")),
+        other => ServiceError::Forbidden {
+            code: other.code(),
+            message: other.to_string(),
+        },
+    }
+}
+
+fn host_of(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?.to_string(),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(h, _)| h)
+            .to_string(),
+    };
+    Some((scheme.to_string(), host))
+}
+
+impl Services {
+    /// The relying party passkeys are made for: `[codes].passkey_*`, else `[server].public_url`.
+    pub fn passkey_policy(&self) -> Result<PasskeyPolicy> {
+        let public = self.config.public_url.trim_end_matches('/');
+        let (scheme, host) = host_of(public)
+            .ok_or_else(|| ServiceError::internal("server.public_url has no host"))?;
+        let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+        let rp_id = if !self.codes.passkey_rp_id.is_empty() {
+            self.codes.passkey_rp_id.clone()
+        } else if is_ip {
+            "localhost".to_string()
+        } else {
+            host.clone()
+        };
+        let origins = if !self.codes.passkey_origins.is_empty() {
+            self.codes.passkey_origins.clone()
+        } else if is_ip {
+            vec![public.replacen(&format!("{scheme}://{host}"), "http://localhost", 1)]
+        } else {
+            vec![public.to_string()]
+        };
+        Ok(PasskeyPolicy {
+            rp_id,
+            origins,
+            aaguids: self
+                .codes
+                .passkey_aaguids
+                .iter()
+                .filter_map(|a| parse_aaguid(a))
+                .collect(),
+        })
+    }
+
+    /// Whether `tenant`'s codes need a person present to be minted.
+    pub(crate) fn presence_required(&self, presence: Option<Presence>) -> bool {
+        match presence {
+            Some(p) => p == Presence::Required,
+            None => self.codes.require_presence,
+        }
+    }
+
+    /// Add a member to `tenant` (or re-enroll one, for another passkey): a one-time token, good
+    /// for a day, with which the member registers a passkey. An administrator's act (CLI):
+    /// an API key cannot add passkeys, so a stolen key cannot give itself presence.
+    pub async fn enroll_member(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<Enrollment> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            return Err(ServiceError::request(
+                "member name: 1–64 characters, no control characters",
+            ));
+        }
+        let token = new_token()?;
+        let now = self.clock.now_ms();
+        let (expires_at, expires_ms) = meta::at_ms(now + ENROLLMENT_MS);
+        let m = self
+            .db
+            .enroll_member(
+                &Member {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    tenant_id: tenant.id.clone(),
+                    name: name.to_string(),
+                    user_handle: B64URL.encode(passkey::new_user_handle()),
+                    created_at: meta::at_ms(now).0,
+                },
+                &token_hash(&token),
+                expires_ms,
+            )
+            .await?;
+        self.audit(actor, "member.enroll", &m.id, Outcome::Ok).await;
+        Ok(Enrollment {
+            member_id: m.id,
+            member: m.name,
+            tenant: tenant.name.clone(),
+            enrollment_token: token,
+            expires_at,
+        })
+    }
+
+    /// Start registering a passkey with an enrollment token.
+    pub async fn begin_passkey_registration(
+        &self,
+        req: RegistrationRequest,
+    ) -> Result<RegistrationOptions> {
+        let now = self.clock.now_ms();
+        let hash = token_hash(req.enrollment_token.trim());
+        let Some(member) = self.db.member_by_enrollment(&hash, now).await? else {
+            return Err(ServiceError::Forbidden {
+                code: "enrollment_invalid",
+                message: "this enrollment token is unknown, used or expired; ask for a new one"
+                    .into(),
+            });
+        };
+        let handle: [u8; 64] = B64URL
+            .decode(&member.user_handle)
+            .ok()
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| ServiceError::internal("stored user handle is malformed"))?;
+        let policy = self.passkey_policy()?;
+        let start =
+            passkey::begin_registration(&policy, &handle, &member.name).map_err(passkey_refused)?;
+        self.db
+            .insert_ceremony(&Ceremony {
+                id: start.ceremony_id,
+                kind: CeremonyKind::Register,
+                tenant_id: member.tenant_id.clone(),
+                member_id: Some(member.id.clone()),
+                state: B64.encode(&start.state),
+                bound: Some(hash),
+                code_expires_ms: None,
+                expires_ms: now + CEREMONY_MS,
+            })
+            .await?;
+        Ok(RegistrationOptions {
+            member: member.name,
+            public_key: start.options,
+        })
+    }
+
+    /// Finish a registration (the `RegistrationResponseJSON` the browser returned): the passkey
+    /// is stored and the enrollment token spent, together.
+    pub async fn finish_passkey_registration(&self, response: &[u8]) -> Result<PasskeyView> {
+        let now = self.clock.now_ms();
+        let id = passkey::registration_ceremony_id(response).map_err(passkey_refused)?;
+        let Some(c) = self
+            .db
+            .take_ceremony(&id, CeremonyKind::Register, now)
+            .await?
+        else {
+            return Err(ServiceError::Forbidden {
+                code: "registration_unknown",
+                message: "no such registration under way: it finished, expired or never began"
+                    .into(),
+            });
+        };
+        let state = B64
+            .decode(&c.state)
+            .map_err(|_| ServiceError::internal("stored ceremony state is malformed"))?;
+        let policy = self.passkey_policy()?;
+        let member_id = c
+            .member_id
+            .ok_or_else(|| ServiceError::internal("registration without a member"))?;
+        let member = self.db.member(&member_id).await?;
+        let actor = Actor::Member(member.id.clone());
+        let new = match passkey::finish_registration(&policy, &state, response) {
+            Ok(n) => n,
+            Err(e) => {
+                self.audit_detail(
+                    &actor,
+                    "passkey.register",
+                    &member.id,
+                    Outcome::Refused,
+                    e.code(),
+                )
+                .await;
+                return Err(passkey_refused(e));
+            }
+        };
+        let row = PasskeyRow {
+            id: B64URL.encode(&new.credential_id),
+            tenant_id: member.tenant_id.clone(),
+            member_id: member.id.clone(),
+            public_key: new.public_key.to_text(),
+            sign_count: i64::from(new.sign_count),
+            aaguid: aaguid_text(&new.aaguid),
+            created_at: meta::at_ms(now).0,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let bound = c.bound.unwrap_or_default();
+        let stored = self
+            .db
+            .insert_passkey(&row, &bound, now)
+            .await
+            .map_err(|e| match e {
+                DbError::Conflict(m) => ServiceError::conflict("conflict", m),
+                other => other.into(),
+            })?;
+        if !stored {
+            return Err(ServiceError::Forbidden {
+                code: "enrollment_invalid",
+                message: "the enrollment token was used or replaced meanwhile".into(),
+            });
+        }
+        let detail = format!(
+            "member={} alg={} aaguid={}",
+            member.id,
+            new.public_key.algorithm(),
+            row.aaguid
+        );
+        self.audit_detail(&actor, "passkey.register", &row.id, Outcome::Ok, &detail)
+            .await;
+        Ok(view(&row, &member.name))
+    }
+
+    /// The account's members and their passkeys.
+    pub async fn members(&self, tenant: &Tenant) -> Result<Members> {
+        let account = self.db.code_account(&tenant.id).await?;
+        let keys = self.db.passkeys(&tenant.id).await?;
+        let members = self
+            .db
+            .members(&tenant.id)
+            .await?
+            .into_iter()
+            .map(|m| MemberView {
+                passkeys: keys
+                    .iter()
+                    .filter(|k| k.member_id == m.id)
+                    .map(|k| view(k, &m.name))
+                    .collect(),
+                id: m.id,
+                name: m.name,
+                created_at: m.created_at,
+            })
+            .collect();
+        Ok(Members {
+            presence_required: self.presence_required(account.presence),
+            members,
+        })
+    }
+
+    /// Revoke one of the account's passkeys: it mints nothing more. Codes it signed before
+    /// stay as they are (revoke those with `DELETE /v1/codes`).
+    pub async fn revoke_passkey(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<RevokedPasskey> {
+        if !self.db.revoke_passkey(&tenant.id, id).await? {
+            return Err(ServiceError::NotFound);
+        }
+        self.audit(actor, "passkey.revoke", id, Outcome::Ok).await;
+        Ok(RevokedPasskey { id: id.to_string() })
+    }
+
+    /// Set whether an account's minting needs a person present (`None`: the default).
+    pub async fn set_presence(
+        &self,
+        tenant: &Tenant,
+        presence: Option<Presence>,
+        actor: &Actor,
+    ) -> Result<Members> {
+        self.db.set_presence(&tenant.id, presence).await?;
+        let detail = presence.map_or("default", Presence::as_str);
+        self.audit_detail(actor, "code.presence", &tenant.id, Outcome::Ok, detail)
+            .await;
+        self.members(tenant).await
+    }
+
+    /// Start minting a code with a person present: the code and its expiry are fixed now, and
+    /// the authenticator is asked to sign their SHA-256.
+    pub async fn begin_presence(
+        &self,
+        tenant: &Tenant,
+        req: PresenceRequest,
+    ) -> Result<PresenceChallenge> {
+        let now = self.clock.now_ms();
+        let msg = crate::codes::message_hash(&req.message, &req.message_sha256)?;
+        let recipient = crate::codes::check_recipient(&req.recipient)?;
+        self.serves(&tenant.region)?;
+        let max_days = self.codes.message_ttl_days;
+        let days = req.ttl_days.unwrap_or(max_days);
+        if !(1..=max_days).contains(&days) {
+            return Err(ServiceError::request(format!(
+                "ttl_days must be 1 to {max_days}"
+            )));
+        }
+        let active: Vec<PasskeyRow> = self
+            .db
+            .passkeys(&tenant.id)
+            .await?
+            .into_iter()
+            .filter(|k| k.revoked_at.is_none())
+            .collect();
+        if active.is_empty() {
+            return Err(ServiceError::Forbidden {
+                code: "no_passkey",
+                message: "this account has no passkey: enroll a member (pixseal member add) and register one".into(),
+            });
+        }
+        let code = MessageCode::random().map_err(|e| ServiceError::internal(e.to_string()))?;
+        // Whole seconds: the signed data carries the expiry in seconds.
+        let (expires_at, expires_ms) = meta::at_ms(now + days * DAY_MS);
+        let data = SignedCode {
+            code,
+            message_sha256: msg,
+            recipient_sha256: recipient_sha256(recipient),
+            expires_s: expires_ms / 1000,
+        };
+        let challenge = data.passkey_challenge();
+        let id = uuid::Uuid::now_v7().to_string();
+        self.db
+            .insert_ceremony(&Ceremony {
+                id: id.clone(),
+                kind: CeremonyKind::Mint,
+                tenant_id: tenant.id.clone(),
+                member_id: None,
+                state: hex::encode(challenge),
+                bound: None,
+                code_expires_ms: Some(expires_ms),
+                expires_ms: now + CEREMONY_MS,
+            })
+            .await?;
+        let policy = self.passkey_policy()?;
+        let allow: Vec<serde_json::Value> = active
+            .iter()
+            .map(|k| serde_json::json!({ "type": "public-key", "id": k.id }))
+            .collect();
+        Ok(PresenceChallenge {
+            presence_id: id,
+            code: code.to_string(),
+            expires_at,
+            public_key: serde_json::json!({
+                "challenge": B64URL.encode(challenge),
+                "rpId": policy.rp_id,
+                "allowCredentials": allow,
+                "userVerification": "required",
+                "timeout": CEREMONY_MS,
+            }),
+        })
+    }
+
+    /// Check a presence proof for the code `msg`/`recipient` describe: the challenge taken
+    /// (once), the passkey the account's and unrevoked, the assertion signed over exactly this
+    /// code's data with UV, its counter moved forward.
+    pub(crate) async fn check_presence(
+        &self,
+        tenant: &Tenant,
+        proof: &PresenceProof,
+        msg: &str,
+        recipient: &str,
+    ) -> Result<PasskeyMinted> {
+        let now = self.clock.now_ms();
+        let c = self
+            .db
+            .take_ceremony(&proof.id, CeremonyKind::Mint, now)
+            .await?
+            .filter(|c| c.tenant_id == tenant.id)
+            .ok_or_else(|| ServiceError::Forbidden {
+                code: "presence_unknown",
+                message: "no such presence challenge: it was used, expired or never issued".into(),
+            })?;
+        let code: MessageCode =
+            proof
+                .code
+                .parse()
+                .map_err(|e: pixseal_codes::ParseCodeError| {
+                    ServiceError::invalid("invalid_code", e.to_string())
+                })?;
+        let expires_ms = c
+            .code_expires_ms
+            .ok_or_else(|| ServiceError::internal("mint ceremony without an expiry"))?;
+        let data = SignedCode {
+            code,
+            message_sha256: msg.to_string(),
+            recipient_sha256: recipient_sha256(recipient),
+            expires_s: expires_ms / 1000,
+        };
+        let challenge = data.passkey_challenge();
+        if hex::encode(challenge) != c.state {
+            return Err(passkey_refused(PasskeyError::Challenge));
+        }
+        let cred_id = B64URL.encode(proof.credential.credential_id().map_err(passkey_refused)?);
+        let key_row = self
+            .db
+            .passkey(&cred_id)
+            .await?
+            .filter(|k| k.tenant_id == tenant.id)
+            .ok_or_else(|| ServiceError::Forbidden {
+                code: "passkey_unknown",
+                message: "this passkey is not registered with the account".into(),
+            })?;
+        if key_row.revoked_at.is_some() {
+            return Err(ServiceError::Forbidden {
+                code: "passkey_revoked",
+                message: "this passkey was revoked".into(),
+            });
+        }
+        let key = PasskeyKey::parse(&key_row.public_key)
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
+        let stored = u32::try_from(key_row.sign_count).unwrap_or(u32::MAX);
+        let policy = self.passkey_policy()?;
+        let checked = proof
+            .credential
+            .check(&policy, &key, &challenge, Some(stored))
+            .map_err(passkey_refused)?;
+        if !self
+            .db
+            .advance_passkey(
+                &key_row.id,
+                key_row.sign_count,
+                i64::from(checked.sign_count),
+            )
+            .await?
+        {
+            // Another assertion moved the counter (or a revocation landed) in between.
+            return Err(passkey_refused(PasskeyError::Counter {
+                stored,
+                got: checked.sign_count,
+            }));
+        }
+        let assertion = serde_json::to_string(&proof.credential)
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
+        Ok(PasskeyMinted {
+            code,
+            expires_ms,
+            member_id: key_row.member_id,
+            passkey_id: key_row.id,
+            assertion,
+        })
+    }
+}
+
+fn view(k: &PasskeyRow, member: &str) -> PasskeyView {
+    let key = PasskeyKey::parse(&k.public_key).ok();
+    PasskeyView {
+        id: k.id.clone(),
+        member: member.to_string(),
+        algorithm: key.as_ref().map_or("unknown", PasskeyKey::algorithm),
+        aaguid: k.aaguid.clone(),
+        fingerprint: key.map(|k| k.fingerprint()).unwrap_or_default(),
+        created_at: k.created_at.clone(),
+        last_used_at: k.last_used_at.clone(),
+        revoked_at: k.revoked_at.clone(),
+    }
+}

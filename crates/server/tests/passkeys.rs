@@ -38,6 +38,10 @@ enum Kind {
 }
 
 async fn spawn(kind: Kind) -> TestServer {
+    spawn_with(kind, |_| {}).await
+}
+
+async fn spawn_with(kind: Kind, adjust: impl FnOnce(&mut pixseal_service::Config)) -> TestServer {
     let mut config = TestApp::config();
     config.server = ServerConfig {
         rate_limit_per_key: 0,
@@ -49,10 +53,37 @@ async fn spawn(kind: Kind) -> TestServer {
     if let Kind::Postgres = kind {
         config.server.database_url = pixseal_testkit::fresh_postgres_db("passkeys").into();
     }
+    adjust(&mut config);
     TestServer(TestApp::spawn(config).await)
 }
 
 impl TestServer {
+    /// An administrator enrolls `member` of `tenant`; the member registers a fresh ES256
+    /// passkey with the token. Returns the authenticator and the credential ID.
+    async fn enroll(&self, tenant: &str, member: &str) -> (SoftPasskey, String) {
+        let t = self.db.tenant_by_name(tenant).await.unwrap();
+        let e = self
+            .state
+            .services
+            .enroll_member(&t, member, &Actor::Cli)
+            .await
+            .unwrap();
+        let (st, opts) = self
+            .call(
+                "POST",
+                "/v1/passkeys/registrations",
+                None,
+                json!({"enrollment_token": e.enrollment_token}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{opts}");
+        let mut pk = SoftPasskey::es256();
+        let reg = pk.register(ORIGIN, &opts["public_key"]).await.unwrap();
+        let (st, view) = self.call("POST", "/v1/passkeys", None, reg).await;
+        assert_eq!(st, StatusCode::CREATED, "{view}");
+        (pk, view["id"].as_str().unwrap().to_string())
+    }
+
     async fn call(
         &self,
         method: &str,
@@ -395,6 +426,64 @@ async fn minting_needs_a_member_present(kind: Kind) {
         )
         .await;
     assert_eq!(v["verdict"], "invalid_signature", "{v}");
+}
+
+/// `[codes].max_codes_per_member_hour` caps each member; another member of the same account
+/// still mints; the audit log names the member for each registration.
+async fn each_member_is_capped(kind: Kind) {
+    let s = spawn_with(kind, |c| {
+        c.codes.max_codes_per_member_hour = 2;
+        c.codes.max_codes_per_hour = 0;
+    })
+    .await;
+    let key = s.key("acme", "us", &["codes"]).await;
+    let (mut alice, _) = s.enroll("acme", "alice").await;
+    let (mut carol, _) = s.enroll("acme", "carol").await;
+    for i in 0..3 {
+        let msg = format!("alice {i}");
+        let c = s.presence(&key, &msg).await;
+        let a = sign(&mut alice, &c, ORIGIN, true).await;
+        let r = s.mint(&key, &msg, &c, &a).await;
+        if i < 2 {
+            assert_eq!(r.0, StatusCode::CREATED, "{r:?}");
+        } else {
+            assert_eq!(
+                refused(&r),
+                (StatusCode::TOO_MANY_REQUESTS, "code_quota_exceeded"),
+                "{r:?}"
+            );
+            assert!(
+                r.1["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("this member"),
+                "{r:?}"
+            );
+        }
+    }
+    let c = s.presence(&key, "carol 0").await;
+    let a = sign(&mut carol, &c, ORIGIN, true).await;
+    let r = s.mint(&key, "carol 0", &c, &a).await;
+    assert_eq!(r.0, StatusCode::CREATED, "{r:?}");
+    let registered =
+        s.db.audit_entries()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "passkey.register" && e.outcome == "ok")
+            .filter(|e| e.actor.starts_with("member:"))
+            .count();
+    assert_eq!(registered, 2);
+}
+
+#[tokio::test]
+async fn each_member_is_capped_on_sqlite() {
+    each_member_is_capped(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn each_member_is_capped_on_postgres() {
+    each_member_is_capped(Kind::Postgres).await;
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use crate::meta::{Db, DbError, now};
 pub struct AuditEntry {
     pub seq: i64,
     pub at: String,
-    /// `key:<api key id>`, `tenant:<id>`, `cli`, `system`, or `anonymous`.
+    /// `key:<api key id>`, `tenant:<id>`, `member:<id>`, `cli`, `system`, or `anonymous`.
     pub actor: String,
     pub action: String,
     pub object: String,

@@ -56,27 +56,6 @@ async fn spawn(kind: Kind, server: ServerConfig) -> TestServer {
 }
 
 impl TestServer {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Value,
-    ) -> (StatusCode, Value) {
-        let mut r = self
-            .client
-            .request(method.parse().unwrap(), format!("{}{path}", self.url));
-        if let Some(k) = key {
-            r = r.bearer_auth(k);
-        }
-        if !body.is_null() {
-            r = r.json(&body);
-        }
-        let r = r.send().await.unwrap();
-        let st = r.status();
-        (st, r.json().await.unwrap_or(Value::Null))
-    }
-
     async fn issue(&self, key: &str, body: Value) -> (StatusCode, Value) {
         self.call("POST", "/v1/codes", Some(key), body).await
     }

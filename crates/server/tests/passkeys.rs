@@ -58,51 +58,38 @@ async fn spawn_with(kind: Kind, adjust: impl FnOnce(&mut pixseal_service::Config
 }
 
 impl TestServer {
-    /// An administrator enrolls `member` of `tenant`; the member registers a fresh ES256
-    /// passkey with the token. Returns the authenticator and the credential ID.
-    async fn enroll(&self, tenant: &str, member: &str) -> (SoftPasskey, String) {
+    /// An administrator enrolls `member` of `tenant` (as `pixseal codes enroll` does): the
+    /// one-time token.
+    async fn enrollment_token(&self, tenant: &str, member: &str) -> String {
         let t = self.db.tenant_by_name(tenant).await.unwrap();
         let e = self
             .state
             .services
             .enroll_member(&t, member, &Actor::Cli)
-            .await
-            .unwrap();
-        let (st, opts) = self
-            .call(
-                "POST",
-                "/v1/passkeys/registrations",
-                None,
-                json!({"enrollment_token": e.enrollment_token}),
-            )
             .await;
-        assert_eq!(st, StatusCode::OK, "{opts}");
-        let mut pk = SoftPasskey::es256();
-        let reg = pk.register(ORIGIN, &opts["public_key"]).await.unwrap();
-        let (st, view) = self.call("POST", "/v1/passkeys", None, reg).await;
-        assert_eq!(st, StatusCode::CREATED, "{view}");
-        (pk, view["id"].as_str().unwrap().to_string())
+        e.unwrap().enrollment_token
     }
 
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Value,
-    ) -> (StatusCode, Value) {
-        let mut r = self
-            .client
-            .request(method.parse().unwrap(), format!("{}{path}", self.url));
-        if let Some(k) = key {
-            r = r.bearer_auth(k);
-        }
-        if !body.is_null() {
-            r = r.json(&body);
-        }
-        let r = r.send().await.unwrap();
-        let st = r.status();
-        (st, r.json().await.unwrap_or(Value::Null))
+    /// The member registers a fresh ES256 passkey with `token`: the authenticator, the
+    /// registration the browser sent and the stored passkey.
+    async fn register(&self, token: &str) -> (SoftPasskey, Value, Value) {
+        let body = json!({"enrollment_token": token});
+        let (st, opts) = self
+            .call("POST", "/v1/passkeys/registrations", None, body)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{opts}");
+        assert_eq!(opts["public_key"]["rp"]["id"], "localhost");
+        let mut pk = SoftPasskey::es256();
+        let reg = pk.register(ORIGIN, &opts["public_key"]).await.unwrap();
+        let (st, view) = self.call("POST", "/v1/passkeys", None, reg.clone()).await;
+        assert_eq!(st, StatusCode::CREATED, "{view}");
+        (pk, reg, view)
+    }
+
+    async fn enroll(&self, tenant: &str, member: &str) -> (SoftPasskey, String) {
+        let token = self.enrollment_token(tenant, member).await;
+        let (pk, _, view) = self.register(&token).await;
+        (pk, view["id"].as_str().unwrap().to_string())
     }
 
     /// The presence challenge for a code bound to `message`.
@@ -230,14 +217,7 @@ async fn minting_needs_a_member_present(kind: Kind) {
     assert_eq!(refused(&r), (StatusCode::FORBIDDEN, "no_passkey"), "{r:?}");
 
     // An administrator enrolls Alice; she registers a passkey with the one-time token.
-    let tenant = s.db.tenant_by_name("acme").await.unwrap();
-    let enrolled = s
-        .state
-        .services
-        .enroll_member(&tenant, "alice", &Actor::Cli)
-        .await
-        .unwrap();
-    let token = enrolled.enrollment_token.clone();
+    let token = s.enrollment_token("acme", "alice").await;
     let r = s
         .call(
             "POST",
@@ -251,20 +231,7 @@ async fn minting_needs_a_member_present(kind: Kind) {
         (StatusCode::FORBIDDEN, "enrollment_invalid"),
         "{r:?}"
     );
-    let (st, opts) = s
-        .call(
-            "POST",
-            "/v1/passkeys/registrations",
-            None,
-            json!({"enrollment_token": token}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{opts}");
-    assert_eq!(opts["public_key"]["rp"]["id"], "localhost");
-    let mut pk = SoftPasskey::es256();
-    let reg = pk.register(ORIGIN, &opts["public_key"]).await.unwrap();
-    let (st, view) = s.call("POST", "/v1/passkeys", None, reg.clone()).await;
-    assert_eq!(st, StatusCode::CREATED, "{view}");
+    let (mut pk, reg, view) = s.register(&token).await;
     assert_eq!(view["algorithm"], "ES256");
     let passkey_id = view["id"].as_str().unwrap().to_string();
     // The same response again, and the token again: both spent.

@@ -87,6 +87,30 @@ impl TestApp {
         self.db.create_api_key(&t, &scopes).await.expect("key").1
     }
 
+    /// `METHOD path` with an optional bearer key and JSON body (`Null` = none): the status and
+    /// the JSON answer (`Null` when the answer is not JSON).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut r = self.client.request(
+            method.parse().expect("an HTTP method"),
+            format!("{}{path}", self.url),
+        );
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        if !body.is_null() {
+            r = r.json(&body);
+        }
+        let r = r.send().await.expect("the request is sent");
+        let st = r.status();
+        (st, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// `POST /v1/artifacts` with `bytes` as the raw body: the answer (with `id`, `proof_id`,
     /// `verify_url`). Panics unless 201.
     pub async fn upload(&self, key: &str, bytes: Vec<u8>) -> serde_json::Value {

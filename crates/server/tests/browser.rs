@@ -291,17 +291,8 @@ async fn codes_are_checked_in_a_browser_valid_mismatched_and_used() {
     let app = TestApp::spawn(TestApp::config()).await;
     let key = owner(&app).await;
     let message = "Hi Ann,\nplease pay invoice 2231 to the usual account.";
-    let issued: Value = app
-        .client
-        .post(format!("{}/v1/codes", app.url))
-        .bearer_auth(&key)
-        .json(&json!({"message": message, "recipient": "ann@example.com"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({"message": message, "recipient": "ann@example.com"});
+    let issued: Value = app.passkey_code(&key, "browser", "ann", body).await;
     let code = issued["code"].as_str().unwrap();
     let b = Browser::open(1280, 900).await;
 
@@ -314,6 +305,10 @@ async fn codes_are_checked_in_a_browser_valid_mismatched_and_used() {
     assert_eq!(h1, "Valid code");
     let verdict = b.text("#verdict").await;
     assert!(verdict.contains("Level 0"), "{verdict}");
+    assert!(
+        verdict.contains("passkey, the person verified"),
+        "{verdict}"
+    );
 
     let h1 = check_message(&b, &app, code, message, "ann@example.com").await;
     assert_eq!(h1, "Already checked");

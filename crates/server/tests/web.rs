@@ -316,17 +316,8 @@ async fn the_check_page_answers_codes_in_words_within_the_verify_budget() {
 
     let key = app.key("web", "us", &["codes"]).await;
     let message = "Hello Bob,\nthe invoice is attached.";
-    let issued: Value = app
-        .client
-        .post(format!("{}/v1/codes", app.url))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({"message": message, "recipient": "bob@example.com"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = serde_json::json!({"message": message, "recipient": "bob@example.com"});
+    let issued: Value = app.passkey_code(&key, "web", "alice", body).await;
     let code = issued["code"].as_str().unwrap();
     // A browser sends the text area's line break as CRLF: the same message.
     let typed = message.replace('\n', "\r\n");
@@ -353,6 +344,7 @@ async fn the_check_page_answers_codes_in_words_within_the_verify_budget() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("Valid code"), "{body}");
     assert!(body.contains("Level 0"), "{body}");
+    assert!(body.contains("passkey, the person verified"), "{body}");
     let (_, body) = check_code(&app, &msg(&typed, "bob@example.com")).await;
     assert!(body.contains("Already checked"), "{body}");
     let (_, body) = check_code(

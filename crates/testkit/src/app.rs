@@ -169,3 +169,64 @@ impl TestApp {
         v
     }
 }
+
+#[cfg(feature = "passkey")]
+impl TestApp {
+    /// Mint a message code the way a user does by default (`[codes].require_presence`): an
+    /// administrator enrolls `member` of `tenant`, who registers a software passkey and signs
+    /// the presence challenge for `body` (`message`/`message_sha256`, `recipient`, `ttl_days`)
+    /// with user verification. The issued code's answer; panics unless every step succeeds.
+    pub async fn passkey_code(
+        &self,
+        key: &str,
+        tenant: &str,
+        member: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        use reqwest::StatusCode;
+        let services = &self.state.services;
+        let t = self.db.tenant_by_name(tenant).await.expect("the tenant");
+        let enrolled = services
+            .enroll_member(&t, member, &pixseal_service::Actor::Cli)
+            .await
+            .expect("enrollment");
+        let origin = services.passkey_policy().expect("passkey policy").origins[0].clone();
+        let token = serde_json::json!({"enrollment_token": enrolled.enrollment_token});
+        let (st, opts) = self
+            .call("POST", "/v1/passkeys/registrations", None, token)
+            .await;
+        assert_eq!(st, StatusCode::OK, "registration options: {opts}");
+        let mut pk = crate::passkey::SoftPasskey::es256();
+        let reg = pk
+            .register(&origin, &opts["public_key"])
+            .await
+            .expect("a passkey");
+        let (st, v) = self.call("POST", "/v1/passkeys", None, reg).await;
+        assert_eq!(st, StatusCode::CREATED, "registration: {v}");
+        let (st, c) = self
+            .call("POST", "/v1/codes/presence", Some(key), body.clone())
+            .await;
+        assert_eq!(st, StatusCode::OK, "presence challenge: {c}");
+        let o = &c["public_key"];
+        let (rp, challenge) = (o["rpId"].as_str(), o["challenge"].as_str());
+        let credential = pk
+            .assert(
+                &origin,
+                rp.expect("rpId"),
+                challenge.expect("challenge"),
+                true,
+            )
+            .await
+            .expect("an assertion");
+        let mut mint = body;
+        let m = mint.as_object_mut().expect("a JSON object");
+        m.remove("ttl_days");
+        m.insert(
+            "presence".into(),
+            serde_json::json!({"id": c["presence_id"], "code": c["code"], "credential": credential}),
+        );
+        let (st, v) = self.call("POST", "/v1/codes", Some(key), mint).await;
+        assert_eq!(st, StatusCode::CREATED, "minting: {v}");
+        v
+    }
+}

@@ -9,7 +9,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 use pixseal_service::Actor;
-use pixseal_service::codes::{CodeKind, CodeVerdict, LiveVerifyRequest, Verdict, VerifyRequest};
+use pixseal_service::codes::{
+    CodeKind, CodeVerdict, LiveVerifyRequest, SignatureKind, Verdict, VerifyRequest,
+};
 use serde::Deserialize;
 
 use super::{error_page, page};
@@ -170,12 +172,22 @@ fn render(v: &CodeVerdict) -> Markup {
                     @if let Some(t) = &v.issued_at { dt { "Issued at" } dd { (t) } }
                     @if let Some(t) = &v.expires_at { dt { "Expires" } dd { (t) } }
                     @if let Some(d) = v.device_signed {
-                        dt { "Device signature" } dd { @if d { "signed on the account's registered device" } @else { "none" } }
+                        dt { "Signature" } dd { (signature_words(d, v.signature.as_ref().map(|s| s.kind))) }
                     }
                 }
             }
             p.small { "What you typed was checked and not stored." }
         }
+    }
+}
+
+fn signature_words(signed: bool, kind: Option<SignatureKind>) -> &'static str {
+    match (signed, kind) {
+        (true, Some(SignatureKind::Passkey)) => {
+            "signed with a member's passkey, the person verified on their own device (biometric or PIN)"
+        }
+        (true, _) => "signed with the account's registered device key",
+        (false, _) => "none",
     }
 }
 

@@ -84,11 +84,11 @@ impl CodesConfig {
                 "codes.passkey_aaguids: {bad:?} is not an AAGUID (32 hex digits, hyphens allowed)"
             ));
         }
-        if let Some(bad) = self
-            .passkey_origins
-            .iter()
-            .find(|o| !(o.starts_with("https://") || o.starts_with("http://localhost")))
-        {
+        if let Some(bad) = self.passkey_origins.iter().find(|o| {
+            !(o.starts_with("https://")
+                || *o == "http://localhost"
+                || o.starts_with("http://localhost:"))
+        }) {
             return Err(format!(
                 "codes.passkey_origins: {bad:?} must be https:// (or http://localhost)"
             ));
@@ -119,6 +119,23 @@ mod tests {
         }
         let c = CodesConfig {
             live_max_failures: 0,
+            ..CodesConfig::default()
+        };
+        assert!(c.validate().is_err());
+        for (origin, ok) in [
+            ("https://pixseal.example", true),
+            ("http://localhost:8080", true),
+            ("http://localhost.evil.example", false),
+            ("http://pixseal.example", false),
+        ] {
+            let c = CodesConfig {
+                passkey_origins: vec![origin.into()],
+                ..CodesConfig::default()
+            };
+            assert_eq!(c.validate().is_ok(), ok, "{origin}");
+        }
+        let c = CodesConfig {
+            passkey_aaguids: vec!["not-an-aaguid".into()],
             ..CodesConfig::default()
         };
         assert!(c.validate().is_err());

@@ -158,24 +158,28 @@ pub(crate) fn passkey_refused(e: PasskeyError) -> ServiceError {
     }
 }
 
-fn host_of(url: &str) -> Option<(String, String)> {
+/// (scheme, host, ":port" or "") of a base URL.
+fn parts_of(url: &str) -> Option<(&str, &str, &str)> {
     let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split('/').next()?;
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next()?.to_string(),
-        None => authority
-            .rsplit_once(':')
-            .map_or(authority, |(h, _)| h)
-            .to_string(),
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (h, after) = v6.split_once(']')?;
+            (h, after)
+        }
+        None => match authority.rfind(':') {
+            Some(i) => (&authority[..i], &authority[i..]),
+            None => (authority, ""),
+        },
     };
-    Some((scheme.to_string(), host))
+    Some((scheme, host, port))
 }
 
 impl Services {
     /// The relying party passkeys are made for: `[codes].passkey_*`, else `[server].public_url`.
     pub fn passkey_policy(&self) -> Result<PasskeyPolicy> {
         let public = self.config.public_url.trim_end_matches('/');
-        let (scheme, host) = host_of(public)
+        let (scheme, host, port) = parts_of(public)
             .ok_or_else(|| ServiceError::internal("server.public_url has no host"))?;
         let is_ip = host.parse::<std::net::IpAddr>().is_ok();
         let rp_id = if !self.codes.passkey_rp_id.is_empty() {
@@ -183,14 +187,14 @@ impl Services {
         } else if is_ip {
             "localhost".to_string()
         } else {
-            host.clone()
+            host.to_string()
         };
         let origins = if !self.codes.passkey_origins.is_empty() {
             self.codes.passkey_origins.clone()
         } else if is_ip {
-            vec![public.replacen(&format!("{scheme}://{host}"), "http://localhost", 1)]
+            vec![format!("{scheme}://localhost{port}")]
         } else {
-            vec![public.to_string()]
+            vec![format!("{scheme}://{host}{port}")]
         };
         Ok(PasskeyPolicy {
             rp_id,
@@ -600,5 +604,27 @@ fn view(k: &PasskeyRow, member: &str) -> PasskeyView {
         created_at: k.created_at.clone(),
         last_used_at: k.last_used_at.clone(),
         revoked_at: k.revoked_at.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parts_of;
+
+    #[test]
+    fn base_url_parts() {
+        assert_eq!(
+            parts_of("http://127.0.0.1:8080"),
+            Some(("http", "127.0.0.1", ":8080"))
+        );
+        assert_eq!(
+            parts_of("https://pixseal.example/base"),
+            Some(("https", "pixseal.example", ""))
+        );
+        assert_eq!(
+            parts_of("https://[::1]:8443"),
+            Some(("https", "::1", ":8443"))
+        );
+        assert_eq!(parts_of("no scheme"), None);
     }
 }

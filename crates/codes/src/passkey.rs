@@ -185,6 +185,17 @@ pub fn new_user_handle() -> [u8; 64] {
     UserHandle64::new().encode().unwrap_or_else(|e| match e {})
 }
 
+/// Whether `name` can be a member's WebAuthn user name (RFC 8265 UsernameCasePreserved: no
+/// spaces, 1–64 bytes).
+pub fn valid_member_name(name: &str) -> bool {
+    Username::try_from(name).is_ok()
+}
+
+/// Whether `rp_id` can be a relying party ID (an ASCII domain; lowercase it first).
+pub fn valid_rp_id(rp_id: &str) -> bool {
+    AsciiDomain::try_from(rp_id.to_string()).is_ok()
+}
+
 /// A started registration: the state to keep (bound to `ceremony_id`) and the options for
 /// `navigator.credentials.create()` (`PublicKeyCredentialCreationOptionsJSON`).
 #[derive(Debug)]
@@ -389,11 +400,47 @@ impl CodeAssertion {
     }
 
     /// Check the assertion against the credential's key for `challenge` (the code data's
-    /// SHA-256). `stored_count`: the counter last seen at minting (`None` when re-checking a
-    /// stored assertion, where the counter was judged when it was made).
+    /// SHA-256), the policy's RP ID and origins, and the counter last seen (`stored_count`).
     pub fn check(
         &self,
         policy: &PasskeyPolicy,
+        key: &PasskeyKey,
+        challenge: &[u8; 32],
+        stored_count: u32,
+    ) -> Result<AssertionChecked, PasskeyError> {
+        self.check_with(
+            &policy.rp_id,
+            Some(&policy.origins),
+            key,
+            challenge,
+            Some(stored_count),
+        )
+    }
+
+    /// Check a stored assertion again, later: against the RP ID it was made for (kept with it),
+    /// whatever the configuration says today; the origin and the counter were judged when it
+    /// was made (the origin stays signed in `clientDataJSON`, see [`Self::origin`]).
+    pub fn recheck(
+        &self,
+        rp_id: &str,
+        key: &PasskeyKey,
+        challenge: &[u8; 32],
+    ) -> Result<AssertionChecked, PasskeyError> {
+        self.check_with(rp_id, None, key, challenge, None)
+    }
+
+    /// The origin the client data names (signed), if it parses.
+    pub fn origin(&self) -> Option<String> {
+        let cdj = b64url("clientDataJSON", &self.response.client_data_json).ok()?;
+        serde_json::from_slice::<ClientData>(&cdj)
+            .ok()
+            .map(|c| c.origin)
+    }
+
+    fn check_with(
+        &self,
+        rp_id: &str,
+        origins: Option<&[String]>,
         key: &PasskeyKey,
         challenge: &[u8; 32],
         stored_count: Option<u32>,
@@ -422,10 +469,10 @@ impl CodeAssertion {
         if b64url("challenge", &cd.challenge)? != challenge[..] {
             return Err(PasskeyError::Challenge);
         }
-        if !policy.origins.contains(&cd.origin) || cd.cross_origin == Some(true) {
+        if origins.is_some_and(|o| !o.contains(&cd.origin)) || cd.cross_origin == Some(true) {
             return Err(PasskeyError::Origin(cd.origin.chars().take(100).collect()));
         }
-        if auth[..32] != Sha256::digest(policy.rp_id.as_bytes())[..] {
+        if auth[..32] != Sha256::digest(rp_id.as_bytes())[..] {
             return Err(PasskeyError::RpIdHash);
         }
         let flags = auth[32];

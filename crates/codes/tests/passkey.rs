@@ -72,18 +72,28 @@ async fn signs_codes(mut pk: SoftPasskey, algorithm: &str) {
             &policy,
             &cred.public_key,
             &data.passkey_challenge(),
-            Some(cred.sign_count),
+            cred.sign_count,
         )
         .unwrap();
     assert!(ok.sign_count > cred.sign_count);
-    // Re-checked later without the counter (a stored level-4 code): still good.
-    a1.check(&policy, &cred.public_key, &data.passkey_challenge(), None)
+    // Re-checked later against the RP ID it was made for (a stored level-4 code): still good,
+    // and the signed origin is what it was.
+    a1.recheck("localhost", &cred.public_key, &data.passkey_challenge())
         .unwrap();
+    assert_eq!(a1.origin().as_deref(), Some(ORIGIN));
+    assert_eq!(
+        a1.recheck(
+            "pixseal.example",
+            &cred.public_key,
+            &data.passkey_challenge()
+        ),
+        Err(PasskeyError::RpIdHash)
+    );
 
     // Made for another code's data.
     let other = code_data(2, 'c');
     assert_eq!(
-        a1.check(&policy, &cred.public_key, &other.passkey_challenge(), None),
+        a1.check(&policy, &cred.public_key, &other.passkey_challenge(), 0),
         Err(PasskeyError::Challenge)
     );
     // The counter must move forward: the same assertion again is a replay.
@@ -92,20 +102,20 @@ async fn signs_codes(mut pk: SoftPasskey, algorithm: &str) {
             &policy,
             &cred.public_key,
             &data.passkey_challenge(),
-            Some(ok.sign_count)
+            ok.sign_count
         ),
         Err(PasskeyError::Counter { .. })
     ));
     // No user verification.
     let no_uv = assertion(&mut pk, ORIGIN, &data, false).await;
     assert_eq!(
-        no_uv.check(&policy, &cred.public_key, &data.passkey_challenge(), None),
+        no_uv.check(&policy, &cred.public_key, &data.passkey_challenge(), 0),
         Err(PasskeyError::UserNotVerified)
     );
     // Signed for a look-alike origin (a subdomain the RP ID covers, not an allowed origin).
     let phished = assertion(&mut pk, "http://evil.localhost:8080", &data, true).await;
     assert!(matches!(
-        phished.check(&policy, &cred.public_key, &data.passkey_challenge(), None),
+        phished.check(&policy, &cred.public_key, &data.passkey_challenge(), 0),
         Err(PasskeyError::Origin(_))
     ));
     // Any byte changed: the signature no longer verifies.
@@ -114,14 +124,14 @@ async fn signs_codes(mut pk: SoftPasskey, algorithm: &str) {
     cdj.push(b' ');
     forged.response.client_data_json = B64URL.encode(cdj);
     assert_eq!(
-        forged.check(&policy, &cred.public_key, &data.passkey_challenge(), None),
+        forged.check(&policy, &cred.public_key, &data.passkey_challenge(), 0),
         Err(PasskeyError::Signature)
     );
     // Another passkey's key.
     let mut pk2 = SoftPasskey::new();
     let cred2 = registered(&mut pk2, &policy).await;
     assert_eq!(
-        a1.check(&policy, &cred2.public_key, &data.passkey_challenge(), None),
+        a1.check(&policy, &cred2.public_key, &data.passkey_challenge(), 0),
         Err(PasskeyError::Signature)
     );
     // A policy for another site.
@@ -130,14 +140,27 @@ async fn signs_codes(mut pk: SoftPasskey, algorithm: &str) {
         ..policy.clone()
     };
     assert_eq!(
-        a1.check(
-            &elsewhere,
-            &cred.public_key,
-            &data.passkey_challenge(),
-            None
-        ),
+        a1.check(&elsewhere, &cred.public_key, &data.passkey_challenge(), 0),
         Err(PasskeyError::RpIdHash)
     );
+}
+
+/// Synced passkeys report a counter of 0 every time: each assertion passes the counter check
+/// (one-time challenges are what stop a replay there).
+#[tokio::test]
+async fn a_passkey_without_a_counter_signs_again_and_again() {
+    let policy = policy();
+    let mut pk = SoftPasskey::es256_without_counter();
+    let cred = registered(&mut pk, &policy).await;
+    assert_eq!(cred.sign_count, 0);
+    for n in 0..3 {
+        let data = code_data(10 + n, 'd');
+        let a = assertion(&mut pk, ORIGIN, &data, true).await;
+        let ok = a
+            .check(&policy, &cred.public_key, &data.passkey_challenge(), 0)
+            .unwrap();
+        assert_eq!(ok.sign_count, 0);
+    }
 }
 
 #[tokio::test]

@@ -729,7 +729,10 @@ impl Services {
         data: &SignedCode,
     ) -> Result<Option<CodeSignature>> {
         if let Some(a) = &row.assertion {
-            let Ok(assertion) = serde_json::from_str::<pixseal_codes::passkey::CodeAssertion>(a)
+            let stored: serde_json::Value = serde_json::from_str(a).unwrap_or_default();
+            let rp_id = stored["rp_id"].as_str().unwrap_or_default().to_string();
+            let Ok(assertion) =
+                serde_json::from_value::<pixseal_codes::passkey::CodeAssertion>(stored)
             else {
                 return Ok(None);
             };
@@ -744,9 +747,8 @@ impl Services {
             let Ok(key) = pixseal_codes::passkey::PasskeyKey::parse(&key_row.public_key) else {
                 return Ok(None);
             };
-            let policy = self.passkey_policy()?;
             if assertion
-                .check(&policy, &key, &data.passkey_challenge(), None)
+                .recheck(&rp_id, &key, &data.passkey_challenge())
                 .is_err()
                 || assertion.credential_id().ok()
                     != base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -761,7 +763,7 @@ impl Services {
                 key_id: key_row.id,
                 algorithm: key.algorithm(),
                 public_key: Some(key.to_text()),
-                rp_id: Some(policy.rp_id),
+                rp_id: Some(rp_id),
                 assertion: Some(assertion),
             }));
         }

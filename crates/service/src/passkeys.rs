@@ -182,12 +182,18 @@ impl Services {
         let (scheme, host, port) = parts_of(public)
             .ok_or_else(|| ServiceError::internal("server.public_url has no host"))?;
         let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+        let host = host.to_ascii_lowercase();
+        // Browsers leave the scheme's default port out of an origin.
+        let port = match (scheme, port) {
+            ("https", ":443") | ("http", ":80") => "",
+            (_, p) => p,
+        };
         let rp_id = if !self.codes.passkey_rp_id.is_empty() {
-            self.codes.passkey_rp_id.clone()
+            self.codes.passkey_rp_id.to_ascii_lowercase()
         } else if is_ip {
             "localhost".to_string()
         } else {
-            host.to_string()
+            host.clone()
         };
         let origins = if !self.codes.passkey_origins.is_empty() {
             self.codes.passkey_origins.clone()
@@ -226,9 +232,9 @@ impl Services {
         actor: &Actor,
     ) -> Result<Enrollment> {
         let name = name.trim();
-        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        if !passkey::valid_member_name(name) {
             return Err(ServiceError::request(
-                "member name: 1–64 characters, no control characters",
+                "member name: 1–64 bytes, no spaces or control characters (it is the passkey's user name)",
             ));
         }
         let token = new_token()?;
@@ -305,7 +311,7 @@ impl Services {
         let id = passkey::registration_ceremony_id(response).map_err(passkey_refused)?;
         let Some(c) = self
             .db
-            .take_ceremony(&id, CeremonyKind::Register, now)
+            .take_ceremony(&id, CeremonyKind::Register, None, now)
             .await?
         else {
             return Err(ServiceError::Forbidden {
@@ -515,9 +521,8 @@ impl Services {
         let now = self.clock.now_ms();
         let c = self
             .db
-            .take_ceremony(&proof.id, CeremonyKind::Mint, now)
+            .take_ceremony(&proof.id, CeremonyKind::Mint, Some(&tenant.id), now)
             .await?
-            .filter(|c| c.tenant_id == tenant.id)
             .ok_or_else(|| ServiceError::Forbidden {
                 code: "presence_unknown",
                 message: "no such presence challenge: it was used, expired or never issued".into(),
@@ -564,15 +569,11 @@ impl Services {
         let policy = self.passkey_policy()?;
         let checked = proof
             .credential
-            .check(&policy, &key, &challenge, Some(stored))
+            .check(&policy, &key, &challenge, stored)
             .map_err(passkey_refused)?;
         if !self
             .db
-            .advance_passkey(
-                &key_row.id,
-                key_row.sign_count,
-                i64::from(checked.sign_count),
-            )
+            .advance_passkey(&key_row.id, i64::from(checked.sign_count))
             .await?
         {
             // Another assertion moved the counter (or a revocation landed) in between.
@@ -581,8 +582,11 @@ impl Services {
                 got: checked.sign_count,
             }));
         }
-        let assertion = serde_json::to_string(&proof.credential)
+        // Kept with the RP ID it was made for: later checks do not depend on today's settings.
+        let mut stored_json = serde_json::to_value(&proof.credential)
             .map_err(|e| ServiceError::internal(e.to_string()))?;
+        stored_json["rp_id"] = serde_json::Value::String(policy.rp_id.clone());
+        let assertion = stored_json.to_string();
         Ok(PasskeyMinted {
             code,
             expires_ms,

@@ -218,20 +218,30 @@ impl Db {
     }
 
     /// Take (delete and return) an unexpired ceremony of `kind`: exactly one caller gets it.
+    /// Only `tenant`'s, when given (a mint ceremony belongs to the account that asked).
     pub async fn take_ceremony(
         &self,
         id: &str,
         kind: CeremonyKind,
+        tenant: Option<&str>,
         now_ms: i64,
     ) -> Result<Option<Ceremony>, DbError> {
-        let r = sqlx::query(
-            "DELETE FROM passkey_ceremonies WHERE id = $1 AND kind = $2 RETURNING id, tenant_id, \
-             member_id, state, bound, code_expires_ms, expires_ms",
-        )
-        .bind(id)
-        .bind(kind.as_str())
-        .fetch_optional(self.pool())
-        .await?;
+        let q = match tenant {
+            Some(_) => sqlx::query(
+                "DELETE FROM passkey_ceremonies WHERE id = $1 AND kind = $2 AND tenant_id = $3 \
+                 RETURNING id, tenant_id, member_id, state, bound, code_expires_ms, expires_ms",
+            ),
+            None => sqlx::query(
+                "DELETE FROM passkey_ceremonies WHERE id = $1 AND kind = $2 \
+                 RETURNING id, tenant_id, member_id, state, bound, code_expires_ms, expires_ms",
+            ),
+        };
+        let q = q.bind(id).bind(kind.as_str());
+        let q = match tenant {
+            Some(t) => q.bind(t),
+            None => q,
+        };
+        let r = q.fetch_optional(self.pool()).await?;
         let Some(r) = r else { return Ok(None) };
         let c = Ceremony {
             id: r.try_get("id")?,
@@ -318,18 +328,19 @@ impl Db {
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
-    /// Move a passkey's counter from `from` to `to` and note its use, only if it is still
-    /// unrevoked at `from`: two assertions with one counter cannot both pass.
-    pub async fn advance_passkey(&self, id: &str, from: i64, to: i64) -> Result<bool, DbError> {
+    /// Move an unrevoked passkey's counter up to `to` and note its use, only if the stored
+    /// counter is still below `to` (or both are 0: an authenticator without a counter): of two
+    /// racing assertions the higher counter lands, and an older one never moves it back.
+    pub async fn advance_passkey(&self, id: &str, to: i64) -> Result<bool, DbError> {
         let (at, _) = now();
         let r = sqlx::query(
             "UPDATE passkeys SET sign_count = $1, last_used_at = $2 WHERE id = $3 \
-             AND sign_count = $4 AND revoked_at IS NULL",
+             AND revoked_at IS NULL AND (sign_count < $1 OR (sign_count = 0 AND $4 = 0))",
         )
         .bind(to)
         .bind(&at)
         .bind(id)
-        .bind(from)
+        .bind(to)
         .execute(self.pool())
         .await?;
         Ok(r.rows_affected() == 1)

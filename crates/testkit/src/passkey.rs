@@ -47,6 +47,7 @@ impl UserValidationMethod for Person {
 pub struct SoftPasskey {
     store: Option<Passkey>,
     es256_only: bool,
+    no_counter: bool,
 }
 
 impl SoftPasskey {
@@ -58,8 +59,18 @@ impl SoftPasskey {
     /// An authenticator that can only make ES256 (P-256) keys, as most phones do.
     pub fn es256() -> Self {
         SoftPasskey {
-            store: None,
             es256_only: true,
+            ..Self::default()
+        }
+    }
+
+    /// An ES256 authenticator whose signature counter is always 0, as synced passkeys (iCloud
+    /// Keychain, Google Password Manager) report.
+    pub fn es256_without_counter() -> Self {
+        SoftPasskey {
+            es256_only: true,
+            no_counter: true,
+            ..Self::default()
         }
     }
 
@@ -73,7 +84,7 @@ impl SoftPasskey {
             Person { verifies },
             RustCryptoBackend,
         );
-        auth.set_make_credentials_with_signature_counter(true);
+        auth.set_make_credentials_with_signature_counter(!self.no_counter);
         if self.es256_only {
             auth.set_algorithms(&[passkey_crypto::iana::Algorithm::ES256])
                 .expect("the backend makes ES256 keys");

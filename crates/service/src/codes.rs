@@ -84,7 +84,7 @@ pub(crate) fn check_recipient(r: &str) -> Result<&str> {
     Ok(t)
 }
 
-fn parse_code(s: &str) -> Result<MessageCode> {
+pub(crate) fn parse_code(s: &str) -> Result<MessageCode> {
     s.parse().map_err(|e: pixseal_codes::ParseCodeError| {
         ServiceError::invalid("invalid_code", e.to_string())
     })

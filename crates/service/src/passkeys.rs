@@ -527,13 +527,7 @@ impl Services {
                 code: "presence_unknown",
                 message: "no such presence challenge: it was used, expired or never issued".into(),
             })?;
-        let code: MessageCode =
-            proof
-                .code
-                .parse()
-                .map_err(|e: pixseal_codes::ParseCodeError| {
-                    ServiceError::invalid("invalid_code", e.to_string())
-                })?;
+        let code = crate::codes::parse_code(&proof.code)?;
         let expires_ms = c
             .code_expires_ms
             .ok_or_else(|| ServiceError::internal("mint ceremony without an expiry"))?;

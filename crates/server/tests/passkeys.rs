@@ -11,7 +11,7 @@ use std::ops::Deref;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use pixseal_service::{Actor, ServerConfig};
+use pixseal_service::ServerConfig;
 use pixseal_testkit::TestApp;
 use pixseal_testkit::passkey::SoftPasskey;
 use reqwest::StatusCode;
@@ -58,37 +58,9 @@ async fn spawn_with(kind: Kind, adjust: impl FnOnce(&mut pixseal_service::Config
 }
 
 impl TestServer {
-    /// An administrator enrolls `member` of `tenant` (as `pixseal codes enroll` does): the
-    /// one-time token.
-    async fn enrollment_token(&self, tenant: &str, member: &str) -> String {
-        let t = self.db.tenant_by_name(tenant).await.unwrap();
-        let e = self
-            .state
-            .services
-            .enroll_member(&t, member, &Actor::Cli)
-            .await;
-        e.unwrap().enrollment_token
-    }
-
-    /// The member registers a fresh ES256 passkey with `token`: the authenticator, the
-    /// registration the browser sent and the stored passkey.
-    async fn register(&self, token: &str) -> (SoftPasskey, Value, Value) {
-        let body = json!({"enrollment_token": token});
-        let (st, opts) = self
-            .call("POST", "/v1/passkeys/registrations", None, body)
-            .await;
-        assert_eq!(st, StatusCode::OK, "{opts}");
-        assert_eq!(opts["public_key"]["rp"]["id"], "localhost");
-        let mut pk = SoftPasskey::es256();
-        let reg = pk.register(ORIGIN, &opts["public_key"]).await.unwrap();
-        let (st, view) = self.call("POST", "/v1/passkeys", None, reg.clone()).await;
-        assert_eq!(st, StatusCode::CREATED, "{view}");
-        (pk, reg, view)
-    }
-
     async fn enroll(&self, tenant: &str, member: &str) -> (SoftPasskey, String) {
         let token = self.enrollment_token(tenant, member).await;
-        let (pk, _, view) = self.register(&token).await;
+        let (pk, _, view) = self.register_passkey(&token).await;
         (pk, view["id"].as_str().unwrap().to_string())
     }
 
@@ -231,7 +203,12 @@ async fn minting_needs_a_member_present(kind: Kind) {
         (StatusCode::FORBIDDEN, "enrollment_invalid"),
         "{r:?}"
     );
-    let (mut pk, reg, view) = s.register(&token).await;
+    let (mut pk, reg, view) = s.register_passkey(&token).await;
+    assert_eq!(
+        s.passkey_origin(),
+        ORIGIN,
+        "the default relying party of a 127.0.0.1 URL"
+    );
     assert_eq!(view["algorithm"], "ES256");
     let passkey_id = view["id"].as_str().unwrap().to_string();
     // The same response again, and the token again: both spent.
@@ -287,6 +264,7 @@ async fn minting_needs_a_member_present(kind: Kind) {
     );
     let sig = &v["signature"];
     assert_eq!(sig["kind"], "passkey");
+    assert_eq!(sig["rp_id"], "localhost");
     assert_eq!(sig["key_id"], passkey_id.as_str());
     assert!(
         sig["checked"]

@@ -172,6 +172,54 @@ impl TestApp {
 
 #[cfg(feature = "passkey")]
 impl TestApp {
+    /// An administrator enrolls `member` of `tenant` (as `pixseal codes enroll` does): the
+    /// one-time token.
+    pub async fn enrollment_token(&self, tenant: &str, member: &str) -> String {
+        let t = self.db.tenant_by_name(tenant).await.expect("the tenant");
+        let e = self
+            .state
+            .services
+            .enroll_member(&t, member, &pixseal_service::Actor::Cli);
+        e.await.expect("enrollment").enrollment_token
+    }
+
+    /// The origin passkey ceremonies must come from (the configured relying party's first).
+    pub fn passkey_origin(&self) -> String {
+        let policy = self
+            .state
+            .services
+            .passkey_policy()
+            .expect("passkey policy");
+        policy.origins[0].clone()
+    }
+
+    /// The member registers a fresh ES256 software passkey with `token`: the authenticator,
+    /// the registration the browser sent and the stored passkey. Panics unless it is stored.
+    pub async fn register_passkey(
+        &self,
+        token: &str,
+    ) -> (
+        crate::passkey::SoftPasskey,
+        serde_json::Value,
+        serde_json::Value,
+    ) {
+        use reqwest::StatusCode;
+        let body = serde_json::json!({"enrollment_token": token});
+        let (st, opts) = self
+            .call("POST", "/v1/passkeys/registrations", None, body)
+            .await;
+        assert_eq!(st, StatusCode::OK, "registration options: {opts}");
+        let mut pk = crate::passkey::SoftPasskey::es256();
+        let origin = self.passkey_origin();
+        let reg = pk
+            .register(&origin, &opts["public_key"])
+            .await
+            .expect("a passkey");
+        let (st, view) = self.call("POST", "/v1/passkeys", None, reg.clone()).await;
+        assert_eq!(st, StatusCode::CREATED, "registration: {view}");
+        (pk, reg, view)
+    }
+
     /// Mint a message code the way a user does by default (`[codes].require_presence`): an
     /// administrator enrolls `member` of `tenant`, who registers a software passkey and signs
     /// the presence challenge for `body` (`message`/`message_sha256`, `recipient`, `ttl_days`)
@@ -184,31 +232,15 @@ impl TestApp {
         body: serde_json::Value,
     ) -> serde_json::Value {
         use reqwest::StatusCode;
-        let services = &self.state.services;
-        let t = self.db.tenant_by_name(tenant).await.expect("the tenant");
-        let enrolled = services
-            .enroll_member(&t, member, &pixseal_service::Actor::Cli)
-            .await
-            .expect("enrollment");
-        let origin = services.passkey_policy().expect("passkey policy").origins[0].clone();
-        let token = serde_json::json!({"enrollment_token": enrolled.enrollment_token});
-        let (st, opts) = self
-            .call("POST", "/v1/passkeys/registrations", None, token)
-            .await;
-        assert_eq!(st, StatusCode::OK, "registration options: {opts}");
-        let mut pk = crate::passkey::SoftPasskey::es256();
-        let reg = pk
-            .register(&origin, &opts["public_key"])
-            .await
-            .expect("a passkey");
-        let (st, v) = self.call("POST", "/v1/passkeys", None, reg).await;
-        assert_eq!(st, StatusCode::CREATED, "registration: {v}");
+        let token = self.enrollment_token(tenant, member).await;
+        let (mut pk, _, _) = self.register_passkey(&token).await;
         let (st, c) = self
             .call("POST", "/v1/codes/presence", Some(key), body.clone())
             .await;
         assert_eq!(st, StatusCode::OK, "presence challenge: {c}");
         let o = &c["public_key"];
         let (rp, challenge) = (o["rpId"].as_str(), o["challenge"].as_str());
+        let origin = self.passkey_origin();
         let credential = pk
             .assert(
                 &origin,

@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use sha2_11::{Digest, Sha256};
 use webauthn_rp::bin::{Decode, Encode};
 use webauthn_rp::request::register::{
-    CoseAlgorithmIdentifier, Nickname, PublicKeyCredentialCreationOptions,
+    CoseAlgorithmIdentifier, CredProtect, Nickname, PublicKeyCredentialCreationOptions,
     PublicKeyCredentialUserEntity, RegistrationVerificationOptions, UserHandle64, Username,
 };
-use webauthn_rp::request::{AsciiDomain, RpId};
+use webauthn_rp::request::{AsciiDomain, ExtensionInfo, RpId};
 use webauthn_rp::response::register::UncompressedPubKey;
 use webauthn_rp::{Registration, RegistrationServerState};
 
@@ -250,6 +250,11 @@ pub fn begin_registration(
     options.pub_key_cred_params = options
         .pub_key_cred_params
         .remove(CoseAlgorithmIdentifier::Rs256);
+    // Ask for credProtect "UV required" where the authenticator has it, without making the
+    // browser refuse one that lacks it (Chromium fails the whole ceremony when the policy is
+    // enforced): every assertion needs UV here anyway.
+    options.extensions.cred_protect =
+        CredProtect::UserVerificationRequired(ExtensionInfo::AllowDontEnforceValue);
     let (server, client) = options
         .start_ceremony()
         .map_err(|e| PasskeyError::Registration(e.to_string()))?;
@@ -351,10 +356,11 @@ pub fn parse_aaguid(s: &str) -> Option<[u8; 16]> {
     hex::decode(h).ok()?.try_into().ok()
 }
 
-/// The parts of a code assertion, base64url as `PublicKeyCredential.toJSON()` gives them; the
-/// browser's whole JSON is accepted (other members ignored).
+/// A passkey assertion (a code's presence proof, or a dashboard sign-in), base64url as
+/// `PublicKeyCredential.toJSON()` gives it; the browser's whole JSON is accepted (other members
+/// ignored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CodeAssertion {
+pub struct PasskeyAssertion {
     /// The credential ID (base64url).
     pub id: String,
     pub response: AssertionResponse,
@@ -394,13 +400,14 @@ fn b64url(field: &str, s: &str) -> Result<Vec<u8>, PasskeyError> {
         .map_err(|_| PasskeyError::Malformed(format!("{field} is not base64url")))
 }
 
-impl CodeAssertion {
+impl PasskeyAssertion {
     pub fn credential_id(&self) -> Result<Vec<u8>, PasskeyError> {
         b64url("id", &self.id)
     }
 
     /// Check the assertion against the credential's key for `challenge` (the code data's
-    /// SHA-256), the policy's RP ID and origins, and the counter last seen (`stored_count`).
+    /// SHA-256, or a sign-in's random one), the policy's RP ID and origins, and the counter
+    /// last seen (`stored_count`).
     pub fn check(
         &self,
         policy: &PasskeyPolicy,
@@ -539,6 +546,14 @@ mod tests {
             .map(|p| p["alg"].as_i64().unwrap())
             .collect();
         assert!(!algs.contains(&-257), "no RSA: {algs:?}");
+        // Asked for, never enforced: Chromium refuses the whole ceremony otherwise on an
+        // authenticator without credProtect.
+        let ext = &start.options["extensions"];
+        assert_eq!(
+            ext["credentialProtectionPolicy"],
+            "userVerificationRequired"
+        );
+        assert_eq!(ext["enforceCredentialProtectionPolicy"], false);
         let bad = PasskeyPolicy {
             rp_id: "".into(),
             ..policy

@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use pixseal_codes::passkey::{
-    CodeAssertion, NewPasskey, PasskeyError, PasskeyPolicy, begin_registration,
+    NewPasskey, PasskeyAssertion, PasskeyError, PasskeyPolicy, begin_registration,
     finish_registration, new_user_handle, registration_ceremony_id,
 };
 use pixseal_codes::{MessageCode, SignedCode};
@@ -43,7 +43,7 @@ async fn assertion(
     origin: &str,
     data: &SignedCode,
     uv: bool,
-) -> CodeAssertion {
+) -> PasskeyAssertion {
     let challenge = B64URL.encode(data.passkey_challenge());
     let v = pk
         .assert(origin, "localhost", &challenge, uv)

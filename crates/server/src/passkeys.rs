@@ -20,7 +20,7 @@ use crate::{ApiError, AppState};
     path = "/v1/passkeys/registrations",
     operation_id = "begin_passkey_registration",
     tag = "passkeys",
-    summary = "Start registering a member's passkey with the one-time enrollment token an administrator gave (pixseal member add); answers the options for navigator.credentials.create()",
+    summary = "Start registering a member's passkey with the one-time enrollment token an administrator gave (pixseal codes enroll); answers the options for navigator.credentials.create()",
     request_body = RegistrationRequest,
     responses(
         (status = 200, description = "creation options", body = RegistrationOptions),
@@ -116,5 +116,8 @@ pub async fn begin_presence(
     SmallBody(body): SmallBody,
 ) -> Result<Json<PresenceChallenge>, ApiError> {
     let t = c.require(Scope::Codes)?;
-    Ok(Json(s.begin_presence(t, parse_json(&body)?).await?))
+    Ok(Json(
+        s.begin_presence(t, c.member_id(), parse_json(&body)?)
+            .await?,
+    ))
 }

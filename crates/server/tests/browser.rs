@@ -399,6 +399,8 @@ async fn pages_fit_phone_and_desktop_in_light_and_dark() {
         ("dashboard", "/app".to_string()),
         ("verdict", "/verify".to_string()),
         ("stamp", "/stamp".to_string()),
+        ("new-code", "/app/codes".to_string()),
+        ("enroll", "/enroll".to_string()),
     ];
     let dir = tempfile::tempdir().unwrap();
     let stamped = dir.path().join("stamped.webp");
@@ -947,5 +949,124 @@ async fn the_stamp_page_stamps_one_or_many_and_solves_the_challenge_for_bulk() {
         .await
         .unwrap();
     assert_eq!(form, Value::Bool(true), "no form where stamping is closed");
+    b.close().await;
+}
+
+/// Passkeys in a real browser, with Chromium's virtual authenticator (WebDriver's WebAuthn
+/// extension) in place of Face ID: a member registers one with the enrollment token an
+/// administrator gave, signs in to the dashboard with it, and creates a code on the new-code
+/// page; the check page says a passkey signed it. When user verification fails, no code.
+#[tokio::test]
+async fn members_register_a_passkey_sign_in_and_create_a_code_in_a_browser() {
+    // WebAuthn needs a domain: the service is told it lives at localhost, as a deployment's
+    // public_url names its host.
+    let listener = TestApp::listener().await;
+    let site = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let mut config = TestApp::config();
+    config.server.public_url = site.clone();
+    let app = TestApp::spawn_on(config, listener, |_| {}).await;
+    owner(&app).await;
+    let token = app.enrollment_token("browser", "alice").await;
+    let b = Browser::open(1280, 900).await;
+    let authenticator = b.add_virtual_authenticator().await;
+
+    b.client.goto(&format!("{site}/enroll")).await.unwrap();
+    b.find("#enrollment-token")
+        .await
+        .send_keys(&token)
+        .await
+        .unwrap();
+    b.find("#enroll-form button").await.click().await.unwrap();
+    b.wait_until("document.getElementById('enroll-status').textContent.includes('registered')")
+        .await;
+    let status = b.text("#enroll-status").await;
+    assert!(
+        status.starts_with("Passkey registered for alice"),
+        "{status}"
+    );
+    b.assert_clean(&site).await;
+    let held = b.virtual_credentials(&authenticator).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["rpId"], "localhost");
+    assert_eq!(
+        held[0]["isResidentCredential"], true,
+        "a discoverable passkey"
+    );
+
+    // Sign in with it: no name typed, the passkey says whose account it is.
+    b.client.goto(&format!("{site}/app")).await.unwrap();
+    b.find("#passkey-sign-in").await.click().await.unwrap();
+    b.wait_until("document.getElementById('gallery') !== null")
+        .await;
+    let who = b.text("#signed-in-as").await;
+    assert!(who.contains("alice"), "{who}");
+    b.assert_clean(&site).await;
+
+    // A code for a message, signed by the passkey.
+    let message = "Hi Ann, the new account number is in the letter, not in this mail.";
+    let create = |message: &'static str| {
+        let b = &b;
+        async move {
+            b.find("#new-code").await.click().await.unwrap();
+            b.find("#code-message")
+                .await
+                .send_keys(message)
+                .await
+                .unwrap();
+            b.find("#code-recipient")
+                .await
+                .send_keys("ann@example.com")
+                .await
+                .unwrap();
+            b.find("#code-form button").await.click().await.unwrap();
+            b.wait_until(
+                "!document.getElementById('code-result').hidden || \
+                 document.getElementById('code-status').classList.contains('bad')",
+            )
+            .await;
+        }
+    };
+    create(message).await;
+    let status = b.text("#code-status").await;
+    assert_eq!(status, "Code created.");
+    let code = b.text("#code-value").await;
+    assert!(
+        b.text("#code-signed")
+            .await
+            .contains("Signed with your passkey")
+    );
+    b.assert_clean(&site).await;
+    let h1 = check_message(&b, &app, &code, message, "ann@example.com").await;
+    assert_eq!(h1, "Valid code");
+    let verdict = b.text("#verdict").await;
+    assert!(
+        verdict.contains("passkey, the person verified"),
+        "{verdict}"
+    );
+
+    // The face is not recognised: the authenticator refuses, and no code is made.
+    b.set_user_verified(&authenticator, false).await;
+    b.client.goto(&format!("{site}/app")).await.unwrap();
+    create("Another message").await;
+    let status = b.text("#code-status").await;
+    assert!(status.starts_with("No code"), "{status}");
+    assert!(
+        b.find("#code-result")
+            .await
+            .attr("hidden")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let issued: Vec<String> = app
+        .db
+        .audit_entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "code.issue")
+        .map(|e| format!("{} {}", e.actor.split(':').next().unwrap(), e.outcome))
+        .collect();
+    assert_eq!(issued, ["member ok"], "one code, minted by the member");
     b.close().await;
 }

@@ -421,6 +421,302 @@ async fn each_member_is_capped(kind: Kind) {
     assert_eq!(registered, 2);
 }
 
+/// `method path` from the dashboard's own pages: the session cookie, the CSRF token when
+/// given, and `Sec-Fetch-Site: same-origin` as a browser sends it.
+async fn page_call(
+    s: &TestApp,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    csrf: Option<&str>,
+    body: Value,
+) -> (StatusCode, Option<String>, String) {
+    let mut r = s
+        .client
+        .request(method.parse().unwrap(), format!("{}{path}", s.url))
+        .header("sec-fetch-site", "same-origin");
+    if let Some(c) = cookie {
+        r = r.header("cookie", format!("pixseal_session={c}"));
+    }
+    if let Some(t) = csrf {
+        r = r.header("x-csrf-token", t);
+    }
+    if !body.is_null() {
+        r = r.json(&body);
+    }
+    let r = r.send().await.unwrap();
+    let st = r.status();
+    let set = r
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_string());
+    let session = set.and_then(|v| {
+        v.strip_prefix("pixseal_session=")
+            .and_then(|v| v.split(';').next())
+            .map(str::to_string)
+    });
+    (st, session, r.text().await.unwrap())
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// A sign-in challenge from the dashboard's page.
+async fn sign_in_challenge(s: &TestApp) -> Value {
+    let (st, _, body) = page_call(
+        s,
+        "POST",
+        "/app/sign-in/passkey/options",
+        None,
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let v = json_of(&body);
+    let o = &v["public_key"];
+    assert_eq!(o["userVerification"], "required");
+    assert_eq!(
+        o["allowCredentials"],
+        json!([]),
+        "any discoverable passkey answers"
+    );
+    v
+}
+
+async fn members_sign_in_with_a_passkey_and_mint_from_the_dashboard(kind: Kind) {
+    let s = spawn(kind).await;
+    let admin = s.key("acme", "us", &["codes"]).await;
+    let (mut alice, alice_key) = s.enroll("acme", "alice").await;
+    let (mut carol, _) = s.enroll("acme", "carol").await;
+    let finish = |c: &Value, credential: Value| json!({"sign_in_id": c["sign_in_id"], "credential": credential});
+
+    // Refusals first, each with its own code; none of them opens a session.
+    let c = sign_in_challenge(&s).await;
+    let no_uv = sign(&mut alice, &c, ORIGIN, false).await;
+    let r = page_call(
+        &s,
+        "POST",
+        "/app/sign-in/passkey",
+        None,
+        None,
+        finish(&c, no_uv),
+    )
+    .await;
+    assert_eq!(
+        (r.0, json_of(&r.2)["error"]["code"].clone()),
+        (StatusCode::FORBIDDEN, json!("presence_not_verified")),
+        "{r:?}"
+    );
+    assert!(r.1.is_none());
+    let c = sign_in_challenge(&s).await;
+    let elsewhere = sign(&mut alice, &c, "http://evil.localhost:8080", true).await;
+    let r = page_call(
+        &s,
+        "POST",
+        "/app/sign-in/passkey",
+        None,
+        None,
+        finish(&c, elsewhere),
+    )
+    .await;
+    assert_eq!(json_of(&r.2)["error"]["code"], "presence_origin", "{r:?}");
+    // Another site's page cannot sign a visitor in.
+    let c = sign_in_challenge(&s).await;
+    let good = sign(&mut alice, &c, ORIGIN, true).await;
+    let cross = s
+        .client
+        .post(format!("{}/app/sign-in/passkey", s.url))
+        .header("sec-fetch-site", "cross-site")
+        .json(&finish(&c, good.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+
+    // Alice signs in: a member's session, in an HttpOnly cookie.
+    let r = page_call(
+        &s,
+        "POST",
+        "/app/sign-in/passkey",
+        None,
+        None,
+        finish(&c, good.clone()),
+    )
+    .await;
+    assert_eq!(r.0, StatusCode::OK, "{r:?}");
+    assert_eq!(json_of(&r.2)["to"], "/app");
+    let session = r.1.expect("a session cookie");
+    assert!(session.starts_with("pxm_"), "{session}");
+    // The same assertion again: its challenge was taken.
+    let r = page_call(
+        &s,
+        "POST",
+        "/app/sign-in/passkey",
+        None,
+        None,
+        finish(&c, good),
+    )
+    .await;
+    assert_eq!(json_of(&r.2)["error"]["code"], "sign_in_unknown", "{r:?}");
+
+    let (st, _, home) = page_call(&s, "GET", "/app", Some(&session), None, Value::Null).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        home.contains("Signed in with the passkey of <strong>alice</strong>"),
+        "{home}"
+    );
+    assert!(home.contains(r#"href="/app/codes""#));
+    let (st, _, form) = page_call(&s, "GET", "/app/codes", Some(&session), None, Value::Null).await;
+    assert_eq!(st, StatusCode::OK);
+    let csrf = form
+        .split("data-csrf=\"")
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .expect("the page's CSRF token")
+        .to_string();
+
+    // The new-code page's calls: alice's passkeys only, and only from this site's page.
+    let target = json!({"message": "Meet at 10", "recipient": RECIPIENT, "ttl_days": 7});
+    let r = page_call(
+        &s,
+        "POST",
+        "/app/codes/presence",
+        Some(&session),
+        None,
+        target.clone(),
+    )
+    .await;
+    assert_eq!(json_of(&r.2)["error"]["code"], "csrf", "{r:?}");
+    let app: &TestApp = &s;
+    let presence = || {
+        let (session, csrf, target) = (session.clone(), csrf.clone(), target.clone());
+        async move {
+            let r = page_call(
+                app,
+                "POST",
+                "/app/codes/presence",
+                Some(&session),
+                Some(&csrf),
+                target,
+            )
+            .await;
+            assert_eq!(r.0, StatusCode::OK, "{r:?}");
+            json_of(&r.2)
+        }
+    };
+    let c = presence().await;
+    let allowed: Vec<&str> = c["public_key"]["allowCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(allowed, [alice_key.as_str()]);
+    let mint = |c: &Value, credential: Value| {
+        json!({"message": "Meet at 10", "recipient": RECIPIENT,
+               "presence": {"id": c["presence_id"], "code": c["code"], "credential": credential}})
+    };
+    // Carol's passkey cannot sign alice's code, even in the same account.
+    let by_carol = sign(&mut carol, &c, ORIGIN, true).await;
+    let r = page_call(
+        &s,
+        "POST",
+        "/app/codes",
+        Some(&session),
+        Some(&csrf),
+        mint(&c, by_carol),
+    )
+    .await;
+    assert_eq!(json_of(&r.2)["error"]["code"], "passkey_unknown", "{r:?}");
+    let c = presence().await;
+    let by_alice = sign(&mut alice, &c, ORIGIN, true).await;
+    let r = page_call(
+        &s,
+        "POST",
+        "/app/codes",
+        Some(&session),
+        Some(&csrf),
+        mint(&c, by_alice),
+    )
+    .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{r:?}");
+    let issued = json_of(&r.2);
+    assert_eq!(issued["code"], c["code"]);
+    assert_eq!(issued["device_signed"], true);
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/codes/verify",
+            None,
+            json!({"code": c["code"], "message": "Meet at 10", "recipient": RECIPIENT}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["signature"]["kind"], "passkey", "{v}");
+
+    // A member's session does not administer the account (no seats, no API key business).
+    assert!(!home.contains("Deactivate"));
+    // Revoking the passkey ends the session it opened.
+    let (st, v) = s
+        .call(
+            "DELETE",
+            &format!("/v1/passkeys/{alice_key}"),
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, _, home) = page_call(&s, "GET", "/app", Some(&session), None, Value::Null).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        home.contains("Sign in with a passkey"),
+        "the sign-in page again"
+    );
+    let r = page_call(
+        &s,
+        "POST",
+        "/app/codes/presence",
+        Some(&session),
+        Some(&csrf),
+        target.clone(),
+    )
+    .await;
+    assert_eq!(r.0, StatusCode::UNAUTHORIZED, "{r:?}");
+    // And a revoked passkey signs in no more.
+    let c = sign_in_challenge(&s).await;
+    let again = sign(&mut alice, &c, ORIGIN, true).await;
+    let r = page_call(
+        &s,
+        "POST",
+        "/app/sign-in/passkey",
+        None,
+        None,
+        finish(&c, again),
+    )
+    .await;
+    assert_eq!(json_of(&r.2)["error"]["code"], "passkey_revoked", "{r:?}");
+
+    let audit = s.db.audit_entries().await.unwrap();
+    let opened: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "session.create" && e.actor.starts_with("member:"))
+        .map(|e| e.outcome.as_str())
+        .collect();
+    assert_eq!(opened, ["refused", "refused", "ok"], "{opened:?}");
+}
+
+#[tokio::test]
+async fn members_sign_in_with_a_passkey_and_mint_from_the_dashboard_on_sqlite() {
+    members_sign_in_with_a_passkey_and_mint_from_the_dashboard(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn members_sign_in_with_a_passkey_and_mint_from_the_dashboard_on_postgres() {
+    members_sign_in_with_a_passkey_and_mint_from_the_dashboard(Kind::Postgres).await;
+}
+
 #[tokio::test]
 async fn each_member_is_capped_on_sqlite() {
     each_member_is_capped(Kind::Sqlite).await;

@@ -1,29 +1,79 @@
-//! API keys → callers: who is asking, for which tenant, with which scopes.
+//! Callers: who is asking (an API key, or a member signed in with a passkey), for which
+//! tenant, with which scopes.
 
 use pixseal_store::{ApiKey, DbError, Scope, Tenant};
 
 use crate::{Actor, Outcome, Result, ServiceError, Services};
 
-/// A caller authenticated by a valid API key.
+/// What a member signed in to the dashboard with a passkey may do: what the dashboard's pages
+/// do (see, upload, delete photos; mint and manage codes), never the account's administration.
+pub const MEMBER_SCOPES: [Scope; 4] = [
+    Scope::ArtifactsRead,
+    Scope::ArtifactsWrite,
+    Scope::ArtifactsDelete,
+    Scope::Codes,
+];
+
+/// An authenticated caller: an API key ([`Actor::ApiKey`]) or a member's passkey session
+/// ([`Actor::Member`]).
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub key: ApiKey,
+    pub tenant: Tenant,
+    pub scopes: Vec<Scope>,
+    actor: Actor,
 }
 
 impl Caller {
-    /// The caller's tenant, when its key holds `scope` (`admin` holds every scope).
+    /// The caller holding this (valid) API key.
+    pub fn with_key(key: ApiKey) -> Caller {
+        Caller {
+            tenant: key.tenant,
+            scopes: key.scopes,
+            actor: Actor::ApiKey(key.id),
+        }
+    }
+
+    /// A member of `tenant`, proven by one of their passkeys.
+    pub fn member(member_id: String, tenant: Tenant) -> Caller {
+        Caller {
+            tenant,
+            scopes: MEMBER_SCOPES.to_vec(),
+            actor: Actor::Member(member_id),
+        }
+    }
+
+    /// Whether the caller holds `scope` (`admin` holds every scope).
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes
+            .iter()
+            .any(|s| *s == scope || *s == Scope::Admin)
+    }
+
+    /// The caller's tenant, when it holds `scope`.
     pub fn require(&self, scope: Scope) -> Result<&Tenant> {
-        if self.key.has_scope(scope) {
-            Ok(&self.key.tenant)
+        if self.has_scope(scope) {
+            Ok(&self.tenant)
         } else {
+            let who = match self.actor {
+                Actor::Member(_) => "a member's session",
+                _ => "this API key",
+            };
             Err(ServiceError::forbidden(format!(
-                "this API key lacks the {scope} scope"
+                "{who} lacks the {scope} scope"
             )))
         }
     }
 
     pub fn actor(&self) -> Actor {
-        Actor::ApiKey(self.key.id.clone())
+        self.actor.clone()
+    }
+
+    /// The member, when the caller is one (a passkey session).
+    pub fn member_id(&self) -> Option<&str> {
+        match &self.actor {
+            Actor::Member(id) => Some(id),
+            _ => None,
+        }
     }
 }
 
@@ -32,7 +82,7 @@ impl Services {
     /// was tried on) and refused.
     pub async fn authenticate(&self, secret: &str, route: &str) -> Result<Caller> {
         match self.db.api_key_by_secret(secret).await {
-            Ok(key) => Ok(Caller { key }),
+            Ok(key) => Ok(Caller::with_key(key)),
             Err(DbError::NotFound) => {
                 self.audit_detail(
                     &Actor::Anonymous,

@@ -252,10 +252,10 @@ pub struct CodeSignature {
     pub rp_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, value_type = Object)]
-    pub assertion: Option<pixseal_codes::passkey::CodeAssertion>,
+    pub assertion: Option<pixseal_codes::passkey::PasskeyAssertion>,
 }
 
-/// What a passkey-signed code's verification checks (pixseal-codes `CodeAssertion::check`).
+/// What a passkey-signed code's verification checks (pixseal-codes `PasskeyAssertion::check`).
 const PASSKEY_CHECKS: [&str; 7] = [
     "signature",
     "type",
@@ -456,7 +456,7 @@ impl Services {
         actor: &Actor,
         req: IssueRequest,
     ) -> Result<IssuedCode> {
-        let res = self.issue_inner(tenant, req).await;
+        let res = self.issue_inner(tenant, actor, req).await;
         match &res {
             Ok(v) => {
                 let detail = format!("level={} device_signed={}", v.level, v.device_signed);
@@ -471,7 +471,12 @@ impl Services {
         res
     }
 
-    async fn issue_inner(&self, tenant: &Tenant, req: IssueRequest) -> Result<IssuedCode> {
+    async fn issue_inner(
+        &self,
+        tenant: &Tenant,
+        actor: &Actor,
+        req: IssueRequest,
+    ) -> Result<IssuedCode> {
         let now = self.clock.now_ms();
         let msg = message_hash(&req.message, &req.message_sha256)?;
         let recipient = check_recipient(&req.recipient)?;
@@ -489,7 +494,14 @@ impl Services {
                     "with presence, the code and its expiry come from the presence challenge: send no code, expires_at, signature or ttl_days",
                 ));
             }
-            let m = self.check_presence(tenant, proof, &msg, recipient).await?;
+            // A member signed in to the dashboard mints with their own passkeys only.
+            let member = match actor {
+                Actor::Member(id) => Some(id.as_str()),
+                _ => None,
+            };
+            let m = self
+                .check_presence(tenant, member, proof, &msg, recipient)
+                .await?;
             let out = (m.code, m.expires_ms, None);
             by_passkey = Some(m);
             out
@@ -732,7 +744,7 @@ impl Services {
             let stored: serde_json::Value = serde_json::from_str(a).unwrap_or_default();
             let rp_id = stored["rp_id"].as_str().unwrap_or_default().to_string();
             let Ok(assertion) =
-                serde_json::from_value::<pixseal_codes::passkey::CodeAssertion>(stored)
+                serde_json::from_value::<pixseal_codes::passkey::PasskeyAssertion>(stored)
             else {
                 return Ok(None);
             };

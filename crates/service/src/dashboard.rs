@@ -1,6 +1,6 @@
-//! The dashboard's workflows: an API key exchanged for a server-side session (the browser holds
-//! only a random token; the database only its SHA-256), the session's caller, its CSRF token,
-//! and the gallery read a page at a time.
+//! The dashboard's workflows: an API key (or a member's passkey, `passkeys.rs`) exchanged for a
+//! server-side session (the browser holds only a random token; the database only its SHA-256),
+//! the session's caller, its CSRF token, and the gallery read a page at a time.
 
 use pixseal_store::{DbError, PageAfter, Scope};
 use serde::Serialize;
@@ -8,10 +8,38 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::artifacts::ArtifactView;
-use crate::{Caller, Outcome, Result, ServiceError, Services};
+use crate::{Actor, Caller, Outcome, Result, ServiceError, Services};
 
 /// The most artifacts one gallery page holds.
 pub const MAX_PAGE: u32 = 100;
+
+/// Whose a session is, told by its token's prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionKind {
+    /// Opened with an API key.
+    Key,
+    /// Opened by a member with a passkey.
+    Member,
+}
+
+impl SessionKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            SessionKind::Key => "pxs_",
+            SessionKind::Member => "pxm_",
+        }
+    }
+
+    /// The kind of a well-formed token (a prefix and 64 lowercase hex digits), else `None`.
+    fn of(token: &str) -> Option<SessionKind> {
+        let kind = [SessionKind::Key, SessionKind::Member]
+            .into_iter()
+            .find(|k| token.starts_with(k.prefix()))?;
+        let rest = &token[4..];
+        (rest.len() == 64 && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then_some(kind)
+    }
+}
 
 /// A new session: the token the browser keeps (in an HttpOnly cookie) and how long it lasts.
 pub struct Session {
@@ -66,53 +94,77 @@ impl Services {
     pub async fn sign_in(&self, secret: &str) -> Result<(Caller, Session)> {
         let caller = self.authenticate(secret, "/app/sign-in").await?;
         caller.require(Scope::ArtifactsRead)?;
-        let mut raw = [0u8; 32];
-        getrandom::fill(&mut raw)
-            .map_err(|e| ServiceError::internal(format!("OS randomness: {e}")))?;
-        let token = format!("pxs_{}", hex::encode(raw));
-        let minutes =
-            i64::try_from(self.config.session_minutes.clamp(1, 60 * 24 * 30)).unwrap_or(60);
-        let now = self.clock.now_ms();
+        let Actor::ApiKey(key_id) = caller.actor() else {
+            return Err(ServiceError::internal(
+                "an API key's caller without its key",
+            ));
+        };
+        let (token, now, expires_ms, max_age_secs) = self.new_session(SessionKind::Key)?;
         self.db
-            .create_web_session(
-                &token,
-                &caller.key.id,
-                now,
-                now.saturating_add(minutes * 60_000),
-            )
+            .create_web_session(&token, &key_id, now, expires_ms)
             .await?;
-        self.audit(
-            &caller.actor(),
-            "session.create",
-            &caller.key.id,
-            Outcome::Ok,
-        )
-        .await;
+        self.audit(&caller.actor(), "session.create", &key_id, Outcome::Ok)
+            .await;
         Ok((
             caller,
             Session {
                 token,
-                max_age_secs: minutes * 60,
+                max_age_secs,
             },
         ))
     }
 
-    /// The caller of a live session: its key must still be valid (revoking the key ends it).
+    /// A new session's token (`pxs_` for an API key's, `pxm_` for a member's, then 64 hex
+    /// digits of OS randomness), its start and end, and its length in seconds.
+    pub(crate) fn new_session(&self, kind: SessionKind) -> Result<(String, i64, i64, i64)> {
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw)
+            .map_err(|e| ServiceError::internal(format!("OS randomness: {e}")))?;
+        let token = format!("{}{}", kind.prefix(), hex::encode(raw));
+        let minutes =
+            i64::try_from(self.config.session_minutes.clamp(1, 60 * 24 * 30)).unwrap_or(60);
+        let now = self.clock.now_ms();
+        Ok((
+            token,
+            now,
+            now.saturating_add(minutes * 60_000),
+            minutes * 60,
+        ))
+    }
+
+    /// The caller of a live session: an API key's (revoking the key ends it) or a member's
+    /// (revoking the passkey it was opened with ends it).
     pub async fn session_caller(&self, token: &str) -> Result<Caller> {
-        if !token.starts_with("pxs_") || token.len() != 68 {
-            return Err(ServiceError::Unauthorized("no session, or it ended"));
-        }
-        match self.db.web_session_key(token, self.clock.now_ms()).await {
-            Ok(key) => Ok(Caller { key }),
-            Err(DbError::NotFound) => Err(ServiceError::Unauthorized("no session, or it ended")),
+        let ended = || ServiceError::Unauthorized("no session, or it ended");
+        let kind = SessionKind::of(token).ok_or_else(ended)?;
+        let now = self.clock.now_ms();
+        let found = match kind {
+            SessionKind::Key => self
+                .db
+                .web_session_key(token, now)
+                .await
+                .map(Caller::with_key),
+            SessionKind::Member => self
+                .db
+                .member_session(token, now)
+                .await
+                .map(|m| Caller::member(m.member_id, m.tenant)),
+        };
+        match found {
+            Ok(caller) => Ok(caller),
+            Err(DbError::NotFound) => Err(ended()),
             Err(e) => Err(e.into()),
         }
     }
 
     /// End a session.
     pub async fn sign_out(&self, caller: &Caller, token: &str) -> Result<()> {
-        self.db.delete_web_session(token).await?;
-        self.audit(&caller.actor(), "session.end", &caller.key.id, Outcome::Ok)
+        match SessionKind::of(token) {
+            Some(SessionKind::Member) => self.db.delete_member_session(token).await?,
+            _ => self.db.delete_web_session(token).await?,
+        };
+        let actor = caller.actor();
+        self.audit(&actor, "session.end", &actor.to_string(), Outcome::Ok)
             .await;
         Ok(())
     }
@@ -160,6 +212,26 @@ mod tests {
         assert!(!csrf_matches(&a, &csrf_token(&b)));
         assert!(!csrf_matches(&a, ""));
         assert_eq!(csrf_token(&a).len(), 32);
+    }
+
+    #[test]
+    fn session_tokens_say_whose_they_are() {
+        let hex = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            SessionKind::of(&format!("pxs_{hex}")),
+            Some(SessionKind::Key)
+        );
+        assert_eq!(
+            SessionKind::of(&format!("pxm_{hex}")),
+            Some(SessionKind::Member)
+        );
+        assert_eq!(SessionKind::of(&format!("pxk_{hex}")), None);
+        assert_eq!(SessionKind::of(&format!("pxm_{}", &hex[1..])), None);
+        assert_eq!(
+            SessionKind::of(&format!("pxm_{}", hex.to_uppercase())),
+            None
+        );
+        assert_eq!(SessionKind::of("pxm_"), None);
     }
 
     #[test]

@@ -223,9 +223,8 @@ impl Services {
         }
         let r = self.db.receipt(id).await?;
         let owner = caller.filter(|c| {
-            c.key.tenant.id == r.tenant_id
-                && (c.key.has_scope(Scope::ArtifactsRead)
-                    || c.key.has_scope(Scope::ArtifactsDelete))
+            c.tenant.id == r.tenant_id
+                && (c.has_scope(Scope::ArtifactsRead) || c.has_scope(Scope::ArtifactsDelete))
         });
         if let Some(c) = owner {
             self.audit(&c.actor(), "receipt.read", &r.receipt_id, Outcome::Ok)

@@ -7,7 +7,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use pixseal_codes::passkey::{
-    self, CodeAssertion, PasskeyError, PasskeyKey, PasskeyPolicy, aaguid_text, parse_aaguid,
+    self, PasskeyAssertion, PasskeyError, PasskeyKey, PasskeyPolicy, aaguid_text, parse_aaguid,
 };
 use pixseal_codes::{MessageCode, SignedCode, recipient_sha256};
 use pixseal_store::{Ceremony, CeremonyKind, DbError, Member, PasskeyRow, Presence, Tenant, meta};
@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::clock::DAY_MS;
+use crate::dashboard::{Session, SessionKind};
 use crate::pickup::{new_token, token_hash};
-use crate::{Actor, Outcome, Result, ServiceError, Services};
+use crate::{Actor, Caller, Outcome, Result, ServiceError, Services};
 
 /// How long an enrollment token is good for.
 const ENROLLMENT_MS: i64 = DAY_MS;
@@ -38,7 +39,7 @@ pub struct Enrollment {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationRequest {
-    /// The one-time token from `pixseal member add`.
+    /// The one-time token from `pixseal codes enroll`.
     pub enrollment_token: String,
 }
 
@@ -129,7 +130,25 @@ pub struct PresenceProof {
     pub code: String,
     /// The `PublicKeyCredential` (`toJSON()`) the authenticator returned.
     #[schema(value_type = Object)]
-    pub credential: CodeAssertion,
+    pub credential: PasskeyAssertion,
+}
+
+/// Options for a dashboard sign-in with a passkey (`navigator.credentials.get`): any of this
+/// site's discoverable passkeys may answer; the one chosen says whose account it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignInChallenge {
+    /// Send back with the assertion.
+    pub sign_in_id: String,
+    /// `PublicKeyCredentialRequestOptionsJSON`.
+    pub public_key: serde_json::Value,
+}
+
+/// A sign-in's answer: the challenge's id and the assertion.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInProof {
+    pub sign_in_id: String,
+    pub credential: PasskeyAssertion,
 }
 
 /// A code minted with a passkey, as checked here.
@@ -380,6 +399,11 @@ impl Services {
         Ok(view(&row, &member.name))
     }
 
+    /// A member's name (shown to them on the dashboard).
+    pub async fn member_name(&self, id: &str) -> Result<String> {
+        Ok(self.db.member(id).await?.name)
+    }
+
     /// The account's members and their passkeys.
     pub async fn members(&self, tenant: &Tenant) -> Result<Members> {
         let account = self.db.code_account(&tenant.id).await?;
@@ -436,10 +460,12 @@ impl Services {
     }
 
     /// Start minting a code with a person present: the code and its expiry are fixed now, and
-    /// the authenticator is asked to sign their SHA-256.
+    /// the authenticator is asked to sign their SHA-256 — with any of the account's passkeys,
+    /// or, for a member signed in to the dashboard, with one of `member`'s.
     pub async fn begin_presence(
         &self,
         tenant: &Tenant,
+        member: Option<&str>,
         req: PresenceRequest,
     ) -> Result<PresenceChallenge> {
         let now = self.clock.now_ms();
@@ -458,12 +484,18 @@ impl Services {
             .passkeys(&tenant.id)
             .await?
             .into_iter()
-            .filter(|k| k.revoked_at.is_none())
+            .filter(|k| k.revoked_at.is_none() && member.is_none_or(|m| k.member_id == m))
             .collect();
         if active.is_empty() {
+            let message = match member {
+                Some(_) => "you have no passkey left: ask for a new enrollment",
+                None => {
+                    "this account has no passkey: enroll a member (pixseal codes enroll) and register one"
+                }
+            };
             return Err(ServiceError::Forbidden {
                 code: "no_passkey",
-                message: "this account has no passkey: enroll a member (pixseal member add) and register one".into(),
+                message: message.into(),
             });
         }
         let code = MessageCode::random().map_err(|e| ServiceError::internal(e.to_string()))?;
@@ -509,11 +541,12 @@ impl Services {
     }
 
     /// Check a presence proof for the code `msg`/`recipient` describe: the challenge taken
-    /// (once), the passkey the account's and unrevoked, the assertion signed over exactly this
-    /// code's data with UV, its counter moved forward.
+    /// (once), the passkey the account's (`member`'s, when given) and unrevoked, the assertion
+    /// signed over exactly this code's data with UV, its counter moved forward.
     pub(crate) async fn check_presence(
         &self,
         tenant: &Tenant,
+        member: Option<&str>,
         proof: &PresenceProof,
         msg: &str,
         recipient: &str,
@@ -546,10 +579,14 @@ impl Services {
             .db
             .passkey(&cred_id)
             .await?
-            .filter(|k| k.tenant_id == tenant.id)
+            .filter(|k| k.tenant_id == tenant.id && member.is_none_or(|m| k.member_id == m))
             .ok_or_else(|| ServiceError::Forbidden {
                 code: "passkey_unknown",
-                message: "this passkey is not registered with the account".into(),
+                message: match member {
+                    Some(_) => "this passkey is not one of yours",
+                    None => "this passkey is not registered with the account",
+                }
+                .into(),
             })?;
         if key_row.revoked_at.is_some() {
             return Err(ServiceError::Forbidden {
@@ -588,6 +625,117 @@ impl Services {
             passkey_id: key_row.id,
             assertion,
         })
+    }
+}
+
+impl Services {
+    /// Start a dashboard sign-in with a passkey: a random challenge, remembered (once) for the
+    /// ceremony's five minutes.
+    pub async fn begin_sign_in(&self) -> Result<SignInChallenge> {
+        let mut challenge = [0u8; 32];
+        getrandom::fill(&mut challenge)
+            .map_err(|e| ServiceError::internal(format!("OS randomness: {e}")))?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = self.clock.now_ms();
+        self.db
+            .insert_sign_in(&id, &hex::encode(challenge), now + CEREMONY_MS)
+            .await?;
+        let policy = self.passkey_policy()?;
+        Ok(SignInChallenge {
+            sign_in_id: id,
+            public_key: serde_json::json!({
+                "challenge": B64URL.encode(challenge),
+                "rpId": policy.rp_id,
+                "allowCredentials": [],
+                "userVerification": "required",
+                "timeout": CEREMONY_MS,
+            }),
+        })
+    }
+
+    /// Finish a sign-in: the challenge taken (once), the passkey known and unrevoked, the
+    /// assertion checked (origin, RP ID, UV, counter); a member's session of
+    /// `[server].session_minutes` bound to that passkey.
+    pub async fn finish_sign_in(&self, proof: &SignInProof) -> Result<(Caller, Session)> {
+        let now = self.clock.now_ms();
+        let challenge = self
+            .db
+            .take_sign_in(&proof.sign_in_id, now)
+            .await?
+            .ok_or_else(|| ServiceError::Forbidden {
+                code: "sign_in_unknown",
+                message:
+                    "no such sign-in under way: it finished, expired or never began; start again"
+                        .into(),
+            })?;
+        let challenge: [u8; 32] = hex::decode(&challenge)
+            .ok()
+            .and_then(|c| c.try_into().ok())
+            .ok_or_else(|| ServiceError::internal("stored sign-in challenge is malformed"))?;
+        let cred_id = B64URL.encode(proof.credential.credential_id().map_err(passkey_refused)?);
+        let key_row = self
+            .db
+            .passkey(&cred_id)
+            .await?
+            .ok_or_else(|| ServiceError::Forbidden {
+                code: "passkey_unknown",
+                message: "this passkey is not registered here".into(),
+            })?;
+        if key_row.revoked_at.is_some() {
+            return Err(ServiceError::Forbidden {
+                code: "passkey_revoked",
+                message: "this passkey was revoked".into(),
+            });
+        }
+        let actor = Actor::Member(key_row.member_id.clone());
+        let key = PasskeyKey::parse(&key_row.public_key)
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
+        let stored = u32::try_from(key_row.sign_count).unwrap_or(u32::MAX);
+        let policy = self.passkey_policy()?;
+        let checked = match proof.credential.check(&policy, &key, &challenge, stored) {
+            Ok(c) => c,
+            Err(e) => {
+                self.audit_detail(
+                    &actor,
+                    "session.create",
+                    &key_row.id,
+                    Outcome::Refused,
+                    e.code(),
+                )
+                .await;
+                return Err(passkey_refused(e));
+            }
+        };
+        if !self
+            .db
+            .advance_passkey(&key_row.id, i64::from(checked.sign_count))
+            .await?
+        {
+            return Err(passkey_refused(PasskeyError::Counter {
+                stored,
+                got: checked.sign_count,
+            }));
+        }
+        let tenant = self.db.tenant(&key_row.tenant_id).await?;
+        let (token, now, expires_ms, max_age_secs) = self.new_session(SessionKind::Member)?;
+        self.db
+            .create_member_session(&token, &key_row.id, now, expires_ms)
+            .await?;
+        self.audit_detail(
+            &actor,
+            "session.create",
+            &key_row.id,
+            Outcome::Ok,
+            "passkey",
+        )
+        .await;
+        Ok((
+            Caller::member(key_row.member_id, tenant),
+            Session {
+                token,
+                max_age_secs,
+            },
+        ))
     }
 }
 

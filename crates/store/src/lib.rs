@@ -30,7 +30,7 @@ pub use licenses::{LicenseDevice, LicenseRow, SeatClaim};
 pub use meta::{ApiKey, Artifact, Db, DbError, DbKind, ProofManifest, ProofRecord, Tenant};
 pub use passkeys::{Ceremony, CeremonyKind, Member, PasskeyRow, Presence};
 pub use pickups::{Pickup, PickupClaim};
-pub use sessions::PageAfter;
+pub use sessions::{MemberSession, PageAfter};
 pub use states::{
     ArtifactState, DeletionReason, DeviceState, PickupState, ProofStatus, Scope, UnknownValue,
 };

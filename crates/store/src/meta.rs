@@ -379,6 +379,16 @@ impl Db {
         Ok(t)
     }
 
+    pub async fn tenant(&self, id: &str) -> Result<Tenant, DbError> {
+        let r = sqlx::query(
+            "SELECT id, name, region, retention_days, created_at FROM tenants WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(tenant_from(&r)?)
+    }
+
     pub async fn tenant_by_name(&self, name: &str) -> Result<Tenant, DbError> {
         let r = sqlx::query(
             "SELECT id, name, region, retention_days, created_at FROM tenants WHERE name = $1",

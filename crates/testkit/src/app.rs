@@ -38,7 +38,24 @@ impl TestApp {
 
     /// [`TestApp::spawn`], with `adjust` applied to the opened state before it serves (to
     /// wrap a part, e.g. the receipt signer, in something a test observes).
-    pub async fn spawn_adjusted(mut config: Config, adjust: impl FnOnce(&mut AppState)) -> TestApp {
+    pub async fn spawn_adjusted(config: Config, adjust: impl FnOnce(&mut AppState)) -> TestApp {
+        Self::spawn_on(config, Self::listener().await, adjust).await
+    }
+
+    /// A loopback port to serve on, bound before the service opens (so its configuration
+    /// can name it, as `[server].public_url` does in a deployment).
+    pub async fn listener() -> tokio::net::TcpListener {
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port")
+    }
+
+    /// [`TestApp::spawn_adjusted`] on `listener`.
+    pub async fn spawn_on(
+        mut config: Config,
+        listener: tokio::net::TcpListener,
+        adjust: impl FnOnce(&mut AppState),
+    ) -> TestApp {
         let data = tempfile::tempdir().expect("temporary data directory");
         config.data_dir = data.path().to_path_buf();
         let tls = config.server.tls();
@@ -46,9 +63,6 @@ impl TestApp {
             .await
             .unwrap_or_else(|e| panic!("opening the service: {e}"));
         adjust(&mut state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback port");
         let addr = listener.local_addr().expect("bound address");
         let url = if tls {
             format!("https://localhost:{}", addr.port())

@@ -45,11 +45,13 @@ pub struct LogEntry {
     pub message: String,
 }
 
-/// ChromeDriver's endpoints beyond the W3C set: the console log and DevTools commands.
+/// ChromeDriver's endpoints beyond the W3C set: the console log, DevTools commands, and
+/// WebAuthn's virtual authenticators (W3C WebAuthn §11: a path under the session, a body).
 #[derive(Debug)]
 enum Extension {
     Log,
     Cdp(&'static str, Value),
+    WebAuthn(http::Method, String, Option<Value>),
 }
 
 impl WebDriverCompatibleCommand for Extension {
@@ -62,6 +64,9 @@ impl WebDriverCompatibleCommand for Extension {
         match self {
             Extension::Log => base.join(&format!("session/{session}/se/log")),
             Extension::Cdp(..) => base.join(&format!("session/{session}/goog/cdp/execute")),
+            Extension::WebAuthn(_, path, _) => {
+                base.join(&format!("session/{session}/webauthn/{path}"))
+            }
         }
     }
 
@@ -69,6 +74,9 @@ impl WebDriverCompatibleCommand for Extension {
         let body = match self {
             Extension::Log => json!({"type": "browser"}),
             Extension::Cdp(cmd, params) => json!({"cmd": cmd, "params": params}),
+            Extension::WebAuthn(method, _, body) => {
+                return (method.clone(), body.as_ref().map(Value::to_string));
+            }
         };
         (http::Method::POST, Some(body.to_string()))
     }
@@ -122,6 +130,57 @@ impl Browser {
             .issue_cmd(Extension::Cdp("Emulation.setEmulatedMedia", params))
             .await
             .expect("colour-scheme emulation");
+    }
+
+    /// A virtual authenticator for this browser, as a phone or laptop has built in: CTAP2,
+    /// internal transport, discoverable credentials, user verification that succeeds (Face ID
+    /// said yes) and presence given without a touch. Its id.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let options = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        });
+        let v = self
+            .client
+            .issue_cmd(Extension::WebAuthn(
+                http::Method::POST,
+                "authenticator".into(),
+                Some(options),
+            ))
+            .await
+            .expect("a virtual authenticator (WebDriver WebAuthn extension)");
+        v.as_str().expect("an authenticator id").to_string()
+    }
+
+    /// Whether the virtual authenticator's user verification succeeds from now on.
+    pub async fn set_user_verified(&self, authenticator: &str, verified: bool) {
+        self.client
+            .issue_cmd(Extension::WebAuthn(
+                http::Method::POST,
+                format!("authenticator/{authenticator}/uv"),
+                Some(json!({"isUserVerified": verified})),
+            ))
+            .await
+            .expect("setting user verification");
+    }
+
+    /// The credentials the virtual authenticator holds (`credentialId`, `rpId`,
+    /// `isResidentCredential`, `signCount`…).
+    pub async fn virtual_credentials(&self, authenticator: &str) -> Vec<Value> {
+        let v = self
+            .client
+            .issue_cmd(Extension::WebAuthn(
+                http::Method::GET,
+                format!("authenticator/{authenticator}/credentials"),
+                None,
+            ))
+            .await
+            .expect("the authenticator's credentials");
+        v.as_array().cloned().unwrap_or_default()
     }
 
     /// The console entries since the last call (ChromeDriver empties the log as it is read).

@@ -46,7 +46,7 @@ fn session_token(s: &AppState, headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn set_cookie(s: &AppState, value: &str, max_age: i64) -> HeaderValue {
+pub(super) fn set_cookie(s: &AppState, value: &str, max_age: i64) -> HeaderValue {
     let secure = if s.config.tls() { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Strict{secure}",
@@ -56,12 +56,12 @@ fn set_cookie(s: &AppState, value: &str, max_age: i64) -> HeaderValue {
 }
 
 /// The signed-in caller and its session token.
-struct Signed {
-    caller: Caller,
-    token: String,
+pub(super) struct Signed {
+    pub caller: Caller,
+    pub token: String,
 }
 
-async fn signed_in(s: &AppState, headers: &HeaderMap) -> Result<Signed, ApiError> {
+pub(super) async fn signed_in(s: &AppState, headers: &HeaderMap) -> Result<Signed, ApiError> {
     let token = session_token(s, headers).ok_or_else(|| ApiError::unauthorized("not signed in"))?;
     let caller = s.session_caller(&token).await?;
     Ok(Signed { caller, token })
@@ -70,7 +70,11 @@ async fn signed_in(s: &AppState, headers: &HeaderMap) -> Result<Signed, ApiError
 /// A state change must come from this site's pages: its session's CSRF token (header
 /// `X-CSRF-Token` or the form's `csrf` field), and, when the browser says where it comes from,
 /// from this origin.
-fn same_site(headers: &HeaderMap, token: &str, given: Option<&str>) -> Result<(), ApiError> {
+pub(super) fn same_site(
+    headers: &HeaderMap,
+    token: &str,
+    given: Option<&str>,
+) -> Result<(), ApiError> {
     let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     let given = given.or_else(|| headers.get("x-csrf-token").and_then(|v| v.to_str().ok()));
     if site.is_some_and(|v| v != "same-origin") || !given.is_some_and(|g| csrf_matches(token, g)) {
@@ -83,7 +87,7 @@ fn same_site(headers: &HeaderMap, token: &str, given: Option<&str>) -> Result<()
     Ok(())
 }
 
-fn see_other(to: &str) -> Response {
+pub(super) fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response()
 }
 
@@ -108,19 +112,23 @@ pub async fn home(
         Ok(v) => v,
         Err(_) => return sign_in_page(StatusCode::OK, None),
     };
-    let tenant = signed.caller.key.tenant.id.clone();
+    let tenant = signed.caller.tenant.id.clone();
     let shown = async {
         let p = s
             .artifacts_page(&signed.caller, q.cursor.as_deref(), PAGE)
             .await?;
         let seats = s.seats_of(&tenant).await?;
-        Ok::<_, ServiceError>((p, seats))
+        let member = match signed.caller.member_id() {
+            Some(id) => Some(s.member_name(id).await?),
+            None => None,
+        };
+        Ok::<_, ServiceError>((p, seats, member))
     };
     match shown.await {
-        Ok((p, seats)) => page(
+        Ok((p, seats, member)) => page(
             StatusCode::OK,
             "Your photos",
-            gallery(&s, &signed, &p, &seats),
+            gallery(&s, &signed, member.as_deref(), &p, &seats),
         ),
         Err(e) => error_page(&ApiError::from(e)),
     }
@@ -287,12 +295,20 @@ fn sign_in_page(status: StatusCode, problem: Option<&str>) -> Response {
                     "you sign out, after a few hours, or when the key is revoked; your browser keeps "
                     "only the session, never the key." }
                 @if let Some(p) = problem { p.badge.bad role="alert" { (p) } }
+                div #passkey-sign-in-box.stack hidden {
+                    p { "Members of an account sign in with their passkey (face, fingerprint or device PIN):" }
+                    button #passkey-sign-in type="button" { "Sign in with a passkey" }
+                    p #passkey-status role="status" aria-live="polite" {}
+                    p.small { "No passkey yet? " a href="/enroll" { "Register one" } " with the enrollment token your administrator gave you." }
+                    p.small { "Or with an API key:" }
+                }
                 form.stack method="post" action="/app/sign-in" {
                     label for="key" { "API key" }
                     input #key type="password" name="key" required autocomplete="off" spellcheck="false";
                     button type="submit" { "Sign in" }
                 }
             }
+            script type="module" src="/assets/passkey.js" {}
         },
     )
 }
@@ -376,8 +392,14 @@ fn seats(list: &[Seats], csrf: &str, admin: bool) -> Markup {
     }
 }
 
-fn gallery(s: &AppState, signed: &Signed, p: &ArtifactPage, licenses: &[Seats]) -> Markup {
-    let tenant = &signed.caller.key.tenant;
+fn gallery(
+    s: &AppState,
+    signed: &Signed,
+    member: Option<&str>,
+    p: &ArtifactPage,
+    licenses: &[Seats],
+) -> Markup {
+    let tenant = &signed.caller.tenant;
     let csrf = csrf_token(&signed.token);
     let allowed = &s.config.retention_days_allowed;
     html! {
@@ -387,6 +409,8 @@ fn gallery(s: &AppState, signed: &Signed, p: &ArtifactPage, licenses: &[Seats]) 
                 p.eyebrow { "Signed in" }
                 h1 { (tenant.name) }
                 p.small { "Region " (tenant.region) ". Photos are stored sealed and shown only when you decrypt one." }
+                @if let Some(name) = member { p.small #signed-in-as { "Signed in with the passkey of " strong { (name) } "." } }
+                @if signed.caller.has_scope(Scope::Codes) { p { a #new-code href="/app/codes" { "New code" } } }
             }
             form method="post" action="/app/sign-out" {
                 input type="hidden" name="csrf" value=(csrf);
@@ -435,7 +459,7 @@ fn gallery(s: &AppState, signed: &Signed, p: &ArtifactPage, licenses: &[Seats]) 
             }
         }
         @if !licenses.is_empty() {
-            (seats(licenses, &csrf, signed.caller.key.has_scope(Scope::Admin)))
+            (seats(licenses, &csrf, signed.caller.has_scope(Scope::Admin)))
         }
         dialog #viewer aria-labelledby="viewer-title" {
             h2 #viewer-title { "Decrypted photo" }

@@ -5,6 +5,7 @@
 
 mod app;
 mod check;
+mod passkeys;
 mod proof;
 mod receipt;
 mod stamp;
@@ -33,6 +34,7 @@ const APP_JS: &str = include_str!("app.js");
 const VERIFY_JS: &str = include_str!("verify.js");
 const STAMP_JS: &str = include_str!("stamp.js");
 const POW_WORKER_JS: &str = include_str!("pow-worker.js");
+const PASSKEY_JS: &str = include_str!("passkey.js");
 const FAVICON: &str = include_str!("favicon.svg");
 
 /// The pages' routes (the API's rate limits and edge layers wrap them like every route).
@@ -57,6 +59,17 @@ pub fn routes() -> Router<AppState> {
             "/app/sign-out",
             post(app::sign_out).layer(DefaultBodyLimit::max(crate::body::JSON_BODY_LIMIT)),
         )
+        .route("/enroll", get(passkeys::enroll_form))
+        .route(
+            "/app/sign-in/passkey/options",
+            post(passkeys::sign_in_options),
+        )
+        .route("/app/sign-in/passkey", post(passkeys::sign_in))
+        .route(
+            "/app/codes",
+            get(passkeys::codes_form).post(passkeys::codes_issue),
+        )
+        .route("/app/codes/presence", post(passkeys::codes_presence))
         .route("/app/artifacts", post(app::upload))
         .route("/app/artifacts/{id}/content", get(app::content))
         .route("/app/artifacts/{id}/delete", post(app::delete))
@@ -70,6 +83,7 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/app.js", get(|| script(APP_JS)))
         .route("/assets/stamp.js", get(|| script(STAMP_JS)))
         .route("/assets/pow-worker.js", get(|| script(POW_WORKER_JS)))
+        .route("/assets/passkey.js", get(|| script(PASSKEY_JS)))
         .route("/assets/favicon.svg", get(icon))
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("content-security-policy"),

@@ -374,6 +374,9 @@ pub struct AssertionResponse {
     #[serde(rename = "clientDataJSON")]
     pub client_data_json: String,
     pub signature: String,
+    /// The user handle a discoverable passkey returns (base64url).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_handle: Option<String>,
 }
 
 /// What a checked assertion tells.

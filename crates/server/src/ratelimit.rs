@@ -343,7 +343,7 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
                     .to_string();
                 match state.services.authenticate(&token, &route).await {
                     Ok(caller) => {
-                        let key = format!("k:{}", caller.actor());
+                        let key = format!("k:{}", caller.id());
                         req.extensions_mut()
                             .insert(Authentication::Valid(Box::new(caller)));
                         limiter.check(&limiter.per_key, key).await

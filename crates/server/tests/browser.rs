@@ -996,7 +996,7 @@ async fn members_register_a_passkey_sign_in_and_create_a_code_in_a_browser() {
     // Sign in with it: no name typed, the passkey says whose account it is.
     b.client.goto(&format!("{site}/app")).await.unwrap();
     b.find("#passkey-sign-in").await.click().await.unwrap();
-    b.wait_until("document.getElementById('gallery') !== null")
+    b.wait_until("document.getElementById('signed-in-as') !== null")
         .await;
     let who = b.text("#signed-in-as").await;
     assert!(who.contains("alice"), "{who}");

@@ -21,6 +21,8 @@ use sha2::{Digest, Sha256};
 /// `[server].public_url` is 127.0.0.1 by default: passkeys are then made for `localhost`.
 const ORIGIN: &str = "http://localhost:8080";
 const RECIPIENT: &str = "Bob@Example.org";
+/// An integrating site's origin, for the tests that configure one.
+const PARTNER: &str = "http://partner.localhost:8080";
 
 struct TestServer(TestApp);
 
@@ -443,6 +445,8 @@ async fn page_call(
     }
     if !body.is_null() {
         r = r.json(&body);
+    } else if method == "POST" {
+        r = r.json(&json!({}));
     }
     let r = r.send().await.unwrap();
     let st = r.status();
@@ -486,7 +490,12 @@ async fn sign_in_challenge(s: &TestApp) -> Value {
 }
 
 async fn members_sign_in_with_a_passkey_and_mint_from_the_dashboard(kind: Kind) {
-    let s = spawn(kind).await;
+    // An integrating site trusted to mint codes (its page asks the member's passkey) is not
+    // trusted to open dashboard sessions.
+    let s = spawn_with(kind, |c| {
+        c.codes.passkey_origins = vec![ORIGIN.into(), PARTNER.into()];
+    })
+    .await;
     let admin = s.key("acme", "us", &["codes"]).await;
     let (mut alice, alice_key) = s.enroll("acme", "alice").await;
     let (mut carol, _) = s.enroll("acme", "carol").await;
@@ -522,7 +531,19 @@ async fn members_sign_in_with_a_passkey_and_mint_from_the_dashboard(kind: Kind) 
     )
     .await;
     assert_eq!(json_of(&r.2)["error"]["code"], "presence_origin", "{r:?}");
-    // Another site's page cannot sign a visitor in.
+    let c = sign_in_challenge(&s).await;
+    let partner = sign(&mut alice, &c, PARTNER, true).await;
+    let r = page_call(
+        &s,
+        "POST",
+        "/app/sign-in/passkey",
+        None,
+        None,
+        finish(&c, partner),
+    )
+    .await;
+    assert_eq!(json_of(&r.2)["error"]["code"], "presence_origin", "{r:?}");
+    // Another site's page cannot sign a visitor in, nor can a form (not JSON).
     let c = sign_in_challenge(&s).await;
     let good = sign(&mut alice, &c, ORIGIN, true).await;
     let cross = s
@@ -534,6 +555,15 @@ async fn members_sign_in_with_a_passkey_and_mint_from_the_dashboard(kind: Kind) 
         .await
         .unwrap();
     assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    let form = s
+        .client
+        .post(format!("{}/app/sign-in/passkey", s.url))
+        .header("content-type", "text/plain")
+        .body(finish(&c, good.clone()).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::FORBIDDEN);
 
     // Alice signs in: a member's session, in an HttpOnly cookie.
     let r = page_call(
@@ -563,6 +593,8 @@ async fn members_sign_in_with_a_passkey_and_mint_from_the_dashboard(kind: Kind) 
 
     let (st, _, home) = page_call(&s, "GET", "/app", Some(&session), None, Value::Null).await;
     assert_eq!(st, StatusCode::OK);
+    // A member's session mints codes; the account's photos are for its keys.
+    assert!(!home.contains(r#"id="gallery""#), "{home}");
     assert!(
         home.contains("Signed in with the passkey of <strong>alice</strong>"),
         "{home}"
@@ -630,6 +662,42 @@ async fn members_sign_in_with_a_passkey_and_mint_from_the_dashboard(kind: Kind) 
     )
     .await;
     assert_eq!(json_of(&r.2)["error"]["code"], "passkey_unknown", "{r:?}");
+    // Not from another site, even with the token; and never without the passkey, even where
+    // the account lets its API keys mint without one.
+    let cross = s
+        .client
+        .post(format!("{}/app/codes/presence", s.url))
+        .header("cookie", format!("pixseal_session={session}"))
+        .header("x-csrf-token", &csrf)
+        .header("sec-fetch-site", "cross-site")
+        .json(&target)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    let acme = s.db.tenant_by_name("acme").await.unwrap();
+    s.state
+        .services
+        .set_presence(
+            &acme,
+            Some(pixseal_store::Presence::Optional),
+            &pixseal_service::Actor::Cli,
+        )
+        .await
+        .unwrap();
+    let bare = json!({"message": "Meet at 10", "recipient": RECIPIENT});
+    let r = page_call(
+        &s,
+        "POST",
+        "/app/codes",
+        Some(&session),
+        Some(&csrf),
+        bare.clone(),
+    )
+    .await;
+    assert_eq!(json_of(&r.2)["error"]["code"], "presence_required", "{r:?}");
+    let (st, v) = s.call("POST", "/v1/codes", Some(&admin), bare).await;
+    assert_eq!(st, StatusCode::CREATED, "the account's key may: {v}");
     let c = presence().await;
     let by_alice = sign(&mut alice, &c, ORIGIN, true).await;
     let r = page_call(
@@ -656,8 +724,18 @@ async fn members_sign_in_with_a_passkey_and_mint_from_the_dashboard(kind: Kind) 
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["signature"]["kind"], "passkey", "{v}");
 
-    // A member's session does not administer the account (no seats, no API key business).
-    assert!(!home.contains("Deactivate"));
+    // Nor does it reach the photos or the administration.
+    let up = s
+        .client
+        .post(format!("{}/app/artifacts", s.url))
+        .header("cookie", format!("pixseal_session={session}"))
+        .header("x-csrf-token", &csrf)
+        .header("sec-fetch-site", "same-origin")
+        .body(vec![0u8; 16])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), StatusCode::FORBIDDEN);
     // Revoking the passkey ends the session it opened.
     let (st, v) = s
         .call(
@@ -701,10 +779,25 @@ async fn members_sign_in_with_a_passkey_and_mint_from_the_dashboard(kind: Kind) 
     let audit = s.db.audit_entries().await.unwrap();
     let opened: Vec<_> = audit
         .iter()
-        .filter(|e| e.action == "session.create" && e.actor.starts_with("member:"))
-        .map(|e| e.outcome.as_str())
+        .filter(|e| e.action == "session.create")
+        .map(|e| {
+            let who = e.actor.split(':').next().unwrap();
+            format!(
+                "{who} {} {}",
+                e.outcome,
+                e.detail.split('=').next().unwrap()
+            )
+        })
         .collect();
-    assert_eq!(opened, ["refused", "refused", "ok"], "{opened:?}");
+    let want = [
+        "member refused presence_not_verified",
+        "member refused presence_origin",
+        "member refused presence_origin",
+        "member ok passkey",
+        "anonymous refused sign_in_unknown",
+        "member refused passkey_revoked",
+    ];
+    assert_eq!(opened, want, "{opened:#?}");
 }
 
 #[tokio::test]

@@ -210,7 +210,7 @@ impl Services {
                 return Err(e);
             }
         };
-        let tenant = &plan.caller.tenant;
+        let tenant = plan.caller.tenant();
         let (expires_at, expires_ms) =
             pixseal_store::meta::at_ms(created_ms + plan.retention_days * DAY_MS);
         let out = &sealed.stamped;
@@ -276,8 +276,8 @@ impl Services {
         let (s, id, region, tenant_id) = (
             self.clone(),
             id.to_string(),
-            plan.caller.tenant.region.clone(),
-            plan.caller.tenant.id.clone(),
+            plan.caller.tenant().region.clone(),
+            plan.caller.tenant().id.clone(),
         );
         // The tenant's own master key, when it has one: looked up before any work is done.
         let keys = self.sealing_keys(&tenant_id, &region).await?;

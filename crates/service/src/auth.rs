@@ -5,21 +5,17 @@ use pixseal_store::{ApiKey, DbError, Scope, Tenant};
 
 use crate::{Actor, Outcome, Result, ServiceError, Services};
 
-/// What a member signed in to the dashboard with a passkey may do: what the dashboard's pages
-/// do (see, upload, delete photos; mint and manage codes), never the account's administration.
-pub const MEMBER_SCOPES: [Scope; 4] = [
-    Scope::ArtifactsRead,
-    Scope::ArtifactsWrite,
-    Scope::ArtifactsDelete,
-    Scope::Codes,
-];
+/// What a member signed in to the dashboard with a passkey may do: mint codes with their own
+/// passkey. Enrolling a member gives them presence for codes, not the account's photos (an API
+/// key with `artifacts:read` signs in to the gallery) nor its administration.
+pub const MEMBER_SCOPES: [Scope; 1] = [Scope::Codes];
 
 /// An authenticated caller: an API key ([`Actor::ApiKey`]) or a member's passkey session
 /// ([`Actor::Member`]).
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub tenant: Tenant,
-    pub scopes: Vec<Scope>,
+    tenant: Tenant,
+    scopes: Vec<Scope>,
     actor: Actor,
 }
 
@@ -39,6 +35,19 @@ impl Caller {
             tenant,
             scopes: MEMBER_SCOPES.to_vec(),
             actor: Actor::Member(member_id),
+        }
+    }
+
+    /// The caller's tenant, whatever its scopes (for what every caller may see of its own).
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    /// The API key's or the member's id (the actor without its kind).
+    pub fn id(&self) -> &str {
+        match &self.actor {
+            Actor::ApiKey(id) | Actor::Member(id) => id,
+            _ => "",
         }
     }
 

@@ -505,7 +505,9 @@ impl Services {
             let out = (m.code, m.expires_ms, None);
             by_passkey = Some(m);
             out
-        } else if self.presence_required(account.presence) {
+        } else if matches!(actor, Actor::Member(_)) || self.presence_required(account.presence) {
+            // A member's session mints only with the member's passkey, whatever the account's
+            // setting: it holds nothing else that could vouch for the code.
             return Err(ServiceError::Forbidden {
                 code: "presence_required",
                 message: "minting needs a member present: POST /v1/codes/presence, sign its challenge with a passkey, send the assertion as presence".into(),

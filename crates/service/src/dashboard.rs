@@ -163,8 +163,7 @@ impl Services {
             Some(SessionKind::Member) => self.db.delete_member_session(token).await?,
             _ => self.db.delete_web_session(token).await?,
         };
-        let actor = caller.actor();
-        self.audit(&actor, "session.end", &actor.to_string(), Outcome::Ok)
+        self.audit(&caller.actor(), "session.end", caller.id(), Outcome::Ok)
             .await;
         Ok(())
     }

@@ -223,7 +223,7 @@ impl Services {
         }
         let r = self.db.receipt(id).await?;
         let owner = caller.filter(|c| {
-            c.tenant.id == r.tenant_id
+            c.tenant().id == r.tenant_id
                 && (c.has_scope(Scope::ArtifactsRead) || c.has_scope(Scope::ArtifactsDelete))
         });
         if let Some(c) = owner {

@@ -23,6 +23,8 @@ use crate::{Actor, Caller, Outcome, Result, ServiceError, Services};
 const ENROLLMENT_MS: i64 = DAY_MS;
 /// How long a ceremony waits for the authenticator (WebAuthn's usual 5 minutes).
 const CEREMONY_MS: i64 = 300_000;
+/// Passkey sign-ins under way at once, over every address: each is a row for five minutes.
+pub const MAX_SIGN_INS: i64 = 10_000;
 
 /// A member enrolled (or re-enrolled) by an administrator.
 #[derive(Debug, Clone, Serialize)]
@@ -177,6 +179,65 @@ pub(crate) fn passkey_refused(e: PasskeyError) -> ServiceError {
     }
 }
 
+/// The relying party passkeys are made for: `[codes].passkey_*`, else `[server].public_url`
+/// (`localhost` with the same port when that is an IP address, which WebAuthn refuses).
+pub fn passkey_policy(
+    public_url: &str,
+    codes: &pixseal_codes::CodesConfig,
+) -> std::result::Result<PasskeyPolicy, String> {
+    let public = public_url.trim_end_matches('/');
+    let (_, host, _) =
+        parts_of(public).ok_or_else(|| format!("server.public_url {public:?} has no host"))?;
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    let host = host.to_ascii_lowercase();
+    let rp_id = if !codes.passkey_rp_id.is_empty() {
+        codes.passkey_rp_id.to_ascii_lowercase()
+    } else if is_ip {
+        "localhost".to_string()
+    } else {
+        host.clone()
+    };
+    if !passkey::valid_rp_id(&rp_id) {
+        return Err(format!(
+            "passkey relying party {rp_id:?} is not a domain name"
+        ));
+    }
+    let origins = if !codes.passkey_origins.is_empty() {
+        codes.passkey_origins.clone()
+    } else {
+        vec![site_origin(public)]
+    };
+    Ok(PasskeyPolicy {
+        rp_id,
+        origins,
+        // Each checked when the configuration was loaded.
+        aaguids: codes
+            .passkey_aaguids
+            .iter()
+            .filter_map(|a| parse_aaguid(a))
+            .collect(),
+    })
+}
+
+/// The origin browsers give this site's pages (`[server].public_url`'s; `localhost` for an IP
+/// address, where WebAuthn works at all). Empty for a URL without a host (refused at start-up).
+fn site_origin(public_url: &str) -> String {
+    let Some((scheme, host, port)) = parts_of(public_url.trim_end_matches('/')) else {
+        return String::new();
+    };
+    // Browsers leave the scheme's default port out of an origin.
+    let port = match (scheme, port) {
+        ("https", ":443") | ("http", ":80") => "",
+        (_, p) => p,
+    };
+    let host = if host.parse::<std::net::IpAddr>().is_ok() {
+        "localhost".to_string()
+    } else {
+        host.to_ascii_lowercase()
+    };
+    format!("{scheme}://{host}{port}")
+}
+
 /// (scheme, host, ":port" or "") of a base URL.
 fn parts_of(url: &str) -> Option<(&str, &str, &str)> {
     let (scheme, rest) = url.split_once("://")?;
@@ -195,42 +256,18 @@ fn parts_of(url: &str) -> Option<(&str, &str, &str)> {
 }
 
 impl Services {
-    /// The relying party passkeys are made for: `[codes].passkey_*`, else `[server].public_url`.
-    pub fn passkey_policy(&self) -> Result<PasskeyPolicy> {
-        let public = self.config.public_url.trim_end_matches('/');
-        let (scheme, host, port) = parts_of(public)
-            .ok_or_else(|| ServiceError::internal("server.public_url has no host"))?;
-        let is_ip = host.parse::<std::net::IpAddr>().is_ok();
-        let host = host.to_ascii_lowercase();
-        // Browsers leave the scheme's default port out of an origin.
-        let port = match (scheme, port) {
-            ("https", ":443") | ("http", ":80") => "",
-            (_, p) => p,
-        };
-        let rp_id = if !self.codes.passkey_rp_id.is_empty() {
-            self.codes.passkey_rp_id.to_ascii_lowercase()
-        } else if is_ip {
-            "localhost".to_string()
-        } else {
-            host.clone()
-        };
-        let origins = if !self.codes.passkey_origins.is_empty() {
-            self.codes.passkey_origins.clone()
-        } else if is_ip {
-            vec![format!("{scheme}://localhost{port}")]
-        } else {
-            vec![format!("{scheme}://{host}{port}")]
-        };
-        Ok(PasskeyPolicy {
-            rp_id,
-            origins,
-            aaguids: self
-                .codes
-                .passkey_aaguids
-                .iter()
-                .filter_map(|a| parse_aaguid(a))
-                .collect(),
-        })
+    /// The relying party passkeys are made for (settled at start-up, see [`passkey_policy`]).
+    pub fn passkey_policy(&self) -> &PasskeyPolicy {
+        &self.passkeys
+    }
+
+    /// The same relying party with this site's own origin only: a dashboard session is opened
+    /// from this site's pages, never from an integrating site trusted to mint codes.
+    fn sign_in_policy(&self) -> PasskeyPolicy {
+        PasskeyPolicy {
+            origins: vec![site_origin(&self.config.public_url)],
+            ..self.passkeys.as_ref().clone()
+        }
     }
 
     /// Whether `tenant`'s codes need a person present to be minted.
@@ -302,9 +339,9 @@ impl Services {
             .ok()
             .and_then(|h| h.try_into().ok())
             .ok_or_else(|| ServiceError::internal("stored user handle is malformed"))?;
-        let policy = self.passkey_policy()?;
+        let policy = self.passkey_policy();
         let start =
-            passkey::begin_registration(&policy, &handle, &member.name).map_err(passkey_refused)?;
+            passkey::begin_registration(policy, &handle, &member.name).map_err(passkey_refused)?;
         self.db
             .insert_ceremony(&Ceremony {
                 id: start.ceremony_id,
@@ -342,13 +379,13 @@ impl Services {
         let state = B64
             .decode(&c.state)
             .map_err(|_| ServiceError::internal("stored ceremony state is malformed"))?;
-        let policy = self.passkey_policy()?;
+        let policy = self.passkey_policy();
         let member_id = c
             .member_id
             .ok_or_else(|| ServiceError::internal("registration without a member"))?;
         let member = self.db.member(&member_id).await?;
         let actor = Actor::Member(member.id.clone());
-        let new = match passkey::finish_registration(&policy, &state, response) {
+        let new = match passkey::finish_registration(policy, &state, response) {
             Ok(n) => n,
             Err(e) => {
                 self.audit_detail(
@@ -521,7 +558,7 @@ impl Services {
                 expires_ms: now + CEREMONY_MS,
             })
             .await?;
-        let policy = self.passkey_policy()?;
+        let policy = self.passkey_policy();
         let allow: Vec<serde_json::Value> = active
             .iter()
             .map(|k| serde_json::json!({ "type": "public-key", "id": k.id }))
@@ -597,10 +634,10 @@ impl Services {
         let key = PasskeyKey::parse(&key_row.public_key)
             .map_err(|e| ServiceError::internal(e.to_string()))?;
         let stored = u32::try_from(key_row.sign_count).unwrap_or(u32::MAX);
-        let policy = self.passkey_policy()?;
+        let policy = self.passkey_policy();
         let checked = proof
             .credential
-            .check(&policy, &key, &challenge, stored)
+            .check(policy, &key, &challenge, stored)
             .map_err(passkey_refused)?;
         if !self
             .db
@@ -630,22 +667,27 @@ impl Services {
 
 impl Services {
     /// Start a dashboard sign-in with a passkey: a random challenge, remembered (once) for the
-    /// ceremony's five minutes.
+    /// ceremony's five minutes. Anyone may ask, so the sign-ins under way are capped overall
+    /// (besides the per-address rate limit): past [`MAX_SIGN_INS`], 503 `busy`.
     pub async fn begin_sign_in(&self) -> Result<SignInChallenge> {
+        let now = self.clock.now_ms();
+        if self.db.sign_ins_under_way(now).await? >= MAX_SIGN_INS {
+            return Err(ServiceError::Busy(
+                "too many passkey sign-ins under way; try again in a minute",
+            ));
+        }
         let mut challenge = [0u8; 32];
         getrandom::fill(&mut challenge)
             .map_err(|e| ServiceError::internal(format!("OS randomness: {e}")))?;
         let id = uuid::Uuid::now_v7().to_string();
-        let now = self.clock.now_ms();
         self.db
             .insert_sign_in(&id, &hex::encode(challenge), now + CEREMONY_MS)
             .await?;
-        let policy = self.passkey_policy()?;
         Ok(SignInChallenge {
             sign_in_id: id,
             public_key: serde_json::json!({
                 "challenge": B64URL.encode(challenge),
-                "rpId": policy.rp_id,
+                "rpId": self.passkeys.rp_id,
                 "allowCredentials": [],
                 "userVerification": "required",
                 "timeout": CEREMONY_MS,
@@ -654,88 +696,106 @@ impl Services {
     }
 
     /// Finish a sign-in: the challenge taken (once), the passkey known and unrevoked, the
-    /// assertion checked (origin, RP ID, UV, counter); a member's session of
-    /// `[server].session_minutes` bound to that passkey.
+    /// assertion checked (this site's origin only, RP ID, UV, counter, the user handle when
+    /// given); a member's session of `[server].session_minutes` bound to that passkey. Every
+    /// refusal is audited.
     pub async fn finish_sign_in(&self, proof: &SignInProof) -> Result<(Caller, Session)> {
-        let now = self.clock.now_ms();
-        let challenge = self
-            .db
-            .take_sign_in(&proof.sign_in_id, now)
-            .await?
-            .ok_or_else(|| ServiceError::Forbidden {
-                code: "sign_in_unknown",
-                message:
-                    "no such sign-in under way: it finished, expired or never began; start again"
-                        .into(),
-            })?;
-        let challenge: [u8; 32] = hex::decode(&challenge)
-            .ok()
-            .and_then(|c| c.try_into().ok())
-            .ok_or_else(|| ServiceError::internal("stored sign-in challenge is malformed"))?;
-        let cred_id = B64URL.encode(proof.credential.credential_id().map_err(passkey_refused)?);
-        let key_row = self
-            .db
-            .passkey(&cred_id)
-            .await?
-            .ok_or_else(|| ServiceError::Forbidden {
-                code: "passkey_unknown",
-                message: "this passkey is not registered here".into(),
-            })?;
-        if key_row.revoked_at.is_some() {
-            return Err(ServiceError::Forbidden {
-                code: "passkey_revoked",
-                message: "this passkey was revoked".into(),
-            });
-        }
-        let actor = Actor::Member(key_row.member_id.clone());
-        let key = PasskeyKey::parse(&key_row.public_key)
-            .map_err(|e| ServiceError::internal(e.to_string()))?;
-        let stored = u32::try_from(key_row.sign_count).unwrap_or(u32::MAX);
-        let policy = self.passkey_policy()?;
-        let checked = match proof.credential.check(&policy, &key, &challenge, stored) {
-            Ok(c) => c,
+        let (actor, result) = self.check_sign_in(proof).await;
+        match result {
+            Ok((key_row, caller, session)) => {
+                let detail = format!("passkey={}", key_row.id);
+                self.audit_detail(&actor, "session.create", caller.id(), Outcome::Ok, &detail)
+                    .await;
+                Ok((caller, session))
+            }
             Err(e) => {
                 self.audit_detail(
                     &actor,
                     "session.create",
-                    &key_row.id,
+                    "passkey",
                     Outcome::Refused,
                     e.code(),
                 )
                 .await;
-                return Err(passkey_refused(e));
+                Err(e)
             }
-        };
-        if !self
-            .db
-            .advance_passkey(&key_row.id, i64::from(checked.sign_count))
-            .await?
-        {
-            return Err(passkey_refused(PasskeyError::Counter {
-                stored,
-                got: checked.sign_count,
-            }));
         }
-        let tenant = self.db.tenant(&key_row.tenant_id).await?;
-        let (token, now, expires_ms, max_age_secs) = self.new_session(SessionKind::Member)?;
-        self.db
-            .create_member_session(&token, &key_row.id, now, expires_ms)
-            .await?;
-        self.audit_detail(
-            &actor,
-            "session.create",
-            &key_row.id,
-            Outcome::Ok,
-            "passkey",
-        )
+    }
+
+    /// [`Self::finish_sign_in`]'s checks: who it was (as far as known) and the outcome.
+    async fn check_sign_in(
+        &self,
+        proof: &SignInProof,
+    ) -> (Actor, Result<(PasskeyRow, Caller, Session)>) {
+        let mut actor = Actor::Anonymous;
+        let result = async {
+            let now = self.clock.now_ms();
+            let challenge = self
+                .db
+                .take_sign_in(&proof.sign_in_id, now)
+                .await?
+                .ok_or_else(|| ServiceError::Forbidden {
+                    code: "sign_in_unknown",
+                    message: "no such sign-in under way: it finished, expired or never began; start again".into(),
+                })?;
+            let challenge: [u8; 32] = hex::decode(&challenge)
+                .ok()
+                .and_then(|c| c.try_into().ok())
+                .ok_or_else(|| ServiceError::internal("stored sign-in challenge is malformed"))?;
+            let cred_id =
+                B64URL.encode(proof.credential.credential_id().map_err(passkey_refused)?);
+            let unknown = || ServiceError::Forbidden {
+                code: "passkey_unknown",
+                message: "this passkey is not registered here".into(),
+            };
+            let key_row = self.db.passkey(&cred_id).await?.ok_or_else(unknown)?;
+            actor = Actor::Member(key_row.member_id.clone());
+            if key_row.revoked_at.is_some() {
+                return Err(ServiceError::Forbidden {
+                    code: "passkey_revoked",
+                    message: "this passkey was revoked".into(),
+                });
+            }
+            let member = self.db.member(&key_row.member_id).await?;
+            // A discoverable passkey names its user: it must be the passkey's own member.
+            let handle = proof.credential.response.user_handle.as_deref();
+            if handle.is_some_and(|h| h.trim_end_matches('=') != member.user_handle) {
+                return Err(unknown());
+            }
+            let key = PasskeyKey::parse(&key_row.public_key)
+                .map_err(|e| ServiceError::internal(e.to_string()))?;
+            let stored = u32::try_from(key_row.sign_count).unwrap_or(u32::MAX);
+            let checked = proof
+                .credential
+                .check(&self.sign_in_policy(), &key, &challenge, stored)
+                .map_err(passkey_refused)?;
+            if !self
+                .db
+                .advance_passkey(&key_row.id, i64::from(checked.sign_count))
+                .await?
+            {
+                return Err(passkey_refused(PasskeyError::Counter {
+                    stored,
+                    got: checked.sign_count,
+                }));
+            }
+            let tenant = self.db.tenant(&key_row.tenant_id).await?;
+            let (token, now, expires_ms, max_age_secs) = self.new_session(SessionKind::Member)?;
+            self.db
+                .create_member_session(&token, &key_row.id, now, expires_ms)
+                .await?;
+            let caller = Caller::member(key_row.member_id.clone(), tenant);
+            Ok((
+                key_row,
+                caller,
+                Session {
+                    token,
+                    max_age_secs,
+                },
+            ))
+        }
         .await;
-        Ok((
-            Caller::member(key_row.member_id, tenant),
-            Session {
-                token,
-                max_age_secs,
-            },
-        ))
+        (actor, result)
     }
 }
 
@@ -755,7 +815,46 @@ fn view(k: &PasskeyRow, member: &str) -> PasskeyView {
 
 #[cfg(test)]
 mod tests {
-    use super::parts_of;
+    use super::{parts_of, passkey_policy};
+    use pixseal_codes::CodesConfig;
+
+    #[test]
+    fn the_relying_party_follows_the_public_url() {
+        let codes = CodesConfig::default();
+        let p = passkey_policy("http://127.0.0.1:8080", &codes).unwrap();
+        assert_eq!(
+            (p.rp_id.as_str(), p.origins.as_slice()),
+            ("localhost", &["http://localhost:8080".to_string()][..])
+        );
+        let p = passkey_policy("https://Photos.Example.org:443/", &codes).unwrap();
+        assert_eq!(
+            (p.rp_id.as_str(), p.origins.as_slice()),
+            (
+                "photos.example.org",
+                &["https://photos.example.org".to_string()][..]
+            )
+        );
+        let set = CodesConfig {
+            passkey_rp_id: "example.org".into(),
+            passkey_origins: vec!["https://app.example.org".into()],
+            ..CodesConfig::default()
+        };
+        let p = passkey_policy("https://photos.example.org", &set).unwrap();
+        assert_eq!(
+            (p.rp_id.as_str(), p.origins[0].as_str()),
+            ("example.org", "https://app.example.org")
+        );
+        // Refused at start-up, not at the first passkey.
+        assert!(passkey_policy("no scheme", &codes).is_err());
+        let bad = CodesConfig {
+            passkey_rp_id: "fotos.españa.example".into(),
+            ..CodesConfig::default()
+        };
+        assert!(
+            passkey_policy("https://photos.example.org", &bad).is_err(),
+            "{bad:?}"
+        );
+    }
 
     #[test]
     fn base_url_parts() {

@@ -45,6 +45,8 @@ pub enum OpenError {
     Identity(#[from] ProvenanceError),
     #[error("opening the parts: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("passkeys: {0}")]
+    Passkeys(String),
 }
 
 /// Everything the workflows need; cheap to clone (shared parts behind `Arc`).
@@ -64,6 +66,8 @@ pub struct Services {
     pub receipts: Arc<dyn ReceiptSigner>,
     /// `[codes]` settings.
     pub codes: Arc<pixseal_codes::CodesConfig>,
+    /// The WebAuthn relying party: RP ID, origins, authenticator models.
+    pub passkeys: Arc<pixseal_codes::passkey::PasskeyPolicy>,
     /// `[stamp]` settings.
     pub stamp: Arc<crate::stamp::StampConfig>,
     /// `[license]` settings (the server's: how long device tokens last).
@@ -116,6 +120,8 @@ impl Services {
             path: config.data_dir.clone(),
             source,
         })?;
+        let passkeys = crate::passkeys::passkey_policy(&config.server.public_url, &config.codes)
+            .map_err(OpenError::Passkeys)?;
         let db = Db::connect(config.database_url().expose()).await?;
         let blobs = BlobStore::open(&config.storage, &config.data_dir)?;
         // Another installation's prefix is refused before anything could be written to it or
@@ -155,6 +161,7 @@ impl Services {
             keys: Arc::from(keys),
             receipts,
             codes: Arc::new(config.codes.clone()),
+            passkeys: Arc::new(passkeys),
             stamp: Arc::new(config.stamp.clone()),
             license: Arc::new(config.license.clone()),
             challenge_secrets: Arc::default(),

@@ -163,6 +163,15 @@ impl Db {
         Ok(())
     }
 
+    /// How many passkey sign-ins are under way (unexpired) at `now_ms`.
+    pub async fn sign_ins_under_way(&self, now_ms: i64) -> Result<i64, DbError> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM passkey_sign_ins WHERE expires_ms > $1")
+            .bind(now_ms)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(r.try_get("n")?)
+    }
+
     /// Take (delete and return) a sign-in's challenge, if it is known and unexpired at `now_ms`:
     /// exactly one caller gets it.
     pub async fn take_sign_in(&self, id: &str, now_ms: i64) -> Result<Option<String>, DbError> {

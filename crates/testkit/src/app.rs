@@ -199,12 +199,7 @@ impl TestApp {
 
     /// The origin passkey ceremonies must come from (the configured relying party's first).
     pub fn passkey_origin(&self) -> String {
-        let policy = self
-            .state
-            .services
-            .passkey_policy()
-            .expect("passkey policy");
-        policy.origins[0].clone()
+        self.state.services.passkey_policy().origins[0].clone()
     }
 
     /// The member registers a fresh ES256 software passkey with `token`: the authenticator,

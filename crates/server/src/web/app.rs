@@ -112,23 +112,22 @@ pub async fn home(
         Ok(v) => v,
         Err(_) => return sign_in_page(StatusCode::OK, None),
     };
-    let tenant = signed.caller.tenant.id.clone();
+    if let Some(member) = signed.caller.member_id() {
+        return member_home(&s, &signed, member).await;
+    }
+    let tenant = signed.caller.tenant().id.clone();
     let shown = async {
         let p = s
             .artifacts_page(&signed.caller, q.cursor.as_deref(), PAGE)
             .await?;
         let seats = s.seats_of(&tenant).await?;
-        let member = match signed.caller.member_id() {
-            Some(id) => Some(s.member_name(id).await?),
-            None => None,
-        };
-        Ok::<_, ServiceError>((p, seats, member))
+        Ok::<_, ServiceError>((p, seats))
     };
     match shown.await {
-        Ok((p, seats, member)) => page(
+        Ok((p, seats)) => page(
             StatusCode::OK,
             "Your photos",
-            gallery(&s, &signed, member.as_deref(), &p, &seats),
+            gallery(&s, &signed, &p, &seats),
         ),
         Err(e) => error_page(&ApiError::from(e)),
     }
@@ -392,23 +391,17 @@ fn seats(list: &[Seats], csrf: &str, admin: bool) -> Markup {
     }
 }
 
-fn gallery(
-    s: &AppState,
-    signed: &Signed,
-    member: Option<&str>,
-    p: &ArtifactPage,
-    licenses: &[Seats],
-) -> Markup {
-    let tenant = &signed.caller.tenant;
-    let csrf = csrf_token(&signed.token);
-    let allowed = &s.config.retention_days_allowed;
+/// Whose session this is, the way to a new code, and sign-out.
+fn account(signed: &Signed, member: Option<&str>, csrf: &str) -> Markup {
+    let tenant = signed.caller.tenant();
     html! {
-        div #session hidden data-csrf=(csrf) {}
         section.card.account {
             div {
                 p.eyebrow { "Signed in" }
                 h1 { (tenant.name) }
-                p.small { "Region " (tenant.region) ". Photos are stored sealed and shown only when you decrypt one." }
+                @if signed.caller.has_scope(Scope::ArtifactsRead) {
+                    p.small { "Region " (tenant.region) ". Photos are stored sealed and shown only when you decrypt one." }
+                }
                 @if let Some(name) = member { p.small #signed-in-as { "Signed in with the passkey of " strong { (name) } "." } }
                 @if signed.caller.has_scope(Scope::Codes) { p { a #new-code href="/app/codes" { "New code" } } }
             }
@@ -417,6 +410,38 @@ fn gallery(
                 button.secondary type="submit" { "Sign out" }
             }
         }
+    }
+}
+
+/// A member's page: their passkey signs codes; the account's photos are for its keys.
+async fn member_home(s: &AppState, signed: &Signed, member_id: &str) -> Response {
+    let name = match s.member_name(member_id).await {
+        Ok(n) => n,
+        Err(e) => return error_page(&ApiError::from(e)),
+    };
+    let csrf = csrf_token(&signed.token);
+    page(
+        StatusCode::OK,
+        "Your account",
+        html! {
+            (account(signed, Some(&name), &csrf))
+            section.card {
+                h2 { "Codes" }
+                p { "Create a code for a message you send, signed by your passkey: "
+                    a href="/app/codes" { "New code" } "." }
+                p.small { "The account's photos are shown to a session opened with one of its API keys." }
+            }
+        },
+    )
+}
+
+fn gallery(s: &AppState, signed: &Signed, p: &ArtifactPage, licenses: &[Seats]) -> Markup {
+    let tenant = signed.caller.tenant();
+    let csrf = csrf_token(&signed.token);
+    let allowed = &s.config.retention_days_allowed;
+    html! {
+        div #session hidden data-csrf=(csrf) {}
+        (account(signed, None, &csrf))
         section.card #upload {
             h2 { "Stamp and store photos" }
             form #upload-form.stack {

@@ -46,11 +46,14 @@ function credentialJSON(c) {
   const response = { clientDataJSON: b64url.encode(r.clientDataJSON) };
   if (r.attestationObject) {
     response.attestationObject = b64url.encode(r.attestationObject);
-    response.authenticatorData = b64url.encode(r.getAuthenticatorData());
+    // Older browsers lack some getters; the server reads what the attestation object holds.
+    const data = r.getAuthenticatorData?.();
+    if (data) response.authenticatorData = b64url.encode(data);
     response.transports = r.getTransports?.() ?? [];
     const key = r.getPublicKey?.();
     if (key) response.publicKey = b64url.encode(key);
-    response.publicKeyAlgorithm = r.getPublicKeyAlgorithm();
+    const alg = r.getPublicKeyAlgorithm?.();
+    if (alg !== undefined) response.publicKeyAlgorithm = alg;
   } else {
     response.authenticatorData = b64url.encode(r.authenticatorData);
     response.signature = b64url.encode(r.signature);
@@ -94,7 +97,7 @@ function words(e) {
   if (e.name === "NotAllowedError") return "The passkey prompt was closed or timed out; nothing happened.";
   if (e.name === "InvalidStateError") return "This device already holds a passkey for you here.";
   if (e.name === "SecurityError") return "Passkeys work only on this site's own address (https, or localhost).";
-  return e.code ? `${e.message} (${e.code})` : e.message;
+  return typeof e.code === "string" ? `${e.message} (${e.code})` : e.message;
 }
 
 function say(status, text, bad = false) {

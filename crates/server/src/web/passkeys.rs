@@ -19,10 +19,20 @@ use crate::client::ClientAddr;
 use crate::{ApiError, AppState};
 
 /// A sign-in must come from this site's own page (another site must not sign a visitor in to
-/// an account of its choosing).
+/// an account of its choosing): not cross-site by the browser's word, and JSON, which a form on
+/// another site cannot send without a CORS preflight this service never grants (for browsers
+/// that send no `Sec-Fetch-Site`).
 fn from_this_site(headers: &HeaderMap) -> Result<(), ApiError> {
     let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    if site.is_some_and(|v| v != "same-origin") {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if site.is_some_and(|v| v != "same-origin") || !json {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "csrf",
@@ -30,6 +40,20 @@ fn from_this_site(headers: &HeaderMap) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// 429 while `client` has failed too many sign-ins.
+async fn may_try(s: &AppState, client: &ClientAddr) -> Result<(), ApiError> {
+    s.limiter.may_authenticate(client).await.map_err(|wait| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "too many failed sign-ins from your address; try again in {} s",
+                wait.as_secs().max(1)
+            ),
+        )
+    })
 }
 
 /// `GET /enroll`.
@@ -64,9 +88,11 @@ pub async fn enroll_form() -> Response {
 /// answer.
 pub async fn sign_in_options(
     State(s): State<AppState>,
+    Extension(client): Extension<ClientAddr>,
     headers: HeaderMap,
 ) -> Result<Json<SignInChallenge>, ApiError> {
     from_this_site(&headers)?;
+    may_try(&s, &client).await?;
     Ok(Json(s.begin_sign_in().await?))
 }
 
@@ -78,16 +104,7 @@ pub async fn sign_in(
     SmallBody(body): SmallBody,
 ) -> Result<Response, ApiError> {
     from_this_site(&headers)?;
-    if let Err(wait) = s.limiter.may_authenticate(&client).await {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "too many failed sign-ins from your address; try again in {} s",
-                wait.as_secs().max(1)
-            ),
-        ));
-    }
+    may_try(&s, &client).await?;
     let proof: SignInProof = parse_json(&body)?;
     match s.finish_sign_in(&proof).await {
         Ok((_, session)) => {

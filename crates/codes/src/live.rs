@@ -23,6 +23,18 @@ use subtle::ConstantTimeEq;
 
 use crate::CodeKey;
 
+/// The WebAuthn challenge a member's passkey signs to start call session `session` (ending at
+/// `expires_s`, Unix seconds): SHA-256 of
+/// `"pixseal-live-passkey-v1\nsession=…\nexpires=…\n"`, a first line no other signed text
+/// has, so the assertion vouches for this session and nothing else.
+pub fn passkey_challenge(session: &str, expires_s: i64) -> [u8; 32] {
+    use sha2_11::Digest;
+    Sha256::digest(format!(
+        "pixseal-live-passkey-v1\nsession={session}\nexpires={expires_s}\n"
+    ))
+    .into()
+}
+
 /// One rotation window.
 pub const WINDOW_MS: i64 = 120_000;
 /// Codes have this many digits.

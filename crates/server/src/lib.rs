@@ -58,6 +58,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(codes::account))
         .routes(routes!(codes::device_key))
         .routes(routes!(passkeys::begin_presence))
+        .routes(routes!(passkeys::begin_live_presence))
         .routes(routes!(passkeys::begin_registration))
         .routes(routes!(passkeys::finish_registration))
         .routes(routes!(passkeys::members))

@@ -6,8 +6,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use pixseal_service::Scope;
 use pixseal_service::passkeys::{
-    Members, PasskeyView, PresenceChallenge, PresenceRequest, RegistrationOptions,
-    RegistrationRequest, RevokedPasskey,
+    LivePresenceChallenge, Members, PasskeyView, PresenceChallenge, PresenceRequest,
+    RegistrationOptions, RegistrationRequest, RevokedPasskey,
 };
 
 use crate::auth::Caller;
@@ -120,4 +120,24 @@ pub async fn begin_presence(
         s.begin_presence(t, c.member_id(), parse_json(&body)?)
             .await?,
     ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/codes/live/presence",
+    operation_id = "begin_live_presence",
+    tag = "codes",
+    summary = "Start a live call session with a member present: the session id, its end and the passkey challenge to sign; then POST /v1/codes/live with the assertion as presence (scope codes)",
+    security(("apiKey" = [])),
+    responses(
+        (status = 200, description = "challenge", body = LivePresenceChallenge),
+        IssueCodeErrors,
+    ),
+)]
+pub async fn begin_live_presence(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+) -> Result<Json<LivePresenceChallenge>, ApiError> {
+    let t = c.require(Scope::Codes)?;
+    Ok(Json(s.begin_live_presence(t, c.member_id()).await?))
 }

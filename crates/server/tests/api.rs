@@ -787,6 +787,7 @@ const API: &[(&str, &str)] = &[
     ("get", "/v1/codes/account"),
     ("put", "/v1/codes/device-key"),
     ("post", "/v1/codes/presence"),
+    ("post", "/v1/codes/live/presence"),
     ("post", "/v1/passkeys/registrations"),
     ("post", "/v1/passkeys"),
     ("delete", "/v1/passkeys/{id}"),

@@ -314,16 +314,7 @@ async fn codes_are_checked_in_a_browser_valid_mismatched_and_used() {
     assert_eq!(h1, "Already checked");
 
     // A live call code: the session's current code, then a wrong one.
-    let live: Value = app
-        .client
-        .post(format!("{}/v1/codes/live", app.url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let live: Value = app.passkey_live(&key, "browser", "ann").await;
     let session = live["session_id"].as_str().unwrap();
     b.client
         .goto(&format!("{}/check?session={session}", app.url))

@@ -423,6 +423,134 @@ async fn each_member_is_capped(kind: Kind) {
     assert_eq!(registered, 2);
 }
 
+async fn live_call_sessions_need_a_member_present(kind: Kind) {
+    let s = spawn(kind).await;
+    let key = s.key("acme", "us", &["codes"]).await;
+    let r = s
+        .call("POST", "/v1/codes/live", Some(&key), json!({}))
+        .await;
+    assert_eq!(
+        refused(&r),
+        (StatusCode::FORBIDDEN, "presence_required"),
+        "{r:?}"
+    );
+    let (mut alice, alice_key) = s.enroll("acme", "alice").await;
+    let challenge = || async {
+        let (st, c) = s
+            .call("POST", "/v1/codes/live/presence", Some(&key), Value::Null)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{c}");
+        c
+    };
+    let start = |c: &Value, session: &Value, credential: Value| json!({"presence": {"id": c["presence_id"], "session_id": session, "credential": credential}});
+
+    // The assertion vouches for one session: another id does not match what was signed.
+    let c = challenge().await;
+    let a = sign(&mut alice, &c, ORIGIN, true).await;
+    let r = s
+        .call(
+            "POST",
+            "/v1/codes/live",
+            Some(&key),
+            start(&c, &json!("ls_0000000000000"), a),
+        )
+        .await;
+    assert_eq!(
+        refused(&r),
+        (StatusCode::FORBIDDEN, "presence_mismatch"),
+        "{r:?}"
+    );
+    let c = challenge().await;
+    let no_uv = sign(&mut alice, &c, ORIGIN, false).await;
+    let r = s
+        .call(
+            "POST",
+            "/v1/codes/live",
+            Some(&key),
+            start(&c, &c["session_id"], no_uv),
+        )
+        .await;
+    assert_eq!(
+        refused(&r),
+        (StatusCode::FORBIDDEN, "presence_not_verified"),
+        "{r:?}"
+    );
+
+    let c = challenge().await;
+    let a = sign(&mut alice, &c, ORIGIN, true).await;
+    let body = start(&c, &c["session_id"], a);
+    let (st, live) = s
+        .call("POST", "/v1/codes/live", Some(&key), body.clone())
+        .await;
+    assert_eq!(st, StatusCode::OK, "{live}");
+    assert_eq!(live["session_id"], c["session_id"]);
+    assert_eq!(live["session_expires_at"], c["session_expires_at"]);
+    let r = s.call("POST", "/v1/codes/live", Some(&key), body).await;
+    assert_eq!(
+        refused(&r),
+        (StatusCode::FORBIDDEN, "presence_unknown"),
+        "a replay: {r:?}"
+    );
+    // The running session's current code needs no new gesture.
+    let (st, now) = s
+        .call(
+            "POST",
+            "/v1/codes/live",
+            Some(&key),
+            json!({"session_id": live["session_id"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{now}");
+
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/codes/live/verify",
+            None,
+            json!({"session_id": live["session_id"], "code": now["code"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["verdict"], "valid", "{v}");
+    assert_eq!(v["device_signed"], true, "{v}");
+    assert_eq!(v["signature"]["kind"], "passkey", "{v}");
+    assert_eq!(v["signature"]["key_id"], alice_key.as_str(), "{v}");
+    assert_eq!(
+        v["account"]["level"], 0,
+        "the level is the system's to raise: {v}"
+    );
+    // The assertion signed exactly this session: checked by hand, as a third party would.
+    let signed = &v["signature"]["assertion"]["response"];
+    let cdj = B64URL
+        .decode(signed["clientDataJSON"].as_str().unwrap())
+        .unwrap();
+    let cd: Value = serde_json::from_slice(&cdj).unwrap();
+    let expires = time::OffsetDateTime::parse(
+        live["session_expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .unix_timestamp();
+    let text = format!(
+        "pixseal-live-passkey-v1\nsession={}\nexpires={expires}\n",
+        live["session_id"].as_str().unwrap()
+    );
+    assert_eq!(
+        cd["challenge"],
+        B64URL.encode(Sha256::digest(text.as_bytes()))
+    );
+}
+
+#[tokio::test]
+async fn live_call_sessions_need_a_member_present_on_sqlite() {
+    live_call_sessions_need_a_member_present(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn live_call_sessions_need_a_member_present_on_postgres() {
+    live_call_sessions_need_a_member_present(Kind::Postgres).await;
+}
+
 /// `method path` from the dashboard's own pages: the session cookie, the CSRF token when
 /// given, and `Sec-Fetch-Site: same-origin` as a browser sends it.
 async fn page_call(

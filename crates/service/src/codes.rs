@@ -333,6 +333,14 @@ pub struct RevokedCodes {
     pub revoked_at: String,
 }
 
+/// A new call session's id: `ls_` and 13 random Crockford characters.
+pub(crate) fn new_live_session_id() -> Result<String> {
+    let random = pixseal_proof::ProofId::random()
+        .map_err(|e| ServiceError::internal(e.to_string()))?
+        .to_string();
+    Ok(format!("ls_{}", &random[3..]))
+}
+
 /// `POST /v1/codes/live` body: no session = start one.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -340,6 +348,10 @@ pub struct LiveRequest {
     /// Omit to start a new call session.
     #[schema(nullable = false)]
     pub session_id: Option<String>,
+    /// To start a session with a member present: the answered `POST /v1/codes/live/presence`
+    /// challenge (required where the account's codes need presence).
+    #[schema(nullable = false)]
+    pub presence: Option<crate::passkeys::LivePresenceProof>,
 }
 
 /// The current live code of a call session.
@@ -743,43 +755,10 @@ impl Services {
         data: &SignedCode,
     ) -> Result<Option<CodeSignature>> {
         if let Some(a) = &row.assertion {
-            let stored: serde_json::Value = serde_json::from_str(a).unwrap_or_default();
-            let rp_id = stored["rp_id"].as_str().unwrap_or_default().to_string();
-            let Ok(assertion) =
-                serde_json::from_value::<pixseal_codes::passkey::PasskeyAssertion>(stored)
-            else {
-                return Ok(None);
-            };
-            let Some(key_row) = self
-                .db
-                .passkey(row.passkey_id.as_deref().unwrap_or_default())
-                .await?
-                .filter(|k| k.tenant_id == row.tenant_id)
-            else {
-                return Ok(None);
-            };
-            let Ok(key) = pixseal_codes::passkey::PasskeyKey::parse(&key_row.public_key) else {
-                return Ok(None);
-            };
-            if assertion
-                .recheck(&rp_id, &key, &data.passkey_challenge())
-                .is_err()
-                || assertion.credential_id().ok()
-                    != base64::engine::general_purpose::URL_SAFE_NO_PAD
-                        .decode(&key_row.id)
-                        .ok()
-            {
-                return Ok(None);
-            }
-            return Ok(Some(CodeSignature {
-                kind: SignatureKind::Passkey,
-                checked: PASSKEY_CHECKS.to_vec(),
-                key_id: key_row.id,
-                algorithm: key.algorithm(),
-                public_key: Some(key.to_text()),
-                rp_id: Some(rp_id),
-                assertion: Some(assertion),
-            }));
+            let key_id = row.passkey_id.as_deref().unwrap_or_default();
+            return self
+                .passkey_signature_holds(&row.tenant_id, key_id, a, &data.passkey_challenge())
+                .await;
         }
         let Some(sig) = &row.signature else {
             return Ok(None);
@@ -799,6 +778,52 @@ impl Services {
             public_key: None,
             rp_id: None,
             assertion: None,
+        }))
+    }
+
+    /// A stored passkey assertion (with the RP ID it was made for) checked again now against
+    /// `tenant`'s passkey `key_id` and `challenge`: `Some` with what was checked when it holds.
+    async fn passkey_signature_holds(
+        &self,
+        tenant: &str,
+        key_id: &str,
+        assertion: &str,
+        challenge: &[u8; 32],
+    ) -> Result<Option<CodeSignature>> {
+        let stored: serde_json::Value = serde_json::from_str(assertion).unwrap_or_default();
+        let rp_id = stored["rp_id"].as_str().unwrap_or_default().to_string();
+        let Ok(assertion) =
+            serde_json::from_value::<pixseal_codes::passkey::PasskeyAssertion>(stored)
+        else {
+            return Ok(None);
+        };
+        let Some(key_row) = self
+            .db
+            .passkey(key_id)
+            .await?
+            .filter(|k| k.tenant_id == tenant)
+        else {
+            return Ok(None);
+        };
+        let Ok(key) = pixseal_codes::passkey::PasskeyKey::parse(&key_row.public_key) else {
+            return Ok(None);
+        };
+        if assertion.recheck(&rp_id, &key, challenge).is_err()
+            || assertion.credential_id().ok()
+                != base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(&key_row.id)
+                    .ok()
+        {
+            return Ok(None);
+        }
+        Ok(Some(CodeSignature {
+            kind: SignatureKind::Passkey,
+            checked: PASSKEY_CHECKS.to_vec(),
+            key_id: key_row.id,
+            algorithm: key.algorithm(),
+            public_key: Some(key.to_text()),
+            rp_id: Some(rp_id),
+            assertion: Some(assertion),
         }))
     }
 
@@ -903,7 +928,15 @@ impl Services {
         let now = self.clock.now_ms();
         self.serves(&tenant.region)?;
         let session = match req.session_id {
-            None => self.start_live_session(tenant, actor, now).await?,
+            None => {
+                self.start_live(tenant, actor, req.presence.as_ref(), now)
+                    .await?
+            }
+            Some(_) if req.presence.is_some() => {
+                return Err(invalid(
+                    "presence starts a session: send it without session_id",
+                ));
+            }
             Some(id) => {
                 let s = self
                     .db
@@ -941,30 +974,57 @@ impl Services {
         })
     }
 
-    async fn start_live_session(
+    /// A new call session: signed by a member's passkey when `presence` is given, which it must
+    /// be where the account's codes need presence, and always for a member.
+    async fn start_live(
         &self,
         tenant: &Tenant,
         actor: &Actor,
+        presence: Option<&crate::passkeys::LivePresenceProof>,
         now: i64,
     ) -> Result<LiveSession> {
-        let random = pixseal_proof::ProofId::random()
-            .map_err(|e| ServiceError::internal(e.to_string()))?
-            .to_string();
+        let account = self.db.code_account(&tenant.id).await?;
+        let member = match actor {
+            Actor::Member(id) => Some(id.as_str()),
+            _ => None,
+        };
+        let (id, expires_ms, presented) = match presence {
+            Some(p) => {
+                let (id, expires_ms, presented) =
+                    self.check_live_presence(tenant, member, p).await?;
+                (id, expires_ms, Some(presented))
+            }
+            None if member.is_some() || self.presence_required(account.presence) => {
+                return Err(ServiceError::Forbidden {
+                    code: "presence_required",
+                    message: "a call session needs a member present: POST /v1/codes/live/presence, sign its challenge with a passkey, send the assertion as presence".into(),
+                });
+            }
+            None => (
+                new_live_session_id()?,
+                now + self.codes.live_session_minutes * 60_000,
+                None,
+            ),
+        };
         let s = LiveSession {
-            id: format!("ls_{}", &random[3..]),
+            id,
             tenant_id: tenant.id.clone(),
             region: tenant.region.clone(),
             created_at: meta::at_ms(now).0,
             created_ms: now,
-            expires_ms: now + self.codes.live_session_minutes * 60_000,
+            expires_ms,
             revoked_ms: None,
             attempts: 0,
             lock_level: 0,
             locked_until_ms: 0,
             last_ok_counter: -1,
+            member_id: presented.as_ref().map(|p| p.member_id.clone()),
+            passkey_id: presented.as_ref().map(|p| p.passkey_id.clone()),
+            assertion: presented.map(|p| p.assertion),
         };
         self.db.insert_live_session(&s).await?;
-        self.audit(actor, "code.live.start", &s.id, Outcome::Ok)
+        let detail = format!("device_signed={}", s.assertion.is_some());
+        self.audit_detail(actor, "code.live.start", &s.id, Outcome::Ok, &detail)
             .await;
         Ok(s)
     }
@@ -994,8 +1054,22 @@ impl Services {
                 .await;
             return Ok(CodeVerdict::unknown(CodeKind::Live));
         };
-        let verdict = self.judge_live(actor, &session, typed, now).await?;
+        let mut verdict = self.judge_live(actor, &session, typed, now).await?;
         let account = self.db.code_account(&session.tenant_id).await?;
+        let mut signature = None;
+        if verdict == Verdict::Valid
+            && let (Some(a), Some(k)) = (&session.assertion, &session.passkey_id)
+        {
+            // The session's passkey signature, checked again at every verification.
+            let challenge = live::passkey_challenge(&session.id, session.expires_ms / 1000);
+            signature = self
+                .passkey_signature_holds(&session.tenant_id, k, a, &challenge)
+                .await?;
+            if signature.is_none() {
+                verdict = Verdict::InvalidSignature;
+            }
+        }
+        let signed = signature.is_some();
         self.audit_detail(
             actor,
             "code.live.verify",
@@ -1006,7 +1080,9 @@ impl Services {
         .await;
         Ok(CodeVerdict {
             verdict,
-            account: Some(IssuerView::of(&account, false)),
+            account: Some(IssuerView::of(&account, signed)),
+            device_signed: Some(signed),
+            signature,
             ..CodeVerdict::unknown(CodeKind::Live)
         })
     }

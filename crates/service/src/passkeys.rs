@@ -153,6 +153,40 @@ pub struct SignInProof {
     pub credential: PasskeyAssertion,
 }
 
+/// `POST /v1/codes/live/presence`: a call session to start, once a member's passkey signs it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LivePresenceChallenge {
+    /// Send back as `presence.id` with the assertion.
+    pub presence_id: String,
+    /// The session to be started; it exists only once started with the assertion.
+    #[schema(example = "ls_0H8Z4K2M9QW3R")]
+    pub session_id: String,
+    #[schema(format = DateTime)]
+    pub session_expires_at: String,
+    /// `PublicKeyCredentialRequestOptionsJSON`; the challenge is `live::passkey_challenge`.
+    #[schema(value_type = Object)]
+    pub public_key: serde_json::Value,
+}
+
+/// `presence` in `POST /v1/codes/live`: the live challenge answered.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LivePresenceProof {
+    pub id: String,
+    pub session_id: String,
+    /// The `PublicKeyCredential` (`toJSON()`) the authenticator returned.
+    #[schema(value_type = Object)]
+    pub credential: PasskeyAssertion,
+}
+
+/// Who vouched for a code or a session: the member, the passkey, the assertion (with the RP ID
+/// it was made for) that is its signature.
+pub(crate) struct Presented {
+    pub member_id: String,
+    pub passkey_id: String,
+    pub assertion: String,
+}
+
 /// A code minted with a passkey, as checked here.
 pub(crate) struct PasskeyMinted {
     pub code: MessageCode,
@@ -516,6 +550,76 @@ impl Services {
                 "ttl_days must be 1 to {max_days}"
             )));
         }
+        let code = MessageCode::random().map_err(|e| ServiceError::internal(e.to_string()))?;
+        // Whole seconds: the signed data carries the expiry in seconds.
+        let (expires_at, expires_ms) = meta::at_ms(now + days * DAY_MS);
+        let data = SignedCode {
+            code,
+            message_sha256: msg,
+            recipient_sha256: recipient_sha256(recipient),
+            expires_s: expires_ms / 1000,
+        };
+        let (presence_id, public_key) = self
+            .ask_presence(
+                tenant,
+                member,
+                CeremonyKind::Mint,
+                data.passkey_challenge(),
+                None,
+                expires_ms,
+            )
+            .await?;
+        Ok(PresenceChallenge {
+            presence_id,
+            code: code.to_string(),
+            expires_at,
+            public_key,
+        })
+    }
+
+    /// Start a live call session with a person present: the session's id and end are fixed
+    /// now, and the authenticator is asked to sign them (`live::passkey_challenge`).
+    pub async fn begin_live_presence(
+        &self,
+        tenant: &Tenant,
+        member: Option<&str>,
+    ) -> Result<LivePresenceChallenge> {
+        self.serves(&tenant.region)?;
+        let now = self.clock.now_ms();
+        let session_id = crate::codes::new_live_session_id()?;
+        // Whole seconds, as signed.
+        let (session_expires_at, expires_ms) =
+            meta::at_ms(now + self.codes.live_session_minutes * 60_000);
+        let challenge = pixseal_codes::live::passkey_challenge(&session_id, expires_ms / 1000);
+        let (presence_id, public_key) = self
+            .ask_presence(
+                tenant,
+                member,
+                CeremonyKind::Live,
+                challenge,
+                Some(session_id.clone()),
+                expires_ms,
+            )
+            .await?;
+        Ok(LivePresenceChallenge {
+            presence_id,
+            session_id,
+            session_expires_at,
+            public_key,
+        })
+    }
+
+    /// Remember a presence ceremony (`challenge`, and what it is for) for five minutes: its id
+    /// and the request options naming the account's (or `member`'s) active passkeys.
+    async fn ask_presence(
+        &self,
+        tenant: &Tenant,
+        member: Option<&str>,
+        kind: CeremonyKind,
+        challenge: [u8; 32],
+        bound: Option<String>,
+        expires_ms: i64,
+    ) -> Result<(String, serde_json::Value)> {
         let active: Vec<PasskeyRow> = self
             .db
             .passkeys(&tenant.id)
@@ -535,46 +639,34 @@ impl Services {
                 message: message.into(),
             });
         }
-        let code = MessageCode::random().map_err(|e| ServiceError::internal(e.to_string()))?;
-        // Whole seconds: the signed data carries the expiry in seconds.
-        let (expires_at, expires_ms) = meta::at_ms(now + days * DAY_MS);
-        let data = SignedCode {
-            code,
-            message_sha256: msg,
-            recipient_sha256: recipient_sha256(recipient),
-            expires_s: expires_ms / 1000,
-        };
-        let challenge = data.passkey_challenge();
+        let now = self.clock.now_ms();
         let id = uuid::Uuid::now_v7().to_string();
         self.db
             .insert_ceremony(&Ceremony {
                 id: id.clone(),
-                kind: CeremonyKind::Mint,
+                kind,
                 tenant_id: tenant.id.clone(),
                 member_id: None,
                 state: hex::encode(challenge),
-                bound: None,
+                bound,
                 code_expires_ms: Some(expires_ms),
                 expires_ms: now + CEREMONY_MS,
             })
             .await?;
-        let policy = self.passkey_policy();
         let allow: Vec<serde_json::Value> = active
             .iter()
             .map(|k| serde_json::json!({ "type": "public-key", "id": k.id }))
             .collect();
-        Ok(PresenceChallenge {
-            presence_id: id,
-            code: code.to_string(),
-            expires_at,
-            public_key: serde_json::json!({
+        Ok((
+            id,
+            serde_json::json!({
                 "challenge": B64URL.encode(challenge),
-                "rpId": policy.rp_id,
+                "rpId": self.passkeys.rp_id,
                 "allowCredentials": allow,
                 "userVerification": "required",
                 "timeout": CEREMONY_MS,
             }),
-        })
+        ))
     }
 
     /// Check a presence proof for the code `msg`/`recipient` describe: the challenge taken
@@ -588,30 +680,102 @@ impl Services {
         msg: &str,
         recipient: &str,
     ) -> Result<PasskeyMinted> {
+        let code = crate::codes::parse_code(&proof.code)?;
+        let signed = |c: &Ceremony| {
+            SignedCode {
+                code,
+                message_sha256: msg.to_string(),
+                recipient_sha256: recipient_sha256(recipient),
+                expires_s: c.code_expires_ms.unwrap_or_default() / 1000,
+            }
+            .passkey_challenge()
+        };
+        let (c, p) = self
+            .take_presence(
+                tenant,
+                member,
+                CeremonyKind::Mint,
+                &proof.id,
+                &proof.credential,
+                signed,
+            )
+            .await?;
+        Ok(PasskeyMinted {
+            code,
+            expires_ms: c.code_expires_ms.unwrap_or_default(),
+            member_id: p.member_id,
+            passkey_id: p.passkey_id,
+            assertion: p.assertion,
+        })
+    }
+
+    /// Check a live session's presence proof: as [`Self::check_presence`], over the session's
+    /// id and end. The session to start: its id, end and who vouched for it.
+    pub(crate) async fn check_live_presence(
+        &self,
+        tenant: &Tenant,
+        member: Option<&str>,
+        proof: &LivePresenceProof,
+    ) -> Result<(String, i64, Presented)> {
+        let session = proof.session_id.trim();
+        let signed = |c: &Ceremony| {
+            pixseal_codes::live::passkey_challenge(
+                session,
+                c.code_expires_ms.unwrap_or_default() / 1000,
+            )
+        };
+        let (c, p) = self
+            .take_presence(
+                tenant,
+                member,
+                CeremonyKind::Live,
+                &proof.id,
+                &proof.credential,
+                signed,
+            )
+            .await?;
+        if c.bound.as_deref() != Some(session) {
+            return Err(passkey_refused(PasskeyError::Challenge));
+        }
+        Ok((
+            session.to_string(),
+            c.code_expires_ms.unwrap_or_default(),
+            p,
+        ))
+    }
+
+    /// The presence ceremony `id` of `kind`, taken once; `challenge_of` rebuilds from it and the
+    /// request what should have been signed, which must be what was asked; then the passkey
+    /// (the account's, `member`'s when given, unrevoked) and its assertion with UV, the counter
+    /// moved forward.
+    async fn take_presence(
+        &self,
+        tenant: &Tenant,
+        member: Option<&str>,
+        kind: CeremonyKind,
+        id: &str,
+        credential: &PasskeyAssertion,
+        challenge_of: impl FnOnce(&Ceremony) -> [u8; 32],
+    ) -> Result<(Ceremony, Presented)> {
         let now = self.clock.now_ms();
         let c = self
             .db
-            .take_ceremony(&proof.id, CeremonyKind::Mint, Some(&tenant.id), now)
+            .take_ceremony(id, kind, Some(&tenant.id), now)
             .await?
             .ok_or_else(|| ServiceError::Forbidden {
                 code: "presence_unknown",
                 message: "no such presence challenge: it was used, expired or never issued".into(),
             })?;
-        let code = crate::codes::parse_code(&proof.code)?;
-        let expires_ms = c
-            .code_expires_ms
-            .ok_or_else(|| ServiceError::internal("mint ceremony without an expiry"))?;
-        let data = SignedCode {
-            code,
-            message_sha256: msg.to_string(),
-            recipient_sha256: recipient_sha256(recipient),
-            expires_s: expires_ms / 1000,
-        };
-        let challenge = data.passkey_challenge();
+        if c.code_expires_ms.is_none() {
+            return Err(ServiceError::internal(
+                "presence ceremony without an expiry",
+            ));
+        }
+        let challenge = challenge_of(&c);
         if hex::encode(challenge) != c.state {
             return Err(passkey_refused(PasskeyError::Challenge));
         }
-        let cred_id = B64URL.encode(proof.credential.credential_id().map_err(passkey_refused)?);
+        let cred_id = B64URL.encode(credential.credential_id().map_err(passkey_refused)?);
         let key_row = self
             .db
             .passkey(&cred_id)
@@ -635,8 +799,7 @@ impl Services {
             .map_err(|e| ServiceError::internal(e.to_string()))?;
         let stored = u32::try_from(key_row.sign_count).unwrap_or(u32::MAX);
         let policy = self.passkey_policy();
-        let checked = proof
-            .credential
+        let checked = credential
             .check(policy, &key, &challenge, stored)
             .map_err(passkey_refused)?;
         if !self
@@ -651,17 +814,17 @@ impl Services {
             }));
         }
         // Kept with the RP ID it was made for: later checks do not depend on today's settings.
-        let mut stored_json = serde_json::to_value(&proof.credential)
-            .map_err(|e| ServiceError::internal(e.to_string()))?;
+        let mut stored_json =
+            serde_json::to_value(credential).map_err(|e| ServiceError::internal(e.to_string()))?;
         stored_json["rp_id"] = serde_json::Value::String(policy.rp_id.clone());
-        let assertion = stored_json.to_string();
-        Ok(PasskeyMinted {
-            code,
-            expires_ms,
-            member_id: key_row.member_id,
-            passkey_id: key_row.id,
-            assertion,
-        })
+        Ok((
+            c,
+            Presented {
+                member_id: key_row.member_id,
+                passkey_id: key_row.id,
+                assertion: stored_json.to_string(),
+            },
+        ))
     }
 }
 

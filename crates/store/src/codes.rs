@@ -71,6 +71,11 @@ pub struct LiveSession {
     pub lock_level: i64,
     pub locked_until_ms: i64,
     pub last_ok_counter: i64,
+    /// Started with a member present: who, with which passkey, and the assertion (over
+    /// `live::passkey_challenge`) that is the session's signature.
+    pub member_id: Option<String>,
+    pub passkey_id: Option<String>,
+    pub assertion: Option<String>,
 }
 
 /// One recorded level change.
@@ -95,7 +100,7 @@ macro_rules! message_code_columns {
 macro_rules! live_session_columns {
     () => {
         "id, tenant_id, region, created_at, created_ms, expires_ms, revoked_ms, attempts, \
-         lock_level, locked_until_ms, last_ok_counter"
+         lock_level, locked_until_ms, last_ok_counter, member_id, passkey_id, assertion"
     };
 }
 
@@ -132,6 +137,9 @@ fn live_session_from(r: &sqlx::any::AnyRow) -> Result<LiveSession, sqlx::Error> 
         lock_level: r.try_get("lock_level")?,
         locked_until_ms: r.try_get("locked_until_ms")?,
         last_ok_counter: r.try_get("last_ok_counter")?,
+        member_id: r.try_get("member_id")?,
+        passkey_id: r.try_get("passkey_id")?,
+        assertion: r.try_get("assertion")?,
     })
 }
 
@@ -561,7 +569,7 @@ impl Db {
         sqlx::query(concat!(
             "INSERT INTO live_sessions (",
             live_session_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(&s.id)
         .bind(&s.tenant_id)
@@ -574,6 +582,9 @@ impl Db {
         .bind(s.lock_level)
         .bind(s.locked_until_ms)
         .bind(s.last_ok_counter)
+        .bind(&s.member_id)
+        .bind(&s.passkey_id)
+        .bind(&s.assertion)
         .execute(self.pool())
         .await?;
         Ok(())

@@ -68,6 +68,8 @@ pub struct PasskeyRow {
 pub enum CeremonyKind {
     Register,
     Mint,
+    /// Starting a live call session with a member present.
+    Live,
 }
 
 impl CeremonyKind {
@@ -75,6 +77,7 @@ impl CeremonyKind {
         match self {
             CeremonyKind::Register => "register",
             CeremonyKind::Mint => "mint",
+            CeremonyKind::Live => "live",
         }
     }
 }

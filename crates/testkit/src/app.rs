@@ -270,4 +270,40 @@ impl TestApp {
         assert_eq!(st, StatusCode::CREATED, "minting: {v}");
         v
     }
+
+    /// Start a live call session the way a user does by default: an administrator enrolls
+    /// `member` of `tenant`, who registers a software passkey and signs the session's presence
+    /// challenge with user verification. The `POST /v1/codes/live` answer (`session_id`,
+    /// `code`…); panics unless every step succeeds.
+    pub async fn passkey_live(&self, key: &str, tenant: &str, member: &str) -> serde_json::Value {
+        use reqwest::StatusCode;
+        let token = self.enrollment_token(tenant, member).await;
+        let (mut pk, _, _) = self.register_passkey(&token).await;
+        let (st, c) = self
+            .call(
+                "POST",
+                "/v1/codes/live/presence",
+                Some(key),
+                serde_json::Value::Null,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "live presence challenge: {c}");
+        let o = &c["public_key"];
+        let (rp, challenge) = (o["rpId"].as_str(), o["challenge"].as_str());
+        let credential = pk
+            .assert(
+                &self.passkey_origin(),
+                rp.expect("rpId"),
+                challenge.expect("challenge"),
+                true,
+            )
+            .await
+            .expect("an assertion");
+        let body = serde_json::json!({"presence": {
+            "id": c["presence_id"], "session_id": c["session_id"], "credential": credential,
+        }});
+        let (st, v) = self.call("POST", "/v1/codes/live", Some(key), body).await;
+        assert_eq!(st, StatusCode::OK, "starting the session: {v}");
+        v
+    }
 }

@@ -398,8 +398,10 @@ async fn dispatch(s: &Services, args: Args) -> Result<Done> {
         }
         Args::Live { tenant: t, session } => {
             let t = tenant(t).await?;
+            // A passkey is a browser's: with presence required, start sessions over HTTP.
             let req = LiveRequest {
                 session_id: session,
+                presence: None,
             };
             let v = s.live_code(&t, &Actor::Cli, req).await?;
             let human = format!(

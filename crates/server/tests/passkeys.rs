@@ -594,6 +594,11 @@ fn json_of(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
+/// The sign-in page's answer to an assertion: status, session cookie, body.
+async fn try_sign_in(s: &TestApp, body: Value) -> (StatusCode, Option<String>, String) {
+    page_call(s, "POST", "/app/sign-in/passkey", None, None, body).await
+}
+
 /// A sign-in challenge from the dashboard's page.
 async fn sign_in_challenge(s: &TestApp) -> Value {
     let (st, _, body) = page_call(
@@ -632,15 +637,7 @@ async fn members_sign_in_with_a_passkey_and_mint_from_the_dashboard(kind: Kind) 
     // Refusals first, each with its own code; none of them opens a session.
     let c = sign_in_challenge(&s).await;
     let no_uv = sign(&mut alice, &c, ORIGIN, false).await;
-    let r = page_call(
-        &s,
-        "POST",
-        "/app/sign-in/passkey",
-        None,
-        None,
-        finish(&c, no_uv),
-    )
-    .await;
+    let r = try_sign_in(&s, finish(&c, no_uv)).await;
     assert_eq!(
         (r.0, json_of(&r.2)["error"]["code"].clone()),
         (StatusCode::FORBIDDEN, json!("presence_not_verified")),
@@ -649,27 +646,11 @@ async fn members_sign_in_with_a_passkey_and_mint_from_the_dashboard(kind: Kind) 
     assert!(r.1.is_none());
     let c = sign_in_challenge(&s).await;
     let elsewhere = sign(&mut alice, &c, "http://evil.localhost:8080", true).await;
-    let r = page_call(
-        &s,
-        "POST",
-        "/app/sign-in/passkey",
-        None,
-        None,
-        finish(&c, elsewhere),
-    )
-    .await;
+    let r = try_sign_in(&s, finish(&c, elsewhere)).await;
     assert_eq!(json_of(&r.2)["error"]["code"], "presence_origin", "{r:?}");
     let c = sign_in_challenge(&s).await;
     let partner = sign(&mut alice, &c, PARTNER, true).await;
-    let r = page_call(
-        &s,
-        "POST",
-        "/app/sign-in/passkey",
-        None,
-        None,
-        finish(&c, partner),
-    )
-    .await;
+    let r = try_sign_in(&s, finish(&c, partner)).await;
     assert_eq!(json_of(&r.2)["error"]["code"], "presence_origin", "{r:?}");
     // Another site's page cannot sign a visitor in, nor can a form (not JSON).
     let c = sign_in_challenge(&s).await;
@@ -694,29 +675,13 @@ async fn members_sign_in_with_a_passkey_and_mint_from_the_dashboard(kind: Kind) 
     assert_eq!(form.status(), StatusCode::FORBIDDEN);
 
     // Alice signs in: a member's session, in an HttpOnly cookie.
-    let r = page_call(
-        &s,
-        "POST",
-        "/app/sign-in/passkey",
-        None,
-        None,
-        finish(&c, good.clone()),
-    )
-    .await;
+    let r = try_sign_in(&s, finish(&c, good.clone())).await;
     assert_eq!(r.0, StatusCode::OK, "{r:?}");
     assert_eq!(json_of(&r.2)["to"], "/app");
     let session = r.1.expect("a session cookie");
     assert!(session.starts_with("pxm_"), "{session}");
     // The same assertion again: its challenge was taken.
-    let r = page_call(
-        &s,
-        "POST",
-        "/app/sign-in/passkey",
-        None,
-        None,
-        finish(&c, good),
-    )
-    .await;
+    let r = try_sign_in(&s, finish(&c, good)).await;
     assert_eq!(json_of(&r.2)["error"]["code"], "sign_in_unknown", "{r:?}");
 
     let (st, _, home) = page_call(&s, "GET", "/app", Some(&session), None, Value::Null).await;
@@ -893,15 +858,7 @@ async fn members_sign_in_with_a_passkey_and_mint_from_the_dashboard(kind: Kind) 
     // And a revoked passkey signs in no more.
     let c = sign_in_challenge(&s).await;
     let again = sign(&mut alice, &c, ORIGIN, true).await;
-    let r = page_call(
-        &s,
-        "POST",
-        "/app/sign-in/passkey",
-        None,
-        None,
-        finish(&c, again),
-    )
-    .await;
+    let r = try_sign_in(&s, finish(&c, again)).await;
     assert_eq!(json_of(&r.2)["error"]["code"], "passkey_revoked", "{r:?}");
 
     let audit = s.db.audit_entries().await.unwrap();

@@ -744,6 +744,35 @@ impl Services {
         ))
     }
 
+    /// Check `credential` against the stored passkey for `challenge` under `policy`, and move
+    /// the passkey's counter to the assertion's in one conditional update.
+    async fn assert_and_advance(
+        &self,
+        key_row: &PasskeyRow,
+        credential: &PasskeyAssertion,
+        policy: &PasskeyPolicy,
+        challenge: &[u8; 32],
+    ) -> Result<()> {
+        let key = PasskeyKey::parse(&key_row.public_key)
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
+        let stored = u32::try_from(key_row.sign_count).unwrap_or(u32::MAX);
+        let checked = credential
+            .check(policy, &key, challenge, stored)
+            .map_err(passkey_refused)?;
+        if !self
+            .db
+            .advance_passkey(&key_row.id, i64::from(checked.sign_count))
+            .await?
+        {
+            // Another assertion moved the counter (or a revocation landed) in between.
+            return Err(passkey_refused(PasskeyError::Counter {
+                stored,
+                got: checked.sign_count,
+            }));
+        }
+        Ok(())
+    }
+
     /// The presence ceremony `id` of `kind`, taken once; `challenge_of` rebuilds from it and the
     /// request what should have been signed, which must be what was asked; then the passkey
     /// (the account's, `member`'s when given, unrevoked) and its assertion with UV, the counter
@@ -795,24 +824,9 @@ impl Services {
                 message: "this passkey was revoked".into(),
             });
         }
-        let key = PasskeyKey::parse(&key_row.public_key)
-            .map_err(|e| ServiceError::internal(e.to_string()))?;
-        let stored = u32::try_from(key_row.sign_count).unwrap_or(u32::MAX);
         let policy = self.passkey_policy();
-        let checked = credential
-            .check(policy, &key, &challenge, stored)
-            .map_err(passkey_refused)?;
-        if !self
-            .db
-            .advance_passkey(&key_row.id, i64::from(checked.sign_count))
-            .await?
-        {
-            // Another assertion moved the counter (or a revocation landed) in between.
-            return Err(passkey_refused(PasskeyError::Counter {
-                stored,
-                got: checked.sign_count,
-            }));
-        }
+        self.assert_and_advance(&key_row, credential, policy, &challenge)
+            .await?;
         // Kept with the RP ID it was made for: later checks do not depend on today's settings.
         let mut stored_json =
             serde_json::to_value(credential).map_err(|e| ServiceError::internal(e.to_string()))?;
@@ -925,23 +939,8 @@ impl Services {
             if handle.is_some_and(|h| h.trim_end_matches('=') != member.user_handle) {
                 return Err(unknown());
             }
-            let key = PasskeyKey::parse(&key_row.public_key)
-                .map_err(|e| ServiceError::internal(e.to_string()))?;
-            let stored = u32::try_from(key_row.sign_count).unwrap_or(u32::MAX);
-            let checked = proof
-                .credential
-                .check(&self.sign_in_policy(), &key, &challenge, stored)
-                .map_err(passkey_refused)?;
-            if !self
-                .db
-                .advance_passkey(&key_row.id, i64::from(checked.sign_count))
-                .await?
-            {
-                return Err(passkey_refused(PasskeyError::Counter {
-                    stored,
-                    got: checked.sign_count,
-                }));
-            }
+            self.assert_and_advance(&key_row, &proof.credential, &self.sign_in_policy(), &challenge)
+                .await?;
             let tenant = self.db.tenant(&key_row.tenant_id).await?;
             let (token, now, expires_ms, max_age_secs) = self.new_session(SessionKind::Member)?;
             self.db

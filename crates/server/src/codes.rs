@@ -127,7 +127,8 @@ pub async fn revoke_one(
     Ok(Json(s.revoke_code(t, &id, &actor).await?))
 }
 
-/// An empty body starts a session.
+/// `presence` starts a session (an empty body, where presence is not required); `session_id`
+/// gets a running session's current code.
 #[utoipa::path(
     post,
     path = "/v1/codes/live",

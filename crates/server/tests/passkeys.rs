@@ -126,16 +126,25 @@ fn refused(r: &(StatusCode, Value)) -> (StatusCode, &str) {
 
 /// What the docs tell a third party to do with a verdict's `signature`, done by hand.
 fn check_offline(sig: &Value, code: &str, message: &str, expires_at: &str) {
-    let expires =
-        time::OffsetDateTime::parse(expires_at, &time::format_description::well_known::Rfc3339)
-            .unwrap()
-            .unix_timestamp();
     let recipient_sha = hex::encode(Sha256::digest(RECIPIENT.trim().to_lowercase()));
     let code = code.replace('-', "");
     let text = format!(
-        "pixseal-code-passkey-v1\ncode={code}\nmessage_sha256={}\nrecipient_sha256={recipient_sha}\nexpires={expires}\n",
-        hex::encode(Sha256::digest(message))
+        "pixseal-code-passkey-v1\ncode={code}\nmessage_sha256={}\nrecipient_sha256={recipient_sha}\nexpires={}\n",
+        hex::encode(Sha256::digest(message)),
+        unix(expires_at)
     );
+    check_signed_text(sig, &text);
+}
+
+fn unix(at: &str) -> i64 {
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .unix_timestamp()
+}
+
+/// The signature's assertion is a UV assertion on `ORIGIN` over SHA-256(`text`), by the
+/// public key it names (p256 directly, not our verifier).
+fn check_signed_text(sig: &Value, text: &str) {
     let want_challenge = B64URL.encode(Sha256::digest(text));
     let a = &sig["assertion"]["response"];
     let b = |k: &str| B64URL.decode(a[k].as_str().unwrap()).unwrap();
@@ -512,33 +521,81 @@ async fn live_call_sessions_need_a_member_present(kind: Kind) {
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["verdict"], "valid", "{v}");
-    assert_eq!(v["device_signed"], true, "{v}");
-    assert_eq!(v["signature"]["kind"], "passkey", "{v}");
+    assert_eq!(v["signature"]["kind"], "session_passkey", "{v}");
     assert_eq!(v["signature"]["key_id"], alice_key.as_str(), "{v}");
-    assert_eq!(
-        v["account"]["level"], 0,
-        "the level is the system's to raise: {v}"
-    );
-    // The assertion signed exactly this session: checked by hand, as a third party would.
-    let signed = &v["signature"]["assertion"]["response"];
-    let cdj = B64URL
-        .decode(signed["clientDataJSON"].as_str().unwrap())
-        .unwrap();
-    let cd: Value = serde_json::from_slice(&cdj).unwrap();
-    let expires = time::OffsetDateTime::parse(
-        live["session_expires_at"].as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap()
-    .unix_timestamp();
+    // The codes are the server's: not device-signed, whatever signed the session's start.
+    assert_eq!(v["device_signed"], false, "{v}");
     let text = format!(
-        "pixseal-live-passkey-v1\nsession={}\nexpires={expires}\n",
-        live["session_id"].as_str().unwrap()
+        "pixseal-live-passkey-v1\nsession={}\nexpires={}\n",
+        live["session_id"].as_str().unwrap(),
+        unix(live["session_expires_at"].as_str().unwrap())
     );
+    check_signed_text(&v["signature"], &text);
+
+    // Checked again at every verification, before a try is spent: an edited session does
+    // not verify.
+    sqlx::query("UPDATE live_sessions SET expires_ms = expires_ms + 5000")
+        .execute(s.db.pool())
+        .await
+        .unwrap();
+    let (_, v) = s
+        .call(
+            "POST",
+            "/v1/codes/live/verify",
+            None,
+            json!({"session_id": live["session_id"], "code": "0000"}),
+        )
+        .await;
+    assert_eq!(v["verdict"], "invalid_signature", "{v}");
+
+    // A code's presence cannot start a session; presence does not go with a running one.
+    let (_, m) = s
+        .call(
+            "POST",
+            "/v1/codes/presence",
+            Some(&key),
+            json!({"message": "m", "recipient": RECIPIENT}),
+        )
+        .await;
+    let a = sign(&mut alice, &m, ORIGIN, true).await;
+    let r = s
+        .call(
+            "POST",
+            "/v1/codes/live",
+            Some(&key),
+            start(&m, &json!("ls_0000000000000"), a),
+        )
+        .await;
     assert_eq!(
-        cd["challenge"],
-        B64URL.encode(Sha256::digest(text.as_bytes()))
+        refused(&r),
+        (StatusCode::FORBIDDEN, "presence_unknown"),
+        "{r:?}"
     );
+    let c = challenge().await;
+    let a = sign(&mut alice, &c, ORIGIN, true).await;
+    let mut both = start(&c, &c["session_id"], a);
+    both["session_id"] = live["session_id"].clone();
+    let r = s.call("POST", "/v1/codes/live", Some(&key), both).await;
+    assert_eq!(r.0, StatusCode::BAD_REQUEST, "{r:?}");
+
+    // Refused starts are audited with their code, as started ones are with their member.
+    let starts: Vec<String> =
+        s.db.audit_entries()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "code.live.start")
+            .map(|e| format!("{} {}", e.outcome, e.detail.split('=').next().unwrap()))
+            .collect();
+    let want = [
+        "refused presence_required",
+        "refused presence_mismatch",
+        "refused presence_not_verified",
+        "ok presence member",
+        "refused presence_unknown",
+        "refused presence_unknown",
+    ];
+    assert_eq!(starts, want, "{starts:#?}");
 }
 
 #[tokio::test]

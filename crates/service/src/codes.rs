@@ -231,6 +231,9 @@ pub enum SignatureKind {
     Passkey,
     /// The account's Ed25519 device key (`pixseal codes sign`).
     DeviceKey,
+    /// A live call session started with a member's passkey (the codes themselves are the
+    /// server's).
+    SessionPasskey,
 }
 
 /// The signature behind `device_signed`, and why it holds.
@@ -341,7 +344,8 @@ pub(crate) fn new_live_session_id() -> Result<String> {
     Ok(format!("ls_{}", &random[3..]))
 }
 
-/// `POST /v1/codes/live` body: no session = start one.
+/// `POST /v1/codes/live` body: `presence` (or, where presence is not required, nothing) starts
+/// a session; `session_id` gets a running session's current code.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LiveRequest {
@@ -349,7 +353,7 @@ pub struct LiveRequest {
     #[schema(nullable = false)]
     pub session_id: Option<String>,
     /// To start a session with a member present: the answered `POST /v1/codes/live/presence`
-    /// challenge (required where the account's codes need presence).
+    /// challenge (required where the account's codes need presence, the default).
     #[schema(nullable = false)]
     pub presence: Option<crate::passkeys::LivePresenceProof>,
 }
@@ -928,10 +932,23 @@ impl Services {
         let now = self.clock.now_ms();
         self.serves(&tenant.region)?;
         let session = match req.session_id {
-            None => {
-                self.start_live(tenant, actor, req.presence.as_ref(), now)
-                    .await?
-            }
+            None => match self
+                .start_live(tenant, actor, req.presence.as_ref(), now)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    self.audit_detail(
+                        actor,
+                        "code.live.start",
+                        &tenant.id,
+                        Outcome::Refused,
+                        e.code(),
+                    )
+                    .await;
+                    return Err(e);
+                }
+            },
             Some(_) if req.presence.is_some() => {
                 return Err(invalid(
                     "presence starts a session: send it without session_id",
@@ -1023,7 +1040,10 @@ impl Services {
             assertion: presented.map(|p| p.assertion),
         };
         self.db.insert_live_session(&s).await?;
-        let detail = format!("device_signed={}", s.assertion.is_some());
+        let detail = match &s.member_id {
+            Some(m) => format!("presence member={m}"),
+            None => "presence none".to_string(),
+        };
         self.audit_detail(actor, "code.live.start", &s.id, Outcome::Ok, &detail)
             .await;
         Ok(s)
@@ -1054,22 +1074,27 @@ impl Services {
                 .await;
             return Ok(CodeVerdict::unknown(CodeKind::Live));
         };
-        let mut verdict = self.judge_live(actor, &session, typed, now).await?;
-        let account = self.db.code_account(&session.tenant_id).await?;
+        // A session started with a passkey: its signature checked again first, so a session
+        // whose stored assertion no longer holds spends no try and claims no window.
         let mut signature = None;
-        if verdict == Verdict::Valid
-            && let (Some(a), Some(k)) = (&session.assertion, &session.passkey_id)
-        {
-            // The session's passkey signature, checked again at every verification.
+        let mut broken = false;
+        if let (Some(a), Some(k)) = (&session.assertion, &session.passkey_id) {
             let challenge = live::passkey_challenge(&session.id, session.expires_ms / 1000);
             signature = self
                 .passkey_signature_holds(&session.tenant_id, k, a, &challenge)
-                .await?;
-            if signature.is_none() {
-                verdict = Verdict::InvalidSignature;
-            }
+                .await?
+                .map(|s| CodeSignature {
+                    kind: SignatureKind::SessionPasskey,
+                    ..s
+                });
+            broken = signature.is_none();
         }
-        let signed = signature.is_some();
+        let verdict = if broken {
+            Verdict::InvalidSignature
+        } else {
+            self.judge_live(actor, &session, typed, now).await?
+        };
+        let account = self.db.code_account(&session.tenant_id).await?;
         self.audit_detail(
             actor,
             "code.live.verify",
@@ -1078,11 +1103,13 @@ impl Services {
             verdict.as_str(),
         )
         .await;
+        // Live codes are the server's, whoever started the session: never device-signed, at
+        // most level 3; the session's signature says who started it.
         Ok(CodeVerdict {
             verdict,
-            account: Some(IssuerView::of(&account, signed)),
-            device_signed: Some(signed),
-            signature,
+            account: Some(IssuerView::of(&account, false)),
+            device_signed: Some(false),
+            signature: signature.filter(|_| verdict == Verdict::Valid),
             ..CodeVerdict::unknown(CodeKind::Live)
         })
     }

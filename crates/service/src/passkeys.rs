@@ -734,14 +734,15 @@ impl Services {
                 signed,
             )
             .await?;
-        if c.bound.as_deref() != Some(session) {
-            return Err(passkey_refused(PasskeyError::Challenge));
+        // The session id is in the signed challenge: another one is `presence_mismatch` above.
+        let expires_ms = c.code_expires_ms.unwrap_or_default();
+        if expires_ms <= self.clock.now_ms() {
+            return Err(ServiceError::Gone {
+                code: "expired",
+                message: "this call session's time ran out before it started".into(),
+            });
         }
-        Ok((
-            session.to_string(),
-            c.code_expires_ms.unwrap_or_default(),
-            p,
-        ))
+        Ok((session.to_string(), expires_ms, p))
     }
 
     /// Check `credential` against the stored passkey for `challenge` under `policy`, and move

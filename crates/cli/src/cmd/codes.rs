@@ -113,7 +113,8 @@ pub enum Args {
         #[arg(long, default_value_t = 10)]
         max_verified_percent: u8,
     },
-    /// The current 4-digit live call code (a new session unless --session is given).
+    /// The current 4-digit live call code (a new session unless --session is given; a new
+    /// session needs a member's passkey where presence is required, so start it over HTTP).
     Live {
         #[arg(long)]
         tenant: String,

@@ -187,6 +187,9 @@ fn signature_words(signed: bool, kind: Option<SignatureKind>) -> &'static str {
             "signed with a member's passkey, the person verified on their own device (biometric or PIN)"
         }
         (true, _) => "signed with the account's registered device key",
+        (false, Some(SignatureKind::SessionPasskey)) => {
+            "the call session was started by a member with their passkey (biometric or PIN); its codes are made by the service"
+        }
         (false, _) => "none",
     }
 }

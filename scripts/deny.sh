@@ -4,6 +4,9 @@
 # (docs/releases.md says how to bring one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# cargo-deny reads every platform's crates, which a build on this machine never downloads: a
+# cold cache fetches them first (from crates.io, the lock file's versions).
+cargo fetch --locked --quiet
 cargo deny --offline --locked check licenses sources bans
 DB="${CARGO_HOME:-$HOME/.cargo}/advisory-dbs"
 if [ -n "$(ls -A "$DB" 2>/dev/null)" ]; then

@@ -949,6 +949,36 @@ async fn the_stamp_page_stamps_one_or_many_and_solves_the_challenge_for_bulk() {
 /// page; the check page says a passkey signed it. When user verification fails, no code.
 #[tokio::test]
 async fn members_register_a_passkey_sign_in_and_create_a_code_in_a_browser() {
+    passkeys_in_a_browser(false).await;
+}
+
+/// The same in a browser without WebAuthn's JSON helpers (`parse…OptionsFromJSON`,
+/// `PublicKeyCredential.toJSON`, as in browsers before 2024): `passkey.js` converts by hand, and
+/// the server takes what it builds.
+#[tokio::test]
+async fn passkeys_work_without_the_browsers_json_helpers() {
+    passkeys_in_a_browser(true).await;
+}
+
+/// Take WebAuthn's JSON helpers away from the page, as an older browser lacks them.
+async fn without_json_helpers(b: &Browser) {
+    let gone = b
+        .client
+        .execute(
+            "delete PublicKeyCredential.parseCreationOptionsFromJSON; \
+             delete PublicKeyCredential.parseRequestOptionsFromJSON; \
+             delete PublicKeyCredential.prototype.toJSON; \
+             return PublicKeyCredential.parseCreationOptionsFromJSON === undefined \
+               && PublicKeyCredential.parseRequestOptionsFromJSON === undefined \
+               && PublicKeyCredential.prototype.toJSON === undefined",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone, Value::Bool(true), "the helpers could not be removed");
+}
+
+async fn passkeys_in_a_browser(legacy: bool) {
     // WebAuthn needs a domain: the service is told it lives at localhost, as a deployment's
     // public_url names its host.
     let listener = TestApp::listener().await;
@@ -962,6 +992,9 @@ async fn members_register_a_passkey_sign_in_and_create_a_code_in_a_browser() {
     let authenticator = b.add_virtual_authenticator().await;
 
     b.client.goto(&format!("{site}/enroll")).await.unwrap();
+    if legacy {
+        without_json_helpers(&b).await;
+    }
     b.find("#enrollment-token")
         .await
         .send_keys(&token)
@@ -986,6 +1019,9 @@ async fn members_register_a_passkey_sign_in_and_create_a_code_in_a_browser() {
 
     // Sign in with it: no name typed, the passkey says whose account it is.
     b.client.goto(&format!("{site}/app")).await.unwrap();
+    if legacy {
+        without_json_helpers(&b).await;
+    }
     b.find("#passkey-sign-in").await.click().await.unwrap();
     b.wait_until("document.getElementById('signed-in-as') !== null")
         .await;
@@ -999,6 +1035,10 @@ async fn members_register_a_passkey_sign_in_and_create_a_code_in_a_browser() {
         let b = &b;
         async move {
             b.find("#new-code").await.click().await.unwrap();
+            b.find("#code-message").await;
+            if legacy {
+                without_json_helpers(b).await;
+            }
             b.find("#code-message")
                 .await
                 .send_keys(message)

@@ -952,6 +952,47 @@ async fn members_sign_in_with_a_passkey_and_mint_from_the_dashboard_on_postgres(
     members_sign_in_with_a_passkey_and_mint_from_the_dashboard(Kind::Postgres).await;
 }
 
+/// A reached account cap refuses the presence challenge itself: no member's gesture is asked
+/// for a code that could not be minted.
+async fn a_reached_cap_asks_for_no_gesture(kind: Kind) {
+    let s = spawn_with(kind, |c| c.codes.max_codes_per_hour = 1).await;
+    let key = s.key("acme", "us", &["codes"]).await;
+    let (mut alice, _) = s.enroll("acme", "alice").await;
+    let c = s.presence(&key, "first").await;
+    let a = sign(&mut alice, &c, ORIGIN, true).await;
+    let r = s.mint(&key, "first", &c, &a).await;
+    assert_eq!(r.0, StatusCode::CREATED, "{r:?}");
+    let r = s
+        .call(
+            "POST",
+            "/v1/codes/presence",
+            Some(&key),
+            json!({"message": "second", "recipient": RECIPIENT}),
+        )
+        .await;
+    assert_eq!(
+        refused(&r),
+        (StatusCode::TOO_MANY_REQUESTS, "code_quota_exceeded"),
+        "{r:?}"
+    );
+    assert!(
+        r.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("this account")
+    );
+}
+
+#[tokio::test]
+async fn a_reached_cap_asks_for_no_gesture_on_sqlite() {
+    a_reached_cap_asks_for_no_gesture(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_reached_cap_asks_for_no_gesture_on_postgres() {
+    a_reached_cap_asks_for_no_gesture(Kind::Postgres).await;
+}
+
 #[tokio::test]
 async fn each_member_is_capped_on_sqlite() {
     each_member_is_capped(Kind::Sqlite).await;

@@ -336,6 +336,19 @@ pub struct RevokedCodes {
     pub revoked_at: String,
 }
 
+/// 429 `code_quota_exceeded`, naming the cap reached.
+fn quota_exceeded(reached: CapReached, cap: MintCap) -> ServiceError {
+    let (who, n) = match reached {
+        CapReached::Account => ("this account", cap.account),
+        CapReached::Member => ("this member", cap.member),
+    };
+    ServiceError::Quota {
+        code: "code_quota_exceeded",
+        message: format!("{who} issued {n} codes in the last hour, its limit; try again later"),
+        retry_after_secs: 60,
+    }
+}
+
 /// A new call session's id: `ls_` and 13 random Crockford characters.
 pub(crate) fn new_live_session_id() -> Result<String> {
     let random = pixseal_proof::ProofId::random()
@@ -553,10 +566,7 @@ impl Services {
             passkey_id: by_passkey.as_ref().map(|m| m.passkey_id.clone()),
             assertion: by_passkey.map(|m| m.assertion),
         };
-        let cap = MintCap {
-            account: i64::from(self.codes.max_codes_per_hour),
-            member: i64::from(self.codes.max_codes_per_member_hour),
-        };
+        let cap = self.mint_cap();
         let since = meta::at_ms(now - 3_600_000).0;
         let reached = self
             .db
@@ -569,17 +579,7 @@ impl Services {
                 other => other.into(),
             })?;
         if let Some(reached) = reached {
-            let (who, n) = match reached {
-                CapReached::Account => ("this account", cap.account),
-                CapReached::Member => ("this member", cap.member),
-            };
-            return Err(ServiceError::Quota {
-                code: "code_quota_exceeded",
-                message: format!(
-                    "{who} issued {n} codes in the last hour, its limit; try again later"
-                ),
-                retry_after_secs: 60,
-            });
+            return Err(quota_exceeded(reached, cap));
         }
         let device_signed = row.signature.is_some() || row.assertion.is_some();
         Ok(IssuedCode {
@@ -592,6 +592,33 @@ impl Services {
             level_name: level.name(),
             device_signed,
         })
+    }
+
+    /// The hourly mint caps, per account and per member.
+    fn mint_cap(&self) -> MintCap {
+        MintCap {
+            account: i64::from(self.codes.max_codes_per_hour),
+            member: i64::from(self.codes.max_codes_per_member_hour),
+        }
+    }
+
+    /// 429 now when `tenant` (or `member`) has reached its cap: asked before a member's
+    /// gesture, so no presence is spent on a code that could not be minted.
+    pub(crate) async fn mint_caps_allow(
+        &self,
+        tenant: &Tenant,
+        member: Option<&str>,
+    ) -> Result<()> {
+        let cap = self.mint_cap();
+        let since = meta::at_ms(self.clock.now_ms() - 3_600_000).0;
+        match self
+            .db
+            .mint_cap_reached(&tenant.id, member, &since, cap)
+            .await?
+        {
+            Some(reached) => Err(quota_exceeded(reached, cap)),
+            None => Ok(()),
+        }
     }
 
     /// A level-4 account's code: minted and signed on its device; checked here.

@@ -550,6 +550,7 @@ impl Services {
                 "ttl_days must be 1 to {max_days}"
             )));
         }
+        self.mint_caps_allow(tenant, member).await?;
         let code = MessageCode::random().map_err(|e| ServiceError::internal(e.to_string()))?;
         // Whole seconds: the signed data carries the expiry in seconds.
         let (expires_at, expires_ms) = meta::at_ms(now + days * DAY_MS);

@@ -339,6 +339,35 @@ impl Db {
         Ok(r.try_get("level")?)
     }
 
+    /// Which cap, if any, `tenant` (or its `member`) has reached since `since` — read without
+    /// the lock [`Self::insert_message_code`] takes, so a hint before a member's gesture; the
+    /// insert decides.
+    pub async fn mint_cap_reached(
+        &self,
+        tenant_id: &str,
+        member_id: Option<&str>,
+        since: &str,
+        cap: MintCap,
+    ) -> Result<Option<CapReached>, DbError> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN member_id = $3 THEN 1 ELSE 0 END), 0) AS m \
+             FROM message_codes WHERE tenant_id = $1 AND created_at >= $2",
+        )
+        .bind(tenant_id)
+        .bind(since)
+        .bind(member_id.unwrap_or(""))
+        .fetch_one(self.pool())
+        .await?;
+        let (n, m): (i64, i64) = (r.try_get("n")?, r.try_get("m")?);
+        Ok(if cap.account > 0 && n >= cap.account {
+            Some(CapReached::Account)
+        } else if cap.member > 0 && member_id.is_some() && m >= cap.member {
+            Some(CapReached::Member)
+        } else {
+            None
+        })
+    }
+
     /// Inserts `c` unless its tenant has issued `cap.account` message codes or more since
     /// `since` (RFC 3339, UTC), or its member `cap.member` (0 = no cap). The counts and the
     /// insert run under a lock on the tenant's row, so concurrent issues cannot pass a cap

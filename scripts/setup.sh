@@ -6,7 +6,8 @@
 # proxy of scripts/prod-shape.sh), libde265 + dav1d + pkg-config (libheif is built from the
 # crate's embedded source and decodes HEVC and AV1 through them), chromium + chromium-driver
 # (the browser tests of the pages drive Debian's Chromium through WebDriver), softhsm2 + opensc
-# (a PKCS#11 token and the tool that makes keys on it, for the HSM signer tests). Cargo:
+# (a PKCS#11 token and the tool that makes keys on it, for the HSM signer tests), ffmpeg
+# (the video tests make their clips with it, and keyframes are decoded by its binary). Cargo:
 # cargo-deny (supply-chain checks, scripts/deny.sh). Python: Pillow + numpy (shared test
 # tools); c2pa-python (the reference C2PA implementation) and pdqhash (Meta's PDQ reference) for
 # the provenance tests; schemathesis (the API fuzzer of scripts/api-fuzz.sh).
@@ -26,6 +27,7 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
+command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 if ((${#need_apt[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
+use crate::boxes::{Faults, Reader};
 use crate::jpeg::check_dimensions;
 use crate::{Format, IngestError, Limits};
 
@@ -30,103 +31,18 @@ fn corrupt(what: &str) -> IngestError {
     IngestError::corrupt(format!("HEIF container: {what}"))
 }
 
-/// A big-endian reader over one box's payload; running out is a malformed box, not truncation
-/// (box sizes were already checked against the file).
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
+/// This container's faults: HEIF-named corruption and truncation.
+const FAULTS: Faults = Faults {
+    corrupt,
+    truncated: || IngestError::truncated("HEIF"),
+};
+
+fn reader(b: &[u8]) -> Reader<'_> {
+    Reader::new(b, FAULTS)
 }
 
-impl<'a> Reader<'a> {
-    fn new(b: &'a [u8]) -> Self {
-        Reader { b, pos: 0 }
-    }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], IngestError> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len());
-        let end = end.ok_or_else(|| corrupt("a box is shorter than its fields"))?;
-        let s = &self.b[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    fn u8(&mut self) -> Result<u8, IngestError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Result<u16, IngestError> {
-        let s = self.take(2)?;
-        Ok(u16::from_be_bytes([s[0], s[1]]))
-    }
-    fn u32(&mut self) -> Result<u32, IngestError> {
-        let s = self.take(4)?;
-        Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-    }
-    /// An unsigned field of 0, 4 or 8 bytes (the `iloc` sizes).
-    fn uint(&mut self, size: u8) -> Result<u64, IngestError> {
-        match size {
-            0 => Ok(0),
-            4 => Ok(self.u32()? as u64),
-            8 => {
-                let s = self.take(8)?;
-                Ok(u64::from_be_bytes(s.try_into().expect("8 bytes")))
-            }
-            _ => Err(corrupt("iloc field size other than 0, 4 or 8")),
-        }
-    }
-    /// An item id: 16 bits in version 0 boxes, 32 bits after.
-    fn id(&mut self, wide: bool) -> Result<u32, IngestError> {
-        if wide {
-            self.u32()
-        } else {
-            Ok(self.u16()? as u32)
-        }
-    }
-    /// The version and flags of a full box.
-    fn full(&mut self) -> Result<(u8, u32), IngestError> {
-        let v = self.u32()?;
-        Ok(((v >> 24) as u8, v & 0x00FF_FFFF))
-    }
-    fn rest(&self) -> &'a [u8] {
-        &self.b[self.pos..]
-    }
-}
-
-/// One box: its type and payload range within `b` (from `start`).
 fn boxes(b: &[u8]) -> impl Iterator<Item = Result<([u8; 4], Range<usize>), IngestError>> + '_ {
-    let mut pos = 0usize;
-    let mut failed = false;
-    std::iter::from_fn(move || {
-        if failed || pos >= b.len() {
-            return None;
-        }
-        let item = (|| {
-            if b.len() - pos < 8 {
-                return Err(IngestError::truncated("HEIF"));
-            }
-            let size32 = u32::from_be_bytes(b[pos..pos + 4].try_into().expect("4 bytes")) as u64;
-            let kind: [u8; 4] = b[pos + 4..pos + 8].try_into().expect("4 bytes");
-            let (header, size) = match size32 {
-                0 => (8u64, (b.len() - pos) as u64),
-                1 => {
-                    if b.len() - pos < 16 {
-                        return Err(IngestError::truncated("HEIF"));
-                    }
-                    let large = u64::from_be_bytes(b[pos + 8..pos + 16].try_into().expect("8"));
-                    (16, large)
-                }
-                n => (8, n),
-            };
-            if size < header {
-                return Err(corrupt("a box is smaller than its own header"));
-            }
-            if size > (b.len() - pos) as u64 {
-                return Err(IngestError::truncated("HEIF"));
-            }
-            let range = pos + header as usize..pos + size as usize;
-            pos += size as usize;
-            Ok((kind, range))
-        })();
-        failed = item.is_err();
-        Some(item)
-    })
+    crate::boxes::boxes(b, FAULTS)
 }
 
 /// Where one item's bytes are.
@@ -190,7 +106,7 @@ pub fn walk(b: &[u8], format: Format, limits: &Limits) -> Result<HeifHeader, Ing
 }
 
 fn read_meta<'a>(payload: &'a [u8], limits: &Limits) -> Result<Meta<'a>, IngestError> {
-    let mut r = Reader::new(payload);
+    let mut r = reader(payload);
     r.full()?;
     let mut m = Meta::default();
     for item in boxes(r.rest()) {
@@ -198,13 +114,13 @@ fn read_meta<'a>(payload: &'a [u8], limits: &Limits) -> Result<Meta<'a>, IngestE
         let body = &r.rest()[range];
         match &kind {
             b"hdlr" => {
-                let mut h = Reader::new(body);
+                let mut h = reader(body);
                 h.full()?;
                 h.u32()?; // pre_defined
                 m.handler = Some(h.take(4)?.try_into().expect("4 bytes"));
             }
             b"pitm" => {
-                let mut p = Reader::new(body);
+                let mut p = reader(body);
                 let (v, _) = p.full()?;
                 m.primary = Some(p.id(v > 0)?);
             }
@@ -227,7 +143,7 @@ fn too_many_items(n: u64, limits: &Limits) -> IngestError {
 }
 
 fn read_iinf<'a>(body: &'a [u8], limits: &Limits, m: &mut Meta<'a>) -> Result<(), IngestError> {
-    let mut r = Reader::new(body);
+    let mut r = reader(body);
     let (v, _) = r.full()?;
     let count = if v == 0 {
         r.u16()? as u64
@@ -243,7 +159,7 @@ fn read_iinf<'a>(body: &'a [u8], limits: &Limits, m: &mut Meta<'a>) -> Result<()
         if &kind != b"infe" {
             continue;
         }
-        let mut e = Reader::new(&r.rest()[range]);
+        let mut e = reader(&r.rest()[range]);
         let (ev, _) = e.full()?;
         if ev < 2 {
             continue; // versions 0 and 1 describe files, not image items
@@ -257,7 +173,7 @@ fn read_iinf<'a>(body: &'a [u8], limits: &Limits, m: &mut Meta<'a>) -> Result<()
 }
 
 fn read_iloc(body: &[u8], limits: &Limits, m: &mut Meta<'_>) -> Result<(), IngestError> {
-    let mut r = Reader::new(body);
+    let mut r = reader(body);
     let (v, _) = r.full()?;
     if v > 2 {
         return Err(corrupt("iloc version over 2"));
@@ -302,11 +218,11 @@ fn read_iloc(body: &[u8], limits: &Limits, m: &mut Meta<'_>) -> Result<(), Inges
 }
 
 fn read_iref(body: &[u8], m: &mut Meta<'_>) -> Result<(), IngestError> {
-    let mut r = Reader::new(body);
+    let mut r = reader(body);
     let (v, _) = r.full()?;
     for item in boxes(r.rest()) {
         let (kind, range) = item.map_err(|_| corrupt("a reference box overruns iref"))?;
-        let mut e = Reader::new(&r.rest()[range]);
+        let mut e = reader(&r.rest()[range]);
         let from = e.id(v > 0)?;
         let n = e.u16()?;
         let mut to = Vec::with_capacity(n as usize);
@@ -332,7 +248,7 @@ fn read_iprp<'a>(body: &'a [u8], m: &mut Meta<'a>) -> Result<(), IngestError> {
                 }
             }
             b"ipma" => {
-                let mut r = Reader::new(inner);
+                let mut r = reader(inner);
                 let (v, flags) = r.full()?;
                 let entries = r.u32()?;
                 for _ in 0..entries {
@@ -379,7 +295,7 @@ impl<'a> Meta<'a> {
             .props(item)
             .find(|(k, _)| k == b"ispe")
             .ok_or_else(|| corrupt("an image item has no ispe (size) property"))?;
-        let mut r = Reader::new(body);
+        let mut r = reader(body);
         r.full()?;
         Ok((r.u32()?, r.u32()?))
     }
@@ -461,7 +377,7 @@ impl<'a> Meta<'a> {
 
 /// The grid descriptor of a `grid` item: rows, columns, output size.
 fn grid_layout(data: &[u8]) -> Result<(u32, u32, u32, u32), IngestError> {
-    let mut r = Reader::new(data);
+    let mut r = reader(data);
     let _version = r.u8()?;
     let flags = r.u8()?;
     let rows = r.u8()? as u32 + 1;

@@ -30,6 +30,17 @@ pub enum IngestError {
         "animated image with {frames} frames; animation is not accepted (animated = \"reject\")"
     )]
     AnimatedNotSupported { frames: u64 },
+    #[error("video lasts {millis} ms by its own boxes, over the max_seconds limit of {limit} s")]
+    VideoTooLong { millis: u64, limit: u32 },
+    #[error(
+        "video is {width}x{height}, over the limit of {max_width}x{max_height} (max_width is the long side, max_height the short one)"
+    )]
+    VideoTooLarge {
+        width: u32,
+        height: u32,
+        max_width: u32,
+        max_height: u32,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -46,6 +57,8 @@ impl IngestError {
             IngestError::Corrupt(_) => "corrupt",
             IngestError::DecodeTooCostly(_) => "decode_too_costly",
             IngestError::AnimatedNotSupported { .. } => "animated_not_supported",
+            IngestError::VideoTooLong { .. } => "video_too_long",
+            IngestError::VideoTooLarge { .. } => "dimensions_too_large",
             IngestError::Internal(_) => "internal",
         }
     }

@@ -1,4 +1,5 @@
-//! Building, signing and embedding pixseal's C2PA manifest in a JPEG, PNG or WebP.
+//! Building, signing and embedding pixseal's C2PA manifest in a JPEG, PNG or WebP, or in an
+//! MP4/MOV video.
 //!
 //! The manifest says what pixseal did and which proof it belongs to, and nothing about who
 //! submitted the picture: no title or file name, no ingredient (the input's own provenance
@@ -70,6 +71,32 @@ pub struct SoftBindings {
     pub watermark: Option<u64>,
     /// PDQ of the stamped pixels, when the picture was large enough to hash.
     pub pdq: Option<Pdq>,
+    /// PDQ of a video's keyframes, each over the time it stands for.
+    pub keyframes: Vec<KeyframeHash>,
+}
+
+/// The PDQ hash of one keyframe of a video and the time span (ms from the start) it covers:
+/// from its own time to the next keyframe hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyframeHash {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub pdq: Pdq,
+}
+
+/// The PDQ hashes of decoded keyframes (those too flat to hash are left out).
+pub fn keyframe_hashes(frames: &[pixseal_media::video::Keyframe]) -> Vec<KeyframeHash> {
+    frames
+        .iter()
+        .filter_map(|f| {
+            let r = crate::pdq::hash_rgb(&f.rgb, f.side, f.side, 3)?;
+            Some(KeyframeHash {
+                start_ms: f.time_ms,
+                end_ms: f.until_ms,
+                pdq: r.hash,
+            })
+        })
+        .collect()
 }
 
 impl SoftBindings {
@@ -94,6 +121,20 @@ impl SoftBindings {
                 B64.encode(p.0),
             ));
         }
+        if !self.keyframes.is_empty() {
+            let blocks: Vec<_> = self
+                .keyframes
+                .iter()
+                .map(|k| {
+                    json!({"scope": {"timespan": {"start": k.start_ms, "end": k.end_ms}},
+                           "value": B64.encode(k.pdq.0)})
+                })
+                .collect();
+            out.push(json!({"label": "c2pa.soft-binding",
+                            "data": {"alg": PDQ_BINDING_ALG,
+                                     "name": "PDQ perceptual hashes of the video's keyframes, each over the time it stands for",
+                                     "blocks": blocks}}));
+        }
         out
     }
 }
@@ -115,25 +156,43 @@ pub fn pdq_of_binding_value(value: &str) -> Option<Pdq> {
     Some(Pdq(bytes))
 }
 
+/// What a manifest is about: the actions describe what pixseal did to each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asset {
+    /// Decoded and re-encoded, metadata gone, marks drawn.
+    Picture,
+    /// Container rebuilt from an allow-list, the encoded samples copied untouched.
+    Video,
+}
+
 /// The manifest definition (JSON for the c2pa builder).
 fn definition(
     format: &str,
+    asset: Asset,
     proof: &ProofAssertion,
     acts: &StampActions,
     bindings: &SoftBindings,
 ) -> serde_json::Value {
     let agent = json!({"name": GENERATOR, "version": VERSION});
+    // What pixseal writes is a new asset made from the submitted one; its input's provenance
+    // is deliberately not carried over (no ingredient), so the inception is `created`. C2PA 2
+    // requires a digitalSourceType there and IPTC has no "unknown": `algorithmicallyEnhanced`
+    // (existing media, processed by software) is the closest; the description says that the
+    // capture itself is not asserted.
+    let (created, sanitised) = match asset {
+        Asset::Picture => (
+            "re-encoded by pixseal from the submitted picture's pixels; how they were captured is not asserted",
+            "sanitised: every piece of the input's metadata removed (EXIF, GPS, XMP, IPTC, ICC, comments, thumbnails); orientation and colour applied to the pixels",
+        ),
+        Asset::Video => (
+            "container rebuilt by pixseal from the submitted video; its encoded frames and sound copied untouched; how they were captured is not asserted",
+            "sanitised: every piece of the input's metadata removed (location, device, software, dates, user data, metadata and timecode tracks); creation times zeroed",
+        ),
+    };
     let mut actions = vec![
-        // The picture pixseal writes is a new asset made from the submitted pixels; its
-        // input's provenance is deliberately not carried over (no ingredient), so the
-        // inception is `created`. C2PA 2 requires a digitalSourceType there and IPTC has no
-        // "unknown": `algorithmicallyEnhanced` (an existing picture, processed by software)
-        // is the closest; the description says that the capture itself is not asserted.
         json!({"action": "c2pa.created", "softwareAgent": agent,
-               "digitalSourceType": DIGITAL_SOURCE_TYPE,
-               "description": "re-encoded by pixseal from the submitted picture's pixels; how they were captured is not asserted"}),
-        json!({"action": "c2pa.edited", "softwareAgent": agent,
-               "description": "sanitised: every piece of the input's metadata removed (EXIF, GPS, XMP, IPTC, ICC, comments, thumbnails); orientation and colour applied to the pixels"}),
+               "digitalSourceType": DIGITAL_SOURCE_TYPE, "description": created}),
+        json!({"action": "c2pa.edited", "softwareAgent": agent, "description": sanitised}),
     ];
     if acts.watermarked {
         actions.push(json!({"action": WATERMARKED_ACTION, "softwareAgent": agent,
@@ -198,8 +257,11 @@ impl c2pa::Signer for Adapter<'_> {
     }
 }
 
-/// Media types pixseal embeds manifests in.
+/// Media types pixseal embeds manifests in (and reads them from).
 pub fn media_type_for(bytes: &[u8]) -> Option<&'static str> {
+    if let Some(v) = pixseal_media::sniff_video(bytes) {
+        return Some(v.media_type());
+    }
     match pixseal_media::sniff(bytes) {
         Ok(pixseal_media::Format::Jpeg) => Some("image/jpeg"),
         Ok(pixseal_media::Format::Png) => Some("image/png"),
@@ -238,6 +300,69 @@ pub fn embed(
             "the watermark action needs the watermark's soft binding".into(),
         ));
     }
+    let mut src = Cursor::new(image);
+    let mut dst = Cursor::new(Vec::with_capacity(image.len() + 32 * 1024));
+    let def = definition(format, Asset::Picture, proof, acts, bindings);
+    let (manifest, manifest_id) = sign_into(def, format, &mut src, &mut dst, signer)?;
+    Ok(Embedded {
+        bytes: dst.into_inner(),
+        manifest,
+        manifest_id,
+    })
+}
+
+/// A signed manifest on its own, once embedded in a stream.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// The signed manifest store alone (JUMBF, `application/c2pa`).
+    pub manifest: Vec<u8>,
+    /// `urn:c2pa:<uuid>`.
+    pub manifest_id: String,
+}
+
+/// Sign a manifest for `proof` and embed it in a sanitized video (`media_type` `video/mp4` or
+/// `video/quicktime`) read from `src`, writing the signed video to `dst`: both are streams, so
+/// a video is never held whole in memory. The manifest goes into a C2PA `uuid` box and is bound
+/// to the file by a BMFF hash. Blocking: run it off async threads.
+pub fn embed_video<R, W>(
+    media_type: &str,
+    src: &mut R,
+    dst: &mut W,
+    proof: &ProofAssertion,
+    bindings: &SoftBindings,
+    signer: &dyn ClaimSigner,
+) -> Result<Signed, ProvenanceError>
+where
+    R: std::io::Read + std::io::Seek + Send,
+    W: std::io::Read + std::io::Write + std::io::Seek + Send,
+{
+    if !matches!(media_type, "video/mp4" | "video/quicktime") {
+        return Err(ProvenanceError::Embed(format!(
+            "{media_type} is not a video pixseal signs"
+        )));
+    }
+    let acts = StampActions::default();
+    let def = definition(media_type, Asset::Video, proof, &acts, bindings);
+    let (manifest, manifest_id) = sign_into(def, media_type, src, dst, signer)?;
+    Ok(Signed {
+        manifest,
+        manifest_id,
+    })
+}
+
+/// Build the manifest from `def` and sign it into `dst` (a copy of `src` with the manifest
+/// embedded); the manifest store and its label.
+fn sign_into<R, W>(
+    mut def: serde_json::Value,
+    format: &str,
+    src: &mut R,
+    dst: &mut W,
+    signer: &dyn ClaimSigner,
+) -> Result<(Vec<u8>, String), ProvenanceError>
+where
+    R: std::io::Read + std::io::Seek + Send,
+    W: std::io::Read + std::io::Write + std::io::Seek + Send,
+{
     let ctx = c2pa::Context::new()
         .with_settings(json!({
             // Nothing is fetched and no thumbnail of the picture goes into the manifest.
@@ -247,18 +372,15 @@ pub fn embed(
     // The label is chosen here rather than by the builder so that it is known without parsing
     // the result back; C2PA wants a random (v4) UUID in it, as the builder would pick.
     let manifest_id = format!("urn:c2pa:{}", uuid::Uuid::new_v4());
-    let mut def = definition(format, proof, acts, bindings);
     def["label"] = json!(manifest_id);
     let mut builder = c2pa::Builder::from_context(ctx)
         .with_definition(def)
         .map_err(|e| ProvenanceError::Embed(format!("manifest definition: {e}")))?;
-    let mut src = Cursor::new(image);
-    let mut dst = Cursor::new(Vec::with_capacity(image.len() + 32 * 1024));
     let adapter = Adapter {
         signer,
         failure: Mutex::new(None),
     };
-    let signed = builder.sign(&adapter, format, &mut src, &mut dst);
+    let signed = builder.sign(&adapter, format, src, dst);
     let failure = adapter
         .failure
         .into_inner()
@@ -268,9 +390,5 @@ pub fn embed(
         (None, c2pa::Error::OtherError(inner)) => ProvenanceError::Signing(inner.to_string()),
         (None, other) => ProvenanceError::Embed(other.to_string()),
     })?;
-    Ok(Embedded {
-        bytes: dst.into_inner(),
-        manifest,
-        manifest_id,
-    })
+    Ok((manifest, manifest_id))
 }

@@ -155,6 +155,7 @@ pub fn stamp_decoded(
     let bindings = SoftBindings {
         watermark: actions.watermarked.then_some(proof_bits),
         pdq: ph.map(|p| p.hash),
+        keyframes: Vec::new(),
     };
     let signed = match embed(&s.bytes, proof, &actions, &bindings, signer) {
         Ok(b) => b,

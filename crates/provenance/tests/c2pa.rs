@@ -67,7 +67,7 @@ fn a_watermark_action_is_never_signed_without_its_soft_binding() {
     assert!(e.to_string().contains("soft binding"), "{e}");
     let bindings = SoftBindings {
         watermark: Some(0x0123_4567_89ab_cdef),
-        pdq: None,
+        ..SoftBindings::default()
     };
     let signed = embed(&pic, &proof(), &acts, &bindings, &id.signer).unwrap();
     assert!(signed.manifest_id.starts_with("urn:c2pa:"));

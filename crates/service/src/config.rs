@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pixseal_codes::CodesConfig;
-use pixseal_media::Limits;
+use pixseal_media::{Limits, VideoLimits};
 use pixseal_provenance::{
     HeldKey, Identity, ProvenanceConfig, ProvenanceError, SignerKind, TimeStamped,
 };
@@ -43,6 +43,8 @@ pub struct Config {
     pub regions: Vec<String>,
     /// SPEC §4 limits.
     pub limits: Limits,
+    /// Limits of MP4/MOV videos, read from their boxes.
+    pub video: VideoLimits,
     pub keys: KeysConfig,
     pub storage: StorageConfig,
     pub server: ServerConfig,
@@ -60,6 +62,7 @@ impl Default for Config {
             data_dir: PathBuf::from("pixseal-data"),
             regions: vec!["us".into(), "eu".into(), "ca".into()],
             limits: Limits::default(),
+            video: VideoLimits::default(),
             keys: KeysConfig::default(),
             storage: StorageConfig::default(),
             server: ServerConfig::default(),
@@ -278,6 +281,7 @@ impl Config {
             ));
         }
         cfg.stamp.validate().map_err(ConfigError::Invalid)?;
+        cfg.video.validate().map_err(ConfigError::Invalid)?;
         cfg.license.validate().map_err(ConfigError::Invalid)?;
         if cfg.server.purge_batch == 0 {
             return Err(ConfigError::Invalid(

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use pixseal_media::Limits;
+use pixseal_media::{Limits, VideoLimits};
 use pixseal_proof::ReceiptSigner;
 use pixseal_provenance::{ClaimSigner, ProvenanceError, Verifier};
 use pixseal_seal::{KeyProvider, SealError};
@@ -55,6 +55,8 @@ pub struct Services {
     /// `[server]` settings.
     pub config: Arc<ServerConfig>,
     pub limits: Limits,
+    /// Limits of MP4/MOV videos.
+    pub video: VideoLimits,
     /// The regions this installation serves, in configuration order.
     pub regions: Arc<[String]>,
     pub db: Db,
@@ -154,6 +156,7 @@ impl Services {
         Ok(Services {
             config: Arc::new(config.server.clone()),
             limits: config.limits,
+            video: config.video,
             regions: config.regions.clone().into(),
             db,
             blobs: Arc::new(blobs),

@@ -14,6 +14,7 @@ pub mod hostile;
 #[cfg(feature = "passkey")]
 pub mod passkey;
 pub mod softhsm;
+pub mod video;
 #[cfg(feature = "app")]
 pub use app::TestApp;
 

@@ -331,11 +331,23 @@ pub(crate) fn deliver<T: Output>(
     }
     let shown_out = out_path.display().to_string();
     let (human, fields) = describe(&out, &shown_out);
+    report_ok(job, &shown_out, started, human, fields, reporter);
+    Outcome::Ok
+}
+
+/// Report a job's output (written, complete) with its fields and, last, `ms` since `started`.
+pub(crate) fn report_ok(
+    job: &Job,
+    shown_out: &str,
+    started: Instant,
+    human: String,
+    fields: Value,
+    reporter: &Reporter,
+) {
     let mut fields = crate::report::object(fields);
     let ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0;
     fields.insert("ms".into(), json!(ms));
-    reporter.ok(&job.shown, &shown_out, &human, fields);
-    Outcome::Ok
+    reporter.ok(&job.shown, shown_out, &human, fields);
 }
 
 /// Expand directories (sorted, recursive, regular files only) and reserve a unique output stem
@@ -452,17 +464,52 @@ pub(crate) fn read_input(path: &Path, limit: u64) -> Result<Vec<u8>, (String, St
 /// Write to a hidden temporary name in the same directory, then rename: readers never see a
 /// half-written output, and a crash leaves no file under the final name.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |f| std::io::Write::write_all(f, bytes))
+}
+
+/// `write_atomic` for an output produced piece by piece into the (readable, seekable)
+/// temporary file; when `produce` fails nothing is left behind, under either name.
+pub(crate) fn write_atomic_with<T, E: From<std::io::Error>>(
+    path: &Path,
+    produce: impl FnOnce(&mut fs::File) -> Result<T, E>,
+) -> Result<T, E> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
-    let res = fs::write(&tmp, bytes).and_then(|_| fs::rename(&tmp, path));
+    let res = (|| {
+        let mut f = fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        let t = produce(&mut f)?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        Ok(t)
+    })();
     if res.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     res
+}
+
+/// The video container an input starts like, read from its first bytes.
+pub(crate) fn peek_video(path: &Path) -> Option<pixseal_media::VideoFormat> {
+    let mut head = [0u8; 64];
+    let mut f = fs::File::open(path).ok()?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    pixseal_media::sniff_video(&head[..n])
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod self_check;
 pub mod serve;
 pub mod stamp;
 pub mod verify;
+mod video;
 pub mod watermark;
 
 use pixseal_service::{ErrorKind, ServiceError, Services};

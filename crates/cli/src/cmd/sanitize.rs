@@ -1,14 +1,15 @@
 //! `pixseal sanitize IN... -o DIR`: the ingest pipeline over files and directories, in parallel,
-//! one bad file never stopping the batch.
+//! one bad file never stopping the batch; MP4/MOV videos take the container rewrite instead.
 
 use std::path::Path;
 use std::time::Instant;
 
-use pixseal_media::{Decoded, IngestError, Limits, Options, Pipeline, Sanitized};
+use pixseal_media::{Decoded, IngestError, Limits, Options, Pipeline, Sanitized, VideoLimits};
 use pixseal_provenance::stamp::StampError;
 use serde_json::json;
 
 use super::batch::{self, Batch, Encoding, Files, Job};
+use super::video;
 use crate::Outcome;
 use crate::config::Config;
 use crate::report::Reporter;
@@ -24,6 +25,7 @@ pub struct Args {
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     let opts = args.encoding.options();
     let limits = config.limits;
+    let video_limits = config.video;
     let out_dir = &args.files.out;
     let usage = match batch::Usage::start(config, args.files.offline) {
         Ok(u) => u,
@@ -34,12 +36,15 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
         Err(o) => return o,
     };
     if batch.threads() == 1 && batch.jobs().len() > 1 {
-        overlapped(&batch, out_dir, &limits, &opts);
+        overlapped(&batch, out_dir, &limits, &video_limits, &opts);
         return batch.finish();
     }
     batch.run(
         "unexpected failure while processing this input",
-        |job, reporter| process(job, out_dir, &limits, &opts, reporter),
+        |job, reporter| match batch::peek_video(&job.path) {
+            Some(format) => video::sanitize(job, format, out_dir, &video_limits, reporter),
+            None => process(job, out_dir, &limits, &opts, reporter),
+        },
     )
 }
 
@@ -98,7 +103,13 @@ fn finish(
 /// `--jobs 1` on a batch: one image at a time, but the decode of the next image overlaps the
 /// encode (and write) of the previous one on a second thread, as libvips does. Decoded buffers
 /// travel back to the decoder for reuse, so memory stays at about two pictures.
-fn overlapped(batch: &Batch, out_dir: &Path, limits: &Limits, opts: &Options) {
+fn overlapped(
+    batch: &Batch,
+    out_dir: &Path,
+    limits: &Limits,
+    video_limits: &VideoLimits,
+    opts: &Options,
+) {
     use std::sync::mpsc::sync_channel;
     /// A picture for the encoder: decoded, or already finished by the JPEG fast path (which
     /// `sanitize` takes too, so the output is the same as on its own).
@@ -117,6 +128,11 @@ fn overlapped(batch: &Batch, out_dir: &Path, limits: &Limits, opts: &Options) {
             for job in batch.jobs() {
                 while let Ok(px) = back_rx.try_recv() {
                     p.recycle(px);
+                }
+                if let Some(format) = batch::peek_video(&job.path) {
+                    let o = video::sanitize(job, format, out_dir, video_limits, reporter);
+                    batch.settle(job, o);
+                    continue;
                 }
                 let started = Instant::now();
                 let Some(input) = batch::read_job(job, limits.max_file_bytes, reporter) else {

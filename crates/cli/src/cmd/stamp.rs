@@ -1,11 +1,12 @@
 //! `pixseal stamp IN... -o DIR`: sanitize, then stamp (watermark hook, signed C2PA manifest)
-//! with the local signing identity; prints the proof id of every output. With `--server URL`
+//! with the local signing identity; prints the proof id of every output. MP4/MOV videos get
+//! their sanitized container and a signed manifest (`super::video`). With `--server URL`
 //! the same stamping is done by that server (`crate::stamper`), and written the same way.
 
 use std::path::Path;
 use std::time::Instant;
 
-use pixseal_media::{Limits, Options};
+use pixseal_media::{Limits, Options, VideoLimits};
 use pixseal_proof::ProofId;
 use pixseal_provenance::stamp::{MarkOptions, stamp};
 use pixseal_provenance::{ClaimSigner, ProofAssertion};
@@ -13,6 +14,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::batch::{self, Batch, Encoding, Files, Job};
+use super::video;
 use crate::Outcome;
 use crate::config::Config;
 use crate::report::Reporter;
@@ -49,6 +51,7 @@ pub struct Args {
 struct Ctx<'a> {
     out_dir: &'a Path,
     limits: Limits,
+    video: VideoLimits,
     opts: Options,
     marks: MarkOptions,
     signer: &'a dyn ClaimSigner,
@@ -89,6 +92,7 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     let ctx = Ctx {
         out_dir: &args.files.out,
         limits,
+        video: config.video,
         opts,
         marks: MarkOptions {
             visible: !args.no_visible,
@@ -104,6 +108,13 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
 }
 
 fn process(job: &Job, ctx: &Ctx<'_>, reporter: &Reporter) -> Outcome {
+    if let Some(format) = batch::peek_video(&job.path) {
+        let signing = video::Signing {
+            signer: ctx.signer,
+            verify_base: &ctx.verify_base,
+        };
+        return video::stamp(job, format, ctx.out_dir, &ctx.video, &signing, reporter);
+    }
     let started = Instant::now();
     let Some(input) = batch::read_job(job, ctx.limits.max_file_bytes, reporter) else {
         return Outcome::Rejected;

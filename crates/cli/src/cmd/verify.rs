@@ -56,7 +56,9 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     let mut pipeline = Pipeline::new(limits);
     for file in &args.files {
         let shown = file.display().to_string();
-        let bytes = match read_input(file, limits.max_file_bytes) {
+        // Videos may be larger than pictures; each is held to its own limit by `examine`.
+        let most = limits.max_file_bytes.max(config.video.max_file_bytes);
+        let bytes = match read_input(file, most) {
             Ok(b) => b,
             Err((code, msg)) => {
                 reporter.error(&shown, &code, &msg);
@@ -65,7 +67,13 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             }
         };
         let started = std::time::Instant::now();
-        let mut v = match examine(&verifier, &mut pipeline, &bytes, server.is_some()) {
+        let mut v = match examine(
+            &verifier,
+            &mut pipeline,
+            &config.video,
+            &bytes,
+            server.is_some(),
+        ) {
             Ok(v) => v,
             Err(e) => {
                 reporter.error(&shown, e.code(), &e.to_string());

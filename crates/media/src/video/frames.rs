@@ -1,0 +1,224 @@
+//! Keyframes of a sanitized video, decoded by the `ffmpeg` binary in a child process. One
+//! decoder for H.264, HEVC and AV1 that phones' files are made for, and a hostile bitstream can
+//! crash or stall only that process — killed at a deadline, its address space and CPU time
+//! capped by `prlimit`, fed on a pipe with every protocol but the pipe refused — never a worker;
+//! no decoder state outlives one video.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::{Source, VideoInfo};
+use crate::IngestError;
+
+/// How keyframes are picked and decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameOptions {
+    /// Frames come out scaled to `side`×`side` RGB (the perceptual hash works on a downscaled
+    /// square anyway; every video is hashed the same way).
+    pub side: u32,
+    /// Most keyframes decoded; more are thinned evenly over the video.
+    pub max_frames: usize,
+    /// Keyframes closer than this to the previous one picked are skipped.
+    pub min_gap_ms: u64,
+    /// The decoder is killed past this.
+    pub timeout: Duration,
+    /// Address space of the decoder process, in bytes.
+    pub max_memory: u64,
+}
+
+impl Default for FrameOptions {
+    fn default() -> Self {
+        FrameOptions {
+            side: 256,
+            max_frames: 120,
+            min_gap_ms: 500,
+            timeout: Duration::from_secs(60),
+            max_memory: 4 << 30,
+        }
+    }
+}
+
+/// One decoded keyframe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyframe {
+    /// When it is decoded, from the start of the video (its sync sample's time).
+    pub time_ms: u64,
+    /// Until the next keyframe picked (or the end of the video).
+    pub until_ms: u64,
+    /// `side`×`side`×3 bytes, rows packed.
+    pub rgb: Vec<u8>,
+    pub side: u32,
+}
+
+/// Which of the video's sync samples to decode: at least `min_gap_ms` apart, at most
+/// `max_frames`, spread over the whole video. Indices into `info.keyframe_times_ms`.
+fn pick(info: &VideoInfo, opts: &FrameOptions) -> Vec<usize> {
+    let times = &info.keyframe_times_ms;
+    let span = info.duration_ms.max(1);
+    let gap = opts
+        .min_gap_ms
+        .max(span / opts.max_frames.max(1) as u64)
+        .max(1);
+    let mut picked: Vec<usize> = Vec::new();
+    for (i, &t) in times.iter().enumerate() {
+        if picked.last().is_none_or(|&p| t >= times[p] + gap) {
+            picked.push(i);
+        }
+        if picked.len() == opts.max_frames {
+            break;
+        }
+    }
+    picked
+}
+
+/// Decode the picked keyframes of a video written by [`super::sanitize`] (its `moov` first,
+/// so it is read front to back from a pipe). `info` is what the sanitize or a probe said.
+pub fn keyframes<S: Source + ?Sized + Sync>(
+    src: &S,
+    info: &VideoInfo,
+    opts: &FrameOptions,
+) -> Result<Vec<Keyframe>, IngestError> {
+    let picked = pick(info, opts);
+    if picked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let select = picked
+        .iter()
+        .map(|i| format!("eq(n\\,{i})"))
+        .collect::<Vec<_>>()
+        .join("+");
+    let side = opts.side;
+    let cpu_secs = opts.timeout.as_secs().max(1);
+    let mut child = Command::new("prlimit")
+        .arg(format!("--as={}", opts.max_memory))
+        .arg(format!("--cpu={cpu_secs}"))
+        .args(["--", "ffmpeg", "-hide_banner", "-nostats", "-v", "error"])
+        .args(["-protocol_whitelist", "pipe"])
+        .args(["-format_whitelist", "mov,mp4,m4a,3gp,3g2,mj2"])
+        .args(["-codec_whitelist", "h264,hevc,libdav1d,av1"])
+        .args(["-skip_frame", "nokey", "-f", "mov", "-i", "pipe:0"])
+        .args(["-map", "0:v:0", "-an", "-sn", "-dn"])
+        .arg("-vf")
+        .arg(format!("select='{select}',scale={side}:{side}:flags=area"))
+        .args([
+            "-fps_mode",
+            "passthrough",
+            "-pix_fmt",
+            "rgb24",
+            "-f",
+            "rawvideo",
+            "pipe:1",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            IngestError::Internal(format!(
+                "cannot start ffmpeg to decode keyframes ({e}); scripts/setup.sh installs it"
+            ))
+        })?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let frame_len = (side as usize) * (side as usize) * 3;
+    let wanted = picked.len();
+    let (done_tx, done_rx) = mpsc::channel();
+    let frames = std::thread::scope(|scope| {
+        // The file goes in on one thread while the frames come out on another: ffmpeg may
+        // write frames before it has read the whole file, and either pipe can fill.
+        scope.spawn(move || {
+            let size = src.size();
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut at = 0u64;
+            while at < size {
+                let n = (size - at).min(buf.len() as u64) as usize;
+                if src.read_at(at, &mut buf[..n]).is_err() || stdin.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                at += n as u64;
+            }
+        });
+        let reader = scope.spawn(move || {
+            let mut frames = Vec::new();
+            while frames.len() < wanted {
+                let mut rgb = vec![0u8; frame_len];
+                if stdout.read_exact(&mut rgb).is_err() {
+                    break;
+                }
+                frames.push(rgb);
+            }
+            let _ = done_tx.send(());
+            frames
+        });
+        let timed_out = done_rx.recv_timeout(opts.timeout).is_err();
+        // Done or not, nothing more is wanted of the decoder (and the file need not be fed to
+        // the end): stopping it here also unblocks the feeding thread.
+        let _ = child.kill();
+        let frames = reader.join().unwrap_or_default();
+        (frames, timed_out)
+    });
+    let _ = child.wait();
+    let (frames, timed_out) = frames;
+    if timed_out {
+        return Err(IngestError::DecodeTooCostly(format!(
+            "decoding the video's keyframes took over {} s",
+            opts.timeout.as_secs()
+        )));
+    }
+    // Fewer frames than picked happens when the decoder's keyframes and the sync table
+    // disagree; the ones it gave are still the video's.
+    if frames.is_empty() {
+        return Err(IngestError::Corrupt(
+            "corrupt video: its keyframes do not decode".into(),
+        ));
+    }
+    let times = &info.keyframe_times_ms;
+    Ok(frames
+        .into_iter()
+        .enumerate()
+        .map(|(k, rgb)| Keyframe {
+            time_ms: times[picked[k]],
+            until_ms: picked
+                .get(k + 1)
+                .map_or(info.duration_ms, |&next| times[next])
+                .max(times[picked[k]]),
+            rgb,
+            side,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::video::VideoFormat;
+
+    fn info(times: Vec<u64>, duration_ms: u64) -> VideoInfo {
+        VideoInfo {
+            format: VideoFormat::Mp4,
+            width: 16,
+            height: 16,
+            duration_ms,
+            tracks: Vec::new(),
+            removed: Vec::new(),
+            bytes: 0,
+            keyframe_times_ms: times,
+        }
+    }
+
+    #[test]
+    fn keyframes_are_thinned_evenly_over_the_video() {
+        let opts = FrameOptions::default();
+        // Every frame a keyframe (all-intra, 30 fps, 60 s): one every 500 ms, 120 in all.
+        let all: Vec<u64> = (0..1800).map(|i| i * 1000 / 30).collect();
+        let p = pick(&info(all.clone(), 60_000), &opts);
+        assert_eq!(p.len(), 120);
+        assert!(p.windows(2).all(|w| all[w[1]] - all[w[0]] >= 500));
+        // A keyframe every 2 s: all of them.
+        let sparse: Vec<u64> = (0..30).map(|i| i * 2000).collect();
+        assert_eq!(pick(&info(sparse, 60_000), &opts).len(), 30);
+        assert!(pick(&info(Vec::new(), 1000), &opts).is_empty());
+    }
+}

@@ -1,0 +1,445 @@
+//! Short video (ISO BMFF: MP4 and MOV): every limit read from the boxes before anything is
+//! decoded, and a sanitized copy rebuilt from an allow-list — the kept tracks' samples copied
+//! untouched behind a new `moov` that carries no metadata.
+
+mod frames;
+mod moov;
+mod write;
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::IngestError;
+use crate::boxes::{Faults, boxes};
+
+pub use frames::{FrameOptions, Keyframe, keyframes};
+pub use moov::TrackKind;
+
+/// The containers accepted, told apart by the `ftyp` brand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VideoFormat {
+    /// ISO base media (`isom`, `mp41`, `mp42`, `avc1`, `iso2`…).
+    Mp4,
+    /// QuickTime (`qt  `), what iPhones record.
+    Mov,
+}
+
+impl VideoFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoFormat::Mp4 => "mp4",
+            VideoFormat::Mov => "mov",
+        }
+    }
+
+    pub fn media_type(self) -> &'static str {
+        match self {
+            VideoFormat::Mp4 => "video/mp4",
+            VideoFormat::Mov => "video/quicktime",
+        }
+    }
+
+    /// The file name extension of outputs.
+    pub fn extension(self) -> &'static str {
+        self.name()
+    }
+}
+
+/// Caps on a video, all read from its boxes before any sample is touched. Also the `[video]`
+/// section of the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VideoLimits {
+    /// Largest accepted video file, in bytes.
+    pub max_file_bytes: u64,
+    /// Longest accepted duration, in seconds: the longest that any of the movie header, a
+    /// track header, an edit list, a media header or the sample timing claims.
+    pub max_seconds: u32,
+    /// Largest long side of a video track, in pixels (portrait or landscape alike).
+    pub max_width: u32,
+    /// Largest short side of a video track, in pixels.
+    pub max_height: u32,
+    /// Most tracks (`trak` boxes) in a file, kept or not.
+    pub max_tracks: u32,
+    /// Most samples (frames and audio packets), summed over the kept tracks.
+    pub max_samples: u32,
+    /// Deepest nesting of boxes walked.
+    pub max_box_depth: u32,
+}
+
+impl Default for VideoLimits {
+    fn default() -> Self {
+        VideoLimits {
+            max_file_bytes: 200 * 1024 * 1024,
+            max_seconds: 60,
+            max_width: 3840,
+            max_height: 2160,
+            max_tracks: 16,
+            max_samples: 200_000,
+            max_box_depth: 16,
+        }
+    }
+}
+
+impl VideoLimits {
+    /// The settings' own bounds.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("video.max_file_bytes", self.max_file_bytes),
+            ("video.max_seconds", self.max_seconds as u64),
+            ("video.max_width", self.max_width as u64),
+            ("video.max_height", self.max_height as u64),
+            ("video.max_tracks", self.max_tracks as u64),
+            ("video.max_samples", self.max_samples as u64),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{name} must be at least 1"));
+        }
+        if self.max_height > self.max_width {
+            return Err("video.max_height (the short side) must be at most video.max_width".into());
+        }
+        // A QuickTime audio description sits ten boxes deep; fewer would refuse every phone video.
+        if !(10..=64).contains(&self.max_box_depth) {
+            return Err("video.max_box_depth must be between 10 and 64".into());
+        }
+        Ok(())
+    }
+}
+
+/// Random access to an input (the bytes of an upload, or a file the caller opened): a `moov`
+/// may come after the samples it describes.
+pub trait Source {
+    /// Its length in bytes.
+    fn size(&self) -> u64;
+    /// Fill `buf` from `offset`.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+}
+
+impl Source for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let start = usize::try_from(offset).map_err(std::io::Error::other)?;
+        let part = start
+            .checked_add(buf.len())
+            .and_then(|end| self.get(start..end))
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(part);
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+impl Source for std::fs::File {
+    fn size(&self) -> u64 {
+        self.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
+    }
+}
+
+/// One kept track.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackInfo {
+    pub kind: TrackKind,
+    /// The sample entry's four-character code (`avc1`, `hvc1`, `av01`, `mp4a`, `Opus`).
+    pub codec: String,
+    pub samples: u32,
+    /// Samples that start a decode on their own (every sample when the track lists none).
+    pub keyframes: u32,
+}
+
+/// What a video is, as read from its boxes (and, after a sanitize, what was dropped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VideoInfo {
+    pub format: VideoFormat,
+    /// Size of the first video track as displayed (its track header).
+    pub width: u32,
+    pub height: u32,
+    /// The longest duration any box claims, in milliseconds.
+    pub duration_ms: u64,
+    pub tracks: Vec<TrackInfo>,
+    /// What the sanitized copy leaves out (box types and dropped tracks), in file order.
+    pub removed: Vec<String>,
+    /// Bytes written by a sanitize (0 after a probe).
+    pub bytes: u64,
+    /// When each keyframe (sync sample) of the first video track is decoded, in ms.
+    #[serde(skip)]
+    pub keyframe_times_ms: Vec<u64>,
+}
+
+impl Serialize for VideoFormat {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// Whether the bytes start like a video this module takes: an `ftyp` box whose brands name an
+/// MP4 or QuickTime movie and no HEIF still image (those go to the picture pipeline).
+pub fn sniff_video(b: &[u8]) -> Option<VideoFormat> {
+    if b.len() < 16 || &b[4..8] != b"ftyp" {
+        return None;
+    }
+    let size = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    let end = size.clamp(16, b.len());
+    let major = &b[8..12];
+    let brands = std::iter::once(major).chain(b[16..end].chunks_exact(4).take(64));
+    let mut video = false;
+    for brand in brands {
+        match brand {
+            b"heic" | b"heix" | b"mif1" | b"msf1" | b"avif" | b"avis" | b"heim" | b"heis"
+            | b"hevc" | b"hevx" | b"jxl " => return None,
+            b"qt  " | b"isom" | b"iso2" | b"iso3" | b"iso4" | b"iso5" | b"iso6" | b"mp41"
+            | b"mp42" | b"avc1" | b"M4V " | b"MSNV" | b"3gp4" | b"3gp5" | b"3g2a" | b"dby1" => {
+                video = true
+            }
+            _ => {}
+        }
+    }
+    // The major brand decides between the two families when both are listed.
+    video.then_some(if major == b"qt  " {
+        VideoFormat::Mov
+    } else {
+        VideoFormat::Mp4
+    })
+}
+
+/// Read a video's boxes and check every limit, touching no sample.
+pub fn probe<S: Source + ?Sized>(src: &S, limits: &VideoLimits) -> Result<VideoInfo, IngestError> {
+    let parsed = read(src, limits)?;
+    Ok(parsed.info(0))
+}
+
+/// Write a sanitized copy of the video to `out`: `ftyp`, a rebuilt `moov` (allow-listed boxes
+/// only, times zeroed, names and encoder strings blank), then one `mdat` holding exactly the
+/// kept tracks' samples, copied untouched in their original order. Nothing else of the input
+/// reaches `out`. Memory: the `moov`, its tables and a copy buffer, never the samples.
+pub fn sanitize<S: Source + ?Sized>(
+    src: &S,
+    limits: &VideoLimits,
+    out: &mut dyn Write,
+) -> Result<VideoInfo, IngestError> {
+    let parsed = read(src, limits)?;
+    let written = write::write(src, &parsed, out)?;
+    Ok(parsed.info(written))
+}
+
+/// The largest `moov` read into memory. A 60-second 4K clip at 240 frames per second with
+/// audio needs well under 1 MiB; this leaves room for long sample tables without letting a
+/// file make us hold hundreds of megabytes.
+const MAX_MOOV_BYTES: u64 = 32 << 20;
+
+pub(crate) fn corrupt(what: &str) -> IngestError {
+    IngestError::Corrupt(format!("corrupt video: {what}"))
+}
+
+pub(crate) fn truncated() -> IngestError {
+    IngestError::truncated("video")
+}
+
+/// Faults inside a field reader; a file that ends early is named at the top level.
+pub(crate) const FAULTS: Faults = Faults { corrupt, truncated };
+
+/// Faults of boxes nested in a box already read whole: running past it is a lie about sizes,
+/// not a cut file.
+const NESTED: Faults = Faults {
+    corrupt,
+    truncated: || corrupt("a box runs past the box holding it"),
+};
+
+fn io(e: std::io::Error) -> IngestError {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => truncated(),
+        _ => IngestError::Internal(format!("reading the video: {e}")),
+    }
+}
+
+/// The top-level layout and the parsed movie.
+pub(crate) struct Parsed {
+    format: VideoFormat,
+    /// The `ftyp` payload (brands), written back as it was.
+    ftyp: Vec<u8>,
+    movie: moov::Movie,
+    removed: Vec<String>,
+}
+
+impl Parsed {
+    fn info(&self, bytes: u64) -> VideoInfo {
+        let first_video = self
+            .movie
+            .tracks
+            .iter()
+            .find(|t| t.kind == TrackKind::Video);
+        let mut removed = self.removed.clone();
+        removed.extend(self.movie.removed.iter().cloned());
+        VideoInfo {
+            format: self.format,
+            width: first_video.map(|t| t.tkhd.width >> 16).unwrap_or(0),
+            height: first_video.map(|t| t.tkhd.height >> 16).unwrap_or(0),
+            duration_ms: self.movie.duration_ms,
+            tracks: self.movie.tracks.iter().map(moov::Track::info).collect(),
+            removed,
+            bytes,
+            keyframe_times_ms: first_video
+                .map(moov::Track::sync_times_ms)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Walk the top level, read the `moov`, check it against the limits and the file.
+fn read<S: Source + ?Sized>(src: &S, limits: &VideoLimits) -> Result<Parsed, IngestError> {
+    let len = src.size();
+    if len > limits.max_file_bytes {
+        return Err(IngestError::FileTooLarge {
+            size: len,
+            limit: limits.max_file_bytes,
+        });
+    }
+    let mut head = [0u8; 64];
+    let n = head.len().min(len as usize);
+    src.read_at(0, &mut head[..n]).map_err(io)?;
+    let format = sniff_video(&head[..n]).ok_or_else(|| {
+        IngestError::UnsupportedFormat(
+            "not an MP4 or QuickTime video (no ftyp box naming one)".into(),
+        )
+    })?;
+    let mut pos = 0u64;
+    let mut ftyp = None;
+    let mut moov_at = None;
+    let mut mdats = Vec::new();
+    let mut removed = Vec::new();
+    let mut top = 0u32;
+    while pos < len {
+        top += 1;
+        // A file of millions of tiny boxes is not a phone's video; each costs a read.
+        if top > 4096 {
+            return Err(IngestError::DecodeTooCostly(
+                "video has more than 4096 top-level boxes".into(),
+            ));
+        }
+        let mut h = [0u8; 16];
+        let avail = (len - pos).min(16) as usize;
+        if avail < 8 {
+            return Err(truncated());
+        }
+        src.read_at(pos, &mut h[..avail]).map_err(io)?;
+        let size32 = u32::from_be_bytes(h[0..4].try_into().expect("4 bytes")) as u64;
+        let kind: [u8; 4] = h[4..8].try_into().expect("4 bytes");
+        let (header, size) = match size32 {
+            0 => (8, len - pos),
+            1 if avail < 16 => return Err(truncated()),
+            1 => (
+                16,
+                u64::from_be_bytes(h[8..16].try_into().expect("8 bytes")),
+            ),
+            n => (8, n),
+        };
+        if size < header {
+            return Err(corrupt("a box is smaller than its own header"));
+        }
+        if size > len - pos {
+            return Err(truncated());
+        }
+        let payload = pos + header..pos + size;
+        match &kind {
+            b"ftyp" if pos == 0 => {
+                if size > 1024 {
+                    return Err(corrupt("an ftyp box over 1 KiB"));
+                }
+                let mut b = vec![0u8; (size - header) as usize];
+                src.read_at(payload.start, &mut b).map_err(io)?;
+                ftyp = Some(b);
+            }
+            b"moov" => {
+                if moov_at.is_some() {
+                    return Err(corrupt("more than one moov box"));
+                }
+                moov_at = Some(payload);
+            }
+            b"mdat" => mdats.push(payload),
+            b"moof" | b"mfra" | b"sidx" | b"styp" | b"ssix" => {
+                return Err(IngestError::UnsupportedFormat(
+                    "fragmented MP4 (moof boxes, as streamed or cut by some editors) is not \
+                     supported: save or export the clip as a regular MP4 or MOV"
+                        .into(),
+                ));
+            }
+            _ if pos == 0 => return Err(corrupt("the file does not start with an ftyp box")),
+            other => removed.push(fourcc(other)),
+        }
+        pos += size;
+    }
+    let ftyp = ftyp.ok_or_else(|| corrupt("no ftyp box"))?;
+    let moov_at = moov_at.ok_or_else(|| {
+        corrupt("no moov box (the recording may not have been finished, or the file is cut)")
+    })?;
+    let moov_len = moov_at.end - moov_at.start;
+    if moov_len > MAX_MOOV_BYTES {
+        return Err(IngestError::DecodeTooCostly(format!(
+            "video's moov box is {moov_len} bytes, over the {MAX_MOOV_BYTES} bytes read into memory"
+        )));
+    }
+    let mut moov_bytes = vec![0u8; moov_len as usize];
+    src.read_at(moov_at.start, &mut moov_bytes).map_err(io)?;
+    let movie = moov::parse(&moov_bytes, limits, &mdats)?;
+    drop(moov_bytes);
+    // Box types repeat (several `free`); say each once.
+    removed.dedup();
+    Ok(Parsed {
+        format,
+        ftyp,
+        movie,
+        removed,
+    })
+}
+
+/// A four-character code as text, with anything unprintable shown as `?` (box types are
+/// chosen by the file).
+pub(crate) fn fourcc(k: &[u8; 4]) -> String {
+    k.iter()
+        .map(|&c| {
+            if (0x20..0x7f).contains(&c) {
+                c as char
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// The boxes in a payload, with this module's faults.
+pub(crate) fn children(
+    b: &[u8],
+) -> impl Iterator<Item = Result<([u8; 4], std::ops::Range<usize>), IngestError>> + '_ {
+    boxes(b, NESTED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brands_tell_videos_from_still_images() {
+        assert_eq!(
+            sniff_video(b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom"),
+            Some(VideoFormat::Mp4)
+        );
+        assert_eq!(
+            sniff_video(b"\0\0\0\x14ftypqt  \0\0\0\0qt  "),
+            Some(VideoFormat::Mov)
+        );
+        assert_eq!(
+            sniff_video(b"\0\0\0\x18ftypisom\0\0\0\0isomavc1"),
+            Some(VideoFormat::Mp4)
+        );
+        // HEIF still images (even with an ISO brand listed) and unknown brands are not videos.
+        assert_eq!(sniff_video(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic"), None);
+        assert_eq!(sniff_video(b"\0\0\0\x18ftypisom\0\0\0\0isomavif"), None);
+        assert_eq!(sniff_video(b"\0\0\0\x14ftypcrx \0\0\0\0crx "), None);
+        assert_eq!(sniff_video(b"\xFF\xD8\xFF\xE0"), None);
+    }
+}

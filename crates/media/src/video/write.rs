@@ -1,0 +1,335 @@
+//! The sanitized file written out: `ftyp`, a `moov` built from the parsed movie's fields alone
+//! (creation times zero, handler names empty, language undetermined), then one `mdat` with the
+//! kept chunks copied from the input in their original order.
+
+use std::io::Write;
+
+use super::moov::{Movie, Sizes, Track, TrackKind};
+use super::{Parsed, Source, io};
+use crate::IngestError;
+
+/// A box under construction: its size is filled in when it closes.
+struct Out(Vec<u8>);
+
+impl Out {
+    fn open(&mut self, kind: &[u8; 4]) -> usize {
+        let at = self.0.len();
+        self.0.extend_from_slice(&[0; 4]);
+        self.0.extend_from_slice(kind);
+        at
+    }
+    fn open_full(&mut self, kind: &[u8; 4], version: u8, flags: u32) -> usize {
+        let at = self.open(kind);
+        self.u32((version as u32) << 24 | (flags & 0x00FF_FFFF));
+        at
+    }
+    fn close(&mut self, at: usize) {
+        let len = (self.0.len() - at) as u32;
+        self.0[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn zeros(&mut self, n: usize) {
+        self.0.resize(self.0.len() + n, 0);
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.0.extend_from_slice(b);
+    }
+}
+
+/// A duration in a header: version 0 when it fits 32 bits (unknown stays unknown).
+fn times_and_duration(o: &mut Out, version: u8, timescale: u32, duration: u64) {
+    if version == 1 {
+        o.zeros(16);
+        o.u32(timescale);
+        o.u64(duration);
+    } else {
+        o.zeros(8);
+        o.u32(timescale);
+        o.u32(if duration == u64::MAX {
+            u32::MAX
+        } else {
+            duration as u32
+        });
+    }
+}
+
+fn version_for(duration: u64) -> u8 {
+    u8::from(duration != u64::MAX && duration >= u32::MAX as u64)
+}
+
+/// ISO 639-2 "und" packed as three 5-bit letters: the recording device's language is not
+/// the video's.
+const LANGUAGE_UNDETERMINED: u16 = 0x55C4;
+
+/// Write the whole sanitized file; returns its length.
+pub(super) fn write<S: Source + ?Sized>(
+    src: &S,
+    parsed: &Parsed,
+    out: &mut dyn Write,
+) -> Result<u64, IngestError> {
+    let movie = &parsed.movie;
+    let total: u64 = movie
+        .layout
+        .iter()
+        .map(|&(t, c)| movie.tracks[t as usize].chunks[c as usize].1)
+        .sum();
+    let mut ftyp = Out(Vec::new());
+    let at = ftyp.open(b"ftyp");
+    let brands = &parsed.ftyp[..parsed.ftyp.len() / 4 * 4];
+    ftyp.bytes(brands);
+    ftyp.close(at);
+
+    // The chunk offsets' width decides the moov's length, which decides the offsets: 32-bit
+    // while everything fits, 64-bit otherwise.
+    let mdat_header = if total + 8 > u32::MAX as u64 { 16 } else { 8 };
+    let placed = |wide: bool| -> Vec<Vec<u64>> {
+        let moov_len = moov(movie, None, wide).len() as u64;
+        let mut at = ftyp.0.len() as u64 + moov_len + mdat_header;
+        let mut offsets: Vec<Vec<u64>> = movie
+            .tracks
+            .iter()
+            .map(|t| vec![0; t.chunks.len()])
+            .collect();
+        for &(t, c) in &movie.layout {
+            offsets[t as usize][c as usize] = at;
+            at += movie.tracks[t as usize].chunks[c as usize].1;
+        }
+        offsets
+    };
+    let mut wide = false;
+    let mut offsets = placed(wide);
+    if offsets.iter().flatten().any(|&o| o > u32::MAX as u64) {
+        wide = true;
+        offsets = placed(wide);
+    }
+    let moov = moov(movie, Some(&offsets), wide);
+
+    let fail = |e: std::io::Error| IngestError::Internal(format!("writing the video: {e}"));
+    out.write_all(&ftyp.0).map_err(fail)?;
+    out.write_all(&moov).map_err(fail)?;
+    if mdat_header == 16 {
+        out.write_all(&1u32.to_be_bytes()).map_err(fail)?;
+        out.write_all(b"mdat").map_err(fail)?;
+        out.write_all(&(total + 16).to_be_bytes()).map_err(fail)?;
+    } else {
+        out.write_all(&((total + 8) as u32).to_be_bytes())
+            .map_err(fail)?;
+        out.write_all(b"mdat").map_err(fail)?;
+    }
+    let mut buf = vec![0u8; COPY_BUFFER];
+    for &(t, c) in &movie.layout {
+        let (mut from, mut left) = movie.tracks[t as usize].chunks[c as usize];
+        while left > 0 {
+            let n = left.min(COPY_BUFFER as u64) as usize;
+            src.read_at(from, &mut buf[..n]).map_err(io)?;
+            out.write_all(&buf[..n]).map_err(fail)?;
+            from += n as u64;
+            left -= n as u64;
+        }
+    }
+    Ok(ftyp.0.len() as u64 + moov.len() as u64 + mdat_header + total)
+}
+
+/// Samples move through one buffer of this size.
+const COPY_BUFFER: usize = 256 * 1024;
+
+/// The rebuilt `moov`; with `offsets` absent the chunk offsets are placeholders (same length).
+fn moov(movie: &Movie, offsets: Option<&[Vec<u64>]>, wide: bool) -> Vec<u8> {
+    let mut o = Out(Vec::with_capacity(64 * 1024));
+    let moov = o.open(b"moov");
+    let m = &movie.mvhd;
+    let v = version_for(m.duration);
+    let at = o.open_full(b"mvhd", v, 0);
+    times_and_duration(&mut o, v, m.timescale, m.duration);
+    o.u32(m.rate);
+    o.u16(m.volume);
+    o.zeros(10);
+    o.bytes(&m.matrix);
+    o.zeros(24);
+    o.u32(m.next_track_id);
+    o.close(at);
+    for (i, t) in movie.tracks.iter().enumerate() {
+        trak(&mut o, t, offsets.map(|all| all[i].as_slice()), wide);
+    }
+    o.close(moov);
+    o.0
+}
+
+fn trak(o: &mut Out, t: &Track, offsets: Option<&[u64]>, wide: bool) {
+    let trak = o.open(b"trak");
+    let h = &t.tkhd;
+    let v = version_for(h.duration);
+    let at = o.open_full(b"tkhd", v, h.flags);
+    if v == 1 {
+        o.zeros(16);
+        o.u32(h.track_id);
+        o.zeros(4);
+        o.u64(h.duration);
+    } else {
+        o.zeros(8);
+        o.u32(h.track_id);
+        o.zeros(4);
+        o.u32(if h.duration == u64::MAX {
+            u32::MAX
+        } else {
+            h.duration as u32
+        });
+    }
+    o.zeros(8);
+    o.u16(h.layer);
+    o.u16(h.alternate_group);
+    o.u16(h.volume);
+    o.zeros(2);
+    o.bytes(&h.matrix);
+    o.u32(h.width);
+    o.u32(h.height);
+    o.close(at);
+
+    if let Some(edits) = &t.edits {
+        let edts = o.open(b"edts");
+        let v = u8::from(
+            edits
+                .iter()
+                .any(|e| e.0 > u32::MAX as u64 || e.1 > i32::MAX as i64 || e.1 < i32::MIN as i64),
+        );
+        let at = o.open_full(b"elst", v, 0);
+        o.u32(edits.len() as u32);
+        for &(duration, time, rate) in edits {
+            if v == 1 {
+                o.u64(duration);
+                o.u64(time as u64);
+            } else {
+                o.u32(duration as u32);
+                o.u32(time as i32 as u32);
+            }
+            o.u32(rate);
+        }
+        o.close(at);
+        o.close(edts);
+    }
+
+    let mdia = o.open(b"mdia");
+    let v = version_for(t.media_duration);
+    let at = o.open_full(b"mdhd", v, 0);
+    times_and_duration(o, v, t.timescale, t.media_duration);
+    o.u16(LANGUAGE_UNDETERMINED);
+    o.zeros(2);
+    o.close(at);
+    let at = o.open_full(b"hdlr", 0, 0);
+    o.zeros(4);
+    o.bytes(match t.kind {
+        TrackKind::Video => b"vide",
+        TrackKind::Audio => b"soun",
+    });
+    o.zeros(12);
+    o.zeros(1); // an empty name: handler names carry the recording software's
+    o.close(at);
+
+    let minf = o.open(b"minf");
+    match t.kind {
+        TrackKind::Video => {
+            let at = o.open_full(b"vmhd", 0, 1);
+            o.zeros(8);
+            o.close(at);
+        }
+        TrackKind::Audio => {
+            let at = o.open_full(b"smhd", 0, 0);
+            o.zeros(4);
+            o.close(at);
+        }
+    }
+    let dinf = o.open(b"dinf");
+    let dref = o.open_full(b"dref", 0, 0);
+    o.u32(1);
+    let url = o.open_full(b"url ", 0, 1); // self-contained: the samples are in this file
+    o.close(url);
+    o.close(dref);
+    o.close(dinf);
+    stbl(o, t, offsets, wide);
+    o.close(minf);
+    o.close(mdia);
+    o.close(trak);
+}
+
+fn stbl(o: &mut Out, t: &Track, offsets: Option<&[u64]>, wide: bool) {
+    let stbl = o.open(b"stbl");
+    let at = o.open_full(b"stsd", 0, 0);
+    o.u32(t.entries.len() as u32);
+    for e in &t.entries {
+        o.bytes(e);
+    }
+    o.close(at);
+
+    let at = o.open_full(b"stts", 0, 0);
+    o.u32(t.stts.len() as u32);
+    for &(n, d) in &t.stts {
+        o.u32(n);
+        o.u32(d);
+    }
+    o.close(at);
+    if let Some((v, runs)) = &t.ctts {
+        let at = o.open_full(b"ctts", *v, 0);
+        o.u32(runs.len() as u32);
+        for &(n, d) in runs {
+            o.u32(n);
+            o.u32(d);
+        }
+        o.close(at);
+    }
+    if let Some(sync) = &t.stss {
+        let at = o.open_full(b"stss", 0, 0);
+        o.u32(sync.len() as u32);
+        for &s in sync {
+            o.u32(s);
+        }
+        o.close(at);
+    }
+    if let Some(deps) = &t.sdtp {
+        let at = o.open_full(b"sdtp", 0, 0);
+        o.bytes(deps);
+        o.close(at);
+    }
+    let at = o.open_full(b"stsc", 0, 0);
+    o.u32(t.stsc.len() as u32);
+    for &(first, per, desc) in &t.stsc {
+        o.u32(first);
+        o.u32(per);
+        o.u32(desc);
+    }
+    o.close(at);
+    let at = o.open_full(b"stsz", 0, 0);
+    match &t.sizes {
+        Sizes::Same(s) => {
+            o.u32(*s);
+            o.u32(t.samples);
+        }
+        Sizes::Each(each) => {
+            o.u32(0);
+            o.u32(t.samples);
+            for &s in each {
+                o.u32(s);
+            }
+        }
+    }
+    o.close(at);
+    let at = o.open_full(if wide { b"co64" } else { b"stco" }, 0, 0);
+    o.u32(t.chunks.len() as u32);
+    for i in 0..t.chunks.len() {
+        let off = offsets.map_or(0, |all| all[i]);
+        if wide {
+            o.u64(off);
+        } else {
+            o.u32(off as u32);
+        }
+    }
+    o.close(at);
+    o.close(stbl);
+}

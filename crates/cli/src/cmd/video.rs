@@ -170,13 +170,14 @@ pub(crate) fn stamp(
     // signed into the output: it holds nothing the output will not.
     let clean_path = out_dir.join(format!(".{}.sanitized-{}", job.stem, std::process::id()));
     let done = (|| -> Result<_, Failure> {
-        let original_sha256 = sha256_of(&mut input)?;
         let mut clean = File::options()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&clean_path)?;
+        // Hashed after the sanitize, which refuses an input over the limits before reading it.
         let info = sanitize_into(&input, limits, &mut clean)?;
+        let original_sha256 = sha256_of(&mut input)?;
         drop(input);
         let frames =
             video::keyframes(&clean, &info, &FrameOptions::default()).map_err(Failure::Ingest)?;

@@ -94,11 +94,22 @@ pub fn keyframes<S: Source + ?Sized + Sync>(
     let mut child = Command::new("prlimit")
         .arg(format!("--as={}", opts.max_memory))
         .arg(format!("--cpu={cpu_secs}"))
+        .arg("--core=0") // a crash must not write the user's frames to disk
         .args(["--", "ffmpeg", "-hide_banner", "-nostats", "-v", "error"])
         .args(["-protocol_whitelist", "pipe"])
         .args(["-format_whitelist", "mov,mp4,m4a,3gp,3g2,mj2"])
         .args(["-codec_whitelist", "h264,hevc,libdav1d,av1"])
-        .args(["-skip_frame", "nokey", "-f", "mov", "-i", "pipe:0"])
+        // Edit lists ignored: frames come out in sample order, as the sync-sample times say.
+        .args([
+            "-ignore_editlist",
+            "1",
+            "-skip_frame",
+            "nokey",
+            "-f",
+            "mov",
+            "-i",
+            "pipe:0",
+        ])
         .args(["-map", "0:v:0", "-an", "-sn", "-dn"])
         .arg("-vf")
         .arg(format!("select='{select}',scale={side}:{side}:flags=area"))
@@ -153,26 +164,50 @@ pub fn keyframes<S: Source + ?Sized + Sync>(
             frames
         });
         let timed_out = done_rx.recv_timeout(opts.timeout).is_err();
-        // Done or not, nothing more is wanted of the decoder (and the file need not be fed to
-        // the end): stopping it here also unblocks the feeding thread.
-        let _ = child.kill();
-        let frames = reader.join().unwrap_or_default();
-        (frames, timed_out)
+        let frames = if timed_out {
+            let _ = child.kill();
+            None
+        } else {
+            reader.join().ok()
+        };
+        // With every frame wanted, nothing more is asked of the decoder (the file need not be
+        // fed to the end). With fewer, it stopped writing: its exit says whether it failed.
+        let complete = frames.as_ref().is_some_and(|f| f.len() == wanted);
+        let status = if complete {
+            let _ = child.kill();
+            None
+        } else {
+            exit_within(&mut child, Duration::from_secs(5))
+        };
+        (frames, timed_out, status)
     });
     let _ = child.wait();
-    let (frames, timed_out) = frames;
+    let (frames, timed_out, status) = frames;
     if timed_out {
         return Err(IngestError::DecodeTooCostly(format!(
             "decoding the video's keyframes took over {} s",
             opts.timeout.as_secs()
         )));
     }
-    // Fewer frames than picked happens when the decoder's keyframes and the sync table
-    // disagree; the ones it gave are still the video's.
-    if frames.is_empty() {
-        return Err(IngestError::Corrupt(
-            "corrupt video: its keyframes do not decode".into(),
-        ));
+    let frames = frames.ok_or_else(|| IngestError::Internal("keyframe reader failed".into()))?;
+    if frames.len() < wanted {
+        match status.and_then(|s| s.code()) {
+            // prlimit could not run ffmpeg: ours to fix, not the video's fault.
+            Some(126 | 127) => {
+                return Err(IngestError::Internal(
+                    "ffmpeg cannot be run to decode keyframes; scripts/setup.sh installs it".into(),
+                ));
+            }
+            // A clean end with fewer frames: the decoder's keyframes and the sync table
+            // disagree, and the frames it gave are still the video's.
+            Some(0) if !frames.is_empty() => {}
+            // A failure, a signal (the CPU cap) or no frame at all.
+            _ => {
+                return Err(IngestError::Corrupt(
+                    "corrupt video: its keyframes do not decode".into(),
+                ));
+            }
+        }
     }
     let times = &info.keyframe_times_ms;
     Ok(frames
@@ -188,6 +223,23 @@ pub fn keyframes<S: Source + ?Sized + Sync>(
             side,
         })
         .collect())
+}
+
+/// The child's exit status if it ends within `wait`; killed otherwise.
+fn exit_within(
+    child: &mut std::process::Child,
+    wait: Duration,
+) -> Option<std::process::ExitStatus> {
+    let until = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < until {
+        match child.try_wait() {
+            Ok(Some(s)) => return Some(s),
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    None
 }
 
 #[cfg(test)]

@@ -177,6 +177,41 @@ impl Serialize for VideoFormat {
     }
 }
 
+/// Brands of HEIF/AVIF still images and JPEG XL: those files go to the picture pipeline.
+const STILL_BRANDS: &[&[u8]] = &[
+    b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis", b"heim", b"heis", b"hevc", b"hevx",
+    b"jxl ",
+];
+
+/// Brands of the movies accepted: the only ones a sanitized `ftyp` lists.
+const VIDEO_BRANDS: &[&[u8]] = &[
+    b"qt  ", b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1",
+    b"M4V ", b"MSNV", b"3gp4", b"3gp5", b"3g2a", b"dby1",
+];
+
+/// The `ftyp` payload of the sanitized copy: the known brands of the input only (its own
+/// bytes could be any text), minor version 0.
+fn clean_ftyp(format: VideoFormat, payload: &[u8]) -> Vec<u8> {
+    let fallback: &[u8] = match format {
+        VideoFormat::Mov => b"qt  ",
+        VideoFormat::Mp4 => b"isom",
+    };
+    let major = payload
+        .get(..4)
+        .filter(|m| VIDEO_BRANDS.contains(m))
+        .unwrap_or(fallback);
+    let mut out = major.to_vec();
+    out.extend_from_slice(&[0; 4]);
+    let mut listed: Vec<&[u8]> = Vec::new();
+    for brand in payload.get(8..).unwrap_or_default().chunks_exact(4) {
+        if VIDEO_BRANDS.contains(&brand) && !listed.contains(&brand) {
+            listed.push(brand);
+            out.extend_from_slice(brand);
+        }
+    }
+    out
+}
+
 /// Whether the bytes start like a video this module takes: an `ftyp` box whose brands name an
 /// MP4 or QuickTime movie and no HEIF still image (those go to the picture pipeline).
 pub fn sniff_video(b: &[u8]) -> Option<VideoFormat> {
@@ -189,15 +224,10 @@ pub fn sniff_video(b: &[u8]) -> Option<VideoFormat> {
     let brands = std::iter::once(major).chain(b[16..end].chunks_exact(4).take(64));
     let mut video = false;
     for brand in brands {
-        match brand {
-            b"heic" | b"heix" | b"mif1" | b"msf1" | b"avif" | b"avis" | b"heim" | b"heis"
-            | b"hevc" | b"hevx" | b"jxl " => return None,
-            b"qt  " | b"isom" | b"iso2" | b"iso3" | b"iso4" | b"iso5" | b"iso6" | b"mp41"
-            | b"mp42" | b"avc1" | b"M4V " | b"MSNV" | b"3gp4" | b"3gp5" | b"3g2a" | b"dby1" => {
-                video = true
-            }
-            _ => {}
+        if STILL_BRANDS.contains(&brand) {
+            return None;
         }
+        video |= VIDEO_BRANDS.contains(&brand);
     }
     // The major brand decides between the two families when both are listed.
     video.then_some(if major == b"qt  " {
@@ -260,7 +290,7 @@ fn io(e: std::io::Error) -> IngestError {
 /// The top-level layout and the parsed movie.
 pub(crate) struct Parsed {
     format: VideoFormat,
-    /// The `ftyp` payload (brands), written back as it was.
+    /// The `ftyp` payload written out (`clean_ftyp`).
     ftyp: Vec<u8>,
     movie: moov::Movie,
     removed: Vec<String>,
@@ -352,7 +382,7 @@ fn read<S: Source + ?Sized>(src: &S, limits: &VideoLimits) -> Result<Parsed, Ing
                 }
                 let mut b = vec![0u8; (size - header) as usize];
                 src.read_at(payload.start, &mut b).map_err(io)?;
-                ftyp = Some(b);
+                ftyp = Some(clean_ftyp(format, &b));
             }
             b"moov" => {
                 if moov_at.is_some() {
@@ -441,5 +471,20 @@ mod tests {
         assert_eq!(sniff_video(b"\0\0\0\x18ftypisom\0\0\0\0isomavif"), None);
         assert_eq!(sniff_video(b"\0\0\0\x14ftypcrx \0\0\0\0crx "), None);
         assert_eq!(sniff_video(b"\xFF\xD8\xFF\xE0"), None);
+    }
+
+    #[test]
+    fn the_sanitized_ftyp_lists_known_brands_only() {
+        let payload = b"isom\0\0\x02\0isomavc1Jane Doe +48.8577+002.2950 iPhone of Jane";
+        assert_eq!(
+            clean_ftyp(VideoFormat::Mp4, payload),
+            b"isom\0\0\0\0isomavc1"
+        );
+        // A major brand alone (no minor version), or an unknown one, still makes a whole box.
+        assert_eq!(clean_ftyp(VideoFormat::Mov, b"qt  "), b"qt  \0\0\0\0");
+        assert_eq!(
+            clean_ftyp(VideoFormat::Mp4, b"Jane\0\0\0\0mp42"),
+            b"isom\0\0\0\0mp42"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! and their sample tables, each count checked against the limits before anything is
 //! allocated for it, the tables checked against each other and every chunk against the file.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use serde::Serialize;
@@ -134,7 +135,12 @@ fn too_deep(limits: &VideoLimits) -> IngestError {
 struct Walk<'l> {
     limits: &'l VideoLimits,
     removed: Vec<String>,
+    /// Box types already listed: a `moov` of millions of distinct boxes costs one lookup each.
+    seen: HashSet<[u8; 4]>,
 }
+
+/// Most entries in the list of what was left out; past it, one "…" says there was more.
+const MAX_REMOVED: usize = 64;
 
 impl Walk<'_> {
     fn enter(&self, depth: u32) -> Result<u32, IngestError> {
@@ -143,9 +149,20 @@ impl Walk<'_> {
         }
         Ok(depth + 1)
     }
-    fn drop(&mut self, what: String) {
-        if !self.removed.contains(&what) {
-            self.removed.push(what);
+    /// Note a box type left out.
+    fn drop(&mut self, kind: &[u8; 4]) {
+        if self.seen.insert(*kind) {
+            self.note(fourcc(kind));
+        }
+    }
+    /// Note something else left out (a whole track, an ICC profile).
+    fn note(&mut self, what: String) {
+        if self.removed.len() < MAX_REMOVED {
+            if !self.removed.contains(&what) {
+                self.removed.push(what);
+            }
+        } else if self.removed.len() == MAX_REMOVED {
+            self.removed.push("…".into());
         }
     }
 }
@@ -164,6 +181,7 @@ pub(crate) fn parse(
     let mut walk = Walk {
         limits,
         removed: Vec::new(),
+        seen: HashSet::new(),
     };
     let depth = walk.enter(1)?;
     let mut mvhd = None;
@@ -197,7 +215,7 @@ pub(crate) fn parse(
                         .into(),
                 ));
             }
-            other => walk.drop(fourcc(other)),
+            other => walk.drop(other),
         }
     }
     let mvhd = mvhd.ok_or_else(|| corrupt("no movie header (mvhd)"))?;
@@ -247,7 +265,9 @@ fn check_duration(mvhd: &Mvhd, tracks: &[Track], limits: &VideoLimits) -> Result
             .max(millis(t.media_duration, t.timescale, false))
             .max(millis(timed, t.timescale, false));
     }
-    if longest > limits.max_seconds as u64 * 1000 {
+    // Whole seconds: a phone's 60-second clip has audio a few milliseconds longer (encoder
+    // priming), and it is still a 60-second clip.
+    if longest / 1000 > limits.max_seconds as u64 {
         return Err(IngestError::VideoTooLong {
             millis: longest,
             limit: limits.max_seconds,
@@ -423,7 +443,7 @@ fn read_mdia<'a>(b: &'a [u8], walk: &mut Walk<'_>) -> Result<Mdia<'a>, IngestErr
                 m.handler = Some(r.take(4)?.try_into().expect("4 bytes"));
             }
             b"minf" => m.minf = Some(body),
-            other => walk.drop(fourcc(other)),
+            other => walk.drop(other),
         }
     }
     Ok(m)
@@ -456,7 +476,7 @@ fn read_trak(
                 }
             }
             b"mdia" if mdia.is_none() => mdia = Some(read_mdia(body, walk)?),
-            other => walk.drop(fourcc(other)),
+            other => walk.drop(other),
         }
     }
     let tkhd = tkhd.ok_or_else(|| corrupt("a track without a track header (tkhd)"))?;
@@ -468,7 +488,7 @@ fn read_trak(
         b"vide" => TrackKind::Video,
         b"soun" => TrackKind::Audio,
         other => {
-            walk.drop(format!("{} track", fourcc(other)));
+            walk.note(format!("{} track", fourcc(other)));
             return Ok(None);
         }
     };
@@ -487,7 +507,7 @@ fn read_trak(
             b"stbl" if stbl.is_none() => stbl = Some(body),
             b"dinf" => check_dinf(body)?,
             b"vmhd" | b"smhd" => {} // written again from scratch
-            other => walk.drop(fourcc(other)),
+            other => walk.drop(other),
         }
     }
     let stbl = stbl.ok_or_else(|| corrupt("a track without a sample table (stbl)"))?;
@@ -599,9 +619,11 @@ fn read_stbl(
                 return Err(corrupt(&format!("two {} boxes in a track", fourcc(&k))));
             }
         } else if &k == b"co64" {
-            co64 = Some(body);
+            if co64.replace(body).is_some() {
+                return Err(corrupt("two co64 boxes in a track"));
+            }
         } else {
-            walk.drop(fourcc(&k));
+            walk.drop(&k);
         }
     }
     let [stsd, stts, ctts, stss, sdtp, stsc, stsz, stz2, stco] = parts;
@@ -929,13 +951,12 @@ fn sample_entry(
 ) -> Result<Vec<u8>, IngestError> {
     let depth = walk.enter(depth)?;
     let mut r = reader(b);
-    r.take(6)?;
-    let dri = r.u16()?;
+    r.take(8)?; // reserved, and the data reference: the output has one, "this file"
     let mut out = Vec::with_capacity(b.len() + 8);
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(k);
     out.extend_from_slice(&[0; 6]);
-    out.extend_from_slice(&dri.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
     let allowed = match kind {
         TrackKind::Video => {
             let f = r.take(VISUAL_FIELDS)?;
@@ -1006,12 +1027,14 @@ fn keep_children(
     for item in children(b) {
         let (k, range) = item?;
         let body = &b[range.clone()];
-        if !allowed.contains(&&k) || (&k == b"colr" && !body.starts_with(b"nclx")) {
-            walk.drop(if &k == b"colr" {
-                "colr (ICC profile)".into()
-            } else {
-                fourcc(&k)
-            });
+        // `nclx` (ISO) and `nclc` (QuickTime) are colour numbers; any other `colr` is a profile.
+        let profile = &k == b"colr" && !(body.starts_with(b"nclx") || body.starts_with(b"nclc"));
+        if profile {
+            walk.note("colr (ICC profile)".into());
+            continue;
+        }
+        if !allowed.contains(&&k) {
+            walk.drop(&k);
             continue;
         }
         *has_config |= &k == config;

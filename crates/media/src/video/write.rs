@@ -83,8 +83,7 @@ pub(super) fn write<S: Source + ?Sized>(
         .sum();
     let mut ftyp = Out(Vec::new());
     let at = ftyp.open(b"ftyp");
-    let brands = &parsed.ftyp[..parsed.ftyp.len() / 4 * 4];
-    ftyp.bytes(brands);
+    ftyp.bytes(&parsed.ftyp);
     ftyp.close(at);
 
     // The chunk offsets' width decides the moov's length, which decides the offsets: 32-bit

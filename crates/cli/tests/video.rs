@@ -10,7 +10,7 @@ use std::path::Path;
 use common::{json_lines, pixseal};
 use pixseal_testkit::c2pa_ref;
 use pixseal_testkit::video::{
-    Clip, Metadata, assert_no_metadata, decode_frames, exiftool, find_box, packet_hashes, put_u32,
+    Clip, assert_no_metadata, decode_frames, exiftool, find_box, packet_hashes, put_u32,
 };
 use serde_json::Value;
 
@@ -20,21 +20,10 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
     p.to_str().unwrap().to_string()
 }
 
-fn iphone_like() -> Vec<u8> {
-    Clip {
-        mov: true,
-        metadata: Metadata::AppleKeys,
-        rotate: Some(90),
-        timecode: true,
-        ..Clip::default()
-    }
-    .make()
-}
-
 #[test]
 fn sanitize_writes_a_clean_video_with_the_same_samples() {
     let dir = tempfile::tempdir().unwrap();
-    let input = iphone_like();
+    let input = Clip::iphone_like().make();
     assert!(
         exiftool(&input).contains("iPhone 15 Pro"),
         "the clip carries a model"
@@ -76,12 +65,7 @@ fn sanitize_writes_a_clean_video_with_the_same_samples() {
 #[test]
 fn hostile_videos_are_refused_with_exit_2_and_leave_no_file() {
     let dir = tempfile::tempdir().unwrap();
-    let ok = Clip {
-        faststart: true,
-        metadata: Metadata::None,
-        ..Clip::default()
-    }
-    .make();
+    let ok = Clip::plain().make();
     let mut long = ok.clone();
     let mvhd = find_box(&long, &["moov", "mvhd"]).unwrap();
     let ts = u32::from_be_bytes(long[mvhd.start + 20..mvhd.start + 24].try_into().unwrap());
@@ -147,7 +131,7 @@ fn a_stamped_video_is_verified_by_the_reference_reader_and_by_pixseal() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let root = data.join("c2pa/root.pem");
     let root_s = root.to_str().unwrap();
-    let input = iphone_like();
+    let input = Clip::iphone_like().make();
     let clip = write(dir.path(), "clip.mov", &input);
     let out = dir.path().join("out");
     let o = pixseal(&[

@@ -80,7 +80,7 @@ const JXL_CONTAINER: &[u8] = b"\0\0\0\x0cJXL \r\n\x87\n";
 const MAX_BRANDS: usize = 64;
 
 /// The major and compatible brands of a leading `ftyp` box, if the bytes start with one.
-fn ftyp_brands(b: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
+pub(crate) fn ftyp_brands(b: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
     if b.len() < 16 || &b[4..8] != b"ftyp" {
         return None;
     }
@@ -94,7 +94,7 @@ fn ftyp_brands(b: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
 
 /// Which HEIF still-image family the brands declare. The brands only pick the decoder: the
 /// container walk checks the primary item's coding agrees with them.
-fn heif_kind<'a>(brands: impl Iterator<Item = &'a [u8]>) -> Option<Format> {
+pub(crate) fn heif_kind<'a>(brands: impl Iterator<Item = &'a [u8]>) -> Option<Format> {
     let mut kind = None;
     for brand in brands {
         match brand {

@@ -26,13 +26,7 @@ fn code(input: &[u8], limits: &VideoLimits) -> String {
 #[test]
 fn phone_clips_lose_every_piece_of_metadata_and_keep_their_samples() {
     let clips = [
-        Clip {
-            mov: true,
-            metadata: Metadata::AppleKeys,
-            rotate: Some(90),
-            timecode: true,
-            ..Clip::default()
-        },
+        Clip::iphone_like(),
         Clip {
             codec: Codec::Hevc,
             width: 480,
@@ -198,12 +192,7 @@ fn every_limit_is_read_from_the_boxes_and_named() {
 
 /// A real clip with the moov first, to edit into hostile variants.
 fn base() -> Vec<u8> {
-    Clip {
-        faststart: true,
-        metadata: Metadata::None,
-        ..Clip::default()
-    }
-    .make()
+    Clip::plain().make()
 }
 
 const STBL: [&str; 5] = ["moov", "trak", "mdia", "minf", "stbl"];
@@ -340,9 +329,7 @@ fn a_moov_of_many_distinct_boxes_costs_one_pass() {
     // the first track's chunks only.
     let ok = Clip {
         audio: None,
-        faststart: true,
-        metadata: Metadata::None,
-        ..Clip::default()
+        ..Clip::plain()
     }
     .make();
     let b = with_boxes(&ok, 200_000, |i| {

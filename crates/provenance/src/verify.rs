@@ -8,7 +8,7 @@
 //! time-stamp proving it was signed before, revoked): the reference reader calls those Invalid,
 //! and pixseal is never more lenient than it.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read, Seek};
 
 use serde::Serialize;
 use serde_json::json;
@@ -195,16 +195,41 @@ impl Verifier {
         }
     }
 
+    /// Verify one file read from a stream of type `media_type` (a video on disk: never held in
+    /// memory whole). The same verdicts as [`Verifier::verify`], and never panics either.
+    pub fn verify_stream<R: Read + Seek + Send>(&self, media_type: &str, stream: R) -> Report {
+        let run = || self.verify_stream_inner(media_type, stream);
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+            Ok(r) => r,
+            Err(_) => Report::unreadable(
+                "the file's C2PA data could not be read (malformed manifest)",
+                "the C2PA reader stopped on this file".into(),
+            ),
+        }
+    }
+
+    fn verify_stream_inner<R: Read + Seek + Send>(&self, format: &str, mut stream: R) -> Report {
+        // The store is checked before the reader sees it, as for a file in memory. Here a
+        // store found by the container walk stands for the markers.
+        let store = c2pa::jumbf_io::load_jumbf_from_stream(format, &mut stream);
+        if let Ok(store) = &store
+            && let Err(why) = crate::guard::check_store(store)
+        {
+            return Report::unreadable(
+                "a C2PA manifest is present but malformed: the file was altered or damaged",
+                why,
+            );
+        }
+        self.read_manifest(format, stream, store.is_ok())
+    }
+
     fn verify_inner(&self, bytes: &[u8]) -> Report {
         let format = crate::manifest::media_type_for(bytes).unwrap_or("application/octet-stream");
-        let ctx = match c2pa::Context::new().with_settings(self.settings.clone()) {
-            Ok(c) => c,
-            Err(e) => return Report::bare(Verdict::NotStamped, format!("verifier settings: {e}")),
-        };
+        let marked = has_c2pa_marker(bytes);
         // The store is checked before the reader sees it: the reader trusts declared lengths.
         // Without the C2PA superbox markers the reader finds no manifest to decode, and the
         // file is `not_stamped` as it would have been.
-        if has_c2pa_marker(bytes)
+        if marked
             && let Ok(store) = c2pa::jumbf_io::load_jumbf_from_memory(format, bytes)
             && let Err(why) = crate::guard::check_store(&store)
         {
@@ -213,14 +238,28 @@ impl Verifier {
                 why,
             );
         }
-        let reader = match c2pa::Reader::from_context(ctx).with_stream(format, Cursor::new(bytes)) {
+        self.read_manifest(format, Cursor::new(bytes), marked)
+    }
+
+    /// The reference reader's verdict on a file whose store (if `marked`) passed the guard.
+    fn read_manifest<R: Read + Seek + Send>(
+        &self,
+        format: &str,
+        stream: R,
+        marked: bool,
+    ) -> Report {
+        let ctx = match c2pa::Context::new().with_settings(self.settings.clone()) {
+            Ok(c) => c,
+            Err(e) => return Report::bare(Verdict::NotStamped, format!("verifier settings: {e}")),
+        };
+        let reader = match c2pa::Reader::from_context(ctx).with_stream(format, stream) {
             Ok(r) => r,
             Err(c2pa::Error::JumbfNotFound)
             | Err(c2pa::Error::ProvenanceMissing)
             | Err(c2pa::Error::UnsupportedType) => {
                 return Report::bare(Verdict::NotStamped, "no C2PA manifest in this file");
             }
-            Err(e) if !has_c2pa_marker(bytes) => {
+            Err(e) if !marked => {
                 return Report::bare(Verdict::NotStamped, format!("no C2PA manifest found ({e})"));
             }
             Err(e) => {

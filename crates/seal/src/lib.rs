@@ -5,6 +5,9 @@
 //!   last-segment flag in the nonce). The serialized header and the object id, tenant and region
 //!   are bound as associated data of every segment; the AES-GCM under STREAM is AWS-LC's
 //!   (through an `AeadInPlace` adapter). Byte layout: `docs/sealed-format.md`.
+//!   [`RangeOpener`] opens any byte range from only the segments that hold it.
+//! - [`Spool`] is an encrypted scratch file under a key held only in memory, for work too
+//!   large for memory (a video between sanitize and storage).
 //! - [`KeyProvider`] wraps per-object data keys with a per-region master key:
 //!   [`LocalKeyProvider`] (key file, 0600) and [`TransitKeyProvider`] (Vault/OpenBao Transit).
 //! - [`seal_field`] / [`seal_json`] seal small values with the same key hierarchy.
@@ -27,7 +30,9 @@ pub mod header;
 pub mod local;
 pub mod pkcs11;
 pub mod provider;
+pub mod range;
 pub mod secret;
+pub mod spool;
 pub mod stream;
 pub mod transit;
 pub mod transit_claims;
@@ -41,7 +46,9 @@ pub use header::Header;
 pub use local::LocalKeyProvider;
 pub use pkcs11::{Pkcs11ClaimKey, Pkcs11Config, Pkcs11ReceiptSigner, Pkcs11Token};
 pub use provider::{DataKey, KeyProvider, KeyVersions, ProviderId, WrappedKey, validate_key_name};
+pub use range::RangeOpener;
 pub use secret::Secret;
+pub use spool::Spool;
 pub use stream::{KeyPlacement, ObjectRef, SealSummary, Sealer, read_header};
 pub use transit::{RetryPolicy, TransitConfig, TransitKeyProvider};
 pub use transit_claims::TransitClaimKey;

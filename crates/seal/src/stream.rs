@@ -151,8 +151,21 @@ impl<'p> Sealer<'p> {
         obj: &ObjectRef<'_>,
         detached_key: Option<&WrappedKey>,
     ) -> Result<u64> {
-        obj.validate()?;
         let (header, header_bytes) = read_header_bytes(&mut reader)?;
+        let (dek, aad) = self.unwrap_for(&header, &header_bytes, obj, detached_key)?;
+        decrypt_segments(&dek, &header, &aad, reader, writer)
+    }
+
+    /// The data key of a parsed header and the segments' associated data, once the header is
+    /// checked to belong to `obj`'s region and this provider.
+    pub(crate) fn unwrap_for(
+        &self,
+        header: &Header,
+        header_bytes: &[u8],
+        obj: &ObjectRef<'_>,
+        detached_key: Option<&WrappedKey>,
+    ) -> Result<(DataKey, [u8; 32])> {
+        obj.validate()?;
         if header.provider != self.provider.id() {
             // A blob of this region always belongs to this region's provider.
             return Err(SealError::Tampered);
@@ -163,8 +176,8 @@ impl<'p> Sealer<'p> {
             return Err(SealError::Tampered);
         }
         let dek = self.provider.unwrap_data_key(&wrapped, obj.region)?;
-        let aad = segment_aad(&header_bytes, obj.object_id, obj.tenant, obj.region);
-        decrypt_segments(&dek, &header, &aad, reader, writer)
+        let aad = segment_aad(header_bytes, obj.object_id, obj.tenant, obj.region);
+        Ok((dek, aad))
     }
 
     /// [`Sealer::seal`] for an in-memory plaintext.

@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use pixseal_service::SignedReceipt;
 use pixseal_service::artifacts::{ArtifactMetadata, UploadQuery, Uploaded};
 use pixseal_service::dashboard::ArtifactPage;
@@ -23,6 +23,7 @@ use crate::{ApiError, AppState};
     operation_id = "upload_artifact",
     tag = "artifacts",
     summary = "Upload a photo: sanitized, stamped, sealed and stored in the tenant's region",
+    description = "A raw body that is an MP4 or MOV video (sniffed from its first bytes) is read as it arrives, within `[video].max_file_bytes`, spooled encrypted, stored sanitized and signed (no visible mark; docs/video.md).",
     security(("apiKey" = [])),
     params(UploadQuery),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
@@ -52,6 +53,12 @@ pub(crate) async fn store(
 ) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
     let plan = s.plan_upload(caller, &q)?;
+    let (req, video) = crate::body::sniff_raw_video(req).await?;
+    if video {
+        let body = req.into_body().into_data_stream();
+        let done = s.upload_video(plan, client, body).await?;
+        return Ok((StatusCode::CREATED, Json(done)));
+    }
     let Upload(body) = Upload::from_request(req, s).await?;
     let done = s.upload(plan, client, body).await?;
     Ok((StatusCode::CREATED, Json(done)))
@@ -119,15 +126,25 @@ pub async fn metadata(
     path = "/v1/artifacts/{id}/content",
     operation_id = "artifact_content",
     tag = "artifacts",
-    summary = "The stamped artifact, decrypted on demand (Cache-Control: private, no-store)",
+    summary = "The stamped artifact, decrypted on demand: whole, or the byte range asked for (Cache-Control: private, no-store)",
+    description = "A `Range: bytes=…` header with one range gets `206` and that range, opened from the stored segments that hold it and no others (a player seeking in a video); several ranges get the whole file (`200`); a range outside the file gets `416` with `Content-Range: bytes */LENGTH`. `Accept-Ranges: bytes` on every answer.",
     security(("apiKey" = [])),
-    params(("id" = String, Path)),
+    params(
+        ("id" = String, Path),
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`, `bytes=4096-` or `bytes=-500`"),
+    ),
     responses(
-        (status = 200, description = "the stamped picture", content(
+        (status = 200, description = "the stamped file", content(
             ("image/webp"),
             ("image/jpeg"),
             ("image/png"),
         )),
+        (status = 206, description = "the byte range asked for", content(
+            ("image/webp"),
+            ("image/jpeg"),
+            ("image/png"),
+        )),
+        (status = 416, description = "the range lies outside the file", body = ErrorBody),
         ReadErrors,
     ),
 )]
@@ -135,26 +152,9 @@ pub async fn content(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    Ok(picture(s.content(&caller, &id).await?))
-}
-
-/// A decrypted picture as served: never cached, shown inline.
-pub(crate) fn picture(c: pixseal_service::artifacts::Content) -> Response {
-    let content_type =
-        HeaderValue::from_str(&c.content_type).unwrap_or(HeaderValue::from_static("image/webp"));
-    let headers = [
-        (header::CONTENT_TYPE, content_type),
-        (
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("private, no-store"),
-        ),
-        (
-            header::CONTENT_DISPOSITION,
-            HeaderValue::from_static("inline"),
-        ),
-    ];
-    (headers, c.bytes).into_response()
+    Ok(crate::serve::serve(s.content(&caller, &id).await?, &headers).await)
 }
 
 #[utoipa::path(

@@ -4,6 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{StatusCode, header};
+use futures::StreamExt;
 
 use pixseal_service::Body;
 
@@ -150,6 +151,38 @@ async fn form(req: Request, state: &AppState) -> Result<Multipart, ApiError> {
 
 fn no_file() -> ApiError {
     ApiError::bad_request("unsupported_format", "multipart form has no file part")
+}
+
+/// Whether a raw body starts like a video (MP4 or MOV), read from its first bytes, which are
+/// put back: the request comes back whole either way. A form is never taken as a video.
+pub async fn sniff_raw_video(req: Request) -> Result<(Request, bool), ApiError> {
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if multipart {
+        return Ok((req, false));
+    }
+    let (parts, body) = req.into_parts();
+    let mut rest = body.into_data_stream();
+    let mut head = Vec::new();
+    while head.len() < 64 {
+        match rest.next().await {
+            Some(Ok(b)) => head.extend_from_slice(&b),
+            Some(Err(e)) => {
+                return Err(ApiError::bad_request(
+                    "corrupt",
+                    format!("request body: {e}"),
+                ));
+            }
+            None => break,
+        }
+    }
+    let video = pixseal_media::sniff_video(&head).is_some();
+    let first = futures::stream::once(async move { Ok::<_, axum::Error>(Bytes::from(head)) });
+    let body = axum::body::Body::from_stream(first.chain(rest));
+    Ok((Request::from_parts(parts, body), video))
 }
 
 impl FromRequest<AppState> for Upload {

@@ -15,6 +15,7 @@ mod passkeys;
 mod pickup;
 pub mod ratelimit;
 mod resolve;
+mod serve;
 mod stamp;
 mod state;
 mod verify;

@@ -458,6 +458,134 @@ fn walk(p: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A photo of noise, so its stamped copy spans many 64 KiB segments.
+fn noisy_png(width: u32, height: u32) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let img = image::RgbImage::from_fn(width, height, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let [r, g, b, ..] = state.to_le_bytes();
+        image::Rgb([r, g, b])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// `GET …/content` with a `Range` header (and `If-Range` when given): status, headers, body.
+async fn ranged(
+    s: &TestServer,
+    key: &str,
+    id: &str,
+    range: &str,
+    if_range: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut r = s
+        .client
+        .get(format!("{}/v1/artifacts/{id}/content", s.url))
+        .bearer_auth(key)
+        .header("range", range);
+    if let Some(v) = if_range {
+        r = r.header("if-range", v);
+    }
+    let r = r.send().await.unwrap();
+    let (status, headers) = (r.status(), r.headers().clone());
+    (status, headers, r.bytes().await.unwrap().to_vec())
+}
+
+/// The content route answers byte ranges from the stored segments that hold them: a player
+/// can seek, and (with `damage`, on local blobs) a damaged segment elsewhere in the file
+/// does not stop a range that does not need it, while the whole file then fails.
+async fn byte_ranges(s: &TestServer, damage: Option<&Path>) {
+    let key = s.key("ranges", "us", ALL).await;
+    let (status, up) = s.upload(&key, noisy_png(1200, 900), "?visible=false").await;
+    assert_eq!(status, StatusCode::CREATED, "{up}");
+    let id = up["id"].as_str().unwrap();
+    let r = s.get(&key, &format!("/v1/artifacts/{id}/content")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["accept-ranges"], "bytes");
+    let whole = r.bytes().await.unwrap().to_vec();
+    let len = whole.len();
+    assert!(
+        len > 4 * 65536,
+        "the stamped noise is {len} bytes, fewer than 4 segments"
+    );
+    assert_eq!(up["bytes"].as_u64(), Some(len as u64), "{up}");
+
+    let seg = 65536;
+    for (range, want) in [
+        ("bytes=0-99".to_string(), 0..100),
+        // Across a segment boundary, and across several.
+        (
+            format!("bytes={}-{}", seg - 10, seg + 9),
+            seg - 10..seg + 10,
+        ),
+        (format!("bytes=100-{}", 3 * seg), 100..3 * seg + 1),
+        ("bytes=-500".to_string(), len - 500..len),
+        (format!("bytes={}-", len - 10), len - 10..len),
+        // An end past the file is cut to the file.
+        (format!("bytes={}-{}", len - 3, len + 1000), len - 3..len),
+    ] {
+        let (status, h, body) = ranged(s, &key, id, &range, None).await;
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(
+            h["content-range"],
+            format!("bytes {}-{}/{len}", want.start, want.end - 1).as_str(),
+            "{range}"
+        );
+        assert_eq!(
+            h["content-length"],
+            want.len().to_string().as_str(),
+            "{range}"
+        );
+        assert_eq!(h["cache-control"], "private, no-store");
+        assert_eq!(body, &whole[want.clone()], "{range}");
+    }
+    // Outside the file, or not a byte range: 416 naming the length, with a JSON body.
+    for range in [
+        format!("bytes={len}-"),
+        "bytes=-0".into(),
+        "lines=0-5".into(),
+    ] {
+        let (status, h, body) = ranged(s, &key, id, &range, None).await;
+        assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+        assert_eq!(h["content-range"], format!("bytes */{len}").as_str());
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "range_not_satisfiable", "{v}");
+    }
+    // Several ranges, or an If-Range no validator of ours can match: the whole file.
+    let (status, _, body) = ranged(s, &key, id, "bytes=0-1,5-9", None).await;
+    assert_eq!((status, body.len()), (StatusCode::OK, len));
+    let (status, _, body) = ranged(s, &key, id, "bytes=0-1", Some("\"x\"")).await;
+    assert_eq!((status, body == whole), (StatusCode::OK, true));
+    // Another tenant's key gets nothing, ranged or not.
+    let other = s.key("ranges-other", "us", ALL).await;
+    let (status, _, _) = ranged(s, &other, id, "bytes=0-99", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let Some(blobs) = damage else { return };
+    let blob = blobs.join("us").join(id);
+    let mut sealed = std::fs::read(&blob).unwrap();
+    let last = sealed.len() - 5;
+    sealed[last] ^= 1;
+    std::fs::write(&blob, &sealed).unwrap();
+    let (status, _, body) = ranged(s, &key, id, "bytes=0-99", None).await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, &whole[..100])
+    );
+    let (status, _, _) = ranged(s, &key, id, "bytes=-10", None).await;
+    assert!(status.is_server_error(), "{status}");
+    // The whole file: refused, or cut short (its first window opened before the damage).
+    let r = s.get(&key, &format!("/v1/artifacts/{id}/content")).await;
+    if r.status() == StatusCode::OK {
+        assert!(r.bytes().await.is_err(), "a damaged file was served whole");
+    } else {
+        assert!(r.status().is_server_error(), "{}", r.status());
+    }
+}
+
 #[tokio::test]
 async fn embedded_sqlite_local_keys_local_blobs() {
     let s = spawn(Parts::Embedded).await;
@@ -528,6 +656,7 @@ async fn embedded_sqlite_local_keys_local_blobs() {
         m.contains("pixseal_http_request_duration_seconds_bucket"),
         "{m}"
     );
+    byte_ranges(&s, Some(&s.data.path().join("blobs"))).await;
 }
 
 #[tokio::test]
@@ -541,6 +670,7 @@ async fn postgres_local_keys_local_blobs() {
 async fn postgres_transit_keys_s3_blobs() {
     let s = spawn(Parts::TransitS3).await;
     lifecycle(&s).await;
+    byte_ranges(&s, None).await;
 }
 
 /// Two installations never share a blob prefix: the second one refuses to open on the first's

@@ -664,6 +664,86 @@ async fn the_dashboard_is_locked_until_decrypt_and_deletes_with_a_checked_receip
     );
 }
 
+/// A stored video is locked like a picture; "Decrypt" plays it from the content route, which
+/// the browser reads in byte ranges (a seek far into it loads), and closing stops it. Nothing
+/// of it reaches the browser's disk. AV1 and Opus: codecs any Chromium build plays.
+#[tokio::test]
+async fn the_dashboard_plays_a_stored_video_and_seeks_in_it() {
+    use pixseal_testkit::video::{Audio, Clip, Codec};
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = owner(&app).await;
+    let clip = Clip {
+        codec: Codec::Av1,
+        audio: Some(Audio::Opus),
+        seconds: 3.0,
+        ..Clip::default()
+    }
+    .make();
+    let up = app.upload(&key, clip).await;
+    assert_eq!(up["content_type"], "video/mp4", "{up}");
+    let id = up["id"].as_str().unwrap();
+    let stored = app.content(&key, id).await;
+
+    let b = Browser::open(1280, 900).await;
+    sign_in(&b, &app, &key).await;
+    let item = format!("#gallery li[data-id='{id}']");
+    let text = b.text(&item).await;
+    assert!(text.contains("Locked") && text.contains("Video"), "{text}");
+    let media = b
+        .client
+        .execute(
+            "return document.querySelectorAll('video, img').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(media, json!(0));
+
+    b.find(&format!("{item} button.decrypt"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_until(
+        "document.getElementById('decrypted')?.readyState >= 1 && document.getElementById('decrypted').duration > 2",
+    )
+    .await;
+    let size = b
+        .client
+        .execute(
+            "const v = document.getElementById('decrypted'); return [v.videoWidth, v.videoHeight]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(size, json!([320, 240]));
+    b.client
+        .execute(
+            "const v = document.getElementById('decrypted'); v.currentTime = 2.5;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.wait_until(
+        "(() => { const v = document.getElementById('decrypted'); return !v.seeking && v.readyState >= 2 && v.currentTime > 2; })()",
+    )
+    .await;
+    b.find("#viewer-close").await.click().await.unwrap();
+    b.wait_until(
+        "document.getElementById('decrypted') === null && !document.getElementById('viewer').open",
+    )
+    .await;
+    b.assert_clean(&app.url).await;
+
+    let profile = b.close().await;
+    let mid = stored.len() / 2;
+    assert_eq!(
+        holds(profile.path(), &stored[mid..mid + 64]),
+        None,
+        "the video was written to the browser's disk"
+    );
+}
+
 /// Sign `key` in on the dashboard and wait for the gallery.
 async fn sign_in(b: &Browser, app: &TestApp, key: &str) {
     b.client.goto(&format!("{}/app", app.url)).await.unwrap();

@@ -1,5 +1,7 @@
-//! `POST /v1/verify` with MP4/MOV videos: a video signed by this installation is `verified`, a
-//! sanitized one without a manifest `not_stamped`, one with a changed sample `tampered`, and a
+//! Videos through the HTTP routes: `POST /v1/artifacts` stores a phone clip sanitized and
+//! signed (spooled encrypted, never held whole or written readable), the content route plays
+//! it back in byte ranges, and `POST /v1/verify` judges the exact stored bytes: `verified`, a
+//! sanitized copy without a manifest `not_stamped`, one with a changed sample `tampered`, and a
 //! hostile one a 4xx naming the limit, never a 5xx.
 
 use pixseal_media::VideoLimits;
@@ -7,7 +9,10 @@ use pixseal_media::video;
 use pixseal_provenance::ProofAssertion;
 use pixseal_provenance::manifest::{SoftBindings, embed_video};
 use pixseal_testkit::TestApp;
-use pixseal_testkit::video::{Clip, Metadata, find_box, put_u32};
+use pixseal_testkit::video::{
+    Clip, Metadata, PERSONAL, assert_no_metadata, find_box, packet_hashes, put_u32,
+    reencode_half_bitrate,
+};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -81,4 +86,188 @@ async fn videos_are_verified_by_their_manifest() {
             .contains("max_seconds"),
         "{v}"
     );
+}
+
+const ALL: &[&str] = &["artifacts:write", "artifacts:read", "artifacts:delete"];
+
+async fn upload(app: &TestApp, key: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let r = app
+        .client
+        .post(format!("{}/v1/artifacts?label=Alice", app.url))
+        .bearer_auth(key)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+/// Every file under `dir`, read.
+fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else if let Ok(b) = std::fs::read(&p) {
+            out.push((p, b));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_uploaded_video_is_stored_sanitized_signed_and_played_back_in_ranges() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = app.key("film", "us", ALL).await;
+    let input = Clip::iphone_like().make();
+    let (st, up) = upload(&app, &key, input.clone()).await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    assert_eq!(up["content_type"], "video/quicktime", "{up}");
+    assert_eq!(
+        (up["width"].as_i64(), up["height"].as_i64()),
+        (Some(320), Some(240))
+    );
+    assert_eq!(up["label"], true, "{up}");
+    let id = up["id"].as_str().unwrap();
+    let stored = app.content(&key, id).await;
+    assert_eq!(stored.len() as i64, up["bytes"].as_i64().unwrap());
+
+    // What is stored is the clip without its metadata, its samples untouched, signed.
+    assert_no_metadata(&stored, "the stored video");
+    assert_eq!(packet_hashes(&stored), packet_hashes(&input));
+    let (st, v) = verify(&app, stored.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["verdict"], "verified", "{v}");
+    assert_eq!(v["proof_id"], up["proof_id"], "{v}");
+
+    // Nothing of the clip reached the disk readable: no metadata, no samples in the clear,
+    // and no spool left behind.
+    let mdat = find_box(&input, &["mdat"]).unwrap();
+    let sample = &input[mdat.start + 64..mdat.start + 128];
+    for (path, bytes) in files(app.data.path()) {
+        for s in PERSONAL {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "{} holds {s:?}",
+                path.display()
+            );
+        }
+        assert!(
+            !bytes.windows(sample.len()).any(|w| w == sample),
+            "{} holds the clip's samples",
+            path.display()
+        );
+    }
+    let spool = app.data.path().join("spool");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+
+    // A player's seek: the bytes asked for, from the segments that hold them.
+    let r = app
+        .client
+        .get(format!("{}/v1/artifacts/{id}/content", app.url))
+        .bearer_auth(&key)
+        .header("range", "bytes=1000-1999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.headers()["content-type"], "video/quicktime");
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes 1000-1999/{}", stored.len()).as_str()
+    );
+    assert_eq!(r.bytes().await.unwrap(), &stored[1000..2000]);
+}
+
+#[tokio::test]
+async fn hostile_or_oversized_video_uploads_are_refused_and_nothing_is_stored() {
+    let mut config = TestApp::config();
+    config.video.max_file_bytes = 400_000;
+    let app = TestApp::spawn(config).await;
+    let key = app.key("film", "us", ALL).await;
+    let ok = Clip::plain().make();
+
+    let mut long = ok.clone();
+    let mvhd = find_box(&long, &["moov", "mvhd"]).unwrap();
+    let ts = u32::from_be_bytes(long[mvhd.start + 20..mvhd.start + 24].try_into().unwrap());
+    put_u32(&mut long, mvhd.start + 24, ts * 3600);
+    let (st, v) = upload(&app, &key, long).await;
+    assert!(st.is_client_error(), "{st} {v}");
+    assert_eq!(v["error"]["code"], "video_too_long", "{v}");
+
+    let mut big = ok.clone();
+    big.resize(500_000, 0);
+    let (st, v) = upload(&app, &key, big).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(v["error"]["code"], "file_too_large", "{v}");
+
+    let cut = ok[..ok.len() - 1000].to_vec();
+    let (st, v) = upload(&app, &key, cut).await;
+    assert!(st.is_client_error(), "{st} {v}");
+
+    let (st, list) = (
+        StatusCode::OK,
+        app.client
+            .get(format!("{}/v1/artifacts", app.url))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (st, list["total"].as_i64()),
+        (StatusCode::OK, Some(0)),
+        "{list}"
+    );
+    assert_eq!(
+        std::fs::read_dir(app.data.path().join("spool"))
+            .unwrap()
+            .count(),
+        0
+    );
+    // The limits hold a good clip too.
+    let (st, v) = upload(&app, &key, ok).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+}
+
+/// A copy of a stored video re-encoded at half its bit rate (its manifest gone with it) is
+/// found by its keyframes' likeness: `near_match` with the proof's record; a different video
+/// is not.
+#[tokio::test]
+async fn a_reencoded_copy_of_a_stored_video_is_a_near_match() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = app.key("film", "us", ALL).await;
+    let clip = Clip {
+        seconds: 2.0,
+        width: 640,
+        height: 360,
+        ..Clip::default()
+    };
+    let (st, up) = upload(&app, &key, clip.make()).await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let stored = app.content(&key, up["id"].as_str().unwrap()).await;
+
+    let copy = reencode_half_bitrate(&stored);
+    assert!(copy.len() < stored.len(), "{} {}", copy.len(), stored.len());
+    let (st, v) = verify(&app, copy).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["verdict"], "near_match", "{v}");
+    assert_eq!(v["proof_id"], up["proof_id"], "{v}");
+    assert_eq!(v["record"]["proof_id"], up["proof_id"], "{v}");
+    assert!(v["pdq_distance"].as_u64().unwrap() <= 31, "{v}");
+    assert!(v["credential"]["manifest_url"].is_string(), "{v}");
+
+    let other = Clip {
+        pattern: "smptehdbars",
+        ..clip
+    }
+    .make();
+    let (st, v) = verify(&app, other).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["verdict"], "not_stamped", "{v}");
+    assert!(v["record"].is_null(), "{v}");
 }

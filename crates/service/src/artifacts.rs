@@ -2,6 +2,7 @@
 //! content decrypted on demand. Erasure is in [`crate::erase`].
 
 use std::net::IpAddr;
+use std::ops::Range;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -10,14 +11,16 @@ use pixseal_media::{Options, OutputFormat};
 use pixseal_proof::ProofId;
 use pixseal_provenance::ProofAssertion;
 use pixseal_provenance::stamp::{MarkOptions, Stamped, stamp};
-use pixseal_seal::{KeyPlacement, ObjectRef, Sealer, WrappedKey};
+use pixseal_seal::{KeyPlacement, ObjectRef, RangeOpener, Sealer, WrappedKey};
 use pixseal_store::{
-    Artifact, ArtifactState, BlobKey, DbError, ProofManifest, ProofRecord, ProofStatus, Scope,
+    Artifact, ArtifactState, BlobKey, BlobStore, DbError, ProofManifest, ProofRecord, ProofStatus,
+    Scope,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::OwnedSemaphorePermit;
 use utoipa::{IntoParams, ToSchema};
+use zeroize::Zeroizing;
 
 use crate::auth::Caller;
 use crate::budget::Body;
@@ -51,10 +54,10 @@ pub struct UploadQuery {
 /// An upload whose options were checked, before its body is read.
 #[derive(Debug, Clone)]
 pub struct UploadPlan {
-    caller: Caller,
-    retention_days: i64,
-    label: Option<String>,
-    visible: bool,
+    pub(crate) caller: Caller,
+    pub(crate) retention_days: i64,
+    pub(crate) label: Option<String>,
+    pub(crate) visible: bool,
 }
 
 /// An artifact as its owner sees it.
@@ -100,11 +103,65 @@ pub struct ArtifactMetadata {
     pub label: Option<String>,
 }
 
-/// The decrypted stamped file.
-#[derive(Debug, Clone)]
+/// An artifact's stamped file, opened for reading in byte ranges: its data key unwrapped once,
+/// and each read fetching and authenticating only the segments that hold its bytes (so a
+/// player seeking in a stored video never pulls the whole file through memory).
+#[derive(Clone)]
 pub struct Content {
-    pub bytes: Vec<u8>,
     pub content_type: String,
+    opener: Arc<RangeOpener>,
+    blobs: Arc<BlobStore>,
+    region: String,
+    key: BlobKey,
+}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Content")
+            .field("content_type", &self.content_type)
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The most plaintext one [`Content::read`] returns: sixteen 64 KiB segments.
+pub const READ_WINDOW: u64 = 1024 * 1024;
+
+impl Content {
+    /// The file's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.opener.len()
+    }
+
+    /// Whether the file is empty (a stamped file never is).
+    pub fn is_empty(&self) -> bool {
+        self.opener.is_empty()
+    }
+
+    /// Bytes `range` of the file (non-empty, within [`Content::len`], at most
+    /// [`READ_WINDOW`] long), wiped from memory when the last reference drops.
+    pub async fn read(&self, range: Range<u64>) -> Result<Bytes> {
+        if range.end.saturating_sub(range.start) > READ_WINDOW {
+            return Err(ServiceError::internal(
+                "content read larger than its window",
+            ));
+        }
+        let sealed = self.opener.sealed_range(&range)?;
+        let (bytes, _) = self
+            .blobs
+            .get_range(&self.region, &self.key, sealed)
+            .await?;
+        Ok(Bytes::from_owner(Wiped(self.opener.open(&range, &bytes)?)))
+    }
+}
+
+/// Opened bytes handed on as `Bytes`: wiped when the last reference drops.
+struct Wiped(Zeroizing<Vec<u8>>);
+
+impl AsRef<[u8]> for Wiped {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// What the blocking part of an upload made: the stamp and everything sealed.
@@ -348,11 +405,28 @@ impl Services {
         pdq: Option<String>,
         manifest: &ProofManifest,
     ) -> Result<()> {
+        let key = BlobKey::new(&a.id).map_err(|e| ServiceError::internal(e.to_string()))?;
+        let put = async { Ok(self.blobs.put(&a.region, &key, blob).await?) };
+        self.store_with(a, pdq, manifest, &[], put).await
+    }
+
+    /// [`Services::store`] with the blob written by `put` (which runs after the row is in),
+    /// and `also` indexed for near matches under the proof (a video's keyframe hashes).
+    pub(crate) async fn store_with(
+        &self,
+        a: &Artifact,
+        pdq: Option<String>,
+        manifest: &ProofManifest,
+        also: &[[u8; 32]],
+        put: impl std::future::Future<Output = Result<()>>,
+    ) -> Result<()> {
         self.db.insert_artifact(a).await?;
         let key = BlobKey::new(&a.id).map_err(|e| ServiceError::internal(e.to_string()))?;
-        if let Err(e) = self.blobs.put(&a.region, &key, blob).await {
+        if let Err(e) = put.await {
+            // A partial blob may be there (a local write is renamed only when whole).
+            let _ = self.blobs.delete(&a.region, &key).await;
             let _ = self.db.delete_artifact(&a.id).await;
-            return Err(e.into());
+            return Err(e);
         }
         let record = ProofRecord {
             proof_id: a.proof_id.clone(),
@@ -364,7 +438,11 @@ impl Services {
             purged_at: None,
             receipt_id: None,
         };
-        if let Err(e) = self.db.activate_artifact(&a.id, &record, manifest).await {
+        if let Err(e) = self
+            .db
+            .activate_artifact(&a.id, &record, manifest, also)
+            .await
+        {
             let _ = self.blobs.delete(&a.region, &key).await;
             let _ = self.db.delete_artifact(&a.id).await;
             return Err(match e {
@@ -410,15 +488,40 @@ impl Services {
         })
     }
 
-    /// The stamped file, decrypted on demand (every segment authenticated).
+    /// The stamped file, opened for reading in ranges (every segment authenticated).
     pub async fn content(&self, caller: &Caller, id: &str) -> Result<Content> {
         let a = self.own(caller, Scope::ArtifactsRead, id).await?;
         self.audit(&caller.actor(), "artifact.content", &a.id, Outcome::Ok)
             .await;
-        let bytes = self.open_artifact(&a).await?;
+        let key = BlobKey::new(&a.id).map_err(|_| ServiceError::NotFound)?;
+        let head = 0..pixseal_seal::header::MAX_HEADER_LEN as u64;
+        let (head, sealed_len) = self.blobs.get_range(&a.region, &key, head).await?;
+        let wrapped = wrapped_key(&a)?;
+        let keys = self
+            .opening_keys(&a.tenant_id, &a.region, &wrapped.key_name)
+            .await?;
+        let (object_id, tenant, region) = (a.id.clone(), a.tenant_id.clone(), a.region.clone());
+        let opener = self
+            .with_keys(&a.tenant_id, keys, move |k| {
+                let obj = ObjectRef {
+                    object_id: &object_id,
+                    tenant: &tenant,
+                    region: &region,
+                };
+                Sealer::new(k, KeyPlacement::Detached).range_opener(
+                    &head,
+                    sealed_len,
+                    &obj,
+                    Some(&wrapped),
+                )
+            })
+            .await?;
         Ok(Content {
-            bytes,
             content_type: a.content_type,
+            opener: Arc::new(opener),
+            blobs: self.blobs.clone(),
+            region: a.region,
+            key,
         })
     }
 

@@ -25,6 +25,7 @@ pub mod stamp;
 pub mod tenant_keys;
 pub mod tsa;
 pub mod verify;
+mod video;
 mod work;
 
 pub use auth::Caller;
@@ -34,7 +35,7 @@ pub use config::{Config, ConfigError, RateLimitBackend, ServerConfig};
 pub use error::{ErrorKind, Result, ServiceError};
 pub use lifecycle::{PurgeReport, RepairReport};
 pub use services::{Actor, Health, OpenError, Outcome, Provenance, Readiness, Services};
-pub use verify::{Verification, examine};
+pub use verify::{Verification, examine, examine_video_file};
 
 /// Domain types that appear in the workflows' signatures.
 pub use pixseal_proof::SignedReceipt;

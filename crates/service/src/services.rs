@@ -57,6 +57,8 @@ pub struct Services {
     pub limits: Limits,
     /// Limits of MP4/MOV videos.
     pub video: VideoLimits,
+    /// Where a video in the works is spooled, encrypted (`<data_dir>/spool`).
+    pub(crate) spool_dir: Arc<std::path::Path>,
     /// The regions this installation serves, in configuration order.
     pub regions: Arc<[String]>,
     pub db: Db,
@@ -122,6 +124,11 @@ impl Services {
             path: config.data_dir.clone(),
             source,
         })?;
+        let spool_dir = config.data_dir.join("spool");
+        std::fs::create_dir_all(&spool_dir).map_err(|source| OpenError::DataDir {
+            path: spool_dir.clone(),
+            source,
+        })?;
         let passkeys = crate::passkeys::passkey_policy(&config.server.public_url, &config.codes)
             .map_err(OpenError::Passkeys)?;
         let db = Db::connect(config.database_url().expose()).await?;
@@ -157,6 +164,7 @@ impl Services {
             config: Arc::new(config.server.clone()),
             limits: config.limits,
             video: config.video,
+            spool_dir: spool_dir.into(),
             regions: config.regions.clone().into(),
             db,
             blobs: Arc::new(blobs),

@@ -2,8 +2,10 @@
 //! `POST /v1/verify`), the service's record lookups on top of it (watermark → proof record,
 //! PDQ → near match), and the public proof record.
 
+use pixseal_media::video::{self, FrameOptions};
 use pixseal_media::{IngestError, Pipeline, VideoLimits, sniff_video};
 use pixseal_proof::ProofId;
+use pixseal_provenance::manifest::keyframe_hashes;
 use pixseal_provenance::pdq::{self, Pdq};
 use pixseal_provenance::{Report, Verdict, Verifier, detect_watermark};
 use pixseal_store::{DbError, ProofRecord, ProofStatus};
@@ -41,16 +43,9 @@ pub fn examine(
     with_pdq: bool,
 ) -> Result<Verification, IngestError> {
     if sniff_video(bytes).is_some() {
-        // A video's boxes pass their limits before the C2PA reader walks them; it carries no
-        // watermark or fingerprint to look for without a manifest.
+        // A video's boxes pass their limits before the C2PA reader walks them.
         pixseal_media::video::probe(bytes, video)?;
-        let report = verifier.verify(bytes);
-        return Ok(Verification {
-            proof_id: report.proof_id().map(str::to_string),
-            report,
-            watermark: None,
-            pdq: None,
-        });
+        return Ok(video_verification(verifier.verify(bytes)));
     }
     pixseal_media::admit(bytes, pipeline.limits())?;
     let mut report = verifier.verify(bytes);
@@ -83,6 +78,30 @@ pub fn examine(
         watermark,
         pdq: hash,
     })
+}
+
+/// Judge a video read from its file (`pixseal verify`), never held in memory whole: its boxes
+/// pass the limits, then its manifest is read from the file.
+pub fn examine_video_file(
+    verifier: &Verifier,
+    video: &VideoLimits,
+    file: &std::fs::File,
+) -> Result<Verification, IngestError> {
+    let info = pixseal_media::video::probe(file, video)?;
+    Ok(video_verification(
+        verifier.verify_stream(info.format.media_type(), file),
+    ))
+}
+
+/// A video's verification: its manifest alone (no watermark or fingerprint is looked for in
+/// a video without one).
+fn video_verification(report: Report) -> Verification {
+    Verification {
+        proof_id: report.proof_id().map(str::to_string),
+        report,
+        watermark: None,
+        pdq: None,
+    }
 }
 
 /// The public view of a proof record (SPEC §5): no hashes beyond what its receipt carries.
@@ -164,12 +183,19 @@ impl Services {
     pub async fn verify(&self, body: Body) -> Result<Verified> {
         let slot = self.decode_slot().await?;
         let s = self.clone();
-        let mut v = tokio::task::spawn_blocking(move || {
+        let (mut v, keyframes) = tokio::task::spawn_blocking(move || -> Result<_> {
             // Released when the work ends, also when the request stopped waiting for it.
             let _held = (slot, &body);
-            with_pipeline(s.limits, |p| {
+            let v = with_pipeline(s.limits, |p| {
                 examine(&s.provenance.verifier, p, &s.video, body.bytes(), true)
-            })
+            })?;
+            let keyframes =
+                if v.report.verdict == Verdict::NotStamped && sniff_video(body.bytes()).is_some() {
+                    s.keyframe_pdqs(body.bytes())?
+                } else {
+                    Vec::new()
+                };
+            Ok((v, keyframes))
         })
         .await??;
         let mut record = None;
@@ -219,6 +245,22 @@ impl Services {
                     v.report.verdict = Verdict::NearMatch;
                     v.report.message = format!(
                         "no manifest or watermark, but the picture looks like stamped proof {id} (PDQ distance {d} of 256)"
+                    );
+                    record = self.record_of(&id).await?;
+                    distance = Some(d);
+                }
+                let mut closest: Option<(String, u32)> = None;
+                for h in &keyframes {
+                    if let Some((id, d)) = self.nearest(h).await?
+                        && closest.as_ref().is_none_or(|(_, best)| d < *best)
+                    {
+                        closest = Some((id, d));
+                    }
+                }
+                if let Some((id, d)) = closest {
+                    v.report.verdict = Verdict::NearMatch;
+                    v.report.message = format!(
+                        "no manifest, but the video's keyframes look like those of stamped proof {id} (PDQ distance {d} of 256)"
                     );
                     record = self.record_of(&id).await?;
                     distance = Some(d);
@@ -303,6 +345,30 @@ impl Services {
             }
         }
         Ok(view)
+    }
+
+    /// The PDQ hashes of a video's keyframes, for a near match of a copy without its manifest
+    /// (re-encoded, or its manifest stripped): the video sanitized into a spool (the decoder
+    /// reads it front to back), then at most 16 keyframes decoded and hashed. A video whose
+    /// frames cannot be decoded has none.
+    fn keyframe_pdqs(&self, bytes: &[u8]) -> Result<Vec<Pdq>> {
+        let mut spool = pixseal_seal::Spool::new_in(&self.spool_dir)?;
+        let info = video::sanitize(bytes, &self.video, &mut spool)?;
+        std::io::Write::flush(&mut spool)
+            .map_err(|e| ServiceError::internal(format!("video spool: {e}")))?;
+        let opts = FrameOptions {
+            max_frames: 16,
+            ..FrameOptions::default()
+        };
+        let frames = match video::keyframes(&crate::video::Spooled(&spool), &info, &opts) {
+            Ok(f) => f,
+            Err(IngestError::Internal(m)) => return Err(ServiceError::internal(m)),
+            Err(_) => return Ok(Vec::new()),
+        };
+        Ok(keyframe_hashes(&frames)
+            .into_iter()
+            .map(|k| k.pdq)
+            .collect())
     }
 
     /// The closest stored PDQ within the threshold: (proof id, distance).

@@ -1,6 +1,7 @@
 //! Per-region blob storage over `object_store`: local filesystem (write-then-rename) or S3.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -9,7 +10,9 @@ use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use object_store::{
+    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutPayload, WriteMultipart,
+};
 use pixseal_seal::Secret;
 use serde::{Deserialize, Serialize};
 
@@ -271,6 +274,67 @@ impl BlobStore {
         let rs = self.region(region)?;
         let r = rs.store.get(&Self::path(rs, key)).await.map_err(map_err)?;
         r.bytes().await.map_err(map_err)
+    }
+
+    /// Store a blob that arrives in pieces (too large to hold: a video), as a multipart
+    /// upload of 8 MiB parts (local: a temporary file renamed at the end). Nothing is stored
+    /// unless every piece arrived: the sender gone before its `None` end mark aborts the
+    /// upload.
+    pub async fn put_stream(
+        &self,
+        region: &str,
+        key: &BlobKey,
+        mut pieces: tokio::sync::mpsc::Receiver<Option<Bytes>>,
+    ) -> Result<(), BlobError> {
+        let rs = self.region(region)?;
+        let upload = rs
+            .store
+            .put_multipart(&Self::path(rs, key))
+            .await
+            .map_err(map_err)?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, 8 * 1024 * 1024);
+        loop {
+            match pieces.recv().await {
+                Some(Some(piece)) => {
+                    if let Err(e) = w.wait_for_capacity(2).await {
+                        let _ = w.abort().await;
+                        return Err(map_err(e));
+                    }
+                    w.put(piece);
+                }
+                Some(None) => break,
+                None => {
+                    let _ = w.abort().await;
+                    return Err(BlobError::Unavailable(
+                        "the blob's writer stopped before its end".into(),
+                    ));
+                }
+            }
+        }
+        w.finish().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Bytes `range` of a blob (shorter when the blob ends first) and the blob's whole
+    /// length: one ranged read, so a range of a large blob costs only its own bytes.
+    pub async fn get_range(
+        &self,
+        region: &str,
+        key: &BlobKey,
+        range: Range<u64>,
+    ) -> Result<(Bytes, u64), BlobError> {
+        let rs = self.region(region)?;
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            ..GetOptions::default()
+        };
+        let r = rs
+            .store
+            .get_opts(&Self::path(rs, key), options)
+            .await
+            .map_err(map_err)?;
+        let len = r.meta.size;
+        Ok((r.bytes().await.map_err(map_err)?, len))
     }
 
     /// Delete a blob; deleting one that is already gone is not an error (purges are retried).

@@ -530,6 +530,7 @@ impl Db {
         id: &str,
         proof: &ProofRecord,
         manifest: &ProofManifest,
+        also: &[crate::pdq_index::Hash],
     ) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
@@ -542,6 +543,7 @@ impl Db {
             return Err(DbError::NotFound);
         }
         self.insert_proof(&mut tx, proof, manifest).await?;
+        crate::pdq_index::insert_more_keys(&mut tx, self.kind, &proof.proof_id, also).await?;
         tx.commit().await?;
         Ok(())
     }

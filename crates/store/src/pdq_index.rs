@@ -110,7 +110,9 @@ pub fn probes(h: &Hash, threshold: u32) -> Option<Vec<i64>> {
 
 impl Db {
     /// Every kept proof whose PDQ is within `threshold` of `h`: (proof id, distance), closest
-    /// first (ties by proof id). Through the index; a scan when the threshold is too wide.
+    /// first (ties by proof id). Through the index; a scan when the threshold is too wide
+    /// (the scan reads each proof's own hash: a video's keyframe hashes are found through the
+    /// index only, at thresholds up to 47).
     pub async fn pdq_near(&self, h: &Hash, threshold: u32) -> Result<Vec<(String, u32)>, DbError> {
         let Some(probes) = probes(h, threshold) else {
             return self.pdq_scan(h, threshold).await;
@@ -159,9 +161,12 @@ impl Db {
                 found.push((id, d));
             }
         }
-        // A hash near on several slices was read once per slice.
+        // A hash near on several slices was read once per slice, and a proof with several
+        // hashes (a video's keyframes) may be near by more than one: each proof once, at its
+        // closest.
         found.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        found.dedup();
+        let mut seen = std::collections::HashSet::new();
+        found.retain(|(id, _)| seen.insert(id.clone()));
         Ok(found)
     }
 
@@ -322,6 +327,23 @@ pub(crate) async fn insert_keys(
     h: &Hash,
 ) -> Result<(), DbError> {
     insert_slices(tx, kind, &[(proof_id, *h)]).await
+}
+
+/// Index more hashes under one proof (a video's keyframes), inside the transaction that
+/// publishes it: a lookup near any of them finds the proof.
+pub(crate) async fn insert_more_keys(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    kind: DbKind,
+    proof_id: &str,
+    hashes: &[Hash],
+) -> Result<(), DbError> {
+    // 16 key rows × 6 values per hash: 300 hashes per statement stay under both databases'
+    // limits on bound parameters.
+    for chunk in hashes.chunks(IMPORT_CHUNK) {
+        let hashed: Vec<(&str, Hash)> = chunk.iter().map(|h| (proof_id, *h)).collect();
+        insert_slices(tx, kind, &hashed).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

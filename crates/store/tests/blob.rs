@@ -53,6 +53,47 @@ async fn round_trip_and_isolation(store: &BlobStore) {
         Err(BlobError::NotFound)
     ));
     store.check().await.unwrap();
+    ranges_and_streams(store).await;
+}
+
+/// Ranged reads return the bytes asked for and the blob's length; a blob put in pieces is
+/// stored whole, and one whose writer stops before the end is not stored at all.
+async fn ranges_and_streams(store: &BlobStore) {
+    let key = unique("pieces");
+    let whole: Vec<u8> = (0..20_000_000u32).map(|i| (i % 251) as u8).collect();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let feed = {
+        let whole = whole.clone();
+        tokio::spawn(async move {
+            for piece in whole.chunks(1_000_003) {
+                tx.send(Some(Bytes::copy_from_slice(piece))).await.unwrap();
+            }
+            tx.send(None).await.unwrap();
+        })
+    };
+    store.put_stream("us", &key, rx).await.unwrap();
+    feed.await.unwrap();
+    for range in [0..10u64, 8_388_600..8_388_700, 19_999_990..20_000_000] {
+        let (bytes, len) = store.get_range("us", &key, range.clone()).await.unwrap();
+        assert_eq!(len, whole.len() as u64);
+        assert_eq!(&bytes[..], &whole[range.start as usize..range.end as usize]);
+    }
+    // A range past the end comes back cut to the blob.
+    let (bytes, _) = store
+        .get_range("us", &key, 19_999_995..20_000_100)
+        .await
+        .unwrap();
+    assert_eq!(bytes.len(), 5);
+    store.delete("us", &key).await.unwrap();
+
+    let cut = unique("cut");
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(Some(Bytes::from(vec![1u8; 9_000_000])))
+        .await
+        .unwrap();
+    drop(tx);
+    assert!(store.put_stream("us", &cut, rx).await.is_err());
+    assert!(!store.exists("us", &cut).await.unwrap());
 }
 
 #[tokio::test]

@@ -44,7 +44,9 @@ async fn active(db: &Db, tenant: &str, id: &str) -> Artifact {
         manifest_id: format!("urn:c2pa:{id}"),
         manifest: "AAAA".into(),
     };
-    db.activate_artifact(id, &proof, &manifest).await.unwrap();
+    db.activate_artifact(id, &proof, &manifest, &[])
+        .await
+        .unwrap();
     a
 }
 

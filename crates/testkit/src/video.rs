@@ -48,6 +48,8 @@ pub struct Clip {
     pub timecode: bool,
     /// `moov` before `mdat`.
     pub faststart: bool,
+    /// What the frames show: an ffmpeg `lavfi` source taking size, rate and duration.
+    pub pattern: &'static str,
 }
 
 impl Default for Clip {
@@ -63,8 +65,45 @@ impl Default for Clip {
             rotate: None,
             timecode: false,
             faststart: false,
+            pattern: "testsrc2",
         }
     }
+}
+
+/// A copy re-encoded as a sharing site would: H.264 at half the video's bit rate, the same
+/// keyframe interval, audio copied, metadata and any C2PA manifest dropped.
+pub fn reencode_half_bitrate(bytes: &[u8]) -> Vec<u8> {
+    let dir = scratch();
+    let input = dir.join("in.mp4");
+    std::fs::write(&input, bytes).expect("write the clip");
+    let probe = run(Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=bit_rate",
+        ])
+        .args(["-of", "default=nw=1:nk=1"])
+        .arg(&input));
+    let rate: u64 = String::from_utf8_lossy(&probe.stdout)
+        .trim()
+        .parse()
+        .expect("the video's bit rate");
+    let out = dir.join("out.mp4");
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&input)
+        .args(["-map", "0:v:0", "-map", "0:a?", "-map_metadata", "-1"])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "15"])
+        .arg("-b:v")
+        .arg((rate / 2).to_string())
+        .args(["-c:a", "copy"])
+        .arg(&out));
+    let b = std::fs::read(&out).expect("the re-encoded clip");
+    let _ = std::fs::remove_dir_all(&dir);
+    b
 }
 
 /// The strings a clip's metadata holds: none of them may survive a sanitize.
@@ -104,6 +143,27 @@ fn run(cmd: &mut Command) -> std::process::Output {
 }
 
 impl Clip {
+    /// What an iPhone writes: a QuickTime movie with Apple `keys` metadata, a timecode track and
+    /// a 90° display rotation.
+    pub fn iphone_like() -> Clip {
+        Clip {
+            mov: true,
+            metadata: Metadata::AppleKeys,
+            rotate: Some(90),
+            timecode: true,
+            ..Clip::default()
+        }
+    }
+
+    /// A plain MP4 with the `moov` first and no metadata: a base to edit into hostile variants.
+    pub fn plain() -> Clip {
+        Clip {
+            faststart: true,
+            metadata: Metadata::None,
+            ..Clip::default()
+        }
+    }
+
     /// Make the clip with ffmpeg; panics when ffmpeg is missing or fails (a video test must
     /// never pass without its clip).
     pub fn make(&self) -> Vec<u8> {
@@ -112,8 +172,8 @@ impl Clip {
         let mut c = Command::new("ffmpeg");
         c.args(["-v", "error", "-y", "-f", "lavfi", "-i"])
             .arg(format!(
-                "testsrc2=size={}x{}:rate=30:duration={}",
-                self.width, self.height, self.seconds
+                "{}=size={}x{}:rate=30:duration={}",
+                self.pattern, self.width, self.height, self.seconds
             ));
         if self.audio.is_some() {
             c.args(["-f", "lavfi", "-i"])

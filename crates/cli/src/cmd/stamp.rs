@@ -120,17 +120,8 @@ fn process(job: &Job, ctx: &Ctx<'_>, reporter: &Reporter) -> Outcome {
         return Outcome::Rejected;
     };
     let original_sha256 = hex::encode(Sha256::digest(&input));
-    let id = match ProofId::random() {
-        Ok(id) => id,
-        Err(e) => {
-            reporter.error(&job.shown, "internal", &format!("OS randomness: {e}"));
-            return Outcome::Internal;
-        }
-    };
-    let proof = ProofAssertion {
-        proof_id: id.to_string(),
-        issued_at: pixseal_store::meta::now().0,
-        verify_url: format!("{}/v/{id}", ctx.verify_base),
+    let Some((id, proof)) = new_proof(job, &ctx.verify_base, reporter) else {
+        return Outcome::Internal;
     };
     let result = batch::with_pipeline(ctx.limits, |p| {
         stamp(p, &input, &ctx.opts, id.0, &proof, &ctx.marks, ctx.signer)
@@ -173,6 +164,28 @@ fn process(job: &Job, ctx: &Ctx<'_>, reporter: &Reporter) -> Outcome {
             (human, fields)
         },
     )
+}
+
+/// A new proof id and the assertion naming it; `None` (reported as internal) when the OS has no
+/// randomness to give.
+pub(crate) fn new_proof(
+    job: &Job,
+    verify_base: &str,
+    reporter: &Reporter,
+) -> Option<(ProofId, ProofAssertion)> {
+    let id = match ProofId::random() {
+        Ok(id) => id,
+        Err(e) => {
+            reporter.error(&job.shown, "internal", &format!("OS randomness: {e}"));
+            return None;
+        }
+    };
+    let proof = ProofAssertion {
+        proof_id: id.to_string(),
+        issued_at: pixseal_store::meta::now().0,
+        verify_url: format!("{verify_base}/v/{id}"),
+    };
+    Some((id, proof))
 }
 
 /// `stamp --server`: each input sent to the server on its own, the answer written like a local

@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 use pixseal_media::Pipeline;
 use pixseal_provenance::{Verdict, Verifier};
-use pixseal_service::{Verification, examine};
+use pixseal_service::{Verification, examine, examine_video_file};
 use serde_json::{Map, Value, json};
 
-use super::batch::read_input;
+use super::batch::{io_reason, peek_video, read_input};
 use crate::Outcome;
 use crate::config::Config;
 use crate::remote::{LookupBy, Server, ServerAnswer};
@@ -56,27 +56,35 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
     let mut pipeline = Pipeline::new(limits);
     for file in &args.files {
         let shown = file.display().to_string();
-        // Videos may be larger than pictures; each is held to its own limit by `examine`.
-        let most = limits.max_file_bytes.max(config.video.max_file_bytes);
-        let bytes = match read_input(file, most) {
-            Ok(b) => b,
+        let started = std::time::Instant::now();
+        // A video is read from its file where the reader needs it (up to 200 MiB by default);
+        // a picture is read whole, within its limit.
+        let examined = if peek_video(file).is_some() {
+            std::fs::File::open(file)
+                .map_err(|e| {
+                    let why = io_reason(&e);
+                    ("not_found".to_string(), format!("cannot read input: {why}"))
+                })
+                .and_then(|f| {
+                    examine_video_file(&verifier, &config.video, &f)
+                        .map_err(|e| (e.code().to_string(), e.to_string()))
+                })
+        } else {
+            read_input(file, limits.max_file_bytes).and_then(|bytes| {
+                examine(
+                    &verifier,
+                    &mut pipeline,
+                    &config.video,
+                    &bytes,
+                    server.is_some(),
+                )
+                .map_err(|e| (e.code().to_string(), e.to_string()))
+            })
+        };
+        let mut v = match examined {
+            Ok(v) => v,
             Err((code, msg)) => {
                 reporter.error(&shown, &code, &msg);
-                worst = worst.max(Outcome::Rejected);
-                continue;
-            }
-        };
-        let started = std::time::Instant::now();
-        let mut v = match examine(
-            &verifier,
-            &mut pipeline,
-            &config.video,
-            &bytes,
-            server.is_some(),
-        ) {
-            Ok(v) => v,
-            Err(e) => {
-                reporter.error(&shown, e.code(), &e.to_string());
                 worst = worst.max(Outcome::Rejected);
                 continue;
             }

@@ -9,9 +9,8 @@ use std::time::Instant;
 
 use pixseal_media::video::FrameOptions;
 use pixseal_media::{IngestError, VideoFormat, VideoInfo, VideoLimits, video};
-use pixseal_proof::ProofId;
 use pixseal_provenance::manifest::{SoftBindings, embed_video, keyframe_hashes};
-use pixseal_provenance::{ClaimSigner, ProofAssertion, ProvenanceError};
+use pixseal_provenance::{ClaimSigner, ProvenanceError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -153,17 +152,8 @@ pub(crate) fn stamp(
     let Some(mut input) = open(job, reporter) else {
         return Outcome::Rejected;
     };
-    let id = match ProofId::random() {
-        Ok(id) => id,
-        Err(e) => {
-            reporter.error(&job.shown, "internal", &format!("OS randomness: {e}"));
-            return Outcome::Internal;
-        }
-    };
-    let proof = ProofAssertion {
-        proof_id: id.to_string(),
-        issued_at: pixseal_store::meta::now().0,
-        verify_url: format!("{}/v/{id}", signing.verify_base),
+    let Some((_, proof)) = super::stamp::new_proof(job, signing.verify_base, reporter) else {
+        return Outcome::Internal;
     };
     let out = out_path(job, format, out_dir);
     // The sanitized copy waits in a hidden file beside the output while the manifest is

@@ -177,12 +177,6 @@ impl Serialize for VideoFormat {
     }
 }
 
-/// Brands of HEIF/AVIF still images and JPEG XL: those files go to the picture pipeline.
-const STILL_BRANDS: &[&[u8]] = &[
-    b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis", b"heim", b"heis", b"hevc", b"hevx",
-    b"jxl ",
-];
-
 /// Brands of the movies accepted: the only ones a sanitized `ftyp` lists.
 const VIDEO_BRANDS: &[&[u8]] = &[
     b"qt  ", b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1",
@@ -215,22 +209,13 @@ fn clean_ftyp(format: VideoFormat, payload: &[u8]) -> Vec<u8> {
 /// Whether the bytes start like a video this module takes: an `ftyp` box whose brands name an
 /// MP4 or QuickTime movie and no HEIF still image (those go to the picture pipeline).
 pub fn sniff_video(b: &[u8]) -> Option<VideoFormat> {
-    if b.len() < 16 || &b[4..8] != b"ftyp" {
+    let brands: Vec<&[u8]> = crate::sniff::ftyp_brands(b)?.collect();
+    if crate::sniff::heif_kind(brands.iter().copied()).is_some() {
         return None;
     }
-    let size = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
-    let end = size.clamp(16, b.len());
-    let major = &b[8..12];
-    let brands = std::iter::once(major).chain(b[16..end].chunks_exact(4).take(64));
-    let mut video = false;
-    for brand in brands {
-        if STILL_BRANDS.contains(&brand) {
-            return None;
-        }
-        video |= VIDEO_BRANDS.contains(&brand);
-    }
+    let video = brands.iter().any(|brand| VIDEO_BRANDS.contains(brand));
     // The major brand decides between the two families when both are listed.
-    video.then_some(if major == b"qt  " {
+    video.then_some(if brands[0] == b"qt  " {
         VideoFormat::Mov
     } else {
         VideoFormat::Mp4

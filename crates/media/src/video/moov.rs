@@ -60,11 +60,17 @@ pub(crate) enum Sizes {
 #[derive(Debug, Clone)]
 pub(crate) struct Track {
     pub kind: TrackKind,
-    pub codec: [u8; 4],
     pub tkhd: Tkhd,
     pub edits: Option<Vec<Edit>>,
     pub timescale: u32,
     pub media_duration: u64,
+    pub stbl: SampleTable,
+}
+
+/// A track's sample table (`stbl`): what each sample is, when, how large and where.
+#[derive(Debug, Clone)]
+pub(crate) struct SampleTable {
+    pub codec: [u8; 4],
     /// Each sample entry box, already rebuilt from its allow-list.
     pub entries: Vec<Vec<u8>>,
     pub stts: Vec<(u32, u32)>,
@@ -82,10 +88,10 @@ pub(crate) struct Track {
 impl Track {
     /// When each sync sample is decoded, in milliseconds (every sample when none is listed).
     pub fn sync_times_ms(&self) -> Vec<u64> {
-        let mut sync = self.stss.as_deref().map(|s| s.iter().peekable());
+        let mut sync = self.stbl.stss.as_deref().map(|s| s.iter().peekable());
         let mut out = Vec::new();
         let (mut sample, mut time) = (1u32, 0u64);
-        for &(n, delta) in &self.stts {
+        for &(n, delta) in &self.stbl.stts {
             for _ in 0..n {
                 let is_sync = match &mut sync {
                     None => true,
@@ -102,11 +108,12 @@ impl Track {
     }
 
     pub fn info(&self) -> super::TrackInfo {
+        let t = &self.stbl;
         super::TrackInfo {
             kind: self.kind,
-            codec: fourcc(&self.codec),
-            samples: self.samples,
-            keyframes: self.stss.as_ref().map_or(self.samples, |s| s.len() as u32),
+            codec: fourcc(&t.codec),
+            samples: t.samples,
+            keyframes: t.stss.as_ref().map_or(t.samples, |s| s.len() as u32),
         }
     }
 }
@@ -171,8 +178,8 @@ fn reader(b: &[u8]) -> Reader<'_> {
     Reader::new(b, super::FAULTS)
 }
 
-/// Read the `moov` payload. `mdats` are the payload ranges of the file's `mdat` boxes: every
-/// chunk must lie inside one.
+/// Read the `moov` payload. `mdats` are the payload ranges of the file's `mdat` boxes, in file
+/// order: every chunk must lie inside one.
 pub(crate) fn parse(
     moov: &[u8],
     limits: &VideoLimits,
@@ -249,6 +256,7 @@ fn check_duration(mvhd: &Mvhd, tracks: &[Track], limits: &VideoLimits) -> Result
     let mut longest = millis(mvhd.duration, mvhd.timescale, false);
     for t in tracks {
         let timed: u64 = t
+            .stbl
             .stts
             .iter()
             .map(|&(n, d)| n as u64 * d as u64)
@@ -281,7 +289,7 @@ fn check_duration(mvhd: &Mvhd, tracks: &[Track], limits: &VideoLimits) -> Result
 fn check_chunks(tracks: &[Track], mdats: &[Range<u64>]) -> Result<Vec<(u32, u32)>, IngestError> {
     let mut all: Vec<(u64, u64, u32, u32)> = Vec::new();
     for (ti, t) in tracks.iter().enumerate() {
-        for (ci, &(off, len)) in t.chunks.iter().enumerate() {
+        for (ci, &(off, len)) in t.stbl.chunks.iter().enumerate() {
             all.push((off, len, ti as u32, ci as u32));
         }
     }
@@ -291,8 +299,11 @@ fn check_chunks(tracks: &[Track], mdats: &[Range<u64>]) -> Result<Vec<(u32, u32)
         let end = off
             .checked_add(len)
             .ok_or_else(|| corrupt("a chunk's end overflows"))?;
-        if !mdats.iter().any(|m| m.start <= off && end <= m.end) {
-            let starts_inside = mdats.iter().any(|m| m.start <= off && off < m.end);
+        // The mdats are top-level boxes in file order: only the last one starting at or
+        // before the chunk can hold it.
+        let holder = mdats[..mdats.partition_point(|m| m.start <= off)].last();
+        if holder.is_none_or(|m| end > m.end) {
+            let starts_inside = holder.is_some_and(|m| off < m.end);
             return Err(if starts_inside {
                 IngestError::Truncated(
                     "video samples run past the end of their mdat box (truncated file)".into(),
@@ -511,15 +522,18 @@ fn read_trak(
         }
     }
     let stbl = stbl.ok_or_else(|| corrupt("a track without a sample table (stbl)"))?;
-    let mut track = read_stbl(stbl, kind, walk, depth, budget)?;
+    let stbl = read_stbl(stbl, kind, walk, depth, budget)?;
     if kind == TrackKind::Video {
-        check_size(&track, &tkhd, walk.limits)?;
+        check_size(&stbl, &tkhd, walk.limits)?;
     }
-    track.tkhd = tkhd;
-    track.edits = edits;
-    track.timescale = mdia.timescale;
-    track.media_duration = mdia.duration;
-    Ok(Some(track))
+    Ok(Some(Track {
+        kind,
+        tkhd,
+        edits,
+        timescale: mdia.timescale,
+        media_duration: mdia.duration,
+        stbl,
+    }))
 }
 
 /// A data reference that is not "in this file" would point the samples at another file.
@@ -548,8 +562,8 @@ fn check_dinf(b: &[u8]) -> Result<(), IngestError> {
 
 /// A video track's size (as shown, and as coded) within the limits, long side against
 /// `max_width` and short side against `max_height`, whichever way the phone was held.
-fn check_size(track: &Track, tkhd: &Tkhd, limits: &VideoLimits) -> Result<(), IngestError> {
-    let coded = track.entries.iter().map(|e| {
+fn check_size(stbl: &SampleTable, tkhd: &Tkhd, limits: &VideoLimits) -> Result<(), IngestError> {
+    let coded = stbl.entries.iter().map(|e| {
         (
             u16::from_be_bytes([e[32], e[33]]),
             u16::from_be_bytes([e[34], e[35]]),
@@ -604,7 +618,7 @@ fn read_stbl(
     walk: &mut Walk<'_>,
     depth: u32,
     budget: &mut u64,
-) -> Result<Track, IngestError> {
+) -> Result<SampleTable, IngestError> {
     let depth = walk.enter(depth)?;
     let mut parts: [Option<&[u8]>; 9] = [None; 9];
     const NAMES: [&[u8; 4]; 9] = [
@@ -756,23 +770,8 @@ fn read_stbl(
         out
     };
     let chunks = chunk_extents(&stsc, &offsets, &sizes, samples, entries.len())?;
-    Ok(Track {
-        kind,
+    Ok(SampleTable {
         codec,
-        tkhd: Tkhd {
-            flags: 0,
-            track_id: 0,
-            duration: 0,
-            layer: 0,
-            alternate_group: 0,
-            volume: 0,
-            matrix: [0; 36],
-            width: 0,
-            height: 0,
-        },
-        edits: None,
-        timescale: 0,
-        media_duration: 0,
         entries,
         stts,
         ctts,

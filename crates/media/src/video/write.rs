@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use super::moov::{Movie, Sizes, Track, TrackKind};
+use super::moov::{Movie, SampleTable, Sizes, Track, TrackKind};
 use super::{Parsed, Source, io};
 use crate::IngestError;
 
@@ -79,37 +79,36 @@ pub(super) fn write<S: Source + ?Sized>(
     let total: u64 = movie
         .layout
         .iter()
-        .map(|&(t, c)| movie.tracks[t as usize].chunks[c as usize].1)
+        .map(|&(t, c)| movie.tracks[t as usize].stbl.chunks[c as usize].1)
         .sum();
     let mut ftyp = Out(Vec::new());
     let at = ftyp.open(b"ftyp");
     ftyp.bytes(&parsed.ftyp);
     ftyp.close(at);
 
-    // The chunk offsets' width decides the moov's length, which decides the offsets: 32-bit
-    // while everything fits, 64-bit otherwise.
+    // The moov is written once with room for the chunk offsets, which are filled in once its
+    // length places the mdat: 32-bit while everything fits, 64-bit otherwise (which makes
+    // the moov longer, so it is written again).
     let mdat_header = if total + 8 > u32::MAX as u64 { 16 } else { 8 };
-    let placed = |wide: bool| -> Vec<Vec<u64>> {
-        let moov_len = moov(movie, None, wide).len() as u64;
-        let mut at = ftyp.0.len() as u64 + moov_len + mdat_header;
-        let mut offsets: Vec<Vec<u64>> = movie
-            .tracks
-            .iter()
-            .map(|t| vec![0; t.chunks.len()])
-            .collect();
-        for &(t, c) in &movie.layout {
-            offsets[t as usize][c as usize] = at;
-            at += movie.tracks[t as usize].chunks[c as usize].1;
-        }
-        offsets
-    };
     let mut wide = false;
-    let mut offsets = placed(wide);
+    let (mut moov, mut tables) = moov(movie, wide);
+    let mut offsets = place(movie, ftyp.0.len() as u64 + moov.len() as u64 + mdat_header);
     if offsets.iter().flatten().any(|&o| o > u32::MAX as u64) {
         wide = true;
-        offsets = placed(wide);
+        (moov, tables) = self::moov(movie, wide);
+        offsets = place(movie, ftyp.0.len() as u64 + moov.len() as u64 + mdat_header);
     }
-    let moov = moov(movie, Some(&offsets), wide);
+    for (table, offsets) in tables.iter().zip(&offsets) {
+        let width = if wide { 8 } else { 4 };
+        for (i, &off) in offsets.iter().enumerate() {
+            let at = table + i * width;
+            if wide {
+                moov[at..at + 8].copy_from_slice(&off.to_be_bytes());
+            } else {
+                moov[at..at + 4].copy_from_slice(&(off as u32).to_be_bytes());
+            }
+        }
+    }
 
     let fail = |e: std::io::Error| IngestError::Internal(format!("writing the video: {e}"));
     out.write_all(&ftyp.0).map_err(fail)?;
@@ -125,7 +124,7 @@ pub(super) fn write<S: Source + ?Sized>(
     }
     let mut buf = vec![0u8; COPY_BUFFER];
     for &(t, c) in &movie.layout {
-        let (mut from, mut left) = movie.tracks[t as usize].chunks[c as usize];
+        let (mut from, mut left) = movie.tracks[t as usize].stbl.chunks[c as usize];
         while left > 0 {
             let n = left.min(COPY_BUFFER as u64) as usize;
             src.read_at(from, &mut buf[..n]).map_err(io)?;
@@ -137,11 +136,25 @@ pub(super) fn write<S: Source + ?Sized>(
     Ok(ftyp.0.len() as u64 + moov.len() as u64 + mdat_header + total)
 }
 
+/// Where each track's chunks land in the output when the mdat's samples start at `at`.
+fn place(movie: &Movie, mut at: u64) -> Vec<Vec<u64>> {
+    let mut offsets: Vec<Vec<u64>> = movie
+        .tracks
+        .iter()
+        .map(|t| vec![0; t.stbl.chunks.len()])
+        .collect();
+    for &(t, c) in &movie.layout {
+        offsets[t as usize][c as usize] = at;
+        at += movie.tracks[t as usize].stbl.chunks[c as usize].1;
+    }
+    offsets
+}
+
 /// Samples move through one buffer of this size.
 const COPY_BUFFER: usize = 256 * 1024;
 
-/// The rebuilt `moov`; with `offsets` absent the chunk offsets are placeholders (same length).
-fn moov(movie: &Movie, offsets: Option<&[Vec<u64>]>, wide: bool) -> Vec<u8> {
+/// The rebuilt `moov` with zero chunk offsets, and where each track's offset table starts in it.
+fn moov(movie: &Movie, wide: bool) -> (Vec<u8>, Vec<usize>) {
     let mut o = Out(Vec::with_capacity(64 * 1024));
     let moov = o.open(b"moov");
     let m = &movie.mvhd;
@@ -155,14 +168,13 @@ fn moov(movie: &Movie, offsets: Option<&[Vec<u64>]>, wide: bool) -> Vec<u8> {
     o.zeros(24);
     o.u32(m.next_track_id);
     o.close(at);
-    for (i, t) in movie.tracks.iter().enumerate() {
-        trak(&mut o, t, offsets.map(|all| all[i].as_slice()), wide);
-    }
+    let tables = movie.tracks.iter().map(|t| trak(&mut o, t, wide)).collect();
     o.close(moov);
-    o.0
+    (o.0, tables)
 }
 
-fn trak(o: &mut Out, t: &Track, offsets: Option<&[u64]>, wide: bool) {
+/// A `trak`; returns where its chunk offset table's entries start.
+fn trak(o: &mut Out, t: &Track, wide: bool) -> usize {
     let trak = o.open(b"trak");
     let h = &t.tkhd;
     let v = version_for(h.duration);
@@ -252,13 +264,14 @@ fn trak(o: &mut Out, t: &Track, offsets: Option<&[u64]>, wide: bool) {
     o.close(url);
     o.close(dref);
     o.close(dinf);
-    stbl(o, t, offsets, wide);
+    let table = stbl(o, &t.stbl, wide);
     o.close(minf);
     o.close(mdia);
     o.close(trak);
+    table
 }
 
-fn stbl(o: &mut Out, t: &Track, offsets: Option<&[u64]>, wide: bool) {
+fn stbl(o: &mut Out, t: &SampleTable, wide: bool) -> usize {
     let stbl = o.open(b"stbl");
     let at = o.open_full(b"stsd", 0, 0);
     o.u32(t.entries.len() as u32);
@@ -321,14 +334,9 @@ fn stbl(o: &mut Out, t: &Track, offsets: Option<&[u64]>, wide: bool) {
     o.close(at);
     let at = o.open_full(if wide { b"co64" } else { b"stco" }, 0, 0);
     o.u32(t.chunks.len() as u32);
-    for i in 0..t.chunks.len() {
-        let off = offsets.map_or(0, |all| all[i]);
-        if wide {
-            o.u64(off);
-        } else {
-            o.u32(off as u32);
-        }
-    }
+    let table = o.0.len();
+    o.zeros(t.chunks.len() * if wide { 8 } else { 4 });
     o.close(at);
     o.close(stbl);
+    table
 }

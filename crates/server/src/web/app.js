@@ -15,19 +15,49 @@ async function failure(response) {
 }
 
 // Decrypt: the picture lives in this page's memory only, and only while the viewer is open.
+// A video plays from the content route, which the browser reads in byte ranges as it plays
+// and seeks (never cached: the answers say no-store); closing stops it and lets it go.
 const viewer = document.getElementById("viewer");
 const frame = document.getElementById("viewer-frame");
 let shown = null;
 
 function closeViewer() {
+  for (const v of frame.querySelectorAll("video")) {
+    v.pause();
+    v.removeAttribute("src");
+    v.load();
+  }
   frame.replaceChildren();
   if (shown) URL.revokeObjectURL(shown);
   shown = null;
   if (viewer.open) viewer.close();
 }
 
+function play(button) {
+  const li = button.closest("li");
+  closeViewer();
+  const video = document.createElement("video");
+  video.controls = true;
+  video.playsInline = true;
+  video.preload = "metadata";
+  video.id = "decrypted";
+  video.setAttribute("aria-label", `Decrypted video ${li.dataset.proof}`);
+  video.addEventListener("error", () => {
+    alertIn(li, "Could not play this video in this browser: download it with the API instead.");
+    closeViewer();
+  });
+  video.src = `/app/artifacts/${encodeURIComponent(button.dataset.id)}/content`;
+  frame.append(video);
+  document.getElementById("viewer-title").textContent = "Decrypted video";
+  viewer.showModal();
+}
+
 async function decrypt(button) {
   const id = button.dataset.id;
+  if (button.closest("li").dataset.type?.startsWith("video/")) {
+    play(button);
+    return;
+  }
   button.disabled = true;
   button.textContent = "Decrypting…";
   try {
@@ -44,6 +74,7 @@ async function decrypt(button) {
     img.alt = `Decrypted photo ${button.closest("li").dataset.proof}`;
     img.id = "decrypted";
     frame.append(img);
+    document.getElementById("viewer-title").textContent = "Decrypted photo";
     viewer.showModal();
   } catch (e) {
     alertIn(button.closest("li"), `Could not decrypt: ${e.message}`);

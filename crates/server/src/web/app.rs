@@ -243,16 +243,16 @@ pub async fn sign_out(
     r
 }
 
-/// `GET /app/artifacts/{id}/content`: one picture, for the page's memory only.
+/// `GET /app/artifacts/{id}/content`: one stored file, for the page's memory only (in byte
+/// ranges when a player asks).
 pub async fn content(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let signed = signed_in(&s, &headers).await?;
-    Ok(crate::artifacts::picture(
-        s.content(&signed.caller, &id).await?,
-    ))
+    let c = s.content(&signed.caller, &id).await?;
+    Ok(crate::serve::serve(c, &headers).await)
 }
 
 /// `POST /app/artifacts`: an upload from the page (options as for `POST /v1/artifacts`).
@@ -325,7 +325,7 @@ const PADLOCK: &str = r#"<svg class="padlock" viewBox="0 0 24 24" aria-hidden="t
 
 fn item(a: &ArtifactView) -> Markup {
     html! {
-        li.item data-id=(a.id) data-proof=(a.proof_id) {
+        li.item data-id=(a.id) data-proof=(a.proof_id) data-type=(a.content_type) {
             div.locked {
                 (PreEscaped(PADLOCK))
                 span { "Locked" }
@@ -336,7 +336,10 @@ fn item(a: &ArtifactView) -> Markup {
                 dt { "Retention" } dd { (a.retention_days) " days" }
                 dt { "Region" } dd { (a.region) }
                 dt { "Proof" } dd { a href={ "/v/" (a.proof_id) } { code { (a.proof_id) } } }
-                dt { "Size" } dd { (a.width) "×" (a.height) ", " (human_bytes(a.bytes)) }
+                dt { "Size" } dd {
+                    @if a.content_type.starts_with("video/") { "Video, " }
+                    (a.width) "×" (a.height) ", " (human_bytes(a.bytes))
+                }
             }
             div.actions {
                 button.decrypt type="button" data-id=(a.id) { "Decrypt" }
@@ -487,7 +490,7 @@ fn gallery(s: &AppState, signed: &Signed, p: &ArtifactPage, licenses: &[Seats]) 
             (seats(licenses, &csrf, signed.caller.has_scope(Scope::Admin)))
         }
         dialog #viewer aria-labelledby="viewer-title" {
-            h2 #viewer-title { "Decrypted photo" }
+            h2 #viewer-title { "Decrypted" }
             p.small { "Shown from memory only: nothing is cached, and closing this removes it." }
             div #viewer-frame {}
             button #viewer-close type="button" { "Close" }

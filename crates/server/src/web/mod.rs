@@ -23,9 +23,11 @@ use crate::{ApiError, AppState};
 
 /// Nothing but this origin's style sheet, script files, pictures and API; no inline script or
 /// style, no frames, forms post here.
-/// `blob:` pictures are the dashboard's decrypted ones, made by its own script in memory.
+/// `blob:` pictures are the dashboard's decrypted ones, made by its own script in memory;
+/// videos play from the dashboard's own content route (`media-src 'self'`), in ranges.
 const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' blob:; \
-    connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+    media-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; \
+    frame-ancestors 'none'";
 
 /// The style sheet and the script modules, compiled into the binary.
 const CSS: &str = include_str!("pixseal.css");

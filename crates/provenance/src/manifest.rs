@@ -84,12 +84,19 @@ pub struct KeyframeHash {
     pub pdq: Pdq,
 }
 
+/// Below this PDQ quality a frame is too flat for its hash to say anything (a black or
+/// single-colour frame hashes alike in every video): it is neither signed nor looked up.
+pub const MIN_KEYFRAME_QUALITY: u32 = 50;
+
 /// The PDQ hashes of decoded keyframes (those too flat to hash are left out).
 pub fn keyframe_hashes(frames: &[pixseal_media::video::Keyframe]) -> Vec<KeyframeHash> {
     frames
         .iter()
         .filter_map(|f| {
             let r = crate::pdq::hash_rgb(&f.rgb, f.side, f.side, 3)?;
+            if r.quality < MIN_KEYFRAME_QUALITY {
+                return None;
+            }
             Some(KeyframeHash {
                 start_ms: f.time_ms,
                 end_ms: f.until_ms,

@@ -4,7 +4,9 @@
 //!
 //! Each segment is authenticated with its position and with whether it is the last one, and
 //! the last one is known from the object's stored length: a segment moved, a segment of
-//! another object, or an object cut short after the range still fails to open.
+//! another object, or an object cut inside a segment fails to open. An object cut exactly at
+//! a segment boundary opens as a shorter one until its new last segment is read, so a caller
+//! must also hold the length it stored (the content route checks the artifact row's).
 
 use std::ops::Range;
 
@@ -64,12 +66,15 @@ impl Sealer<'_> {
             .ok_or(SealError::Tampered)?;
         let (full, rest) = (body / sealed_segment, body % sealed_segment);
         // The last segment holds 1..=segment_size bytes (none only in an empty object), so
-        // the body is whole segments, or whole segments and a shorter one with its tag.
+        // the body is whole segments, or whole segments and a shorter, non-empty one with its
+        // tag. (Only a caller that knows the object's length can tell a cut at a segment
+        // boundary: the content route compares it with the stored row's.)
+        let tag = TAG_LEN as u64;
         let (segments, plaintext_len) = match rest {
             0 if full == 0 => return Err(SealError::Tampered),
             0 => (full, full * segment_size),
-            r if r < TAG_LEN as u64 => return Err(SealError::Tampered),
-            r => (full + 1, full * segment_size + r - TAG_LEN as u64),
+            r if r < tag || (r == tag && full > 0) => return Err(SealError::Tampered),
+            r => (full + 1, full * segment_size + r - tag),
         };
         if segments - 1 > u64::from(u32::MAX) {
             return Err(SealError::Tampered);
@@ -287,7 +292,13 @@ mod tests {
             Err(SealError::Tampered)
         ));
         let head_len = blob.len() - (4 * cseg);
-        for bad_len in [head_len as u64 - 1, head_len as u64, head_len as u64 + 5] {
+        // Shorter than a header, no segment, a piece of a tag, an empty segment after full ones.
+        for bad_len in [
+            head_len as u64 - 1,
+            head_len as u64,
+            head_len as u64 + 5,
+            blob.len() as u64 + TAG_LEN as u64,
+        ] {
             assert!(matches!(
                 Sealer::new(&p, KeyPlacement::Detached).range_opener(
                     head,

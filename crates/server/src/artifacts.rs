@@ -55,6 +55,17 @@ pub(crate) async fn store(
     let plan = s.plan_upload(caller, &q)?;
     let (req, video) = crate::body::sniff_raw_video(req).await?;
     if video {
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let limit = s.video.max_file_bytes;
+        if let Some(size) = declared.filter(|&n| n > limit) {
+            // Refused unread past its first bytes.
+            let e = pixseal_media::IngestError::FileTooLarge { size, limit };
+            return Err(pixseal_service::ServiceError::from(e).into());
+        }
         let body = req.into_body().into_data_stream();
         let done = s.upload_video(plan, client, body).await?;
         return Ok((StatusCode::CREATED, Json(done)));

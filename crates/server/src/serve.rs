@@ -29,17 +29,19 @@ fn asked(headers: &HeaderMap, len: u64) -> Asked {
         // No validator is ever sent, so none a client holds can match: the whole file.
         return Asked::Whole;
     }
-    let Some(parsed) = value
-        .to_str()
-        .ok()
-        .and_then(|v| http_range_header::parse_range_header(v).ok())
-    else {
-        return Asked::Unsatisfiable("the Range header is not one or more byte ranges");
+    // A unit other than bytes is not understood, so it is ignored (RFC 9110 §14.2).
+    let Some(value) = value.to_str().ok().filter(|v| v.starts_with("bytes=")) else {
+        return Asked::Whole;
+    };
+    let Ok(parsed) = http_range_header::parse_range_header(value) else {
+        return Asked::Unsatisfiable("the Range header is not a list of byte ranges");
     };
     match parsed.validate(len).as_deref() {
         Ok([one]) => Asked::Part(*one.start()..*one.end() + 1),
         Ok(_) => Asked::Whole,
-        Err(_) => Asked::Unsatisfiable("the byte range asked for lies outside the file"),
+        Err(_) => Asked::Unsatisfiable(
+            "the byte ranges asked for cannot be served (outside the file, or overlapping)",
+        ),
     }
 }
 
@@ -55,7 +57,15 @@ fn unsatisfiable(why: &str, len: u64) -> Response {
         header::CONTENT_RANGE,
         HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"),
     );
+    r.headers_mut()
+        .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     r
+}
+
+/// Where the window that starts at `at` ends: at the next window boundary (so windows, and
+/// the sealed segments they open, line up) or at `end`.
+fn window_end(at: u64, end: u64) -> u64 {
+    end.min((at / READ_WINDOW + 1) * READ_WINDOW)
 }
 
 /// The file as the answer: `200` whole or `206` with the part asked for, never cached, shown
@@ -68,7 +78,7 @@ pub(crate) async fn serve(c: Content, headers: &HeaderMap) -> Response {
         Asked::Part(r) => (StatusCode::PARTIAL_CONTENT, r),
         Asked::Unsatisfiable(why) => return unsatisfiable(why, len),
     };
-    let first_end = range.end.min(range.start + READ_WINDOW);
+    let first_end = window_end(range.start, range.end);
     let first = if range.is_empty() {
         bytes::Bytes::new()
     } else {
@@ -84,7 +94,7 @@ pub(crate) async fn serve(c: Content, headers: &HeaderMap) -> Response {
         if at >= end {
             return Ok(None);
         }
-        let stop = end.min(at + READ_WINDOW);
+        let stop = window_end(at, end);
         match c.read(at..stop).await {
             Ok(b) => Ok(Some((b, (c, stop)))),
             Err(e) => {

@@ -542,11 +542,11 @@ async fn byte_ranges(s: &TestServer, damage: Option<&Path>) {
         assert_eq!(h["cache-control"], "private, no-store");
         assert_eq!(body, &whole[want.clone()], "{range}");
     }
-    // Outside the file, or not a byte range: 416 naming the length, with a JSON body.
+    // Outside the file, or not byte ranges: 416 naming the length, with a JSON body.
     for range in [
         format!("bytes={len}-"),
         "bytes=-0".into(),
-        "lines=0-5".into(),
+        "bytes=5-x".into(),
     ] {
         let (status, h, body) = ranged(s, &key, id, &range, None).await;
         assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
@@ -554,8 +554,11 @@ async fn byte_ranges(s: &TestServer, damage: Option<&Path>) {
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error"]["code"], "range_not_satisfiable", "{v}");
     }
-    // Several ranges, or an If-Range no validator of ours can match: the whole file.
+    // Several ranges, a unit other than bytes, or an If-Range no validator of ours can
+    // match: the whole file.
     let (status, _, body) = ranged(s, &key, id, "bytes=0-1,5-9", None).await;
+    assert_eq!((status, body.len()), (StatusCode::OK, len));
+    let (status, _, body) = ranged(s, &key, id, "lines=0-5", None).await;
     assert_eq!((status, body.len()), (StatusCode::OK, len));
     let (status, _, body) = ranged(s, &key, id, "bytes=0-1", Some("\"x\"")).await;
     assert_eq!((status, body == whole), (StatusCode::OK, true));
@@ -567,6 +570,16 @@ async fn byte_ranges(s: &TestServer, damage: Option<&Path>) {
     let Some(blobs) = damage else { return };
     let blob = blobs.join("us").join(id);
     let mut sealed = std::fs::read(&blob).unwrap();
+    // Cut at a segment boundary, the blob would open as a shorter file: it is refused, even
+    // for a range the cut did not touch.
+    let cut = (len - 1) / seg * (seg + 16);
+    let head = sealed.len() - (len + len.div_ceil(seg) * 16);
+    std::fs::write(&blob, &sealed[..head + cut]).unwrap();
+    let (status, _, _) = ranged(s, &key, id, "bytes=0-99", None).await;
+    assert!(status.is_server_error(), "{status}");
+    std::fs::write(&blob, &sealed).unwrap();
+    let (status, _, _) = ranged(s, &key, id, "bytes=0-99", None).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     let last = sealed.len() - 5;
     sealed[last] ^= 1;
     std::fs::write(&blob, &sealed).unwrap();

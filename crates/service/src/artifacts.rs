@@ -516,6 +516,12 @@ impl Services {
                 )
             })
             .await?;
+        // The layout comes from the stored length: a blob cut at a segment boundary (or to
+        // its header) would open as a shorter file, so it must be as long as it was stored.
+        if opener.len() != a.bytes as u64 {
+            tracing::error!("a stored object is not the length it was stored with");
+            return Err(ServiceError::Tampered);
+        }
         Ok(Content {
             content_type: a.content_type,
             opener: Arc::new(opener),

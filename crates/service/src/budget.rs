@@ -19,7 +19,7 @@ fn units(bytes: u64) -> u32 {
 
 /// A counted resource: its semaphore and how many permits it started with.
 pub(crate) struct Slots {
-    sem: Arc<Semaphore>,
+    pub(crate) sem: Arc<Semaphore>,
     total: usize,
 }
 
@@ -169,6 +169,16 @@ impl Services {
             .acquire_owned()
             .await
             .map_err(|_| ServiceError::internal("decode slots closed"))
+    }
+
+    /// The one video signing slot (waits for it).
+    pub(crate) async fn video_slot(&self) -> Result<OwnedSemaphorePermit> {
+        self.video_slots
+            .sem
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ServiceError::internal("video slots closed"))
     }
 
     /// Decode slots taken now (by running work, whether or not its request still waits).

@@ -84,6 +84,11 @@ pub struct Services {
     pub provenance: Arc<Provenance>,
     /// Bounds the CPU-heavy work running at once (each on the blocking pool).
     pub(crate) decode_slots: Arc<Slots>,
+    /// One video is signed at a time: the C2PA signer holds a copy of the video in memory
+    /// (docs/video.md), so this bounds that memory whatever the concurrency.
+    pub(crate) video_slots: Arc<Slots>,
+    /// Video uploads being spooled and processed at once (each holds disk, not memory).
+    pub(crate) video_spools: Arc<Slots>,
     /// Bounds the picture bytes held by requests at once.
     pub(crate) body_budget: Arc<Slots>,
     /// Unwrapped per-region code secrets.
@@ -184,6 +189,8 @@ impl Services {
                 pdq_threshold: config.provenance.pdq_threshold,
             }),
             decode_slots: Arc::new(Slots::new(decode)),
+            video_slots: Arc::new(Slots::new(1)),
+            video_spools: Arc::new(Slots::new(4)),
             body_budget: Arc::new(Slots::for_bytes(config.server.max_inflight_bytes)),
             code_keys: Arc::default(),
             keys_config: Arc::new(config.keys.clone()),

@@ -349,15 +349,21 @@ impl Services {
 
     /// The PDQ hashes of a video's keyframes, for a near match of a copy without its manifest
     /// (re-encoded, or its manifest stripped): the video sanitized into a spool (the decoder
-    /// reads it front to back), then at most 16 keyframes decoded and hashed. A video whose
-    /// frames cannot be decoded has none.
+    /// reads it front to back), then at most 16 keyframes decoded (within 10 s) and hashed. A
+    /// video whose frames cannot be decoded has none.
     fn keyframe_pdqs(&self, bytes: &[u8]) -> Result<Vec<Pdq>> {
         let mut spool = pixseal_seal::Spool::new_in(&self.spool_dir)?;
-        let info = video::sanitize(bytes, &self.video, &mut spool)?;
+        let info = match video::sanitize(bytes, &self.video, &mut spool) {
+            Ok(info) => info,
+            Err(IngestError::Internal(m)) => return Err(ServiceError::internal(m)),
+            Err(_) => return Ok(Vec::new()),
+        };
         std::io::Write::flush(&mut spool)
             .map_err(|e| ServiceError::internal(format!("video spool: {e}")))?;
+        // Anyone may ask: a short leash on the decoder, which holds a decode slot.
         let opts = FrameOptions {
             max_frames: 16,
+            timeout: std::time::Duration::from_secs(10),
             ..FrameOptions::default()
         };
         let frames = match video::keyframes(&crate::video::Spooled(&spool), &info, &opts) {

@@ -76,6 +76,14 @@ impl Services {
         let actor = plan.caller.actor();
         let id = uuid::Uuid::now_v7().to_string();
         let limit = self.video.max_file_bytes;
+        // Each upload in the works holds up to three times its size on disk (encrypted):
+        // only so many at once, the others told to come back.
+        let _spooling = self
+            .video_spools
+            .sem
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ServiceError::Busy("too many video uploads in progress"))?;
         // The body goes to an encrypted spool on a blocking thread as it arrives.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
         let dir = self.spool_dir.clone();
@@ -106,6 +114,7 @@ impl Services {
         drop(tx);
         let (input, original_sha256) = writer.await?.map_err(io_error)?;
 
+        let video_slot = self.video_slot().await?;
         let slot = self.decode_slot().await?;
         let proof_bits = ProofId::random().map_err(|e| ServiceError::internal(e.to_string()))?;
         let (created_at, created_ms) = self.clock.now();
@@ -120,7 +129,7 @@ impl Services {
         let (s, artifact_id, label) = (self.clone(), id.clone(), plan.label.clone());
         let (tenant_id, region) = (tenant.id.clone(), tenant.region.clone());
         let made = tokio::task::spawn_blocking(move || -> Result<Made> {
-            let _slot = slot;
+            let _slots = (video_slot, slot);
             let dir = &s.spool_dir;
             let spool = || Spool::new_in(dir).map_err(ServiceError::from);
             let mut clean = spool()?;
@@ -237,14 +246,22 @@ impl Services {
             }
         });
         let key = BlobKey::new(&id).map_err(|e| ServiceError::internal(e.to_string()))?;
-        let put = async {
-            self.blobs.put_stream(&artifact.region, &key, rx).await?;
-            feed.await?.map_err(io_error)
-        };
-        self.store_with(&artifact, None, &manifest, &made.keyframes, put)
-            .await?;
-        self.audit(&actor, "artifact.create", &id, Outcome::Ok)
-            .await;
+        // Stored by a task of its own: a request that times out or whose client leaves must
+        // not stop halfway (a pending row, or an S3 multipart upload never aborted); the task
+        // finishes the store or undoes it.
+        let (s, keyframes) = (self.clone(), made.keyframes);
+        let stored = tokio::spawn(async move {
+            let put = async {
+                s.blobs.put_stream(&artifact.region, &key, rx).await?;
+                feed.await?.map_err(io_error)
+            };
+            s.store_with(&artifact, None, &manifest, &keyframes, put)
+                .await?;
+            s.audit(&actor, "artifact.create", &artifact.id, Outcome::Ok)
+                .await;
+            Ok::<_, ServiceError>(artifact)
+        });
+        let artifact = stored.await??;
         Ok(Uploaded {
             artifact: self.view(&artifact),
             label: artifact.label_sealed.is_some(),

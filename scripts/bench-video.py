@@ -21,16 +21,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def make_clip(path):
+def make_clip(path, rate_mbit=16):
     if os.path.exists(path):
         return
     tmp = path + ".partial.mp4"
+    rate = "%dM" % rate_mbit
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y",
          "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30:duration=60",
          "-f", "lavfi", "-i", "sine=frequency=440:duration=60",
-         "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "16M", "-maxrate", "16M",
-         "-bufsize", "32M", "-g", "30", "-pix_fmt", "yuv420p",
+         "-c:v", "libx264", "-preset", "ultrafast", "-b:v", rate, "-maxrate", rate,
+         "-bufsize", "%dM" % (2 * rate_mbit), "-g", "30", "-pix_fmt", "yuv420p",
          "-c:a", "aac", "-b:a", "128k",
          "-metadata", "location=+37.3349-122.0090/", "-metadata", "make=Apple",
          "-metadata", "model=iPhone 15 Pro", "-metadata", "creation_time=2026-06-01T10:00:00Z",

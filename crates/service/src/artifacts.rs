@@ -369,21 +369,9 @@ impl Services {
             let (blob, sealing) = Sealer::new(keys, KeyPlacement::Detached)
                 .seal_bytes(&stamped.bytes, &obj)
                 .map_err(key_err)?;
-            let field = |name: &str, value: &str| {
-                pixseal_seal::seal_field(
-                    keys,
-                    &region,
-                    &format!("artifacts.{name}.{id}"),
-                    value.as_bytes(),
-                )
-                .map_err(key_err)
-            };
-            let label = marks
-                .label
-                .as_deref()
-                .map(|l| field("label", l))
-                .transpose()?;
-            let client_ip = field("client_ip", &client_ip.to_string())?;
+            let (label, client_ip) =
+                seal_fields(keys, &region, &id, marks.label.as_deref(), client_ip)
+                    .map_err(key_err)?;
             Ok(Sealed {
                 stamped,
                 blob,
@@ -552,6 +540,27 @@ impl Services {
         })
         .await
     }
+}
+
+/// An upload's label (if any) and client address, each sealed under the region's or the
+/// tenant's key and bound to its artifact and field.
+pub(crate) fn seal_fields(
+    keys: &dyn pixseal_seal::KeyProvider,
+    region: &str,
+    id: &str,
+    label: Option<&str>,
+    client_ip: IpAddr,
+) -> std::result::Result<(Option<String>, String), pixseal_seal::SealError> {
+    let field = |name: &str, value: &str| {
+        pixseal_seal::seal_field(
+            keys,
+            region,
+            &format!("artifacts.{name}.{id}"),
+            value.as_bytes(),
+        )
+    };
+    let label = label.map(|l| field("label", l)).transpose()?;
+    Ok((label, field("client_ip", &client_ip.to_string())?))
 }
 
 pub(crate) fn wrapped_key(a: &Artifact) -> Result<WrappedKey> {

@@ -19,7 +19,7 @@ use pixseal_seal::{KeyPlacement, ObjectRef, Sealer, Spool};
 use pixseal_store::{Artifact, ArtifactState, BlobKey, ProofManifest};
 use sha2::{Digest, Sha256};
 
-use crate::artifacts::{UploadPlan, Uploaded, b64};
+use crate::artifacts::{UploadPlan, Uploaded, b64, seal_fields};
 use crate::clock::DAY_MS;
 use crate::{Outcome, Result, ServiceError, Services};
 
@@ -173,17 +173,9 @@ impl Services {
                 .seal(&mut stamped, &mut sealed, &obj)
                 .map_err(key_err)?;
             sealed.rewind().map_err(io_error)?;
-            let field = |name: &str, value: &str| {
-                pixseal_seal::seal_field(
-                    keys,
-                    &region,
-                    &format!("artifacts.{name}.{artifact_id}"),
-                    value.as_bytes(),
-                )
-                .map_err(key_err)
-            };
-            let label = label.as_deref().map(|l| field("label", l)).transpose()?;
-            let client_ip = field("client_ip", &client_ip.to_string())?;
+            let (label, client_ip) =
+                seal_fields(keys, &region, &artifact_id, label.as_deref(), client_ip)
+                    .map_err(key_err)?;
             Ok(Made {
                 info,
                 manifest: signed.manifest,

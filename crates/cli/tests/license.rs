@@ -17,8 +17,26 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Every byte clients sent through the proxy, one entry per connection.
-type Captured = Arc<Mutex<Vec<Vec<u8>>>>;
+/// Every byte clients sent through the proxy, one entry per connection in the order they
+/// were accepted: `None` while the connection is still open.
+type Captured = Arc<Mutex<Vec<Option<Vec<u8>>>>>;
+
+/// The connections accepted so far, once every one of them has closed (a client process can
+/// exit before the proxy has finished recording its connection).
+async fn settled(c: &Captured) -> Vec<Vec<u8>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let done: Option<Vec<Vec<u8>>> = c.lock().unwrap().iter().cloned().collect();
+        if let Some(done) = done {
+            return done;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a proxied connection stayed open"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
 
 /// A TCP proxy in front of `upstream` recording what clients send (the licence server's view
 /// of a device, byte for byte).
@@ -34,6 +52,11 @@ async fn recording_proxy(upstream: String) -> (String, Captured) {
             };
             let upstream = upstream.clone();
             let log = log.clone();
+            let slot = {
+                let mut l = log.lock().unwrap();
+                l.push(None);
+                l.len() - 1
+            };
             tokio::spawn(async move {
                 let mut server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
                 let (mut cr, mut cw) = client.split();
@@ -56,7 +79,7 @@ async fn recording_proxy(upstream: String) -> (String, Captured) {
                 };
                 let down = tokio::io::copy(&mut sr, &mut cw);
                 let (seen, _) = tokio::join!(up, down);
-                log.lock().unwrap().push(seen);
+                log.lock().unwrap()[slot] = Some(seen);
             });
         }
     });
@@ -234,7 +257,7 @@ async fn devices_activate_report_counts_only_and_are_refused_when_turned_off() {
     assert!(stderr(&out).contains("license_invalid"), "{}", stderr(&out));
 
     // A batch on device a: processed offline, then the counts are sent, logged first.
-    let before = captured.lock().unwrap().len();
+    let before = settled(&captured).await.len();
     let out = a.sanitize(&["--json"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -257,7 +280,7 @@ async fn devices_activate_report_counts_only_and_are_refused_when_turned_off() {
     assert_eq!(fields, ["bytes", "device", "images", "license", "version"]);
     assert_eq!(log.last().unwrap()["reply"], "accepted");
     // What the server received is what the log says, field for field, and nothing more.
-    let conns = captured.lock().unwrap()[before..].to_vec();
+    let conns = settled(&captured).await[before..].to_vec();
     assert_eq!(conns.len(), 1, "one connection after the batch");
     let received = bodies(&conns[0]);
     assert_eq!(received, vec![last.clone()]);

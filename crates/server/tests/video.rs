@@ -132,6 +132,12 @@ async fn an_uploaded_video_is_stored_sanitized_signed_and_played_back_in_ranges(
     let id = up["id"].as_str().unwrap();
     let stored = app.content(&key, id).await;
     assert_eq!(stored.len() as i64, up["bytes"].as_i64().unwrap());
+    use sha2::Digest;
+    assert_eq!(
+        up["sha256"],
+        hex::encode(sha2::Sha256::digest(&stored)),
+        "{up}"
+    );
 
     // What is stored is the clip without its metadata, its samples untouched, signed.
     assert_no_metadata(&stored, "the stored video");

@@ -35,6 +35,20 @@ impl Source for Spooled<'_> {
     }
 }
 
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// Pieces of the sealed blob as they are handed to the store.
 const PIECE: usize = 1024 * 1024;
 
@@ -156,9 +170,6 @@ impl Services {
             drop(clean);
             stamped.flush().map_err(io_error)?;
             stamped.rewind().map_err(io_error)?;
-            let mut hash = Sha256::new();
-            std::io::copy(&mut stamped, &mut hash).map_err(io_error)?;
-            stamped.rewind().map_err(io_error)?;
 
             let keys = keys.as_ref();
             let key_err = |e| crate::tenant_keys::key_error(own_key, &tenant_id, e);
@@ -169,9 +180,15 @@ impl Services {
             };
             // Ciphertext only: the sealed blob may sit in a plain file until it is stored.
             let mut sealed = tempfile::tempfile_in(dir.as_ref()).map_err(io_error)?;
+            // Hashed as the sealer reads it: one pass over the signed video.
+            let mut hashing = Hashing {
+                inner: &mut stamped,
+                hash: Sha256::new(),
+            };
             let summary = Sealer::new(keys, KeyPlacement::Detached)
-                .seal(&mut stamped, &mut sealed, &obj)
+                .seal(&mut hashing, &mut sealed, &obj)
                 .map_err(key_err)?;
+            let hash = hashing.hash;
             sealed.rewind().map_err(io_error)?;
             let (label, client_ip) =
                 seal_fields(keys, &region, &artifact_id, label.as_deref(), client_ip)

@@ -151,8 +151,13 @@ fn a_stamped_video_is_verified_by_the_reference_reader_and_by_pixseal() {
     let bytes = std::fs::read(&stamped).unwrap();
     assert_eq!(line["bytes"], bytes.len(), "{line}");
     assert_no_metadata(&bytes, "stamp");
-    // The manifest is added around the samples, not into them.
+    // The manifest is added around the samples, not into them: its box right after `ftyp`,
+    // where it was reserved before the file was hashed.
     assert_eq!(packet_hashes(&bytes), packet_hashes(&input));
+    let ftyp = find_box(&bytes, &["ftyp"]).unwrap();
+    let manifest = find_box(&bytes, &["uuid"]).unwrap();
+    assert_eq!(manifest.start, ftyp.end, "the manifest box follows ftyp");
+    assert_eq!(line["manifest_bytes"], manifest.len(), "{line}");
     assert_eq!(decode_frames(&bytes), Ok(30));
 
     let reference: Value =
@@ -203,4 +208,93 @@ fn a_stamped_video_is_verified_by_the_reference_reader_and_by_pixseal() {
     ]))
     .remove(0);
     assert_eq!(ours["verdict"], "tampered", "{ours}");
+}
+
+/// `pixseal stamp` of `clip` in a fresh data dir (extra arguments before the file); the JSON
+/// line, the stamped bytes and the trust root's path.
+fn stamp_clip(dir: &Path, name: &str, clip: &[u8], extra: &[&str]) -> (Value, Vec<u8>, String) {
+    let data = dir.join("data");
+    let data_s = data.to_str().unwrap();
+    if !data.exists() {
+        let o = pixseal(&["--data-dir", data_s, "keys", "init"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let input = write(dir, name, clip);
+    let out = dir.join("out");
+    let mut args = vec!["--data-dir", data_s, "--json", "stamp"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[&input, "-o", out.to_str().unwrap()]);
+    let o = pixseal(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let line = json_lines(&o).remove(0);
+    let bytes = std::fs::read(line["output"].as_str().unwrap()).unwrap();
+    let root = data.join("c2pa/root.pem").to_str().unwrap().to_string();
+    (line, bytes, root)
+}
+
+fn verify_bytes(dir: &Path, name: &str, bytes: &[u8]) -> Value {
+    let data = dir.join("data");
+    let path = write(dir, name, bytes);
+    json_lines(&pixseal(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--json",
+        "verify",
+        &path,
+    ]))
+    .remove(0)
+}
+
+#[test]
+fn a_reencoded_stamp_carries_its_proof_id_through_a_half_bitrate_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    // Turned a quarter, as a phone held upright records: the frames are marked upright.
+    let input = Clip {
+        seconds: 3.0,
+        width: 640,
+        height: 360,
+        ..Clip::iphone_like()
+    }
+    .make();
+    let (line, bytes, root) = stamp_clip(dir.path(), "clip.mov", &input, &["--reencode"]);
+    let proof_id = line["proof_id"].as_str().unwrap().to_string();
+    assert_eq!(line["watermarked"], true, "{line}");
+    assert_no_metadata(&bytes, "stamp --reencode");
+    // New frames (the encoder's), all of them, upright, and the sound kept.
+    assert_ne!(packet_hashes(&bytes), packet_hashes(&input));
+    assert_eq!(decode_frames(&bytes), Ok(90));
+    let probe = pixseal_testkit::video::ffprobe(&bytes);
+    assert!(
+        probe.contains("width=360") && probe.contains("height=640"),
+        "{probe}"
+    );
+    assert!(probe.contains("codec_name=\"aac\""), "{probe}");
+
+    let stamped = write(dir.path(), "stamped.mov", &bytes);
+    let reference: Value =
+        serde_json::from_str(&c2pa_ref(&["read", &stamped, "--trust", &root])[0]).unwrap();
+    assert_eq!(reference["state"], "Trusted", "{reference:#}");
+    let text = reference.to_string();
+    assert!(text.contains("c2pa.watermarked.bound"), "{reference:#}");
+    assert!(text.contains("org.pixseal.watermark.1"), "{reference:#}");
+    assert_eq!(
+        verify_bytes(dir.path(), "again.mov", &bytes)["verdict"],
+        "verified"
+    );
+
+    // Shared as a sharing site would: manifest and metadata gone, H.264 at half the bit rate.
+    let copy = pixseal_testkit::video::reencode_half_bitrate(&bytes);
+    let v = verify_bytes(dir.path(), "copy.mp4", &copy);
+    assert_eq!(v["verdict"], "watermark_only", "{v}");
+    assert_eq!(v["proof_id"], proof_id.as_str(), "{v}");
+
+    // Without --reencode the frames carry nothing: the same copy is not stamped.
+    let (line, plain, _) = stamp_clip(dir.path(), "clip2.mov", &input, &[]);
+    assert_eq!(line["watermarked"], false, "{line}");
+    let v = verify_bytes(
+        dir.path(),
+        "plain-copy.mp4",
+        &pixseal_testkit::video::reencode_half_bitrate(&plain),
+    );
+    assert_eq!(v["verdict"], "not_stamped", "{v}");
 }

@@ -98,6 +98,100 @@ fn phone_clips_lose_every_piece_of_metadata_and_keep_their_samples() {
 }
 
 #[test]
+fn a_box_added_after_ftyp_moves_the_samples_and_their_offsets_with_it() {
+    let input = Clip::iphone_like().make();
+    let (plain, _) = sanitize(&input, &VideoLimits::default()).unwrap();
+    let mut extra = vec![0; 4];
+    put_u32(&mut extra, 0, 8 + 16 + 100);
+    extra.extend_from_slice(b"uuid");
+    extra.extend_from_slice(&[0xD8; 16]);
+    extra.extend_from_slice(&[0x5A; 100]);
+    let mut out = Vec::new();
+    let (info, at) =
+        video::sanitize_with(&input[..], &VideoLimits::default(), &extra, &mut out).unwrap();
+    assert_eq!(info.bytes, out.len() as u64);
+    assert_eq!(out.len(), plain.len() + extra.len());
+    let at = at as usize;
+    assert_eq!(&out[..at], &plain[..at], "the ftyp comes first");
+    assert_eq!(&out[at..at + extra.len()], &extra[..]);
+    // Every chunk offset was moved: the same packets, every frame decodes.
+    assert_eq!(packet_hashes(&out), packet_hashes(&input));
+    assert_eq!(decode_frames(&out), Ok(30));
+    // The box is not kept by a sanitize: it is the caller's, not the video's.
+    let (again, info) = sanitize(&out, &VideoLimits::default()).unwrap();
+    assert_eq!(again, plain);
+    assert!(info.removed.contains(&"uuid".to_string()), "{info:?}");
+
+    // Anything but whole boxes is refused before a byte is written.
+    for bad in [
+        &extra[..extra.len() - 1],
+        &extra[..7],
+        &[0, 0, 0, 4, 1, 2, 3, 4][..],
+    ] {
+        let mut out = Vec::new();
+        let e = video::sanitize_with(&input[..], &VideoLimits::default(), bad, &mut out)
+            .expect_err("not a whole box");
+        assert_eq!(e.code(), "internal");
+        assert!(out.is_empty());
+    }
+}
+
+#[test]
+fn samples_are_written_in_mdat_boxes_of_at_most_4_mib() {
+    let input = Clip {
+        seconds: 8.0,
+        width: 1280,
+        height: 720,
+        ..Clip::default()
+    }
+    .make();
+    let (out, _) = sanitize(&input, &VideoLimits::default()).unwrap();
+    // The top level: ftyp, moov, then only mdat boxes, each within the bound, together
+    // holding every sample (the same packets) and nothing else.
+    let mut at = 0;
+    let mut kinds = Vec::new();
+    let mut payload = 0;
+    while at < out.len() {
+        let size = u32::from_be_bytes(out[at..at + 4].try_into().unwrap()) as usize;
+        let kind = std::str::from_utf8(&out[at + 4..at + 8])
+            .unwrap()
+            .to_string();
+        if kind == "mdat" {
+            assert!(size - 8 <= 4 << 20, "an mdat of {size} bytes");
+            payload += size - 8;
+        }
+        kinds.push(kind);
+        at += size;
+    }
+    assert_eq!(at, out.len());
+    assert_eq!(kinds[..2], ["ftyp", "moov"]);
+    assert!(
+        kinds.len() > 3,
+        "{} MB in one mdat: {kinds:?}",
+        out.len() >> 20
+    );
+    assert!(kinds[2..].iter().all(|k| k == "mdat"), "{kinds:?}");
+    // framemd5 lines: stream, dts, pts, duration, size, hash.
+    let samples: usize = packet_hashes(&input)
+        .iter()
+        .map(|l| {
+            l.split(',')
+                .nth(4)
+                .unwrap()
+                .trim()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(
+        payload, samples,
+        "the mdat boxes hold the samples and nothing else"
+    );
+    assert_eq!(packet_hashes(&out), packet_hashes(&input));
+    assert_eq!(decode_frames(&out), Ok(240));
+}
+
+#[test]
 fn a_file_read_from_disk_streams_to_the_same_bytes() {
     let input = Clip::default().make();
     let dir = std::env::temp_dir().join(format!("pixseal-video-file-{}", std::process::id()));
@@ -392,9 +486,9 @@ fn keyframes_are_decoded_by_a_child_process_and_garbage_is_refused() {
     let opts = video::FrameOptions::default();
     let frames = video::keyframes(&clean[..], &info, &opts).unwrap();
     assert_eq!(frames.len(), 4);
-    let side = opts.side as usize;
     for (k, f) in frames.iter().enumerate() {
-        assert_eq!(f.rgb.len(), side * side * 3);
+        assert_eq!((f.width, f.height), (256, 256));
+        assert_eq!(f.rgb.len(), 256 * 256 * 3);
         assert_eq!(f.time_ms, 500 * k as u64);
         assert!(f.until_ms > f.time_ms);
     }

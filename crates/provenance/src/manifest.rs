@@ -5,8 +5,9 @@
 //! submitted the picture: no title or file name, no ingredient (the input's own provenance
 //! and metadata were stripped on purpose), no thumbnail.
 
-use std::io::Cursor;
-use std::sync::Mutex;
+use std::io::{Cursor, Read, Seek, SeekFrom, Write};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -16,6 +17,7 @@ use serde_json::json;
 use crate::ProvenanceError;
 use crate::identity::{ClaimSigner, SignAlg};
 use crate::pdq::Pdq;
+use crate::stamp::StampError;
 
 /// Label of pixseal's own assertion.
 pub const PIXSEAL_ASSERTION: &str = "org.pixseal.proof";
@@ -88,22 +90,26 @@ pub struct KeyframeHash {
 /// single-colour frame hashes alike in every video): it is neither signed nor looked up.
 pub const MIN_KEYFRAME_QUALITY: u32 = 50;
 
-/// The PDQ hashes of decoded keyframes (those too flat to hash are left out).
-pub fn keyframe_hashes(frames: &[pixseal_media::video::Keyframe]) -> Vec<KeyframeHash> {
-    frames
-        .iter()
-        .filter_map(|f| {
-            let r = crate::pdq::hash_rgb(&f.rgb, f.side, f.side, 3)?;
-            if r.quality < MIN_KEYFRAME_QUALITY {
-                return None;
-            }
-            Some(KeyframeHash {
-                start_ms: f.time_ms,
-                end_ms: f.until_ms,
-                pdq: r.hash,
-            })
-        })
-        .collect()
+/// The PDQ hashes of a sanitized video's keyframes, decoded as `opts` says, each hashed as it
+/// comes (one frame in memory at a time); those too flat to hash are left out.
+pub fn hash_keyframes<S: pixseal_media::video::Source + ?Sized + Sync>(
+    src: &S,
+    info: &pixseal_media::VideoInfo,
+    opts: &pixseal_media::video::FrameOptions,
+) -> Result<Vec<KeyframeHash>, pixseal_media::IngestError> {
+    let mut out = Vec::new();
+    pixseal_media::video::each_keyframe(src, info, opts, |f| out.extend(keyframe_hash(&f)))?;
+    Ok(out)
+}
+
+/// The PDQ hash of one decoded keyframe; `None` when it is too flat to say anything.
+pub fn keyframe_hash(f: &pixseal_media::video::Keyframe) -> Option<KeyframeHash> {
+    let r = crate::pdq::hash_rgb(&f.rgb, f.width, f.height, 3)?;
+    (r.quality >= MIN_KEYFRAME_QUALITY).then_some(KeyframeHash {
+        start_ms: f.time_ms,
+        end_ms: f.until_ms,
+        pdq: r.hash,
+    })
 }
 
 impl SoftBindings {
@@ -170,6 +176,8 @@ pub enum Asset {
     Picture,
     /// Container rebuilt from an allow-list, the encoded samples copied untouched.
     Video,
+    /// Frames decoded, watermarked and encoded again; the sound copied untouched.
+    ReencodedVideo,
 }
 
 /// The manifest definition (JSON for the c2pa builder).
@@ -194,6 +202,10 @@ fn definition(
         Asset::Video => (
             "container rebuilt by pixseal from the submitted video; its encoded frames and sound copied untouched; how they were captured is not asserted",
             "sanitised: every piece of the input's metadata removed (location, device, software, dates, user data, metadata and timecode tracks); creation times zeroed",
+        ),
+        Asset::ReencodedVideo => (
+            "re-encoded by pixseal from the submitted video's frames (H.264); its sound copied untouched; how they were captured is not asserted",
+            "sanitised: every piece of the input's metadata removed (location, device, software, dates, user data, metadata and timecode tracks); creation times zeroed; display rotation applied to the frames",
         ),
     };
     let mut actions = vec![
@@ -221,15 +233,16 @@ fn definition(
     })
 }
 
-/// Adapts a [`ClaimSigner`] to the c2pa crate's signer. A signing or time-stamping failure
-/// is kept aside, because the c2pa crate reports it only as a string inside its own error
-/// (a key service that is down must stay `key_unavailable`, not become `internal`).
-struct Adapter<'a> {
-    signer: &'a dyn ClaimSigner,
-    failure: Mutex<Option<ProvenanceError>>,
+/// Adapts a [`ClaimSigner`] (borrowed, or shared when the c2pa context must own it) to the
+/// c2pa crate's signer. A signing or time-stamping failure is kept aside, because the c2pa
+/// crate reports it only as a string inside its own error (a key service that is down must
+/// stay `key_unavailable`, not become `internal`).
+struct Adapter<S> {
+    signer: S,
+    failure: Arc<Mutex<Option<ProvenanceError>>>,
 }
 
-impl Adapter<'_> {
+impl<S> Adapter<S> {
     fn keep(&self, e: ProvenanceError) -> c2pa::Error {
         let text = e.to_string();
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
@@ -237,7 +250,10 @@ impl Adapter<'_> {
     }
 }
 
-impl c2pa::Signer for Adapter<'_> {
+impl<'a, S> c2pa::Signer for Adapter<S>
+where
+    S: Deref<Target = dyn ClaimSigner + 'a> + Send + Sync,
+{
     fn sign(&self, data: &[u8]) -> c2pa::Result<Vec<u8>> {
         self.signer.sign(data).map_err(|e| self.keep(e))
     }
@@ -318,7 +334,7 @@ pub fn embed(
     })
 }
 
-/// A signed manifest on its own, once embedded in a stream.
+/// A signed manifest on its own, once embedded in a file.
 #[derive(Debug, Clone)]
 pub struct Signed {
     /// The signed manifest store alone (JUMBF, `application/c2pa`).
@@ -327,40 +343,162 @@ pub struct Signed {
     pub manifest_id: String,
 }
 
-/// Sign a manifest for `proof` and embed it in a sanitized video (`media_type` `video/mp4` or
-/// `video/quicktime`) read from `src`, writing the signed video to `dst`: both are streams, so
-/// a video is never held whole in memory. The manifest goes into a C2PA `uuid` box and is bound
-/// to the file by a BMFF hash. Blocking: run it off async threads.
-pub fn embed_video<R, W>(
-    media_type: &str,
-    src: &mut R,
-    dst: &mut W,
-    proof: &ProofAssertion,
-    bindings: &SoftBindings,
-    signer: &dyn ClaimSigner,
-) -> Result<Signed, ProvenanceError>
+/// What a video's manifest says.
+#[derive(Debug, Clone, Copy)]
+pub struct VideoClaim<'a> {
+    pub proof: &'a ProofAssertion,
+    /// The frames were decoded and encoded again (else the samples are the input's).
+    pub reencoded: bool,
+    /// `watermarked` when the re-encoded frames carry the watermark (`bindings.watermark`).
+    pub acts: &'a StampActions,
+    pub bindings: &'a SoftBindings,
+}
+
+/// Sign a manifest for `claim` into a copy of the sanitized video `clean` (a `format` movie),
+/// written to `out`
+/// (empty, at its start) in one pass and never held in memory: the copy is written with a
+/// placeholder manifest box right after `ftyp` (its size counted in the chunk offsets), hashed
+/// as it lies in `out` (BMFF hash), and the signed manifest is written over the placeholder,
+/// in place. Returns what the copy's sanitize said and the manifest. Blocking: run it off
+/// async threads.
+pub fn sign_video<S, F>(
+    clean: &S,
+    format: pixseal_media::VideoFormat,
+    limits: &pixseal_media::VideoLimits,
+    out: &mut F,
+    claim: &VideoClaim<'_>,
+    signer: Arc<dyn ClaimSigner>,
+) -> Result<(pixseal_media::VideoInfo, Signed), StampError>
 where
-    R: std::io::Read + std::io::Seek + Send,
-    W: std::io::Read + std::io::Write + std::io::Seek + Send,
+    S: pixseal_media::video::Source + ?Sized,
+    F: Read + Write + Seek + Send,
 {
-    if !matches!(media_type, "video/mp4" | "video/quicktime") {
-        return Err(ProvenanceError::Embed(format!(
-            "{media_type} is not a video pixseal signs"
-        )));
+    let VideoClaim {
+        proof,
+        reencoded,
+        acts,
+        bindings,
+    } = *claim;
+    let media_type = format.media_type();
+    if acts.watermarked && bindings.watermark.is_none() {
+        return Err(ProvenanceError::Embed(
+            "the watermark action needs the watermark's soft binding".into(),
+        )
+        .into());
     }
-    let acts = StampActions::default();
-    let def = definition(media_type, Asset::Video, proof, &acts, bindings);
-    let (manifest, manifest_id) = sign_into(def, media_type, src, dst, signer)?;
-    Ok(Signed {
-        manifest,
-        manifest_id,
-    })
+    if acts.watermarked && !reencoded {
+        return Err(ProvenanceError::Embed(
+            "copied samples carry no watermark: only re-encoded frames do".into(),
+        )
+        .into());
+    }
+    let asset = if reencoded {
+        Asset::ReencodedVideo
+    } else {
+        Asset::Video
+    };
+    let def = definition(media_type, asset, proof, acts, bindings);
+    let failure = Arc::new(Mutex::new(None));
+    let adapter = Adapter {
+        signer,
+        failure: failure.clone(),
+    };
+    let kept = |e: c2pa::Error| c2pa_failure(&failure, e);
+    let ctx = context()?.with_signer(adapter);
+    let (mut builder, manifest_id) = builder(ctx, def)?;
+    let placeholder = builder.placeholder(media_type).map_err(&kept)?;
+    let (info, at) = pixseal_media::video::sanitize_with(clean, limits, &placeholder, out)?;
+    if info.format != format {
+        return Err(ProvenanceError::Embed(format!(
+            "a {} was signed as a {}",
+            info.format.name(),
+            format.name()
+        ))
+        .into());
+    }
+    let io = |e: std::io::Error| ProvenanceError::Embed(format!("the signed video: {e}"));
+    out.rewind().map_err(io)?;
+    builder
+        .update_hash_from_stream(media_type, out)
+        .map_err(&kept)?;
+    let composed = builder.sign_embeddable(media_type).map_err(&kept)?;
+    if composed.len() != placeholder.len() {
+        return Err(ProvenanceError::Embed(format!(
+            "the signed manifest ({} bytes) does not fit its placeholder ({} bytes)",
+            composed.len(),
+            placeholder.len()
+        ))
+        .into());
+    }
+    out.seek(SeekFrom::Start(at)).map_err(io)?;
+    out.write_all(&composed).map_err(io)?;
+    out.flush().map_err(io)?;
+    let manifest = manifest_store_of(&composed)?.to_vec();
+    Ok((
+        info,
+        Signed {
+            manifest,
+            manifest_id,
+        },
+    ))
+}
+
+/// The manifest store (JUMBF) inside a composed C2PA `uuid` box: after the box header, the
+/// C2PA UUID, version and flags, the `manifest` purpose and the 8-byte Merkle offset; the
+/// store says its own length (the rest is zero padding up to the placeholder's size).
+fn manifest_store_of(composed: &[u8]) -> Result<&[u8], ProvenanceError> {
+    const HEAD: usize = 8 + 16 + 4 + b"manifest\0".len() + 8;
+    let bad = || ProvenanceError::Embed("the signed manifest box is not a C2PA box".into());
+    let store = composed.get(HEAD..).ok_or_else(bad)?;
+    let len = store
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(bad)?;
+    if composed.get(4..8) != Some(b"uuid") || store.get(4..8) != Some(b"jumb") || len < 8 {
+        return Err(bad());
+    }
+    store.get(..len).ok_or_else(bad)
+}
+
+/// The c2pa context pixseal signs in.
+fn context() -> Result<c2pa::Context, ProvenanceError> {
+    c2pa::Context::new()
+        .with_settings(json!({
+            // Nothing is fetched and no thumbnail of the picture goes into the manifest.
+            "builder": {"thumbnail": {"enabled": false}},
+        }))
+        .map_err(|e| ProvenanceError::Embed(format!("settings: {e}")))
+}
+
+/// A builder for `def` and the manifest's label.
+fn builder(
+    ctx: c2pa::Context,
+    mut def: serde_json::Value,
+) -> Result<(c2pa::Builder, String), ProvenanceError> {
+    // The label is chosen here rather than by the builder so that it is known without parsing
+    // the result back; C2PA wants a random (v4) UUID in it, as the builder would pick.
+    let manifest_id = format!("urn:c2pa:{}", uuid::Uuid::new_v4());
+    def["label"] = json!(manifest_id);
+    let builder = c2pa::Builder::from_context(ctx)
+        .with_definition(def)
+        .map_err(|e| ProvenanceError::Embed(format!("manifest definition: {e}")))?;
+    Ok((builder, manifest_id))
+}
+
+/// The error of a failed c2pa call: the signer's own failure when it had one.
+fn c2pa_failure(failure: &Mutex<Option<ProvenanceError>>, e: c2pa::Error) -> ProvenanceError {
+    let kept = failure.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match (kept, e) {
+        (Some(kept), _) => kept,
+        (None, c2pa::Error::OtherError(inner)) => ProvenanceError::Signing(inner.to_string()),
+        (None, other) => ProvenanceError::Embed(other.to_string()),
+    }
 }
 
 /// Build the manifest from `def` and sign it into `dst` (a copy of `src` with the manifest
 /// embedded); the manifest store and its label.
 fn sign_into<R, W>(
-    mut def: serde_json::Value,
+    def: serde_json::Value,
     format: &str,
     src: &mut R,
     dst: &mut W,
@@ -370,32 +508,13 @@ where
     R: std::io::Read + std::io::Seek + Send,
     W: std::io::Read + std::io::Write + std::io::Seek + Send,
 {
-    let ctx = c2pa::Context::new()
-        .with_settings(json!({
-            // Nothing is fetched and no thumbnail of the picture goes into the manifest.
-            "builder": {"thumbnail": {"enabled": false}},
-        }))
-        .map_err(|e| ProvenanceError::Embed(format!("settings: {e}")))?;
-    // The label is chosen here rather than by the builder so that it is known without parsing
-    // the result back; C2PA wants a random (v4) UUID in it, as the builder would pick.
-    let manifest_id = format!("urn:c2pa:{}", uuid::Uuid::new_v4());
-    def["label"] = json!(manifest_id);
-    let mut builder = c2pa::Builder::from_context(ctx)
-        .with_definition(def)
-        .map_err(|e| ProvenanceError::Embed(format!("manifest definition: {e}")))?;
+    let (mut builder, manifest_id) = builder(context()?, def)?;
     let adapter = Adapter {
         signer,
-        failure: Mutex::new(None),
+        failure: Arc::new(Mutex::new(None)),
     };
-    let signed = builder.sign(&adapter, format, src, dst);
-    let failure = adapter
-        .failure
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
-    let manifest = signed.map_err(|e| match (failure, e) {
-        (Some(kept), _) => kept,
-        (None, c2pa::Error::OtherError(inner)) => ProvenanceError::Signing(inner.to_string()),
-        (None, other) => ProvenanceError::Embed(other.to_string()),
-    })?;
+    let manifest = builder
+        .sign(&adapter, format, src, dst)
+        .map_err(|e| c2pa_failure(&adapter.failure, e))?;
     Ok((manifest, manifest_id))
 }

@@ -74,6 +74,25 @@ pub fn detect_watermark(pixels: &Pixels) -> Option<u64> {
     pixseal_watermark::detect(pixels).proof_id.map(|p| p.0)
 }
 
+/// Looks for the invisible watermark in frames of one video, read together: a mark too faint
+/// in any one frame after a lossy re-encode adds up over many. Frames are added one at a
+/// time (none is kept); the first sets the size, frames of another size are left out.
+#[derive(Default)]
+pub struct FrameWatermark(Option<pixseal_watermark::FrameDetector>);
+
+impl FrameWatermark {
+    pub fn add(&mut self, frame: &Pixels) {
+        self.0
+            .get_or_insert_with(|| pixseal_watermark::FrameDetector::new(frame.width, frame.height))
+            .add(frame);
+    }
+
+    /// The proof id's bits, when the frames together carry a whole payload.
+    pub fn detect(&self) -> Option<u64> {
+        self.0.as_ref()?.detect().proof_id.map(|p| p.0)
+    }
+}
+
 /// A stamped output.
 #[derive(Debug)]
 pub struct Stamped {

@@ -4,10 +4,10 @@
 //! sanitized copy without a manifest `not_stamped`, one with a changed sample `tampered`, and a
 //! hostile one a 4xx naming the limit, never a 5xx.
 
-use pixseal_media::VideoLimits;
 use pixseal_media::video;
+use pixseal_media::{VideoFormat, VideoLimits};
 use pixseal_provenance::ProofAssertion;
-use pixseal_provenance::manifest::{SoftBindings, embed_video};
+use pixseal_provenance::manifest::{SoftBindings, StampActions, VideoClaim, sign_video};
 use pixseal_testkit::TestApp;
 use pixseal_testkit::video::{
     Clip, Metadata, PERSONAL, assert_no_metadata, find_box, packet_hashes, put_u32,
@@ -44,13 +44,18 @@ async fn videos_are_verified_by_their_manifest() {
     };
     let signer = app.state.services.provenance.signer.clone();
     let mut signed = std::io::Cursor::new(Vec::new());
-    embed_video(
-        "video/mp4",
-        &mut std::io::Cursor::new(&clean),
+    sign_video(
+        &clean[..],
+        VideoFormat::Mp4,
+        &VideoLimits::default(),
         &mut signed,
-        &proof,
-        &SoftBindings::default(),
-        signer.as_ref(),
+        &VideoClaim {
+            proof: &proof,
+            reencoded: false,
+            acts: &StampActions::default(),
+            bindings: &SoftBindings::default(),
+        },
+        signer,
     )
     .unwrap();
     let signed = signed.into_inner();

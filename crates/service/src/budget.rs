@@ -171,7 +171,7 @@ impl Services {
             .map_err(|_| ServiceError::internal("decode slots closed"))
     }
 
-    /// The one video signing slot (waits for it).
+    /// The one video processing slot (waits for it).
     pub(crate) async fn video_slot(&self) -> Result<OwnedSemaphorePermit> {
         self.video_slots
             .sem

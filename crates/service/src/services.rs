@@ -84,8 +84,8 @@ pub struct Services {
     pub provenance: Arc<Provenance>,
     /// Bounds the CPU-heavy work running at once (each on the blocking pool).
     pub(crate) decode_slots: Arc<Slots>,
-    /// One video is signed at a time: the C2PA signer holds a copy of the video in memory
-    /// (docs/video.md), so this bounds that memory whatever the concurrency.
+    /// One video is processed at a time: each runs ffmpeg children and moves its whole size
+    /// through three spools on disk (docs/video.md).
     pub(crate) video_slots: Arc<Slots>,
     /// Video uploads being spooled and processed at once (each holds disk, not memory).
     pub(crate) video_spools: Arc<Slots>,

@@ -2,11 +2,12 @@
 //! `POST /v1/verify`), the service's record lookups on top of it (watermark → proof record,
 //! PDQ → near match), and the public proof record.
 
-use pixseal_media::video::{self, FrameOptions};
-use pixseal_media::{IngestError, Pipeline, VideoLimits, sniff_video};
+use pixseal_media::video::{self, FrameOptions, FrameShape};
+use pixseal_media::{IngestError, Pipeline, Pixels, VideoLimits, sniff_video};
 use pixseal_proof::ProofId;
-use pixseal_provenance::manifest::keyframe_hashes;
+use pixseal_provenance::manifest::hash_keyframes;
 use pixseal_provenance::pdq::{self, Pdq};
+use pixseal_provenance::stamp::FrameWatermark;
 use pixseal_provenance::{Report, Verdict, Verifier, detect_watermark};
 use pixseal_store::{DbError, ProofRecord, ProofStatus};
 use serde::Serialize;
@@ -81,20 +82,76 @@ pub fn examine(
 }
 
 /// Judge a video read from its file (`pixseal verify`), never held in memory whole: its boxes
-/// pass the limits, then its manifest is read from the file.
+/// pass the limits, then its manifest is read from the file; without one, the invisible
+/// watermark is looked for in its frames ([`video_watermark`], through an encrypted spool
+/// under `spool_dir`).
 pub fn examine_video_file(
     verifier: &Verifier,
     video: &VideoLimits,
     file: &std::fs::File,
+    spool_dir: &std::path::Path,
 ) -> Result<Verification, IngestError> {
     let info = pixseal_media::video::probe(file, video)?;
-    Ok(video_verification(
-        verifier.verify_stream(info.format.media_type(), file),
-    ))
+    let mut v = video_verification(verifier.verify_stream(info.format.media_type(), file));
+    if v.report.verdict == Verdict::NotStamped {
+        match video_watermark(file, video, spool_dir, FRAMES_TIMEOUT) {
+            Ok(Some(bits)) => {
+                let id = ProofId(bits).to_string();
+                v.report.verdict = Verdict::WatermarkOnly;
+                v.report.message = format!(
+                    "no C2PA manifest, but the invisible watermark in its frames carries proof {id}"
+                );
+                v.proof_id = Some(id);
+                v.watermark = Some(bits);
+            }
+            Ok(None) => {}
+            Err(e @ IngestError::Internal(_)) => return Err(e),
+            // Said, not hidden: "not stamped" alone would claim the frames were looked at.
+            Err(e) => {
+                v.report.message = format!(
+                    "{}; its frames could not be read for a watermark: {e}",
+                    v.report.message
+                );
+            }
+        }
+    }
+    Ok(v)
 }
 
-/// A video's verification: its manifest alone (no watermark or fingerprint is looked for in
-/// a video without one).
+/// How long the frames of a video may take to decode for its watermark.
+const FRAMES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The invisible watermark of a video stamped with `--reencode`, read from up to 24 of its
+/// frames spread over it (any frames, not only keyframes: a re-encoded copy may have few),
+/// each added to the search as it is decoded, upright with their short side at most 540 px (the detector's fine grid is 512) and
+/// read together. The video is sanitized into an encrypted spool first (the decoder reads it
+/// front to back).
+pub fn video_watermark<S: pixseal_media::video::Source + ?Sized>(
+    src: &S,
+    limits: &VideoLimits,
+    spool_dir: &std::path::Path,
+    timeout: std::time::Duration,
+) -> Result<Option<u64>, IngestError> {
+    let internal = |e: &dyn std::fmt::Display| IngestError::Internal(format!("video spool: {e}"));
+    let mut spool = pixseal_seal::Spool::new_in(spool_dir).map_err(|e| internal(&e))?;
+    let info = video::sanitize(src, limits, &mut spool)?;
+    std::io::Write::flush(&mut spool).map_err(|e| internal(&e))?;
+    let opts = FrameOptions {
+        shape: FrameShape::Upright { max_short: 540 },
+        any_frame: true,
+        max_frames: 24,
+        min_gap_ms: 100,
+        timeout,
+        ..FrameOptions::default()
+    };
+    let mut frames = FrameWatermark::default();
+    video::each_keyframe(&crate::video::Spooled(&spool), &info, &opts, |f| {
+        frames.add(&Pixels::new(f.width, f.height, 3, f.rgb))
+    })?;
+    Ok(frames.detect())
+}
+
+/// A video's verification from its manifest.
 fn video_verification(report: Report) -> Verification {
     Verification {
         proof_id: report.proof_id().map(str::to_string),
@@ -366,15 +423,11 @@ impl Services {
             timeout: std::time::Duration::from_secs(10),
             ..FrameOptions::default()
         };
-        let frames = match video::keyframes(&crate::video::Spooled(&spool), &info, &opts) {
-            Ok(f) => f,
-            Err(IngestError::Internal(m)) => return Err(ServiceError::internal(m)),
-            Err(_) => return Ok(Vec::new()),
-        };
-        Ok(keyframe_hashes(&frames)
-            .into_iter()
-            .map(|k| k.pdq)
-            .collect())
+        match hash_keyframes(&crate::video::Spooled(&spool), &info, &opts) {
+            Ok(hashes) => Ok(hashes.into_iter().map(|k| k.pdq).collect()),
+            Err(IngestError::Internal(m)) => Err(ServiceError::internal(m)),
+            Err(_) => Ok(Vec::new()),
+        }
     }
 
     /// The closest stored PDQ within the threshold: (proof id, distance).

@@ -13,8 +13,9 @@ use pixseal_media::video::{self, FrameOptions, Source};
 use pixseal_media::{IngestError, VideoInfo};
 use pixseal_proof::ProofId;
 use pixseal_provenance::ProofAssertion;
-use pixseal_provenance::manifest::{SoftBindings, embed_video, keyframe_hashes};
-use pixseal_provenance::stamp::StampError;
+use pixseal_provenance::manifest::{
+    SoftBindings, StampActions, VideoClaim, hash_keyframes, sign_video,
+};
 use pixseal_seal::{KeyPlacement, ObjectRef, Sealer, Spool};
 use pixseal_store::{Artifact, ArtifactState, BlobKey, ProofManifest};
 use sha2::{Digest, Sha256};
@@ -150,25 +151,25 @@ impl Services {
             let info = video::sanitize(&Spooled(&input), &s.video, &mut clean)?;
             drop(input);
             clean.flush().map_err(io_error)?;
-            let frames = video::keyframes(&Spooled(&clean), &info, &FrameOptions::default())?;
             let bindings = SoftBindings {
-                keyframes: keyframe_hashes(&frames),
+                keyframes: hash_keyframes(&Spooled(&clean), &info, &FrameOptions::default())?,
                 ..SoftBindings::default()
             };
-            drop(frames);
             let mut stamped = spool()?;
-            clean.rewind().map_err(io_error)?;
-            let signed = embed_video(
-                info.format.media_type(),
-                &mut clean,
+            let (_, signed) = sign_video(
+                &Spooled(&clean),
+                info.format,
+                &s.video,
                 &mut stamped,
-                &proof,
-                &bindings,
-                s.provenance.signer.as_ref(),
-            )
-            .map_err(StampError::Provenance)?;
+                &VideoClaim {
+                    proof: &proof,
+                    reencoded: false,
+                    acts: &StampActions::default(),
+                    bindings: &bindings,
+                },
+                s.provenance.signer.clone(),
+            )?;
             drop(clean);
-            stamped.flush().map_err(io_error)?;
             stamped.rewind().map_err(io_error)?;
 
             let keys = keys.as_ref();

@@ -169,6 +169,9 @@ pub struct BlobStore {
     backend: StorageBackend,
 }
 
+/// Part size of [`BlobStore::put_stream`]: the smallest S3 accepts (but for the last part).
+pub const PART: usize = 5 * 1024 * 1024;
+
 impl BlobStore {
     /// Open every configured region's store. `data_dir` anchors the local default path.
     pub fn open(cfg: &StorageConfig, data_dir: &Path) -> Result<Self, BlobError> {
@@ -277,7 +280,8 @@ impl BlobStore {
     }
 
     /// Store a blob that arrives in pieces (too large to hold: a video), as a multipart
-    /// upload of 8 MiB parts (local: a temporary file renamed at the end). Nothing is stored
+    /// upload of [`PART`]-byte parts, one part in flight while the next fills (local: a
+    /// temporary file renamed at the end): at most two parts in memory. Nothing is stored
     /// unless every piece arrived: the sender gone before its `None` end mark aborts the
     /// upload.
     pub async fn put_stream(
@@ -292,11 +296,11 @@ impl BlobStore {
             .put_multipart(&Self::path(rs, key))
             .await
             .map_err(map_err)?;
-        let mut w = WriteMultipart::new_with_chunk_size(upload, 8 * 1024 * 1024);
+        let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
         loop {
             match pieces.recv().await {
                 Some(Some(piece)) => {
-                    if let Err(e) = w.wait_for_capacity(2).await {
+                    if let Err(e) = w.wait_for_capacity(1).await {
                         let _ = w.abort().await;
                         return Err(map_err(e));
                     }

@@ -357,17 +357,35 @@ fn apply(px: &mut Pixels, d: &Grid, gain: f32) -> f64 {
 /// lattices the autocorrelation proposes, then those refined. At most [`MAX_DECODES`] payloads are
 /// decoded, which is what the false-match bound in docs/watermark.md counts.
 pub fn detect(px: &Pixels) -> Detection {
-    let mut best = Detection {
-        proof_id: None,
-        sync_score: 0.0,
-    };
     if px.width.min(px.height) < 32 || !follows_contract(px) {
-        return best;
+        return Detection::none();
     }
     if let Some(win) = window(px.width, px.height) {
         return detect(&crop(px, win));
     }
-    let first = grid::embed_short(px.width, px.height);
+    detect_residuals(px.width, px.height, |short| {
+        Some(Grid::luma_of(px, short).residual())
+    })
+}
+
+impl Detection {
+    fn none() -> Self {
+        Detection {
+            proof_id: None,
+            sync_score: 0.0,
+        }
+    }
+}
+
+/// The hypotheses of [`detect`] over the residuals of a `width`×`height` picture on each
+/// working grid, the grid it would be embedded on first.
+fn detect_residuals(
+    width: u32,
+    height: u32,
+    mut residual: impl FnMut(usize) -> Option<Grid>,
+) -> Detection {
+    let mut best = Detection::none();
+    let first = grid::embed_short(width, height);
     let other = if first == grid::FINE_SHORT {
         grid::WORK_SHORT
     } else {
@@ -376,11 +394,11 @@ pub fn detect(px: &Pixels) -> Detection {
     let layout = Layout::v1();
     let pilots = sync::Pilots::new(&layout);
     for short in [first, other] {
-        if short == grid::FINE_SHORT && px.width.min(px.height) < grid::FINE_MIN_SIDE / 4 {
+        if short == grid::FINE_SHORT && width.min(height) < grid::FINE_MIN_SIDE / 4 {
             // Smaller than a 25 % copy of the smallest picture embedded on the fine grid.
             continue;
         }
-        let r = Grid::luma_of(px, short).residual();
+        let Some(r) = residual(short) else { continue };
         let found = detect_on(&r, &layout, &pilots, &mut best);
         if found.is_some() {
             best.proof_id = found;
@@ -388,6 +406,89 @@ pub fn detect(px: &Pixels) -> Detection {
         }
     }
     best
+}
+
+/// Detection over the frames of one video. The watermark is the same in every frame and the
+/// picture moves, so the frames' residuals are summed before a single search: the picture's
+/// part averages out while the mark's adds up, which is what lets a mark that a lossy
+/// re-encode left too faint in any one frame be read (docs/video.md). Holds two working grids
+/// whatever the number of frames.
+pub struct FrameDetector {
+    width: u32,
+    height: u32,
+    /// Summed residuals on the fine and coarse working grids.
+    sums: [Option<Grid>; 2],
+    frames: usize,
+}
+
+impl FrameDetector {
+    /// For frames of `width`×`height`.
+    pub fn new(width: u32, height: u32) -> Self {
+        FrameDetector {
+            width,
+            height,
+            sums: [None, None],
+            frames: 0,
+        }
+    }
+
+    /// Adds one frame; false (and nothing added) when it is not RGB or RGBA of the size given
+    /// to [`FrameDetector::new`], or too small to hold a mark.
+    pub fn add(&mut self, px: &Pixels) -> bool {
+        if (px.width, px.height) != (self.width, self.height)
+            || px.width.min(px.height) < 32
+            || !follows_contract(px)
+        {
+            return false;
+        }
+        let cropped;
+        let px = match window(px.width, px.height) {
+            Some(win) => {
+                cropped = crop(px, win);
+                &cropped
+            }
+            None => px,
+        };
+        for (slot, short) in self
+            .sums
+            .iter_mut()
+            .zip([grid::FINE_SHORT, grid::WORK_SHORT])
+        {
+            if short == grid::FINE_SHORT && px.width.min(px.height) < grid::FINE_MIN_SIDE / 4 {
+                continue;
+            }
+            let r = Grid::luma_of(px, short).residual();
+            match slot {
+                Some(sum) => {
+                    for (a, b) in sum.v.iter_mut().zip(&r.v) {
+                        *a += b;
+                    }
+                }
+                None => *slot = Some(r),
+            }
+        }
+        self.frames += 1;
+        true
+    }
+
+    /// Frames added so far.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Searches the summed frames as [`detect`] searches one picture (the same hypotheses and
+    /// decode bound, so the same false-match rate per video as per picture).
+    pub fn detect(&self) -> Detection {
+        if self.frames == 0 {
+            return Detection::none();
+        }
+        let (w, h) =
+            window(self.width, self.height).map_or((self.width, self.height), |win| (win.2, win.3));
+        detect_residuals(w, h, |short| {
+            let i = usize::from(short != grid::FINE_SHORT);
+            self.sums[i].clone()
+        })
+    }
 }
 
 /// RGB or RGBA with exactly the bytes its size needs. `Pixels` has public fields, so a caller can

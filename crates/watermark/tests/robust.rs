@@ -221,3 +221,68 @@ fn extreme_aspect_ratios_are_marked_and_found_in_a_bounded_window() {
         }
     }
 }
+
+/// Frames of a camera panning over `name`, `n` of them `step` px apart, `w`×`h` each.
+fn panning(name: &str, n: usize, step: u32, w: u32, h: u32) -> Vec<RgbImage> {
+    let img = fixture(name);
+    (0..n as u32)
+        .map(|k| {
+            DynamicImage::ImageRgb8(img.clone())
+                .crop_imm(k * step, k * step / 2, w, h)
+                .to_rgb8()
+        })
+        .collect()
+}
+
+/// Each sample moved by uniform noise of ±`amp` levels (a fixed seed per frame).
+fn noisy(img: &RgbImage, amp: i32, seed: u32) -> RgbImage {
+    let mut s = seed.wrapping_mul(0x9e37_79b9) | 1;
+    let mut out = img.clone();
+    for v in out.iter_mut() {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        let d = (s % (2 * amp as u32 + 1)) as i32 - amp;
+        *v = (*v as i32 + d).clamp(0, 255) as u8;
+    }
+    out
+}
+
+#[test]
+fn a_mark_too_faint_in_each_frame_is_read_from_the_frames_together() {
+    use pixseal_watermark::FrameDetector;
+    let id = ProofId(0x5EED_F00D_CAFE_0001);
+    let frames: Vec<RgbImage> = panning("garden.jpg", 24, 6, 480, 320)
+        .iter()
+        .enumerate()
+        .map(|(k, f)| {
+            let mut px = pixels(f);
+            embed(&mut px, id, Strength::default()).expect("embed");
+            jpeg(&noisy(&image_of(&px), 120, k as u32 + 1), 10)
+        })
+        .collect();
+    let alone = frames.iter().filter(|f| found(f) == Some(id)).count();
+    assert!(
+        alone < frames.len() / 2,
+        "the attack must defeat most single frames for this test to mean anything ({alone} found)"
+    );
+    let mut together = FrameDetector::new(480, 320);
+    for f in &frames {
+        assert!(together.add(&pixels(f)));
+    }
+    assert_eq!(together.frames(), frames.len());
+    assert_eq!(
+        together.detect().proof_id,
+        Some(id),
+        "{alone} frames found alone"
+    );
+
+    // The same frames unmarked are never found, and a frame of another size is not added.
+    let mut clean = FrameDetector::new(480, 320);
+    for (k, f) in panning("garden.jpg", 24, 6, 480, 320).iter().enumerate() {
+        clean.add(&pixels(&jpeg(&noisy(f, 120, k as u32 + 1), 10)));
+    }
+    assert_eq!(clean.detect().proof_id, None);
+    assert!(!clean.add(&pixels(&scale(&frames[0], 0.5))));
+    assert_eq!(FrameDetector::new(480, 320).detect().proof_id, None);
+}

@@ -4,6 +4,7 @@
 //! the same stamping is done by that server (`crate::stamper`), and written the same way.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use pixseal_media::{Limits, Options, VideoLimits};
@@ -30,6 +31,12 @@ pub struct Args {
     /// No visible mark (the invisible watermark and the manifest are still added).
     #[arg(long)]
     no_visible: bool,
+    /// Videos: decode the frames, put the invisible watermark in each and encode them again
+    /// (H.264), so the proof id survives a re-encode; without it a video's frames are copied
+    /// untouched and only its manifest and keyframe hashes bind it. Local only (a server never
+    /// re-encodes: the encoder's files would hold the video in the clear).
+    #[arg(long, conflicts_with = "server")]
+    reencode: bool,
     #[command(flatten)]
     encoding: Encoding,
     /// Have this pixseal server stamp the files (POST /v1/stamp; its signing key, its proof
@@ -54,8 +61,9 @@ struct Ctx<'a> {
     video: VideoLimits,
     opts: Options,
     marks: MarkOptions,
-    signer: &'a dyn ClaimSigner,
+    signer: Arc<dyn ClaimSigner>,
     verify_base: String,
+    reencode: bool,
 }
 
 pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
@@ -98,8 +106,9 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             visible: !args.no_visible,
             label: args.label.clone(),
         },
-        signer: identity.signer.as_ref(),
+        signer: identity.signer.clone(),
         verify_base: config.server.public_url.trim_end_matches('/').to_string(),
+        reencode: args.reencode,
     };
     batch.run(
         "unexpected failure while stamping this input",
@@ -110,8 +119,9 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
 fn process(job: &Job, ctx: &Ctx<'_>, reporter: &Reporter) -> Outcome {
     if let Some(format) = batch::peek_video(&job.path) {
         let signing = video::Signing {
-            signer: ctx.signer,
+            signer: ctx.signer.clone(),
             verify_base: &ctx.verify_base,
+            reencode: ctx.reencode,
         };
         return video::stamp(job, format, ctx.out_dir, &ctx.video, &signing, reporter);
     }
@@ -124,7 +134,15 @@ fn process(job: &Job, ctx: &Ctx<'_>, reporter: &Reporter) -> Outcome {
         return Outcome::Internal;
     };
     let result = batch::with_pipeline(ctx.limits, |p| {
-        stamp(p, &input, &ctx.opts, id.0, &proof, &ctx.marks, ctx.signer)
+        stamp(
+            p,
+            &input,
+            &ctx.opts,
+            id.0,
+            &proof,
+            &ctx.marks,
+            ctx.signer.as_ref(),
+        )
     });
     drop(input);
     batch::deliver(

@@ -66,7 +66,7 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
                     ("not_found".to_string(), format!("cannot read input: {why}"))
                 })
                 .and_then(|f| {
-                    examine_video_file(&verifier, &config.video, &f)
+                    examine_video_file(&verifier, &config.video, &f, &std::env::temp_dir())
                         .map_err(|e| (e.code().to_string(), e.to_string()))
                 })
         } else {

@@ -5,11 +5,15 @@
 use std::fs::File;
 use std::io::{BufWriter, Seek, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
-use pixseal_media::video::FrameOptions;
+use pixseal_media::video::{FrameOptions, FrameShape, ReencodeOptions};
 use pixseal_media::{IngestError, VideoFormat, VideoInfo, VideoLimits, video};
-use pixseal_provenance::manifest::{SoftBindings, embed_video, keyframe_hashes};
+use pixseal_provenance::manifest::{
+    SoftBindings, StampActions, VideoClaim, hash_keyframes, sign_video,
+};
+use pixseal_provenance::stamp::{MarkOptions, StampError, apply_watermarks};
 use pixseal_provenance::{ClaimSigner, ProvenanceError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -28,6 +32,15 @@ enum Failure {
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
         Failure::Io(e)
+    }
+}
+
+impl From<StampError> for Failure {
+    fn from(e: StampError) -> Self {
+        match e {
+            StampError::Ingest(e) => Failure::Ingest(e),
+            StampError::Provenance(e) => Failure::Provenance(e),
+        }
     }
 }
 
@@ -126,9 +139,19 @@ pub(crate) fn sanitize(
 
 /// What `stamp` signs a video with.
 pub(crate) struct Signing<'a> {
-    pub signer: &'a dyn ClaimSigner,
+    pub signer: Arc<dyn ClaimSigner>,
     /// `[server].public_url`, without a trailing slash.
     pub verify_base: &'a str,
+    /// Decode, watermark and encode the frames again (`--reencode`).
+    pub reencode: bool,
+}
+
+fn create_new(path: &Path) -> std::io::Result<File> {
+    File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
 }
 
 /// SHA-256 of a whole file, read in pieces.
@@ -152,41 +175,85 @@ pub(crate) fn stamp(
     let Some(mut input) = open(job, reporter) else {
         return Outcome::Rejected;
     };
-    let Some((_, proof)) = super::stamp::new_proof(job, signing.verify_base, reporter) else {
+    let Some((id, proof)) = super::stamp::new_proof(job, signing.verify_base, reporter) else {
         return Outcome::Internal;
     };
     let out = out_path(job, format, out_dir);
-    // The sanitized copy waits in a hidden file beside the output while the manifest is
-    // signed into the output: it holds nothing the output will not.
-    let clean_path = out_dir.join(format!(".{}.sanitized-{}", job.stem, std::process::id()));
+    // The sanitized copy (and, with --reencode, the encoder's output) waits in a hidden file
+    // beside the output while the manifest is signed into the output: it holds nothing the
+    // output will not.
+    let hidden = |what: &str| out_dir.join(format!(".{}.{what}-{}", job.stem, std::process::id()));
+    let (clean_path, encoded_path) = (hidden("sanitized"), hidden("reencoded"));
     let done = (|| -> Result<_, Failure> {
-        let mut clean = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&clean_path)?;
+        let mut clean = create_new(&clean_path)?;
         // Hashed after the sanitize, which refuses an input over the limits before reading it.
-        let info = sanitize_into(&input, limits, &mut clean)?;
+        let mut info = sanitize_into(&input, limits, &mut clean)?;
         let original_sha256 = sha256_of(&mut input)?;
         drop(input);
-        let frames =
-            video::keyframes(&clean, &info, &FrameOptions::default()).map_err(Failure::Ingest)?;
+        let mut acts = StampActions::default();
+        let mut watermark = None;
+        // Frames too small to hold the watermark are copied, not re-encoded for nothing (as a
+        // picture that small gets no watermark): the report says `watermarked: false`.
+        let (w, h) = FrameShape::Upright {
+            max_short: u32::MAX,
+        }
+        .size(&info);
+        let reencode = signing.reencode && w.min(h) >= pixseal_watermark::MIN_SIDE;
+        let sign_limits = VideoLimits {
+            max_file_bytes: if reencode {
+                u64::MAX
+            } else {
+                limits.max_file_bytes
+            },
+            ..*limits
+        };
+        if reencode {
+            let date = proof.issued_at.get(..10).unwrap_or(&proof.issued_at);
+            let marks = MarkOptions::default();
+            let mut every_frame = true;
+            video::reencode(
+                &clean_path,
+                &info,
+                &encoded_path,
+                &ReencodeOptions::default(),
+                &mut |px| {
+                    every_frame &= apply_watermarks(px, id.0, date, &marks).actions.watermarked;
+                },
+            )
+            .map_err(Failure::Ingest)?;
+            // The encoder's file is sanitized like any input; it may be larger than the input
+            // (CRF 18 over a frugal source), which the input's size limit is not about.
+            let encoded = File::open(&encoded_path)?;
+            clean.set_len(0)?;
+            clean.rewind()?;
+            info = sanitize_into(&encoded, &sign_limits, &mut clean)?;
+            drop(encoded);
+            let _ = std::fs::remove_file(&encoded_path);
+            acts.watermarked = every_frame;
+            watermark = every_frame.then_some(id.0);
+        }
+        let keyframes =
+            hash_keyframes(&clean, &info, &FrameOptions::default()).map_err(Failure::Ingest)?;
         let bindings = SoftBindings {
-            keyframes: keyframe_hashes(&frames),
+            watermark,
+            keyframes,
             ..SoftBindings::default()
         };
-        drop(frames);
-        clean.rewind()?;
         let (signed, sha256, bytes) = batch::write_atomic_with(&out, |dst| {
-            let signed = embed_video(
-                format.media_type(),
-                &mut clean,
+            let (_, signed) = sign_video(
+                &clean,
+                info.format,
+                &sign_limits,
                 dst,
-                &proof,
-                &bindings,
-                signing.signer,
+                &VideoClaim {
+                    proof: &proof,
+                    reencoded: reencode,
+                    acts: &acts,
+                    bindings: &bindings,
+                },
+                signing.signer.clone(),
             )
-            .map_err(Failure::Provenance)?;
+            .map_err(Failure::from)?;
             let bytes = dst.metadata()?.len();
             Ok::<_, Failure>((signed, sha256_of(dst)?, bytes))
         })?;
@@ -197,10 +264,12 @@ pub(crate) fn stamp(
             sha256,
             bytes,
             bindings.keyframes.len(),
+            acts.watermarked,
         ))
     })();
+    let _ = std::fs::remove_file(&encoded_path);
     let _ = std::fs::remove_file(&clean_path);
-    let (info, signed, original_sha256, sha256, bytes, hashed) = match done {
+    let (info, signed, original_sha256, sha256, bytes, hashed, watermarked) = match done {
         Ok(d) => d,
         Err(e) => return e.report(job, &out, reporter),
     };
@@ -217,6 +286,7 @@ pub(crate) fn stamp(
         ("manifest_bytes", json!(bytes.saturating_sub(info.bytes))),
         ("manifest_id", json!(signed.manifest_id)),
         ("keyframes_hashed", json!(hashed)),
+        ("watermarked", json!(watermarked)),
     ] {
         fields[k] = v;
     }

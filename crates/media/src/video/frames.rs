@@ -12,14 +12,46 @@ use std::time::Duration;
 use super::{Source, VideoInfo};
 use crate::IngestError;
 
+/// The size keyframes come out at (RGB, upright: the display rotation applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameShape {
+    /// `side`×`side`: the perceptual hash works on a downscaled square anyway, and every video
+    /// is hashed the same way.
+    Square(u32),
+    /// The video's own shape, scaled down (never up) so its short side is at most `max_short`:
+    /// what the watermark detector reads.
+    Upright { max_short: u32 },
+}
+
+impl FrameShape {
+    /// Width and height of the frames of `info`'s video (even, at least 2).
+    pub fn size(self, info: &VideoInfo) -> (u32, u32) {
+        match self {
+            FrameShape::Square(side) => (side, side),
+            FrameShape::Upright { max_short } => {
+                let (w, h) = if info.quarter_turn {
+                    (info.height, info.width)
+                } else {
+                    (info.width, info.height)
+                };
+                let (w, h) = (w.max(2) as u64, h.max(2) as u64);
+                let short = w.min(h);
+                let target = short.min(max_short.max(2) as u64);
+                let even = |v: u64| ((v * target / short) & !1).max(2) as u32;
+                (even(w), even(h))
+            }
+        }
+    }
+}
+
 /// How keyframes are picked and decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameOptions {
-    /// Frames come out scaled to `side`×`side` RGB (the perceptual hash works on a downscaled
-    /// square anyway; every video is hashed the same way).
-    pub side: u32,
-    /// Most keyframes decoded; more are thinned evenly over the video.
+    pub shape: FrameShape,
+    /// Most frames decoded; more are thinned evenly over the video.
     pub max_frames: usize,
+    /// Pick among every frame, not only the keyframes (a re-encoded copy may have few).
+    pub any_frame: bool,
     /// Keyframes closer than this to the previous one picked are skipped.
     pub min_gap_ms: u64,
     /// The decoder is killed past this.
@@ -31,8 +63,9 @@ pub struct FrameOptions {
 impl Default for FrameOptions {
     fn default() -> Self {
         FrameOptions {
-            side: 256,
+            shape: FrameShape::Square(256),
             max_frames: 120,
+            any_frame: false,
             min_gap_ms: 500,
             timeout: Duration::from_secs(60),
             max_memory: 4 << 30,
@@ -47,15 +80,37 @@ pub struct Keyframe {
     pub time_ms: u64,
     /// Until the next keyframe picked (or the end of the video).
     pub until_ms: u64,
-    /// `side`×`side`×3 bytes, rows packed.
+    /// `width`×`height`×3 bytes, rows packed.
     pub rgb: Vec<u8>,
-    pub side: u32,
+    pub width: u32,
+    pub height: u32,
 }
 
-/// Which of the video's sync samples to decode: at least `min_gap_ms` apart, at most
-/// `max_frames`, spread over the whole video. Indices into `info.keyframe_times_ms`.
-fn pick(info: &VideoInfo, opts: &FrameOptions) -> Vec<usize> {
-    let times = &info.keyframe_times_ms;
+/// When each frame that may be picked is decoded, in ms: the sync samples, or with
+/// [`FrameOptions::any_frame`] every frame (at the track's average rate).
+fn candidates(info: &VideoInfo, opts: &FrameOptions) -> Vec<u64> {
+    if !opts.any_frame {
+        return info.keyframe_times_ms.clone();
+    }
+    let samples = info
+        .tracks
+        .iter()
+        .find(|t| t.kind == super::TrackKind::Video)
+        .map_or(0, |t| t.samples as u64);
+    match info.frame_rate {
+        Some((num, den)) if num > 0 => (0..samples)
+            .map(|i| {
+                let ms = i as u128 * den as u128 * 1000 / num as u128;
+                u64::try_from(ms).unwrap_or(u64::MAX)
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Which frames to decode: at least `min_gap_ms` apart, at most `max_frames`, spread over the
+/// whole video. Indices into `times` ([`candidates`]).
+fn pick(times: &[u64], info: &VideoInfo, opts: &FrameOptions) -> Vec<usize> {
     let span = info.duration_ms.max(1);
     let gap = opts
         .min_gap_ms
@@ -63,7 +118,10 @@ fn pick(info: &VideoInfo, opts: &FrameOptions) -> Vec<usize> {
         .max(1);
     let mut picked: Vec<usize> = Vec::new();
     for (i, &t) in times.iter().enumerate() {
-        if picked.last().is_none_or(|&p| t >= times[p] + gap) {
+        if picked
+            .last()
+            .is_none_or(|&p| t >= times[p].saturating_add(gap))
+        {
             picked.push(i);
         }
         if picked.len() == opts.max_frames {
@@ -80,16 +138,30 @@ pub fn keyframes<S: Source + ?Sized + Sync>(
     info: &VideoInfo,
     opts: &FrameOptions,
 ) -> Result<Vec<Keyframe>, IngestError> {
-    let picked = pick(info, opts);
+    let mut frames = Vec::new();
+    each_keyframe(src, info, opts, |f| frames.push(f))?;
+    Ok(frames)
+}
+
+/// [`keyframes`], each handed to `each` as it is decoded rather than all kept: one frame in
+/// memory at a time. On an error, what was handed over must be dropped. Returns how many.
+pub fn each_keyframe<S: Source + ?Sized + Sync>(
+    src: &S,
+    info: &VideoInfo,
+    opts: &FrameOptions,
+    mut each: impl FnMut(Keyframe) + Send,
+) -> Result<usize, IngestError> {
+    let times = candidates(info, opts);
+    let picked = pick(&times, info, opts);
     if picked.is_empty() {
-        return Ok(Vec::new());
+        return Ok(0);
     }
     let select = picked
         .iter()
         .map(|i| format!("eq(n\\,{i})"))
         .collect::<Vec<_>>()
         .join("+");
-    let side = opts.side;
+    let (width, height) = opts.shape.size(info);
     let cpu_secs = opts.timeout.as_secs().max(1);
     let mut child = Command::new("prlimit")
         .arg(format!("--as={}", opts.max_memory))
@@ -100,19 +172,18 @@ pub fn keyframes<S: Source + ?Sized + Sync>(
         .args(["-format_whitelist", "mov,mp4,m4a,3gp,3g2,mj2"])
         .args(["-codec_whitelist", "h264,hevc,libdav1d,av1"])
         // Edit lists ignored: frames come out in sample order, as the sync-sample times say.
-        .args([
-            "-ignore_editlist",
-            "1",
-            "-skip_frame",
-            "nokey",
-            "-f",
-            "mov",
-            "-i",
-            "pipe:0",
-        ])
+        .args(["-ignore_editlist", "1"])
+        .args(if opts.any_frame {
+            &[][..]
+        } else {
+            &["-skip_frame", "nokey"][..]
+        })
+        .args(["-f", "mov", "-i", "pipe:0"])
         .args(["-map", "0:v:0", "-an", "-sn", "-dn"])
         .arg("-vf")
-        .arg(format!("select='{select}',scale={side}:{side}:flags=area"))
+        .arg(format!(
+            "select='{select}',scale={width}:{height}:flags=area"
+        ))
         .args([
             "-fps_mode",
             "passthrough",
@@ -133,7 +204,7 @@ pub fn keyframes<S: Source + ?Sized + Sync>(
         })?;
     let mut stdin = child.stdin.take().expect("piped stdin");
     let mut stdout = child.stdout.take().expect("piped stdout");
-    let frame_len = (side as usize) * (side as usize) * 3;
+    let frame_len = (width as usize) * (height as usize) * 3;
     let wanted = picked.len();
     let (done_tx, done_rx) = mpsc::channel();
     let frames = std::thread::scope(|scope| {
@@ -151,19 +222,36 @@ pub fn keyframes<S: Source + ?Sized + Sync>(
                 at += n as u64;
             }
         });
+        let (times, picked) = (&times, &picked);
         let reader = scope.spawn(move || {
-            let mut frames = Vec::new();
-            while frames.len() < wanted {
-                let mut rgb = vec![0u8; frame_len];
+            let mut n = 0;
+            let mut rgb = vec![0u8; frame_len];
+            while n < wanted {
                 if stdout.read_exact(&mut rgb).is_err() {
                     break;
                 }
-                frames.push(rgb);
+                let time_ms = times[picked[n]];
+                each(Keyframe {
+                    time_ms,
+                    until_ms: picked
+                        .get(n + 1)
+                        .map_or(info.duration_ms, |&next| times[next])
+                        .max(time_ms),
+                    rgb: std::mem::replace(&mut rgb, vec![0u8; frame_len]),
+                    width,
+                    height,
+                });
+                n += 1;
             }
             let _ = done_tx.send(());
-            frames
+            n
         });
-        let timed_out = done_rx.recv_timeout(opts.timeout).is_err();
+        // Disconnected (the reader ended without saying so: the caller's hand failed) is not
+        // a timeout; the join below reports it.
+        let timed_out = matches!(
+            done_rx.recv_timeout(opts.timeout),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        );
         let frames = if timed_out {
             let _ = child.kill();
             None
@@ -172,7 +260,7 @@ pub fn keyframes<S: Source + ?Sized + Sync>(
         };
         // With every frame wanted, nothing more is asked of the decoder (the file need not be
         // fed to the end). With fewer, it stopped writing: its exit says whether it failed.
-        let complete = frames.as_ref().is_some_and(|f| f.len() == wanted);
+        let complete = frames.is_some_and(|n| n == wanted);
         let status = if complete {
             let _ = child.kill();
             None
@@ -190,7 +278,7 @@ pub fn keyframes<S: Source + ?Sized + Sync>(
         )));
     }
     let frames = frames.ok_or_else(|| IngestError::Internal("keyframe reader failed".into()))?;
-    if frames.len() < wanted {
+    if frames < wanted {
         match status.and_then(|s| s.code()) {
             // prlimit could not run ffmpeg: ours to fix, not the video's fault.
             Some(126 | 127) => {
@@ -200,7 +288,7 @@ pub fn keyframes<S: Source + ?Sized + Sync>(
             }
             // A clean end with fewer frames: the decoder's keyframes and the sync table
             // disagree, and the frames it gave are still the video's.
-            Some(0) if !frames.is_empty() => {}
+            Some(0) if frames > 0 => {}
             // A failure, a signal (the CPU cap) or no frame at all.
             _ => {
                 return Err(IngestError::Corrupt(
@@ -209,24 +297,11 @@ pub fn keyframes<S: Source + ?Sized + Sync>(
             }
         }
     }
-    let times = &info.keyframe_times_ms;
-    Ok(frames
-        .into_iter()
-        .enumerate()
-        .map(|(k, rgb)| Keyframe {
-            time_ms: times[picked[k]],
-            until_ms: picked
-                .get(k + 1)
-                .map_or(info.duration_ms, |&next| times[next])
-                .max(times[picked[k]]),
-            rgb,
-            side,
-        })
-        .collect())
+    Ok(frames)
 }
 
 /// The child's exit status if it ends within `wait`; killed otherwise.
-fn exit_within(
+pub(super) fn exit_within(
     child: &mut std::process::Child,
     wait: Duration,
 ) -> Option<std::process::ExitStatus> {
@@ -257,6 +332,8 @@ mod tests {
             removed: Vec::new(),
             bytes: 0,
             keyframe_times_ms: times,
+            quarter_turn: false,
+            frame_rate: None,
         }
     }
 
@@ -265,12 +342,15 @@ mod tests {
         let opts = FrameOptions::default();
         // Every frame a keyframe (all-intra, 30 fps, 60 s): one every 500 ms, 120 in all.
         let all: Vec<u64> = (0..1800).map(|i| i * 1000 / 30).collect();
-        let p = pick(&info(all.clone(), 60_000), &opts);
+        let p = pick(&all, &info(all.clone(), 60_000), &opts);
         assert_eq!(p.len(), 120);
         assert!(p.windows(2).all(|w| all[w[1]] - all[w[0]] >= 500));
         // A keyframe every 2 s: all of them.
         let sparse: Vec<u64> = (0..30).map(|i| i * 2000).collect();
-        assert_eq!(pick(&info(sparse, 60_000), &opts).len(), 30);
-        assert!(pick(&info(Vec::new(), 1000), &opts).is_empty());
+        assert_eq!(
+            pick(&sparse, &info(sparse.clone(), 60_000), &opts).len(),
+            30
+        );
+        assert!(pick(&[], &info(Vec::new(), 1000), &opts).is_empty());
     }
 }

@@ -4,6 +4,7 @@
 
 mod frames;
 mod moov;
+mod reencode;
 mod write;
 
 use std::io::Write;
@@ -13,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::IngestError;
 use crate::boxes::{Faults, boxes};
 
-pub use frames::{FrameOptions, Keyframe, keyframes};
+pub use frames::{FrameOptions, FrameShape, Keyframe, each_keyframe, keyframes};
 pub use moov::TrackKind;
+pub use reencode::{ReencodeOptions, Reencoded, reencode};
 
 /// The containers accepted, told apart by the `ftyp` brand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -169,6 +171,14 @@ pub struct VideoInfo {
     /// When each keyframe (sync sample) of the first video track is decoded, in ms.
     #[serde(skip)]
     pub keyframe_times_ms: Vec<u64>,
+    /// The first video track is shown turned a quarter (its matrix swaps the axes): its upright
+    /// frames are `height` wide and `width` high.
+    #[serde(skip)]
+    pub quarter_turn: bool,
+    /// Frames per second of the first video track, as a fraction: its samples over its media
+    /// duration.
+    #[serde(skip)]
+    pub frame_rate: Option<(u64, u64)>,
 }
 
 impl Serialize for VideoFormat {
@@ -229,17 +239,56 @@ pub fn probe<S: Source + ?Sized>(src: &S, limits: &VideoLimits) -> Result<VideoI
 }
 
 /// Write a sanitized copy of the video to `out`: `ftyp`, a rebuilt `moov` (allow-listed boxes
-/// only, times zeroed, names and encoder strings blank), then one `mdat` holding exactly the
-/// kept tracks' samples, copied untouched in their original order. Nothing else of the input
+/// only, times zeroed, names and encoder strings blank), then `mdat` boxes (of at most 4 MiB
+/// each, a larger chunk alone in its own) holding exactly the kept tracks' samples, copied
+/// untouched in their original order. Nothing else of the input
 /// reaches `out`. Memory: the `moov`, its tables and a copy buffer, never the samples.
 pub fn sanitize<S: Source + ?Sized>(
     src: &S,
     limits: &VideoLimits,
     out: &mut dyn Write,
 ) -> Result<VideoInfo, IngestError> {
+    sanitize_with(src, limits, &[], out).map(|(info, _)| info)
+}
+
+/// [`sanitize`], with `extra` written right after `ftyp` and counted in the chunk offsets: room
+/// for what is filled in once the file is whole (C2PA's placeholder manifest box, signed over
+/// the file that holds it). `extra` must be whole top-level boxes, each no longer than its
+/// size field says. Returns also where `extra` starts.
+pub fn sanitize_with<S: Source + ?Sized>(
+    src: &S,
+    limits: &VideoLimits,
+    extra: &[u8],
+    out: &mut dyn Write,
+) -> Result<(VideoInfo, u64), IngestError> {
+    if !whole_boxes(extra) {
+        return Err(IngestError::Internal(
+            "the boxes added to a sanitized video are not whole boxes".into(),
+        ));
+    }
     let parsed = read(src, limits)?;
-    let written = write::write(src, &parsed, out)?;
-    Ok(parsed.info(written))
+    let written = write::write(src, &parsed, extra, out)?;
+    let at = 8 + parsed.ftyp.len() as u64;
+    Ok((parsed.info(written), at))
+}
+
+/// Whether `b` is a run of complete boxes with 32-bit sizes (what a reader walking the top
+/// level would step over exactly).
+fn whole_boxes(mut b: &[u8]) -> bool {
+    while !b.is_empty() {
+        let Some(size) = b
+            .get(..4)
+            .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+        else {
+            return false;
+        };
+        let size = size as usize;
+        if size < 8 || size > b.len() {
+            return false;
+        }
+        b = &b[size..];
+    }
+    true
 }
 
 /// The largest `moov` read into memory. A 60-second 4K clip at 240 frames per second with
@@ -301,8 +350,26 @@ impl Parsed {
             keyframe_times_ms: first_video
                 .map(moov::Track::sync_times_ms)
                 .unwrap_or_default(),
+            // Players apply the track's matrix and the movie's: two quarter turns make a half.
+            quarter_turn: first_video.is_some_and(|t| {
+                quarter_turn(&t.tkhd.matrix) != quarter_turn(&self.movie.mvhd.matrix)
+            }),
+            // Over the samples' own durations (the headers' durations may say otherwise).
+            frame_rate: first_video.and_then(|t| {
+                let ticks = t.stbl.stts.iter().fold(0u64, |sum, &(n, delta)| {
+                    sum.saturating_add((n as u64).saturating_mul(delta as u64))
+                });
+                (ticks > 0 && t.stbl.samples > 0 && t.timescale > 0)
+                    .then(|| (t.stbl.samples as u64 * t.timescale as u64, ticks))
+            }),
         }
     }
+}
+
+/// Whether a display matrix turns the picture a quarter (its first entry zero, its second
+/// not: the axes swap).
+fn quarter_turn(matrix: &[u8; 36]) -> bool {
+    matrix[..4] == [0; 4] && matrix[4..8] != [0; 4]
 }
 
 /// Walk the top level, read the `moov`, check it against the limits and the file.

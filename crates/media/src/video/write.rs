@@ -1,6 +1,6 @@
 //! The sanitized file written out: `ftyp`, a `moov` built from the parsed movie's fields alone
-//! (creation times zero, handler names empty, language undetermined), then one `mdat` with the
-//! kept chunks copied from the input in their original order.
+//! (creation times zero, handler names empty, language undetermined), then `mdat` boxes of at
+//! most 4 MiB with the kept chunks copied from the input in their original order.
 
 use std::io::Write;
 
@@ -69,34 +69,33 @@ fn version_for(duration: u64) -> u8 {
 /// the video's.
 const LANGUAGE_UNDETERMINED: u16 = 0x55C4;
 
-/// Write the whole sanitized file; returns its length.
+/// Write the whole sanitized file, with `extra` (whole top-level boxes, possibly none) right
+/// after `ftyp`; returns its length.
 pub(super) fn write<S: Source + ?Sized>(
     src: &S,
     parsed: &Parsed,
+    extra: &[u8],
     out: &mut dyn Write,
 ) -> Result<u64, IngestError> {
     let movie = &parsed.movie;
-    let total: u64 = movie
-        .layout
-        .iter()
-        .map(|&(t, c)| movie.tracks[t as usize].stbl.chunks[c as usize].1)
-        .sum();
-    let mut ftyp = Out(Vec::new());
-    let at = ftyp.open(b"ftyp");
-    ftyp.bytes(&parsed.ftyp);
-    ftyp.close(at);
+    // What comes before the moov: the ftyp and the extra boxes.
+    let mut head = Out(Vec::new());
+    let at = head.open(b"ftyp");
+    head.bytes(&parsed.ftyp);
+    head.close(at);
+    head.bytes(extra);
+    let mdats = mdats(movie);
 
     // The moov is written once with room for the chunk offsets, which are filled in once its
-    // length places the mdat: 32-bit while everything fits, 64-bit otherwise (which makes
+    // length places the samples: 32-bit while everything fits, 64-bit otherwise (which makes
     // the moov longer, so it is written again).
-    let mdat_header = if total + 8 > u32::MAX as u64 { 16 } else { 8 };
     let mut wide = false;
     let (mut moov, mut tables) = moov(movie, wide);
-    let mut offsets = place(movie, ftyp.0.len() as u64 + moov.len() as u64 + mdat_header);
+    let mut offsets = place(movie, &mdats, head.0.len() as u64 + moov.len() as u64);
     if offsets.iter().flatten().any(|&o| o > u32::MAX as u64) {
         wide = true;
         (moov, tables) = self::moov(movie, wide);
-        offsets = place(movie, ftyp.0.len() as u64 + moov.len() as u64 + mdat_header);
+        offsets = place(movie, &mdats, head.0.len() as u64 + moov.len() as u64);
     }
     for (table, offsets) in tables.iter().zip(&offsets) {
         let width = if wide { 8 } else { 4 };
@@ -111,41 +110,95 @@ pub(super) fn write<S: Source + ?Sized>(
     }
 
     let fail = |e: std::io::Error| IngestError::Internal(format!("writing the video: {e}"));
-    out.write_all(&ftyp.0).map_err(fail)?;
+    out.write_all(&head.0).map_err(fail)?;
     out.write_all(&moov).map_err(fail)?;
-    if mdat_header == 16 {
-        out.write_all(&1u32.to_be_bytes()).map_err(fail)?;
-        out.write_all(b"mdat").map_err(fail)?;
-        out.write_all(&(total + 16).to_be_bytes()).map_err(fail)?;
-    } else {
-        out.write_all(&((total + 8) as u32).to_be_bytes())
-            .map_err(fail)?;
-        out.write_all(b"mdat").map_err(fail)?;
-    }
+    let mut written = head.0.len() as u64 + moov.len() as u64;
     let mut buf = vec![0u8; COPY_BUFFER];
-    for &(t, c) in &movie.layout {
-        let (mut from, mut left) = movie.tracks[t as usize].stbl.chunks[c as usize];
-        while left > 0 {
-            let n = left.min(COPY_BUFFER as u64) as usize;
-            src.read_at(from, &mut buf[..n]).map_err(io)?;
-            out.write_all(&buf[..n]).map_err(fail)?;
-            from += n as u64;
-            left -= n as u64;
+    for m in &mdats {
+        if m.header() == 16 {
+            out.write_all(&1u32.to_be_bytes()).map_err(fail)?;
+            out.write_all(b"mdat").map_err(fail)?;
+            out.write_all(&(m.len + 16).to_be_bytes()).map_err(fail)?;
+        } else {
+            out.write_all(&((m.len + 8) as u32).to_be_bytes())
+                .map_err(fail)?;
+            out.write_all(b"mdat").map_err(fail)?;
         }
+        for &(t, c) in &movie.layout[m.chunks.clone()] {
+            let (mut from, mut left) = movie.tracks[t as usize].stbl.chunks[c as usize];
+            while left > 0 {
+                let n = left.min(COPY_BUFFER as u64) as usize;
+                src.read_at(from, &mut buf[..n]).map_err(io)?;
+                out.write_all(&buf[..n]).map_err(fail)?;
+                from += n as u64;
+                left -= n as u64;
+            }
+        }
+        written += m.header() + m.len;
     }
-    Ok(ftyp.0.len() as u64 + moov.len() as u64 + mdat_header + total)
+    Ok(written)
 }
 
-/// Where each track's chunks land in the output when the mdat's samples start at `at`.
-fn place(movie: &Movie, mut at: u64) -> Vec<Vec<u64>> {
+/// The samples go into `mdat` boxes of at most this many bytes (a chunk larger than this has
+/// one of its own). Readers that hash a file box by box (C2PA's BMFF hash, in c2pa-rs, reads
+/// each box's bytes into one buffer) then need a few MiB for a video of any length, where one
+/// `mdat` would make them hold the whole video.
+const MDAT_MAX: u64 = 4 << 20;
+
+/// One `mdat` box: a run of the layout's chunks.
+struct Mdat {
+    /// Indices into `Movie::layout`.
+    chunks: std::ops::Range<usize>,
+    /// Bytes of samples.
+    len: u64,
+}
+
+impl Mdat {
+    fn header(&self) -> u64 {
+        if self.len + 8 > u32::MAX as u64 {
+            16
+        } else {
+            8
+        }
+    }
+}
+
+/// The layout's chunks, in order, cut into `mdat` boxes of at most [`MDAT_MAX`] (at least one
+/// box, empty for a movie without samples).
+fn mdats(movie: &Movie) -> Vec<Mdat> {
+    let mut out = vec![Mdat {
+        chunks: 0..0,
+        len: 0,
+    }];
+    for (i, &(t, c)) in movie.layout.iter().enumerate() {
+        let len = movie.tracks[t as usize].stbl.chunks[c as usize].1;
+        let last = out.last_mut().expect("one box at least");
+        if last.len > 0 && last.len + len > MDAT_MAX {
+            out.push(Mdat {
+                chunks: i..i + 1,
+                len,
+            });
+        } else {
+            last.chunks.end = i + 1;
+            last.len += len;
+        }
+    }
+    out
+}
+
+/// Where each track's chunks land in the output when the first `mdat` starts at `at`.
+fn place(movie: &Movie, mdats: &[Mdat], mut at: u64) -> Vec<Vec<u64>> {
     let mut offsets: Vec<Vec<u64>> = movie
         .tracks
         .iter()
         .map(|t| vec![0; t.stbl.chunks.len()])
         .collect();
-    for &(t, c) in &movie.layout {
-        offsets[t as usize][c as usize] = at;
-        at += movie.tracks[t as usize].stbl.chunks[c as usize].1;
+    for m in mdats {
+        at += m.header();
+        for &(t, c) in &movie.layout[m.chunks.clone()] {
+            offsets[t as usize][c as usize] = at;
+            at += movie.tracks[t as usize].stbl.chunks[c as usize].1;
+        }
     }
     offsets
 }
@@ -339,4 +392,111 @@ fn stbl(o: &mut Out, t: &SampleTable, wide: bool) -> usize {
     o.close(at);
     o.close(stbl);
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::video::moov::{Mvhd, Tkhd};
+
+    /// A one-track movie whose chunks have these lengths (nothing else about it matters here).
+    fn movie(chunks: &[u64]) -> Movie {
+        Movie {
+            mvhd: Mvhd {
+                timescale: 1000,
+                duration: 0,
+                rate: 0x1_0000,
+                volume: 0x100,
+                matrix: [0; 36],
+                next_track_id: 2,
+            },
+            tracks: vec![Track {
+                kind: TrackKind::Video,
+                tkhd: Tkhd {
+                    flags: 3,
+                    track_id: 1,
+                    duration: 0,
+                    layer: 0,
+                    alternate_group: 0,
+                    volume: 0,
+                    matrix: [0; 36],
+                    width: 0,
+                    height: 0,
+                },
+                edits: None,
+                timescale: 1000,
+                media_duration: 0,
+                stbl: SampleTable {
+                    codec: *b"avc1",
+                    entries: Vec::new(),
+                    stts: Vec::new(),
+                    ctts: None,
+                    stss: None,
+                    sdtp: None,
+                    stsc: Vec::new(),
+                    samples: 0,
+                    sizes: Sizes::Same(0),
+                    chunks: chunks
+                        .iter()
+                        .scan(0, |at, &len| {
+                            let c = (*at, len);
+                            *at += len;
+                            Some(c)
+                        })
+                        .collect(),
+                },
+            }],
+            layout: (0..chunks.len() as u32).map(|c| (0, c)).collect(),
+            duration_ms: 0,
+            removed: Vec::new(),
+        }
+    }
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn chunks_are_cut_into_mdat_boxes_at_chunk_boundaries() {
+        let m = movie(&[3 * MIB, 2 * MIB, 5 * MIB, MIB, MIB, 2 * MIB, 1]);
+        let boxes = mdats(&m);
+        let runs: Vec<_> = boxes.iter().map(|b| (b.chunks.clone(), b.len)).collect();
+        // 3+2 is over 4 MiB; a 5 MiB chunk has a box of its own; 1+1+2 fits, one byte more
+        // does not.
+        assert_eq!(
+            runs,
+            [
+                (0..1, 3 * MIB),
+                (1..2, 2 * MIB),
+                (2..3, 5 * MIB),
+                (3..6, 4 * MIB),
+                (6..7, 1)
+            ]
+        );
+        // Each box's 8-byte header comes before its chunks.
+        let at = 1000;
+        let offsets = place(&m, &boxes, at);
+        let expect = [
+            at + 8,
+            at + 8 + 3 * MIB + 8,
+            at + 16 + 5 * MIB + 8,
+            at + 24 + 10 * MIB + 8,
+            at + 32 + 11 * MIB,
+            at + 32 + 12 * MIB,
+            at + 32 + 14 * MIB + 8,
+        ];
+        assert_eq!(offsets[0], expect);
+    }
+
+    #[test]
+    fn a_chunk_over_4_gib_gets_a_box_with_a_64_bit_size() {
+        let m = movie(&[MIB, 5 << 30, MIB]);
+        let boxes = mdats(&m);
+        let headers: Vec<u64> = boxes.iter().map(Mdat::header).collect();
+        assert_eq!(headers, [8, 16, 8]);
+        let offsets = place(&m, &boxes, 0);
+        assert_eq!(offsets[0], [8, MIB + 8 + 16, MIB + 8 + 16 + (5 << 30) + 8]);
+        // A movie without samples still has its (empty) mdat.
+        let empty = mdats(&movie(&[]));
+        assert_eq!(empty.len(), 1);
+        assert_eq!((empty[0].len, empty[0].header()), (0, 8));
+    }
 }

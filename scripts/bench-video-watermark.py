@@ -6,7 +6,7 @@ video's bit rate), and `pixseal verify` asked which proof the copy carries.
 The clips are made with Debian's ffmpeg (scripts/setup.sh installs it), 5 s of 1280x720 at
 30 fps, H.264 (CRF 20) with AAC: four of ffmpeg's moving test sources and six slow pans and
 zooms over the repository's photos (fixtures/photos) and, when ../shared/corpus is there, over
-corpus photos (the pans stand in for camera footage: real texture, moving). For each clip the
+corpus photos of at least 300 KB (the pans stand in for camera footage: real texture, moving). For each clip the
 table gives the stamped copy's luma PSNR against the clip (ffmpeg's psnr filter, the quality
 the re-encode with the watermark costs), the bit rates, and the verdict on the half-bit-rate
 copy; every unstamped clip's half-bit-rate copy is verified too (it must never carry a proof).
@@ -31,6 +31,16 @@ def run(cmd, **kw):
 
 def ffmpeg(*args):
     run(["ffmpeg", "-v", "error", "-y", *args])
+
+
+def made(make, *args):
+    """Whether `make(*args)` made its clip (a corpus photo ffmpeg cannot read is skipped)."""
+    try:
+        make(*args)
+        return True
+    except SystemExit as e:
+        print(f"note: skipped: {e}", file=sys.stderr)
+        return False
 
 
 def make_pattern(src, out):
@@ -67,7 +77,10 @@ def half_bitrate(src, out):
 
 
 def psnr(a, b):
-    p = subprocess.run(["ffmpeg", "-i", a, "-i", b, "-lavfi", "[0:v][1:v]psnr", "-f", "null", "-"],
+    # The stamped copy has square pixels: a clip with another pixel aspect is compared after
+    # scaling the copy back to the clip's coded size.
+    p = subprocess.run(["ffmpeg", "-i", a, "-i", b, "-lavfi",
+                        "[1:v][0:v]scale2ref=flags=bicubic[b][a];[a][b]psnr", "-f", "null", "-"],
                        capture_output=True, text=True)
     m = re.search(r"PSNR y:([\d.]+|inf)", p.stderr)
     return float(m.group(1)) if m else float("nan")
@@ -91,20 +104,22 @@ def main():
         run([a.bin, "--data-dir", data, "keys", "init"])
     photos = sorted(glob.glob(os.path.join(ROOT, "fixtures/photos/*.jpg")) +
                     glob.glob(os.path.join(ROOT, "fixtures/photos/*.webp")))
-    shared = os.path.join(ROOT, "..", "shared", "corpus")
-    if os.path.isdir(shared):
-        photos += sorted(p for p in glob.glob(os.path.join(shared, "*.jpg")))[:8]
+    # Camera photos of at least 300 KB from the shared corpus, when it is there.
+    shared = os.path.join(ROOT, "..", "shared", "corpus", "photos")
+    photos += sorted(p for p in glob.glob(os.path.join(shared, "*", "*.jpg"))
+                     if os.path.getsize(p) >= 300_000 and "corrupt" not in p.lower())
     clips = []
     for i, src in enumerate(PATTERNS):
         out = os.path.join(work, f"clip{i}.mp4")
         if not os.path.exists(out):
             make_pattern(src, out)
         clips.append((src.split("=")[0].split(":")[0], out))
-    for k, photo in enumerate(photos[: 10 - len(clips)]):
+    for k, photo in enumerate(photos):
+        if len(clips) == 10:
+            break
         out = os.path.join(work, f"pan{k}.mp4")
-        if not os.path.exists(out):
-            make_pan(photo, out, k)
-        clips.append(("pan over " + os.path.basename(photo), out))
+        if os.path.exists(out) or made(make_pan, photo, out, k):
+            clips.append(("pan over " + os.path.basename(photo), out))
     if len(clips) < 10:
         print(f"note: only {len(clips)} clips (add photos under fixtures/ or ../shared/corpus)", file=sys.stderr)
 

@@ -397,3 +397,97 @@ fn a_store_without_its_superbox_is_not_stamped() {
         "{report:?}"
     );
 }
+
+/// A signer whose key service is down: everything but the signature itself works.
+struct Down(LocalSigner);
+
+impl ClaimSigner for Down {
+    fn kind(&self) -> pixseal_provenance::SignerKind {
+        self.0.kind()
+    }
+    fn alg(&self) -> SignAlg {
+        self.0.alg()
+    }
+    fn cert_chain(&self) -> &[Vec<u8>] {
+        self.0.cert_chain()
+    }
+    fn sign(&self, _: &[u8]) -> Result<Vec<u8>, pixseal_provenance::ProvenanceError> {
+        Err(pixseal_provenance::ProvenanceError::Signing(
+            "the key service did not answer".into(),
+        ))
+    }
+}
+
+/// `sign_video` of a sanitized clip; the signed bytes or the error's code.
+fn sign_clip(
+    clean: &[u8],
+    signer: std::sync::Arc<dyn ClaimSigner>,
+    reencoded: bool,
+    acts: &StampActions,
+    bindings: &SoftBindings,
+) -> Result<Vec<u8>, &'static str> {
+    use pixseal_media::VideoLimits;
+    use pixseal_media::video::VideoFormat;
+    use pixseal_provenance::manifest::{VideoClaim, sign_video};
+    let mut out = std::io::Cursor::new(Vec::new());
+    let claim = VideoClaim {
+        proof: &proof(),
+        reencoded,
+        acts,
+        bindings,
+    };
+    match sign_video(
+        clean,
+        VideoFormat::Mp4,
+        &VideoLimits::default(),
+        &mut out,
+        &claim,
+        signer,
+    ) {
+        Ok(_) => Ok(out.into_inner()),
+        Err(e) => Err(e.code()),
+    }
+}
+
+#[test]
+fn a_video_signed_in_place_keeps_the_signers_failure_and_its_claims_honest() {
+    use std::sync::Arc;
+    let clip = pixseal_testkit::video::Clip::plain().make();
+    let mut clean = Vec::new();
+    pixseal_media::video::sanitize(&clip[..], &Default::default(), &mut clean).unwrap();
+    let plain = StampActions::default();
+    let marked = StampActions {
+        watermarked: true,
+        visible_mark: false,
+    };
+    let none = SoftBindings::default();
+    let watermark = SoftBindings {
+        watermark: Some(0x5EED),
+        ..SoftBindings::default()
+    };
+
+    // A key service that is down stays that (a 503 to retry), not an internal error.
+    let down = Arc::new(Down(ident("Down").signer));
+    assert_eq!(
+        sign_clip(&clean, down, false, &plain, &none),
+        Err("key_unavailable")
+    );
+
+    let id = ident("Honest");
+    let signer: Arc<dyn ClaimSigner> = Arc::new(id.signer);
+    // Copied samples carry no watermark: such a claim is never signed; nor a watermark action
+    // without its binding.
+    assert_eq!(
+        sign_clip(&clean, signer.clone(), false, &marked, &watermark),
+        Err("internal")
+    );
+    assert_eq!(
+        sign_clip(&clean, signer.clone(), true, &marked, &none),
+        Err("internal")
+    );
+
+    // What is signed reads back verified.
+    let signed = sign_clip(&clean, signer, false, &plain, &none).unwrap();
+    let r = Verifier::new(&id.chain.root_pem).verify(&signed);
+    assert_eq!(r.verdict, Verdict::Verified, "{}", r.message);
+}

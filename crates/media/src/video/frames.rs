@@ -334,6 +334,7 @@ mod tests {
             keyframe_times_ms: times,
             quarter_turn: false,
             frame_rate: None,
+            colour: None,
         }
     }
 

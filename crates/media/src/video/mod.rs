@@ -179,6 +179,37 @@ pub struct VideoInfo {
     /// duration.
     #[serde(skip)]
     pub frame_rate: Option<(u64, u64)>,
+    /// The first video track's colour description (`colr` `nclx`/`nclc`), when it has one.
+    #[serde(skip)]
+    pub colour: Option<Nclx>,
+}
+
+/// A video's colour numbers (ITU-T H.273): primaries, transfer, matrix, full range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nclx {
+    pub primaries: u16,
+    pub transfer: u16,
+    pub matrix: u16,
+    pub full_range: bool,
+}
+
+impl Nclx {
+    /// The description inside a sample entry, if it holds one (`colr` with `nclx`, or
+    /// QuickTime's `nclc`, which has no range flag).
+    fn find(entry: &[u8]) -> Option<Nclx> {
+        let at = entry
+            .windows(8)
+            .position(|w| &w[..4] == b"colr" && (&w[4..] == b"nclx" || &w[4..] == b"nclc"))?;
+        let b = entry.get(at + 8..at + 14)?;
+        let u16_at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+        Some(Nclx {
+            primaries: u16_at(0),
+            transfer: u16_at(2),
+            matrix: u16_at(4),
+            full_range: &entry[at + 4..at + 8] == b"nclx"
+                && entry.get(at + 14).is_some_and(|f| f & 0x80 != 0),
+        })
+    }
 }
 
 impl Serialize for VideoFormat {
@@ -362,6 +393,7 @@ impl Parsed {
                 (ticks > 0 && t.stbl.samples > 0 && t.timescale > 0)
                     .then(|| (t.stbl.samples as u64 * t.timescale as u64, ticks))
             }),
+            colour: first_video.and_then(|t| Nclx::find(t.stbl.entries.first()?)),
         }
     }
 }

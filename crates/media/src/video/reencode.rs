@@ -1,6 +1,7 @@
 //! A sanitized video's picture re-encoded with every frame passed through the caller's hands
-//! (the invisible watermark): one `ffmpeg` child decodes the first video track to upright RGB
-//! frames at a constant rate, the caller changes each frame in place, a second child encodes
+//! (the invisible watermark): one `ffmpeg` child decodes the first video track to upright
+//! frames in their own YUV 4:2:0 at a constant rate, the caller changes each frame's luma in
+//! place, a second child encodes
 //! them with libx264, its sound tracks copied as they are. Both children are capped as the
 //! keyframe decoder is (address space, CPU time, no core dump, files only), and killed at one
 //! deadline for the whole re-encode. One frame is held at a time.
@@ -125,7 +126,7 @@ pub fn reencode(
         .arg("-vf")
         .arg(format!("scale={width}:{height}:flags=bicubic"))
         .args(["-fps_mode", "cfr", "-r", &rate])
-        .args(["-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"])
+        .args(["-pix_fmt", "yuv420p", "-f", "rawvideo", "pipe:1"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -136,7 +137,7 @@ pub fn reencode(
         VideoFormat::Mp4 => "mp4",
     };
     let encoder = ffmpeg(opts)
-        .args(["-f", "rawvideo", "-pix_fmt", "rgb24"])
+        .args(["-f", "rawvideo", "-pix_fmt", "yuv420p"])
         .args(["-s", &format!("{width}x{height}"), "-framerate", &rate])
         .args(["-i", "pipe:0"])
         .args(["-format_whitelist", "mov,mp4,m4a,3gp,3g2,mj2"])
@@ -146,9 +147,8 @@ pub fn reencode(
         .args(["-map_metadata", "-1", "-map_chapters", "-1"])
         .args(["-c:v", "libx264", "-preset", opts.preset])
         .args(["-crf", &opts.crf.to_string(), "-g", &gop.to_string()])
-        .args(["-vf", "scale=out_color_matrix=bt709:out_range=tv"])
-        .args(["-pix_fmt", "yuv420p", "-colorspace", "bt709"])
-        .args(["-color_primaries", "bt709", "-color_trc", "bt709"])
+        .args(["-pix_fmt", "yuv420p"])
+        .args(colour_args(info.colour))
         .args(["-fflags", "+bitexact", "-f", container, "-y"])
         .arg(out)
         .stdin(Stdio::piped())
@@ -163,7 +163,9 @@ pub fn reencode(
             return Err(spawn_failed(e));
         }
     };
-    let frame_len = width as usize * height as usize * 3;
+    // 4:2:0: the luma plane, then the two chroma planes at half size each way.
+    let luma_len = width as usize * height as usize;
+    let frame_len = luma_len + 2 * ((width as usize / 2) * (height as usize / 2));
     let mut frames_out = decoder.stdout.take().expect("piped stdout");
     let mut frames_in = encoder.stdin.take().expect("piped stdin");
     let decoder_said = tail_of(decoder.stderr.take().expect("piped stderr"));
@@ -171,15 +173,16 @@ pub fn reencode(
     let (done_tx, done_rx) = mpsc::channel();
     let (counted, timed_out) = std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
-            let mut px = Pixels::new(width, height, 3, vec![0; frame_len]);
+            let mut frame = vec![0u8; frame_len];
+            let mut px = Pixels::new(width, height, 3, vec![0; luma_len * 3]);
             let mut n = 0u64;
             let mut broken = false;
             loop {
-                if read_frame(&mut frames_out, &mut px.data).is_err() {
+                if frames_out.read_exact(&mut frame).is_err() {
                     break;
                 }
-                mark(&mut px);
-                if frames_in.write_all(&px.data).is_err() {
+                mark_luma(&mut frame[..luma_len], &mut px, mark);
+                if frames_in.write_all(&frame).is_err() {
                     broken = true;
                     break;
                 }
@@ -250,9 +253,62 @@ pub fn reencode(
     })
 }
 
-/// Fill `buf` with one frame; an error at the end of the stream or at a cut frame.
-fn read_frame(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<()> {
-    r.read_exact(buf)
+/// Hands the luma plane to `mark` as a grey RGB picture and takes back its luma. The frames
+/// stay in the video's own YUV: no colour conversion happens on the way (the watermark is a
+/// luma pattern, and the chroma planes pass untouched).
+fn mark_luma(luma: &mut [u8], px: &mut Pixels, mark: &mut (dyn FnMut(&mut Pixels) + Send)) {
+    for (rgb, &y) in px.data.chunks_exact_mut(3).zip(luma.iter()) {
+        rgb.fill(y);
+    }
+    mark(px);
+    for (y, rgb) in luma.iter_mut().zip(px.data.chunks_exact(3)) {
+        // BT.601 weights, as the watermark measures luma.
+        let l = 299 * rgb[0] as u32 + 587 * rgb[1] as u32 + 114 * rgb[2] as u32;
+        *y = ((l + 500) / 1000) as u8;
+    }
+}
+
+/// The encoder's colour tags: the input's own numbers, where ffmpeg has a name for them (an
+/// untagged input stays untagged, so players guess as they did for the input).
+fn colour_args(c: Option<super::Nclx>) -> Vec<String> {
+    let Some(c) = c else { return Vec::new() };
+    let primaries = match c.primaries {
+        1 => Some("bt709"),
+        5 => Some("bt470bg"),
+        6 => Some("smpte170m"),
+        9 => Some("bt2020"),
+        12 => Some("smpte432"),
+        _ => None,
+    };
+    let transfer = match c.transfer {
+        1 => Some("bt709"),
+        6 => Some("smpte170m"),
+        13 => Some("iec61966-2-1"),
+        14 => Some("bt2020-10"),
+        16 => Some("smpte2084"),
+        18 => Some("arib-std-b67"),
+        _ => None,
+    };
+    let matrix = match c.matrix {
+        1 => Some("bt709"),
+        5 => Some("bt470bg"),
+        6 => Some("smpte170m"),
+        9 => Some("bt2020nc"),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for (flag, name) in [
+        ("-color_primaries", primaries),
+        ("-color_trc", transfer),
+        ("-colorspace", matrix),
+        // The decoder's yuv420p is limited range (a full-range input is scaled into it).
+        ("-color_range", Some("tv")),
+    ] {
+        if let Some(name) = name {
+            out.extend([flag.to_string(), name.to_string()]);
+        }
+    }
+    out
 }
 
 /// The last 2 KiB a child wrote to its error stream, read on a thread of its own so that a

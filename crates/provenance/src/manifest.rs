@@ -355,9 +355,8 @@ pub struct VideoClaim<'a> {
 }
 
 /// Sign a manifest for `claim` into a copy of the sanitized video `clean` (a `format` movie),
-/// written to `out`
-/// (empty, at its start) in one pass and never held in memory: the copy is written with a
-/// placeholder manifest box right after `ftyp` (its size counted in the chunk offsets), hashed
+/// written to `out` (empty, at its start) in one pass and never held in memory: the copy is
+/// written with a placeholder manifest box right after `ftyp` (its size counted in the chunk offsets), hashed
 /// as it lies in `out` (BMFF hash), and the signed manifest is written over the placeholder,
 /// in place. Returns what the copy's sanitize said and the manifest. Blocking: run it off
 /// async threads.

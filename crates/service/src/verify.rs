@@ -132,10 +132,7 @@ pub fn video_watermark<S: pixseal_media::video::Source + ?Sized>(
     spool_dir: &std::path::Path,
     timeout: std::time::Duration,
 ) -> Result<Option<u64>, IngestError> {
-    let internal = |e: &dyn std::fmt::Display| IngestError::Internal(format!("video spool: {e}"));
-    let mut spool = pixseal_seal::Spool::new_in(spool_dir).map_err(|e| internal(&e))?;
-    let info = video::sanitize(src, limits, &mut spool)?;
-    std::io::Write::flush(&mut spool).map_err(|e| internal(&e))?;
+    let (spool, info) = sanitized_spool(src, limits, spool_dir)?;
     let opts = FrameOptions {
         shape: FrameShape::Upright { max_short: 540 },
         any_frame: true,
@@ -149,6 +146,20 @@ pub fn video_watermark<S: pixseal_media::video::Source + ?Sized>(
         frames.add(&Pixels::new(f.width, f.height, 3, f.rgb))
     })?;
     Ok(frames.detect())
+}
+
+/// A sanitized copy of a video in an encrypted spool under `dir` (the keyframe decoder reads it
+/// front to back), and what the sanitize said.
+fn sanitized_spool<S: pixseal_media::video::Source + ?Sized>(
+    src: &S,
+    limits: &VideoLimits,
+    dir: &std::path::Path,
+) -> Result<(pixseal_seal::Spool, pixseal_media::VideoInfo), IngestError> {
+    let internal = |e: &dyn std::fmt::Display| IngestError::Internal(format!("video spool: {e}"));
+    let mut spool = pixseal_seal::Spool::new_in(dir).map_err(|e| internal(&e))?;
+    let info = video::sanitize(src, limits, &mut spool)?;
+    std::io::Write::flush(&mut spool).map_err(|e| internal(&e))?;
+    Ok((spool, info))
 }
 
 /// A video's verification from its manifest.
@@ -409,14 +420,11 @@ impl Services {
     /// reads it front to back), then at most 16 keyframes decoded (within 10 s) and hashed. A
     /// video whose frames cannot be decoded has none.
     fn keyframe_pdqs(&self, bytes: &[u8]) -> Result<Vec<Pdq>> {
-        let mut spool = pixseal_seal::Spool::new_in(&self.spool_dir)?;
-        let info = match video::sanitize(bytes, &self.video, &mut spool) {
-            Ok(info) => info,
+        let (spool, info) = match sanitized_spool(bytes, &self.video, &self.spool_dir) {
+            Ok(s) => s,
             Err(IngestError::Internal(m)) => return Err(ServiceError::internal(m)),
             Err(_) => return Ok(Vec::new()),
         };
-        std::io::Write::flush(&mut spool)
-            .map_err(|e| ServiceError::internal(format!("video spool: {e}")))?;
         // Anyone may ask: a short leash on the decoder, which holds a decode slot.
         let opts = FrameOptions {
             max_frames: 16,

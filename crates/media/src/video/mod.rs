@@ -16,7 +16,7 @@ use crate::boxes::{Faults, boxes};
 
 pub use frames::{FrameOptions, FrameShape, Keyframe, each_keyframe, keyframes};
 pub use moov::TrackKind;
-pub use reencode::{ReencodeOptions, Reencoded, reencode};
+pub use reencode::{ReencodeOptions, reencode};
 
 /// The containers accepted, told apart by the `ftyp` brand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

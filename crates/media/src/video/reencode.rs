@@ -43,14 +43,6 @@ impl Default for ReencodeOptions {
     }
 }
 
-/// What the re-encode did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reencoded {
-    pub frames: u64,
-    pub width: u32,
-    pub height: u32,
-}
-
 /// The frame rate as ffmpeg takes it: `num/den`, reduced (a phone's variable rate becomes its
 /// average).
 fn rate_arg(info: &VideoInfo) -> Result<String, IngestError> {
@@ -92,7 +84,8 @@ fn ffmpeg(opts: &ReencodeOptions) -> Command {
 
 /// Re-encode the sanitized video at `clean` (its `info` as the sanitize said) into `out`, each
 /// decoded frame handed to `mark` first. `out` is a new file in the same container family;
-/// sanitize it before use (its container carries what the muxer writes). x264 writes its
+/// sanitize it before use (its container carries what the muxer writes). Returns the number
+/// of frames encoded. x264 writes its
 /// version and settings into the first frame's bitstream (an SEI message no metadata tool
 /// reads), which stays.
 pub fn reencode(
@@ -101,7 +94,7 @@ pub fn reencode(
     out: &Path,
     opts: &ReencodeOptions,
     mark: &mut (dyn FnMut(&mut Pixels) + Send),
-) -> Result<Reencoded, IngestError> {
+) -> Result<u64, IngestError> {
     let started = std::time::Instant::now();
     let rate = rate_arg(info)?;
     let (width, height) = super::FrameShape::Upright {
@@ -246,11 +239,7 @@ pub fn reencode(
             said(encoder_said)
         )));
     }
-    Ok(Reencoded {
-        frames,
-        width,
-        height,
-    })
+    Ok(frames)
 }
 
 /// Hands the luma plane to `mark` as a grey RGB picture and takes back its luma. The frames

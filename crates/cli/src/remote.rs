@@ -121,15 +121,34 @@ impl Server {
             receipt_signature_valid: None,
             note: None,
         };
-        let pdq = v.pdq.as_ref().map(|h| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD.encode(h.0)
-        });
+        // A picture's one hash, or a video's keyframes' (each looked up; a proof keeps the
+        // best similarity any of them reaches).
+        let hashes: Vec<String> = v
+            .pdq
+            .iter()
+            .chain(v.keyframes.iter().flatten())
+            .map(|h| {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode(h.0)
+            })
+            .collect();
+        let (what, unhashed) = if v.keyframes.is_some() {
+            ("video", "its keyframes could not be hashed")
+        } else {
+            ("picture", "it is too small")
+        };
         let likeness = |s: &Self| -> anyhow::Result<Vec<(String, u64)>> {
-            match &pdq {
-                Some(p) => s.resolve(PDQ_BINDING_ALG, p),
-                None => Ok(Vec::new()),
+            let mut best: Vec<(String, u64)> = Vec::new();
+            for h in &hashes {
+                for (id, score) in s.resolve(PDQ_BINDING_ALG, h)? {
+                    match best.iter_mut().find(|(p, _)| *p == id) {
+                        Some(b) => b.1 = b.1.max(score),
+                        None => best.push((id, score)),
+                    }
+                }
             }
+            best.sort_by_key(|b| std::cmp::Reverse(b.1));
+            Ok(best)
         };
         let found = match v.report.verdict {
             // A manifest's proof id: only one whose signature holds (an altered manifest may
@@ -151,15 +170,15 @@ impl Server {
                             a.note = Some(format!("the server does not know proof {id}"));
                             None
                         }
-                        _ if pdq.is_none() => {
+                        _ if hashes.is_empty() => {
                             a.note = Some(format!(
-                                "the picture carries the watermark of proof {id}, but it is too small to check that it is the picture that proof was issued for"
+                                "the {what} carries the watermark of proof {id}, but {unhashed} to check that it is the {what} that proof was issued for"
                             ));
                             None
                         }
                         _ => {
                             a.note = Some(format!(
-                                "the picture carries the watermark of proof {id}, but the server finds it does not look like the picture that proof was issued for: the watermark may have been copied onto it"
+                                "the {what} carries the watermark of proof {id}, but the server finds it does not look like the {what} that proof was issued for: the watermark may have been copied onto it"
                             ));
                             None
                         }

@@ -163,3 +163,55 @@ async fn verify_asks_the_server_with_bindings_only() {
     assert_eq!(v["verdict"], "verified", "{v}");
     assert!(v["server"]["error"].is_string(), "{v}");
 }
+
+/// A video's likeness is looked up by its keyframes' hashes (only those are sent): a copy of a
+/// stored video re-encoded without its manifest is a near match of its proof; another video
+/// is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_a_video_copy_by_its_keyframes() {
+    use pixseal_testkit::video::{Clip, reencode_half_bitrate};
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = app
+        .key("cli", "us", &["artifacts:write", "artifacts:read"])
+        .await;
+    let root = app.data.path().join("c2pa/root.pem");
+    let d = tempfile::tempdir().unwrap();
+    let clip = Clip {
+        seconds: 2.0,
+        width: 640,
+        height: 360,
+        ..Clip::default()
+    };
+    let up: Value = app
+        .client
+        .post(format!("{}/v1/artifacts", app.url))
+        .bearer_auth(&key)
+        .body(clip.make())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let proof_id = up["proof_id"].as_str().unwrap().to_string();
+    let stored = app.content(&key, up["id"].as_str().unwrap()).await;
+    let data = d.path().join("data");
+
+    let copy = write(d.path(), "copy.mp4", &reencode_half_bitrate(&stored));
+    let (code, v) = verify(&data, &copy, &app.url, &root).await;
+    assert_eq!(code, Some(2), "not verified: {v}");
+    assert_eq!(v["verdict"], "near_match", "{v}");
+    assert_eq!(v["server"]["by"], "pdq", "{v}");
+    assert_eq!(v["proof_id"], proof_id.as_str(), "{v}");
+    assert_eq!(v["server"]["record"]["proof_id"], proof_id.as_str(), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("keyframes"), "{v}");
+
+    let other = Clip {
+        pattern: "smptehdbars",
+        ..clip
+    };
+    let other = write(d.path(), "other.mp4", &other.make());
+    let (_, v) = verify(&data, &other, &app.url, &root).await;
+    assert_eq!(v["verdict"], "not_stamped", "{v}");
+    assert!(v["server"]["record"].is_null(), "{v}");
+}

@@ -288,6 +288,24 @@ fn a_reencoded_stamp_carries_its_proof_id_through_a_half_bitrate_copy() {
     assert_eq!(v["verdict"], "watermark_only", "{v}");
     assert_eq!(v["proof_id"], proof_id.as_str(), "{v}");
 
+    // A server reads the same watermark from the copy's frames; it shows no record, as a CLI
+    // stamp is offline and no server knows its proof.
+    let v = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let app = pixseal_testkit::TestApp::spawn(pixseal_testkit::TestApp::config()).await;
+        let r = app
+            .client
+            .post(format!("{}/v1/verify", app.url))
+            .body(copy.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()
+    });
+    assert_eq!(v["verdict"], "watermark_only", "{v}");
+    assert_eq!(v["proof_id"], proof_id.as_str(), "{v}");
+    assert!(v["record"].is_null(), "{v}");
+
     // Without --reencode the frames carry nothing: the same copy is not stamped.
     let (line, plain, _) = stamp_clip(dir.path(), "clip2.mov", &input, &[]);
     assert_eq!(line["watermarked"], false, "{line}");

@@ -664,11 +664,12 @@ async fn the_dashboard_is_locked_until_decrypt_and_deletes_with_a_checked_receip
     );
 }
 
-/// A stored video is locked like a picture; "Decrypt" plays it from the content route, which
-/// the browser reads in byte ranges (a seek far into it loads), and closing stops it. Nothing
-/// of it reaches the browser's disk. AV1 and Opus: codecs any Chromium build plays.
+/// A video uploaded from the dashboard's picker is stored, and locked like a picture;
+/// "Decrypt" plays it from the content route, which the browser reads in byte ranges (a seek
+/// far into it loads), and closing stops it. Nothing of it reaches the browser's disk. AV1
+/// and Opus: codecs any Chromium build plays.
 #[tokio::test]
-async fn the_dashboard_plays_a_stored_video_and_seeks_in_it() {
+async fn the_dashboard_uploads_a_video_and_plays_it_seeking_in_it() {
     use pixseal_testkit::video::{Audio, Clip, Codec};
     let app = TestApp::spawn(TestApp::config()).await;
     let key = owner(&app).await;
@@ -679,13 +680,36 @@ async fn the_dashboard_plays_a_stored_video_and_seeks_in_it() {
         ..Clip::default()
     }
     .make();
-    let up = app.upload(&key, clip).await;
-    assert_eq!(up["content_type"], "video/mp4", "{up}");
-    let id = up["id"].as_str().unwrap();
-    let stored = app.content(&key, id).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clip.mp4");
+    std::fs::write(&file, &clip).unwrap();
 
+    // Uploaded from the dashboard's picker, as a person would.
     let b = Browser::open(1280, 900).await;
     sign_in(&b, &app, &key).await;
+    b.find("#upload-file")
+        .await
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    b.find("#upload-form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_until("document.querySelectorAll('#gallery li').length === 1")
+        .await;
+    let id = b
+        .client
+        .execute(
+            "return document.querySelector('#gallery li').dataset.id",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let id = id.as_str().unwrap();
+    let stored = app.content(&key, id).await;
+    assert_ne!(stored, clip, "stored sanitized and signed, not as sent");
     let item = format!("#gallery li[data-id='{id}']");
     let text = b.text(&item).await;
     assert!(text.contains("Locked") && text.contains("Video"), "{text}");

@@ -282,3 +282,87 @@ async fn a_reencoded_copy_of_a_stored_video_is_a_near_match() {
     assert_eq!(v["verdict"], "not_stamped", "{v}");
     assert!(v["record"].is_null(), "{v}");
 }
+
+/// `bytes` with its frames decoded, marked with the invisible watermark of `proof_id` and
+/// encoded again (as `pixseal stamp --reencode` marks them), without a manifest or metadata.
+fn with_watermark_of(bytes: &[u8], proof_id: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (clean, out) = (dir.path().join("clean.mp4"), dir.path().join("marked.mp4"));
+    let info = video::sanitize(
+        bytes,
+        &VideoLimits::default(),
+        &mut std::fs::File::create(&clean).unwrap(),
+    )
+    .unwrap();
+    let id: pixseal_proof::ProofId = proof_id.parse().unwrap();
+    let mut marked = 0;
+    video::reencode(
+        &clean,
+        &info,
+        &out,
+        &video::ReencodeOptions::default(),
+        &mut |px| {
+            pixseal_watermark::embed(px, id, pixseal_watermark::Strength::default()).unwrap();
+            marked += 1;
+        },
+    )
+    .unwrap();
+    assert!(marked > 0);
+    std::fs::read(out).unwrap()
+}
+
+/// `POST /v1/verify` reads the watermark in a manifest-less video's frames, and shows the
+/// proof's record only when the video's keyframes look like those the proof was issued for: the
+/// watermark is no secret, and anyone may put a real proof id on any video.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watermarked_video_is_matched_to_its_proof_by_its_keyframes() {
+    let app = TestApp::spawn(TestApp::config()).await;
+    let key = app.key("film", "us", ALL).await;
+    let clip = Clip {
+        seconds: 2.0,
+        width: 640,
+        height: 360,
+        ..Clip::default()
+    };
+    let (st, up) = upload(&app, &key, clip.make()).await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let proof_id = up["proof_id"].as_str().unwrap().to_string();
+    let stored = app.content(&key, up["id"].as_str().unwrap()).await;
+
+    // The stored video itself, its frames marked with its own proof id.
+    let id = proof_id.clone();
+    let marked = tokio::task::spawn_blocking(move || with_watermark_of(&stored, &id))
+        .await
+        .unwrap();
+    let (st, v) = verify(&app, marked).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["verdict"], "watermark_only", "{v}");
+    assert_eq!(v["proof_id"], proof_id.as_str(), "{v}");
+    assert_eq!(v["proof_match"], "matches", "{v}");
+    assert_eq!(v["record"]["proof_id"], proof_id.as_str(), "{v}");
+    assert!(v["pdq_distance"].as_u64().unwrap() <= 31, "{v}");
+    assert!(v["credential"]["manifest_url"].is_string(), "{v}");
+
+    // Another video carrying the same proof id: read, but not vouched for.
+    let other = Clip {
+        pattern: "testsrc",
+        ..clip
+    }
+    .make();
+    let id = proof_id.clone();
+    let forged = tokio::task::spawn_blocking(move || with_watermark_of(&other, &id))
+        .await
+        .unwrap();
+    let (st, v) = verify(&app, forged).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["verdict"], "watermark_only", "{v}");
+    assert_eq!(v["proof_id"], proof_id.as_str(), "{v}");
+    assert_eq!(v["proof_match"], "mismatch", "{v}");
+    assert!(v["record"].is_null(), "{v}");
+    assert!(v["credential"].is_null(), "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains("does not look like the video"),
+        "{message}"
+    );
+}

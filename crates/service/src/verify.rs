@@ -30,6 +30,10 @@ pub struct Verification {
     /// The PDQ hash of the pixels, when asked for and no manifest spoke.
     #[serde(skip)]
     pub pdq: Option<Pdq>,
+    /// A video's PDQ hashes of its keyframes, when asked for and no manifest spoke (empty
+    /// when they could not be decoded); `None` for a picture.
+    #[serde(skip)]
+    pub keyframes: Option<Vec<Pdq>>,
 }
 
 /// Judge one file held in memory: its C2PA manifest; without one, the invisible watermark
@@ -78,71 +82,140 @@ pub fn examine(
         proof_id,
         watermark,
         pdq: hash,
+        keyframes: None,
     })
 }
 
 /// Judge a video read from its file (`pixseal verify`), never held in memory whole: its boxes
-/// pass the limits, then its manifest is read from the file; without one, the invisible
-/// watermark is looked for in its frames ([`video_watermark`], through an encrypted spool
-/// under `spool_dir`).
+/// pass the limits, then its manifest is read from the file; without one, its frames are
+/// looked at ([`look_at_frames`], the CLI's budget: the whole video, 60 s), and `with_pdq` also
+/// hashes its keyframes for a near-match lookup.
 pub fn examine_video_file(
     verifier: &Verifier,
     video: &VideoLimits,
     file: &std::fs::File,
     spool_dir: &std::path::Path,
+    with_pdq: bool,
 ) -> Result<Verification, IngestError> {
     let info = pixseal_media::video::probe(file, video)?;
     let mut v = video_verification(verifier.verify_stream(info.format.media_type(), file));
-    if v.report.verdict == Verdict::NotStamped {
-        match video_watermark(file, video, spool_dir, FRAMES_TIMEOUT) {
-            Ok(Some(bits)) => {
-                let id = ProofId(bits).to_string();
-                v.report.verdict = Verdict::WatermarkOnly;
-                v.report.message = format!(
-                    "no C2PA manifest, but the invisible watermark in its frames carries proof {id}"
-                );
-                v.proof_id = Some(id);
-                v.watermark = Some(bits);
-            }
-            Ok(None) => {}
-            Err(e @ IngestError::Internal(_)) => return Err(e),
-            // Said, not hidden: "not stamped" alone would claim the frames were looked at.
-            Err(e) => {
-                v.report.message = format!(
-                    "{}; its frames could not be read for a watermark: {e}",
-                    v.report.message
-                );
-            }
-        }
-    }
+    look_at_frames(&mut v, file, video, spool_dir, with_pdq, FrameBudget::WHOLE)?;
     Ok(v)
 }
 
-/// How long the frames of a video may take to decode for its watermark.
-const FRAMES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How much of a manifest-less video's frames is decoded to look for its watermark.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FrameBudget {
+    /// Frames are picked in the video's first this many ms (every frame up to the last one
+    /// picked is decoded).
+    first_ms: u64,
+    /// Each decode (the frames, the keyframes) is killed past this.
+    timeout: std::time::Duration,
+}
 
-/// The invisible watermark of a video stamped with `--reencode`, read from up to 24 of its
-/// frames spread over it (any frames, not only keyframes: a re-encoded copy may have few),
-/// each added to the search as it is decoded, upright with their short side at most 540 px (the detector's fine grid is 512) and
-/// read together. The video is sanitized into an encrypted spool first (the decoder reads it
-/// front to back).
-pub fn video_watermark<S: pixseal_media::video::Source + ?Sized>(
+impl FrameBudget {
+    /// `pixseal verify`: the user's own machine and file, frames from all of it.
+    const WHOLE: FrameBudget = FrameBudget {
+        first_ms: u64::MAX,
+        timeout: std::time::Duration::from_secs(60),
+    };
+    /// `POST /v1/verify`: anyone may ask, holding a decode slot, so the frames come from the
+    /// first 8 s (whatever the video's length, at most 8 s of it is decoded) and each decode
+    /// has 20 s.
+    pub(crate) const SERVER: FrameBudget = FrameBudget {
+        first_ms: 8_000,
+        timeout: std::time::Duration::from_secs(20),
+    };
+}
+
+/// What the frames of a video with no manifest say, into `v`: the invisible watermark of a
+/// video stamped with `--reencode` (read from up to 24 frames together, [`video_watermark`])
+/// makes it `watermark_only`; `with_pdq` also hashes up to 16 keyframes (PDQ) for a near match
+/// or for checking that a watermarked copy looks like its proof's video. The video is
+/// sanitized once into an encrypted spool that both decodes read front to back. Frames that
+/// cannot be decoded are said in the message ("not stamped" alone would claim they were
+/// looked at); only an internal failure is an error.
+pub(crate) fn look_at_frames<S: pixseal_media::video::Source + ?Sized>(
+    v: &mut Verification,
     src: &S,
     limits: &VideoLimits,
     spool_dir: &std::path::Path,
-    timeout: std::time::Duration,
+    with_pdq: bool,
+    budget: FrameBudget,
+) -> Result<(), IngestError> {
+    if v.report.verdict != Verdict::NotStamped {
+        return Ok(());
+    }
+    if with_pdq {
+        v.keyframes = Some(Vec::new());
+    }
+    let mut unread = None;
+    let mut note = |e: IngestError| match e {
+        IngestError::Internal(_) => Err(e),
+        e => {
+            unread.get_or_insert(e);
+            Ok(())
+        }
+    };
+    match sanitized_spool(src, limits, spool_dir) {
+        Ok((spool, info)) => {
+            let spooled = crate::video::Spooled(&spool);
+            match video_watermark(&spooled, &info, budget) {
+                Ok(Some(bits)) => {
+                    let id = ProofId(bits).to_string();
+                    v.report.verdict = Verdict::WatermarkOnly;
+                    v.report.message = format!(
+                        "no C2PA manifest, but the invisible watermark in its frames carries proof {id}"
+                    );
+                    v.proof_id = Some(id);
+                    v.watermark = Some(bits);
+                }
+                Ok(None) => {}
+                Err(e) => note(e)?,
+            }
+            if let Some(keyframes) = v.keyframes.as_mut() {
+                // Only keyframes are decoded (cheap): spread over the whole video.
+                let opts = FrameOptions {
+                    max_frames: 16,
+                    timeout: budget.timeout,
+                    ..FrameOptions::default()
+                };
+                match hash_keyframes(&spooled, &info, &opts) {
+                    Ok(hashes) => keyframes.extend(hashes.into_iter().map(|k| k.pdq)),
+                    Err(e) => note(e)?,
+                }
+            }
+        }
+        Err(e) => note(e)?,
+    }
+    if let Some(e) = unread {
+        v.report.message = format!("{}; its frames could not be read: {e}", v.report.message);
+    }
+    Ok(())
+}
+
+/// The invisible watermark of a video stamped with `--reencode`, read from up to 24 of its
+/// frames spread over it, or over its first `budget.first_ms` (any frames, not only
+/// keyframes: a re-encoded copy may have few), each added to the search as it is decoded,
+/// upright with their short side at most 540 px (the detector's fine grid is 512) and read
+/// together. `src` is a sanitized video (its `moov` first: the decoder reads it front to
+/// back).
+fn video_watermark<S: pixseal_media::video::Source + ?Sized + Sync>(
+    src: &S,
+    info: &pixseal_media::VideoInfo,
+    budget: FrameBudget,
 ) -> Result<Option<u64>, IngestError> {
-    let (spool, info) = sanitized_spool(src, limits, spool_dir)?;
     let opts = FrameOptions {
         shape: FrameShape::Upright { max_short: 540 },
         any_frame: true,
         max_frames: 24,
         min_gap_ms: 100,
-        timeout,
+        first_ms: budget.first_ms,
+        timeout: budget.timeout,
         ..FrameOptions::default()
     };
     let mut frames = FrameWatermark::default();
-    video::each_keyframe(&crate::video::Spooled(&spool), &info, &opts, |f| {
+    video::each_keyframe(src, info, &opts, |f| {
         frames.add(&Pixels::new(f.width, f.height, 3, f.rgb))
     })?;
     Ok(frames.detect())
@@ -169,6 +242,7 @@ fn video_verification(report: Report) -> Verification {
         report,
         watermark: None,
         pdq: None,
+        keyframes: None,
     }
 }
 
@@ -251,19 +325,24 @@ impl Services {
     pub async fn verify(&self, body: Body) -> Result<Verified> {
         let slot = self.decode_slot().await?;
         let s = self.clone();
-        let (mut v, keyframes) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut v = tokio::task::spawn_blocking(move || -> Result<_> {
             // Released when the work ends, also when the request stopped waiting for it.
             let _held = (slot, &body);
-            let v = with_pipeline(s.limits, |p| {
+            let mut v = with_pipeline(s.limits, |p| {
                 examine(&s.provenance.verifier, p, &s.video, body.bytes(), true)
             })?;
-            let keyframes =
-                if v.report.verdict == Verdict::NotStamped && sniff_video(body.bytes()).is_some() {
-                    s.keyframe_pdqs(body.bytes())?
-                } else {
-                    Vec::new()
-                };
-            Ok((v, keyframes))
+            if sniff_video(body.bytes()).is_some() {
+                let (bytes, limits) = (&body.bytes()[..], &s.video);
+                look_at_frames(
+                    &mut v,
+                    bytes,
+                    limits,
+                    &s.spool_dir,
+                    true,
+                    FrameBudget::SERVER,
+                )?;
+            }
+            Ok(v)
         })
         .await??;
         let mut record = None;
@@ -281,26 +360,54 @@ impl Services {
                 if let Some(id) = v.proof_id.clone()
                     && let Some(r) = self.record_of(&id).await?
                 {
-                    let theirs = r.pdq.as_deref().and_then(|h| h.parse::<Pdq>().ok());
                     let threshold = self.provenance.pdq_threshold;
-                    match (v.pdq.as_ref(), theirs) {
-                        (Some(ours), Some(theirs)) => {
-                            let d = theirs.distance(ours);
-                            distance = Some(d);
-                            if d <= threshold {
-                                proof_match = Some(ProofMatch::Matches);
-                                record = Some(r);
-                            } else {
-                                proof_match = Some(ProofMatch::Mismatch);
-                                v.report.message = format!(
-                                    "the picture carries the invisible watermark of proof {id}, but it does not look like the picture that proof was issued for (PDQ distance {d} of 256, over {threshold}): the watermark may have been copied onto it; the proof's record is not shown"
-                                );
-                            }
+                    let what = if v.keyframes.is_some() {
+                        "video"
+                    } else {
+                        "picture"
+                    };
+                    // Ok: the distance, within the threshold; Err: beyond it (the distance when
+                    // known); None: nothing to compare. A picture's one hash against the
+                    // proof's; a video's keyframes against the proof's, through the index.
+                    let likeness: Option<Result<u32, Option<u32>>> = match &v.keyframes {
+                        None => {
+                            let theirs = r.pdq.as_deref().and_then(|h| h.parse::<Pdq>().ok());
+                            v.pdq.as_ref().zip(theirs).map(|(ours, theirs)| {
+                                let d = theirs.distance(ours);
+                                if d <= threshold { Ok(d) } else { Err(Some(d)) }
+                            })
                         }
-                        _ => {
-                            proof_match = Some(ProofMatch::Unchecked);
+                        Some(k) if k.is_empty() => None,
+                        Some(k) => Some(self.keyframes_near(k, &id).await?.ok_or(None)),
+                    };
+                    match likeness {
+                        Some(Ok(d)) => {
+                            distance = Some(d);
+                            proof_match = Some(ProofMatch::Matches);
+                            record = Some(r);
+                        }
+                        Some(Err(d)) => {
+                            proof_match = Some(ProofMatch::Mismatch);
+                            distance = d;
+                            let how = match d {
+                                Some(d) => format!("PDQ distance {d} of 256, over {threshold}"),
+                                None => format!(
+                                    "none of its keyframes within PDQ distance {threshold} of the proof's"
+                                ),
+                            };
                             v.report.message = format!(
-                                "the picture carries the invisible watermark of proof {id}, but it is too small to check that it is the picture that proof was issued for; the proof's record is not shown"
+                                "the {what} carries the invisible watermark of proof {id}, but it does not look like the {what} that proof was issued for ({how}): the watermark may have been copied onto it; the proof's record is not shown"
+                            );
+                        }
+                        None => {
+                            proof_match = Some(ProofMatch::Unchecked);
+                            let why = if v.keyframes.is_some() {
+                                "its keyframes could not be hashed"
+                            } else {
+                                "it is too small"
+                            };
+                            v.report.message = format!(
+                                "the {what} carries the invisible watermark of proof {id}, but {why} to check that it is the {what} that proof was issued for; the proof's record is not shown"
                             );
                         }
                     }
@@ -318,7 +425,7 @@ impl Services {
                     distance = Some(d);
                 }
                 let mut closest: Option<(String, u32)> = None;
-                for h in &keyframes {
+                for h in v.keyframes.iter().flatten() {
                     if let Some((id, d)) = self.nearest(h).await?
                         && closest.as_ref().is_none_or(|(_, best)| d < *best)
                     {
@@ -415,27 +522,18 @@ impl Services {
         Ok(view)
     }
 
-    /// The PDQ hashes of a video's keyframes, for a near match of a copy without its manifest
-    /// (re-encoded, or its manifest stripped): the video sanitized into a spool (the decoder
-    /// reads it front to back), then at most 16 keyframes decoded (within 10 s) and hashed. A
-    /// video whose frames cannot be decoded has none.
-    fn keyframe_pdqs(&self, bytes: &[u8]) -> Result<Vec<Pdq>> {
-        let (spool, info) = match sanitized_spool(bytes, &self.video, &self.spool_dir) {
-            Ok(s) => s,
-            Err(IngestError::Internal(m)) => return Err(ServiceError::internal(m)),
-            Err(_) => return Ok(Vec::new()),
-        };
-        // Anyone may ask: a short leash on the decoder, which holds a decode slot.
-        let opts = FrameOptions {
-            max_frames: 16,
-            timeout: std::time::Duration::from_secs(10),
-            ..FrameOptions::default()
-        };
-        match hash_keyframes(&crate::video::Spooled(&spool), &info, &opts) {
-            Ok(hashes) => Ok(hashes.into_iter().map(|k| k.pdq).collect()),
-            Err(IngestError::Internal(m)) => Err(ServiceError::internal(m)),
-            Err(_) => Ok(Vec::new()),
+    /// The smallest distance within `pdq_threshold` between one of a video's keyframe hashes and
+    /// the hashes stored under proof `id` (none when no keyframe comes that close).
+    async fn keyframes_near(&self, keyframes: &[Pdq], id: &str) -> Result<Option<u32>> {
+        let mut best: Option<u32> = None;
+        for h in keyframes {
+            for (proof, d) in self.within_threshold(h).await? {
+                if proof == id && best.is_none_or(|b| d < b) {
+                    best = Some(d);
+                }
+            }
         }
+        Ok(best)
     }
 
     /// The closest stored PDQ within the threshold: (proof id, distance).

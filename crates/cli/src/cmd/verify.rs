@@ -66,8 +66,14 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
                     ("not_found".to_string(), format!("cannot read input: {why}"))
                 })
                 .and_then(|f| {
-                    examine_video_file(&verifier, &config.video, &f, &std::env::temp_dir())
-                        .map_err(|e| (e.code().to_string(), e.to_string()))
+                    examine_video_file(
+                        &verifier,
+                        &config.video,
+                        &f,
+                        &std::env::temp_dir(),
+                        server.is_some(),
+                    )
+                    .map_err(|e| (e.code().to_string(), e.to_string()))
                 })
         } else {
             read_input(file, limits.max_file_bytes).and_then(|bytes| {
@@ -95,8 +101,13 @@ pub fn run(config: &Config, args: Args, json: bool) -> Outcome {
             && let Some(id) = a.record.as_ref().and_then(|r| r["proof_id"].as_str())
         {
             v.report.verdict = Verdict::NearMatch;
+            let what = if v.keyframes.is_some() {
+                "video's keyframes look"
+            } else {
+                "picture looks"
+            };
             v.report.message = format!(
-                "no manifest or watermark, but the server finds the picture looks like stamped proof {id}"
+                "no manifest or watermark, but the server finds the {what} like stamped proof {id}"
             );
             v.proof_id = Some(id.to_string());
         }

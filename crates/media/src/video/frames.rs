@@ -54,6 +54,9 @@ pub struct FrameOptions {
     pub any_frame: bool,
     /// Keyframes closer than this to the previous one picked are skipped.
     pub min_gap_ms: u64,
+    /// Only frames of the video's first `first_ms` are picked: with [`Self::any_frame`] every
+    /// frame up to the last one picked is decoded, so this bounds the work on a long video.
+    pub first_ms: u64,
     /// The decoder is killed past this.
     pub timeout: Duration,
     /// Address space of the decoder process, in bytes.
@@ -67,6 +70,7 @@ impl Default for FrameOptions {
             max_frames: 120,
             any_frame: false,
             min_gap_ms: 500,
+            first_ms: u64::MAX,
             timeout: Duration::from_secs(60),
             max_memory: 4 << 30,
         }
@@ -111,13 +115,16 @@ fn candidates(info: &VideoInfo, opts: &FrameOptions) -> Vec<u64> {
 /// Which frames to decode: at least `min_gap_ms` apart, at most `max_frames`, spread over the
 /// whole video. Indices into `times` ([`candidates`]).
 fn pick(times: &[u64], info: &VideoInfo, opts: &FrameOptions) -> Vec<usize> {
-    let span = info.duration_ms.max(1);
+    let span = info.duration_ms.min(opts.first_ms).max(1);
     let gap = opts
         .min_gap_ms
         .max(span / opts.max_frames.max(1) as u64)
         .max(1);
     let mut picked: Vec<usize> = Vec::new();
     for (i, &t) in times.iter().enumerate() {
+        if t >= opts.first_ms {
+            break;
+        }
         if picked
             .last()
             .is_none_or(|&p| t >= times[p].saturating_add(gap))
@@ -353,5 +360,22 @@ mod tests {
             30
         );
         assert!(pick(&[], &info(Vec::new(), 1000), &opts).is_empty());
+    }
+
+    #[test]
+    fn first_ms_keeps_the_picks_in_the_start_of_the_video_and_spreads_them_there() {
+        let opts = FrameOptions {
+            max_frames: 24,
+            min_gap_ms: 100,
+            first_ms: 8_000,
+            ..FrameOptions::default()
+        };
+        let all: Vec<u64> = (0..1800).map(|i| i * 1000 / 30).collect();
+        let p = pick(&all, &info(all.clone(), 60_000), &opts);
+        assert_eq!(p.len(), 24);
+        assert!(p.iter().all(|&i| all[i] < 8_000));
+        // Spread over those 8 s, not bunched at the start: a third of a second apart.
+        assert!(p.windows(2).all(|w| all[w[1]] - all[w[0]] >= 333));
+        assert!(all[*p.last().unwrap()] >= 7_000);
     }
 }

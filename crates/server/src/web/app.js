@@ -188,9 +188,9 @@ function send(file, query) {
       else reject(new Error(xhr.response?.error?.message ?? `the service answered ${xhr.status}`));
     });
     xhr.addEventListener("error", () => reject(new Error("the connection failed")));
-    const body = new FormData();
-    body.append("file", file, file.name);
-    xhr.send(body);
+    // The file itself as the body: a video is read by the service as it arrives, which a
+    // form around it would prevent.
+    xhr.send(file);
   });
 }
 

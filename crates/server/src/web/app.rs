@@ -446,12 +446,12 @@ fn gallery(s: &AppState, signed: &Signed, p: &ArtifactPage, licenses: &[Seats]) 
         div #session hidden data-csrf=(csrf) {}
         (account(signed, None, &csrf))
         section.card #upload {
-            h2 { "Stamp and store photos" }
+            h2 { "Stamp and store photos and videos" }
             form #upload-form.stack {
-                label for="upload-file" { "Photos" }
+                label for="upload-file" { "Photos and videos" }
                 div #drop.drop {
-                    p { "Drop photos here, or choose them:" }
-                    input #upload-file type="file" name="file" accept="image/*" multiple required;
+                    p { "Drop photos or MP4/MOV videos here, or choose them:" }
+                    input #upload-file type="file" name="file" accept="image/*,video/mp4,video/quicktime" multiple required;
                 }
                 div.row {
                     div {
@@ -467,7 +467,7 @@ fn gallery(s: &AppState, signed: &Signed, p: &ArtifactPage, licenses: &[Seats]) 
                         input #label type="text" name="label" maxlength="200";
                     }
                 }
-                label.check { input #visible type="checkbox" name="visible" checked; " Visible mark on the picture" }
+                label.check { input #visible type="checkbox" name="visible" checked; " Visible mark on the picture (videos get none)" }
                 button type="submit" { "Upload" }
                 progress #upload-progress max="100" value="0" hidden {}
                 p #upload-status role="status" aria-live="polite" {}

@@ -7,8 +7,12 @@ The clip is made once with Debian's ffmpeg (scripts/setup.sh installs it) and ke
 at the end as phones write it, and phone-like metadata (location, make, model, dates). Each
 round runs both commands once, in turn (pixseal first in odd rounds, ffmpeg first in even ones),
 on the same warm file, writing to a fresh directory on the same disk; each run's wall time is a
-monotonic clock around the child and its peak RSS the kernel's (wait4 ru_maxrss). Every output
-is checked: it must exist and ffprobe must read a video stream from it.
+monotonic clock around the child and its peak RSS the kernel's, as GNU time reports it
+(/usr/bin/time -f %M, Debian's `time`). Not this script's own wait4: Python starts children
+with vfork, and at exec the kernel folds the parent's peak into the child's ru_maxrss
+(fs/exec.c, setmax_mm_hiwater_rss), so every child would read at least Python's ~14 MiB
+(`/bin/true` does). GNU time forks, from a process of about 1 MiB. Every output is checked: it
+must exist and ffprobe must read a video stream from it.
 
 Targets (the issue's): pixseal's median time <= 1.0x ffmpeg's, its peak RSS <= 1/4 of ffmpeg's.
 
@@ -43,16 +47,15 @@ def make_clip(path, rate_mbit=16):
 
 def run(cmd):
     """Wall seconds and peak RSS (MiB) of one run of `cmd`."""
-    start = time.monotonic()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.monotonic() - start
-    err = p.stderr.read().decode(errors="replace")
-    p.stderr.close()
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        sys.exit(f"{cmd[0]} failed ({p.returncode}): {err}")
-    return wall, usage.ru_maxrss / 1024
+    with tempfile.NamedTemporaryFile("r", prefix="pixseal-bench-rss.") as rss:
+        timed = ["/usr/bin/time", "-f", "%M", "-o", rss.name] + cmd
+        start = time.monotonic()
+        p = subprocess.run(timed, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wall = time.monotonic() - start
+        if p.returncode != 0:
+            err = p.stderr.decode(errors="replace")
+            sys.exit(f"{cmd[0]} failed ({p.returncode}): {err}")
+        return wall, int(rss.read().split()[-1]) / 1024
 
 
 def check(path):

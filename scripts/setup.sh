@@ -7,7 +7,8 @@
 # crate's embedded source and decodes HEVC and AV1 through them), chromium + chromium-driver
 # (the browser tests of the pages drive Debian's Chromium through WebDriver), softhsm2 + opensc
 # (a PKCS#11 token and the tool that makes keys on it, for the HSM signer tests), ffmpeg
-# (the video tests make their clips with it, and keyframes are decoded by its binary). Cargo:
+# (the video tests make their clips with it, and keyframes are decoded by its binary), GNU time
+# (the peak RSS of a benchmark's child, scripts/bench-video.py). Cargo:
 # cargo-deny (supply-chain checks, scripts/deny.sh). Python: Pillow + numpy (shared test
 # tools); c2pa-python (the reference C2PA implementation) and pdqhash (Meta's PDQ reference) for
 # the provenance tests; schemathesis (the API fuzzer of scripts/api-fuzz.sh).
@@ -28,6 +29,7 @@ command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+[ -x /usr/bin/time ] || need_apt+=(time)
 if ((${#need_apt[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive

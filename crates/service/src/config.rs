@@ -224,46 +224,20 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut table = toml::Table::try_from(Config::default())
-            .map_err(|e| ConfigError::Invalid(format!("serialising defaults: {e}")))?;
         let path = file.map(Path::to_path_buf).or_else(|| {
             let p = PathBuf::from("pixseal.toml");
             p.exists().then_some(p)
         });
-        if let Some(path) = path {
-            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let file: toml::Table =
-                toml::from_str(&text).map_err(|source| ConfigError::Parse { path, source })?;
-            merge(&mut table, file);
-        }
-        let sections: Vec<String> = table
-            .iter()
-            .filter(|(_, v)| v.is_table())
-            .map(|(k, _)| k.clone())
-            .collect();
-        for (name, raw) in env {
-            let Some(key) = name.strip_prefix("PIXSEAL_") else {
-                continue;
-            };
-            let key = key.to_ascii_lowercase();
-            let value = parse_env_value(&raw);
-            if let Some(section) = sections.iter().find(|s| key.starts_with(&format!("{s}_"))) {
-                let field = &key[section.len() + 1..];
-                if let Some(toml::Value::Table(t)) = table.get_mut(section.as_str())
-                    && t.contains_key(field)
-                {
-                    t.insert(field.to_string(), coerce(t.get(field), value));
-                }
-            } else if table.get(&key).is_some_and(|v| !v.is_table()) {
-                let old = table.get(&key).cloned();
-                table.insert(key, coerce(old.as_ref(), value));
-            }
-            // Other PIXSEAL_* variables (e.g. PIXSEAL_BIN used by scripts) are not settings.
-        }
-        let mut cfg = typed(table)?;
+        let mut env = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("PIXSEAL_"))
+            .peekable();
+        // Nothing to merge: the defaults as they are, without a round trip through TOML.
+        let mut cfg = if path.is_none() && env.peek().is_none() {
+            Config::default()
+        } else {
+            Self::merged(path, env)?
+        };
         cfg.read_secret_files()?;
         cfg.codes.validate().map_err(ConfigError::Invalid)?;
         if cfg.regions.is_empty() {
@@ -298,6 +272,49 @@ impl Config {
             ));
         }
         Ok(cfg)
+    }
+
+    /// The defaults, with the file's settings over them, then the `PIXSEAL_*` variables'.
+    fn merged(
+        path: Option<PathBuf>,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = toml::Table::try_from(Config::default())
+            .map_err(|e| ConfigError::Invalid(format!("serialising defaults: {e}")))?;
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let file: toml::Table =
+                toml::from_str(&text).map_err(|source| ConfigError::Parse { path, source })?;
+            merge(&mut table, file);
+        }
+        let sections: Vec<String> = table
+            .iter()
+            .filter(|(_, v)| v.is_table())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (name, raw) in env {
+            let Some(key) = name.strip_prefix("PIXSEAL_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            let value = parse_env_value(&raw);
+            if let Some(section) = sections.iter().find(|s| key.starts_with(&format!("{s}_"))) {
+                let field = &key[section.len() + 1..];
+                if let Some(toml::Value::Table(t)) = table.get_mut(section.as_str())
+                    && t.contains_key(field)
+                {
+                    t.insert(field.to_string(), coerce(t.get(field), value));
+                }
+            } else if table.get(&key).is_some_and(|v| !v.is_table()) {
+                let old = table.get(&key).cloned();
+                table.insert(key, coerce(old.as_ref(), value));
+            }
+            // Other PIXSEAL_* variables (e.g. PIXSEAL_BIN used by scripts) are not settings.
+        }
+        typed(table)
     }
 
     /// The database URL: `[server].database_url`, or the SQLite file under data_dir.
@@ -522,6 +539,15 @@ mod tests {
         assert_eq!(c.limits.max_file_bytes, Limits::default().max_file_bytes);
         let c = Config::load_from(None, env(&[("PIXSEAL_DATA_DIR", "123")])).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("123"));
+    }
+
+    #[test]
+    fn nothing_to_merge_gives_the_defaults_the_merge_would() {
+        // `load_from` skips the TOML round trip when there is no file and no variable.
+        let merged = Config::merged(None, std::iter::empty()).unwrap();
+        assert_eq!(merged, Config::default());
+        let unrelated = env(&[("HOME", "/root")]);
+        assert_eq!(Config::load_from(None, unrelated).unwrap(), merged);
     }
 
     #[test]

@@ -216,6 +216,21 @@ impl Batch {
         // Largest inputs first: with dynamic scheduling this keeps the last worker from finishing
         // alone on a big picture (longest-processing-time-first).
         self.jobs.sort_by_key(|j| std::cmp::Reverse(j.size));
+        let each = |job: &Job| {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                work(job, &self.reporter)
+            }))
+            .unwrap_or_else(|_| {
+                self.reporter.error(&job.shown, "internal", on_panic);
+                Outcome::Internal
+            });
+            self.settle(job, outcome);
+        };
+        if self.threads.min(self.jobs.len()) <= 1 {
+            // One worker is this thread: no pool to start (its threads, stacks and code).
+            self.jobs.iter().for_each(each);
+            return self.finish();
+        }
         let pool = match rayon::ThreadPoolBuilder::new()
             .num_threads(self.threads)
             .build()
@@ -226,18 +241,7 @@ impl Batch {
                 return Outcome::Internal;
             }
         };
-        pool.install(|| {
-            self.jobs.par_iter().with_max_len(1).for_each(|job| {
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    work(job, &self.reporter)
-                }))
-                .unwrap_or_else(|_| {
-                    self.reporter.error(&job.shown, "internal", on_panic);
-                    Outcome::Internal
-                });
-                self.settle(job, outcome);
-            });
-        });
+        pool.install(|| self.jobs.par_iter().with_max_len(1).for_each(each));
         self.finish()
     }
 

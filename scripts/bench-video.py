@@ -10,8 +10,8 @@ on the same warm file, writing to a fresh directory on the same disk; each run's
 monotonic clock around the child and its peak RSS the kernel's, as GNU time reports it
 (/usr/bin/time -f %M, Debian's `time`). Not this script's own wait4: Python starts children
 with vfork, and at exec the kernel folds the parent's peak into the child's ru_maxrss
-(fs/exec.c, setmax_mm_hiwater_rss), so every child would read at least Python's ~14 MiB
-(`/bin/true` does). GNU time forks, from a process of about 1 MiB. Every output is checked: it
+(fs/exec.c, setmax_mm_hiwater_rss), so every child would read at least this script's own
+peak, ~14.6 MiB (`/bin/true` does). GNU time forks, from a process of about 1 MiB. Every output is checked: it
 must exist and ffprobe must read a video stream from it.
 
 Targets (the issue's): pixseal's median time <= 1.0x ffmpeg's, its peak RSS <= 1/4 of ffmpeg's.

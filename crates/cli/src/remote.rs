@@ -121,9 +121,9 @@ impl Server {
             receipt_signature_valid: None,
             note: None,
         };
-        // A picture's one hash, or a video's keyframes' (each looked up; a proof keeps the
-        // best similarity any of them reaches).
-        let hashes: Vec<String> = v
+        // A picture's one hash, or a video's keyframes' (each distinct one looked up; a proof
+        // keeps the best similarity any of them reaches).
+        let mut hashes: Vec<String> = v
             .pdq
             .iter()
             .chain(v.keyframes.iter().flatten())
@@ -132,12 +132,14 @@ impl Server {
                 base64::engine::general_purpose::STANDARD.encode(h.0)
             })
             .collect();
+        hashes.sort();
+        hashes.dedup();
         let (what, unhashed) = if v.keyframes.is_some() {
             ("video", "its keyframes could not be hashed")
         } else {
             ("picture", "it is too small")
         };
-        let likeness = |s: &Self| -> anyhow::Result<Vec<(String, u64)>> {
+        let likeness = |s: &Self, want: Option<&str>| -> anyhow::Result<Vec<(String, u64)>> {
             let mut best: Vec<(String, u64)> = Vec::new();
             for h in &hashes {
                 for (id, score) in s.resolve(PDQ_BINDING_ALG, h)? {
@@ -145,6 +147,10 @@ impl Server {
                         Some(b) => b.1 = b.1.max(score),
                         None => best.push((id, score)),
                     }
+                }
+                // The proof a watermark names is found: more lookups would not change that.
+                if want.is_some_and(|w| best.iter().any(|(p, _)| p == w)) {
+                    break;
                 }
             }
             best.sort_by_key(|b| std::cmp::Reverse(b.1));
@@ -163,7 +169,7 @@ impl Server {
                     let known = !self
                         .resolve(WATERMARK_BINDING_ALG, &binding_value_of_watermark(bits))?
                         .is_empty();
-                    let like = likeness(self)?;
+                    let like = likeness(self, Some(&id))?;
                     match like.iter().find(|(p, _)| *p == id) {
                         Some((_, score)) if known => Some((id, LookupBy::Watermark, Some(*score))),
                         _ if !known => {
@@ -186,7 +192,7 @@ impl Server {
                 }
                 None => None,
             },
-            Verdict::NotStamped => likeness(self)?
+            Verdict::NotStamped => likeness(self, None)?
                 .into_iter()
                 .next()
                 .map(|(id, score)| (id, LookupBy::Pdq, Some(score))),

@@ -119,12 +119,13 @@ impl FrameBudget {
         first_ms: u64::MAX,
         timeout: std::time::Duration::from_secs(60),
     };
-    /// `POST /v1/verify`: anyone may ask, holding a decode slot, so the frames come from the
-    /// first 8 s (whatever the video's length, at most 8 s of it is decoded) and each decode
-    /// has 20 s.
+    /// `POST /v1/verify`: anyone may ask, holding a decode slot, so the watermark's frames
+    /// come from the first 8 s (whatever the video's length, no more of it is decoded for
+    /// them; the keyframes' pass reads only keyframes) and each of the two decodes has 8 s:
+    /// with the sanitize, the work stays within the request timeout (30 s by default).
     pub(crate) const SERVER: FrameBudget = FrameBudget {
         first_ms: 8_000,
-        timeout: std::time::Duration::from_secs(20),
+        timeout: std::time::Duration::from_secs(8),
     };
 }
 
@@ -312,10 +313,11 @@ pub struct Verified {
 pub enum ProofMatch {
     /// It does: the proof's record is shown.
     Matches,
-    /// It does not: the watermark names a proof issued for another picture.
+    /// It does not: the watermark names a proof issued for another picture (for a video: none
+    /// of its keyframes is near one stored for the proof).
     Mismatch,
-    /// One of the two pictures is too small to hash: nothing says they are the same, so the
-    /// record is not shown.
+    /// One of the two pictures is too small to hash, or a video's keyframes could not be
+    /// hashed: nothing says they are the same, so the record is not shown.
     Unchecked,
 }
 
@@ -392,7 +394,7 @@ impl Services {
                             let how = match d {
                                 Some(d) => format!("PDQ distance {d} of 256, over {threshold}"),
                                 None => format!(
-                                    "none of its keyframes within PDQ distance {threshold} of the proof's"
+                                    "none of its keyframes within PDQ distance {threshold} of those stored for the proof"
                                 ),
                             };
                             v.report.message = format!(

@@ -169,7 +169,10 @@ pub fn each_keyframe<S: Source + ?Sized + Sync>(
         .collect::<Vec<_>>()
         .join("+");
     let (width, height) = opts.shape.size(info);
-    let cpu_secs = opts.timeout.as_secs().max(1);
+    // The decoder's threads all count against the CPU cap: the deadline times the cores, so
+    // the wall-clock deadline is what stops a slow decode.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let cpu_secs = opts.timeout.as_secs().max(1) * cores;
     let mut child = Command::new("prlimit")
         .arg(format!("--as={}", opts.max_memory))
         .arg(format!("--cpu={cpu_secs}"))
@@ -280,12 +283,18 @@ pub fn each_keyframe<S: Source + ?Sized + Sync>(
     let (frames, timed_out, status) = frames;
     if timed_out {
         return Err(IngestError::DecodeTooCostly(format!(
-            "decoding the video's keyframes took over {} s",
+            "decoding the video's frames took over {} s",
             opts.timeout.as_secs()
         )));
     }
     let frames = frames.ok_or_else(|| IngestError::Internal("keyframe reader failed".into()))?;
     if frames < wanted {
+        // The CPU cap's signal (SIGXCPU on Linux): too costly, not corrupt.
+        if status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)) == Some(24) {
+            return Err(IngestError::DecodeTooCostly(format!(
+                "decoding the video's frames took over {cpu_secs} s of CPU"
+            )));
+        }
         match status.and_then(|s| s.code()) {
             // prlimit could not run ffmpeg: ours to fix, not the video's fault.
             Some(126 | 127) => {
@@ -296,10 +305,10 @@ pub fn each_keyframe<S: Source + ?Sized + Sync>(
             // A clean end with fewer frames: the decoder's keyframes and the sync table
             // disagree, and the frames it gave are still the video's.
             Some(0) if frames > 0 => {}
-            // A failure, a signal (the CPU cap) or no frame at all.
+            // A failure, a crash or no frame at all.
             _ => {
                 return Err(IngestError::Corrupt(
-                    "corrupt video: its keyframes do not decode".into(),
+                    "corrupt video: its frames do not decode".into(),
                 ));
             }
         }

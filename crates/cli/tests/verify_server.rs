@@ -182,17 +182,7 @@ async fn verify_finds_a_video_copy_by_its_keyframes() {
         height: 360,
         ..Clip::default()
     };
-    let up: Value = app
-        .client
-        .post(format!("{}/v1/artifacts", app.url))
-        .bearer_auth(&key)
-        .body(clip.make())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let up = app.upload(&key, clip.make()).await;
     let proof_id = up["proof_id"].as_str().unwrap().to_string();
     let stored = app.content(&key, up["id"].as_str().unwrap()).await;
     let data = d.path().join("data");

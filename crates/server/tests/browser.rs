@@ -42,19 +42,20 @@ async fn owner(app: &TestApp) -> String {
     .await
 }
 
-/// Choose `file` in the page's file input and submit its form; the verdict page's headline.
-async fn check_file(b: &Browser, app: &TestApp, file: &Path) -> String {
-    b.client.goto(&format!("{}/verify", app.url)).await.unwrap();
-    b.find("input#file")
+/// Choose `file` in the file input `input` and click the `submit` button.
+async fn choose_and_submit(b: &Browser, input: &str, submit: &str, file: &Path) {
+    b.find(input)
         .await
         .send_keys(file.to_str().unwrap())
         .await
         .unwrap();
-    b.find("form button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.find(submit).await.click().await.unwrap();
+}
+
+/// Choose `file` in the page's file input and submit its form; the verdict page's headline.
+async fn check_file(b: &Browser, app: &TestApp, file: &Path) -> String {
+    b.client.goto(&format!("{}/verify", app.url)).await.unwrap();
+    choose_and_submit(b, "input#file", "form button[type=submit]", file).await;
     b.wait_until("document.title !== 'Check a file · pixseal'")
         .await;
     b.assert_clean(&app.url).await;
@@ -687,16 +688,13 @@ async fn the_dashboard_uploads_a_video_and_plays_it_seeking_in_it() {
     // Uploaded from the dashboard's picker, as a person would.
     let b = Browser::open(1280, 900).await;
     sign_in(&b, &app, &key).await;
-    b.find("#upload-file")
-        .await
-        .send_keys(file.to_str().unwrap())
-        .await
-        .unwrap();
-    b.find("#upload-form button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    choose_and_submit(
+        &b,
+        "#upload-file",
+        "#upload-form button[type=submit]",
+        &file,
+    )
+    .await;
     b.wait_until("document.querySelectorAll('#gallery li').length === 1")
         .await;
     let id = b

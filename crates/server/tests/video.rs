@@ -245,11 +245,9 @@ async fn hostile_or_oversized_video_uploads_are_refused_and_nothing_is_stored() 
     assert_eq!(st, StatusCode::CREATED, "{v}");
 }
 
-/// A copy of a stored video re-encoded at half its bit rate (its manifest gone with it) is
-/// found by its keyframes' likeness: `near_match` with the proof's record; a different video
-/// is not.
-#[tokio::test]
-async fn a_reencoded_copy_of_a_stored_video_is_a_near_match() {
+/// A 2-second 640×360 clip uploaded to a new service: the service, the clip, the upload's
+/// answer and the stored (sanitized, signed) bytes.
+async fn stored_clip() -> (TestApp, Clip, Value, Vec<u8>) {
     let app = TestApp::spawn(TestApp::config()).await;
     let key = app.key("film", "us", ALL).await;
     let clip = Clip {
@@ -261,6 +259,15 @@ async fn a_reencoded_copy_of_a_stored_video_is_a_near_match() {
     let (st, up) = upload(&app, &key, clip.make()).await;
     assert_eq!(st, StatusCode::CREATED, "{up}");
     let stored = app.content(&key, up["id"].as_str().unwrap()).await;
+    (app, clip, up, stored)
+}
+
+/// A copy of a stored video re-encoded at half its bit rate (its manifest gone with it) is
+/// found by its keyframes' likeness: `near_match` with the proof's record; a different video
+/// is not.
+#[tokio::test]
+async fn a_reencoded_copy_of_a_stored_video_is_a_near_match() {
+    let (app, clip, up, stored) = stored_clip().await;
 
     let copy = reencode_half_bitrate(&stored);
     assert!(copy.len() < stored.len(), "{} {}", copy.len(), stored.len());
@@ -316,18 +323,8 @@ fn with_watermark_of(bytes: &[u8], proof_id: &str) -> Vec<u8> {
 /// watermark is no secret, and anyone may put a real proof id on any video.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watermarked_video_is_matched_to_its_proof_by_its_keyframes() {
-    let app = TestApp::spawn(TestApp::config()).await;
-    let key = app.key("film", "us", ALL).await;
-    let clip = Clip {
-        seconds: 2.0,
-        width: 640,
-        height: 360,
-        ..Clip::default()
-    };
-    let (st, up) = upload(&app, &key, clip.make()).await;
-    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let (app, clip, up, stored) = stored_clip().await;
     let proof_id = up["proof_id"].as_str().unwrap().to_string();
-    let stored = app.content(&key, up["id"].as_str().unwrap()).await;
 
     // The stored video itself, its frames marked with its own proof id.
     let id = proof_id.clone();
